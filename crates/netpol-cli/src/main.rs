@@ -1,0 +1,6 @@
+//! netpol: the command-line front end. Thin: parsing arguments, calling the library crates,
+//! printing.
+
+fn main() {
+    println!("netpol");
+}

@@ -1,0 +1,11 @@
+//! netpol-core: the pure semantics of Kubernetes `networking.k8s.io/v1` NetworkPolicy for pods and
+//! virtual machines.
+//!
+//! This crate holds the model (namespaces, workloads, policies), label-selector matching, the
+//! evaluation of one flow with provenance (which policy and rule decided), and the bulk analyses
+//! (truth tables, connectivity maps). It does no I/O, knows no Kubernetes wire types and has no
+//! async code: every other crate feeds it plain values.
+
+pub mod model;
+
+pub use model::*;

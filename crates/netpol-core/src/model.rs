@@ -1,0 +1,519 @@
+//! The model: what the rest of netpol knows about a cluster after loading, defaulting and
+//! validation. Values here are already valid and defaulted (see `netpol-k8s`), so evaluation never
+//! has to second-guess them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Labels of an object, sorted by key so that every rendering is deterministic.
+pub type Labels = BTreeMap<String, String>;
+
+/// The label the API server puts on every namespace, holding the namespace's name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// An L4 protocol a NetworkPolicy port can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    /// Every protocol, in the order outputs list them.
+    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+
+    /// The API spelling: `TCP`, `UDP`, `SCTP`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of parsing a protocol name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol {0:?}: expected TCP, UDP or SCTP")]
+pub struct UnknownProtocol(pub String);
+
+impl FromStr for Protocol {
+    type Err = UnknownProtocol;
+
+    /// Accepts any case, for command lines. The API's exact-case rule is checked by the loader.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_uppercase().as_str() {
+            "TCP" => Ok(Protocol::Tcp),
+            "UDP" => Ok(Protocol::Udp),
+            "SCTP" => Ok(Protocol::Sctp),
+            _ => Err(UnknownProtocol(s.to_string())),
+        }
+    }
+}
+
+/// What kind of object a workload came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    /// A core/v1 Pod.
+    Pod,
+    /// A Deckhouse `virtualization.deckhouse.io/v1alpha2` VirtualMachine.
+    VirtualMachine,
+    /// A KubeVirt `kubevirt.io/v1` VirtualMachineInstance.
+    VirtualMachineInstance,
+}
+
+impl WorkloadKind {
+    /// The short prefix used in references such as `vm/ns/name` and `pod/ns/name`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            WorkloadKind::Pod => "pod",
+            WorkloadKind::VirtualMachine => "vm",
+            WorkloadKind::VirtualMachineInstance => "vmi",
+        }
+    }
+}
+
+/// A named container port of a pod, the target of a policy port given by name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NamedPort {
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+}
+
+/// Where an object was read from, for messages that point a user at the source.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Origin {
+    /// The file path as given on the command line, or `-` for standard input.
+    pub file: String,
+    /// 1-based line of the object's first line in that file.
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// A Pod or VM that policies can select and that can send or receive traffic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workload {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+    pub labels: Labels,
+    /// Every address of the workload; a dual-stack workload has one per family. May be empty
+    /// (not yet scheduled): selectors still match it, ipBlocks never do.
+    pub addresses: Vec<IpAddr>,
+    /// The node the workload runs on (`spec.nodeName` of a Pod, `status.nodeName` of a VM).
+    pub node: Option<String>,
+    /// The phase as the object reports it (`Running`, `Pending`, ...), for display.
+    pub phase: Option<String>,
+    /// Named container ports; always empty for VMs.
+    pub named_ports: Vec<NamedPort>,
+    pub origin: Option<Origin>,
+}
+
+impl Workload {
+    /// `namespace/name`, the key used in every output.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Resolves a named port against this workload's container ports for one protocol.
+    pub fn resolve_named_port(&self, name: &str, protocol: Protocol) -> Option<u16> {
+        self.named_ports
+            .iter()
+            .find(|p| p.name == name && p.protocol == protocol)
+            .map(|p| p.port)
+    }
+}
+
+/// A namespace and its labels (always including [`NAMESPACE_NAME_LABEL`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespace {
+    pub name: String,
+    pub labels: Labels,
+    /// True when no Namespace object was loaded and netpol created it because something referred
+    /// to it.
+    pub implicit: bool,
+}
+
+impl Namespace {
+    /// A namespace carrying the automatic name label plus `labels`.
+    pub fn new(name: impl Into<String>, mut labels: Labels, implicit: bool) -> Self {
+        let name = name.into();
+        labels.insert(NAMESPACE_NAME_LABEL.to_string(), name.clone());
+        Namespace {
+            name,
+            labels,
+            implicit,
+        }
+    }
+}
+
+/// The operator of a `matchExpressions` entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SelectorOperator {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+}
+
+impl fmt::Display for SelectorOperator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SelectorOperator::In => "In",
+            SelectorOperator::NotIn => "NotIn",
+            SelectorOperator::Exists => "Exists",
+            SelectorOperator::DoesNotExist => "DoesNotExist",
+        })
+    }
+}
+
+/// One `matchExpressions` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SelectorRequirement {
+    pub key: String,
+    pub operator: SelectorOperator,
+    pub values: Vec<String>,
+}
+
+impl SelectorRequirement {
+    /// Kubernetes semantics: `NotIn` and `DoesNotExist` match an object without the key.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        let value = labels.get(&self.key);
+        match self.operator {
+            SelectorOperator::In => value.is_some_and(|v| self.values.iter().any(|x| x == v)),
+            SelectorOperator::NotIn => value.is_none_or(|v| self.values.iter().all(|x| x != v)),
+            SelectorOperator::Exists => value.is_some(),
+            SelectorOperator::DoesNotExist => value.is_none(),
+        }
+    }
+}
+
+/// A `metav1.LabelSelector`: all of `match_labels` and all of `match_expressions` must hold. The
+/// empty selector matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LabelSelector {
+    pub match_labels: Labels,
+    pub match_expressions: Vec<SelectorRequirement>,
+}
+
+impl LabelSelector {
+    /// The empty selector, which matches every object.
+    pub fn everything() -> Self {
+        LabelSelector::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.match_labels.is_empty() && self.match_expressions.is_empty()
+    }
+
+    pub fn matches(&self, labels: &Labels) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|r| r.matches(labels))
+    }
+}
+
+impl fmt::Display for LabelSelector {
+    /// The kubectl rendering (`vm=a,tier in (db,web),!legacy`); the empty selector prints as
+    /// `<all>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("<all>");
+        }
+        let mut parts: Vec<String> = self
+            .match_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        for r in &self.match_expressions {
+            parts.push(match r.operator {
+                SelectorOperator::In => format!("{} in ({})", r.key, r.values.join(",")),
+                SelectorOperator::NotIn => format!("{} notin ({})", r.key, r.values.join(",")),
+                SelectorOperator::Exists => r.key.clone(),
+                SelectorOperator::DoesNotExist => format!("!{}", r.key),
+            });
+        }
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// An `ipBlock` peer: `cidr` minus every `except` hole.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IpBlock {
+    pub cidr: IpNet,
+    pub except: Vec<IpNet>,
+}
+
+impl IpBlock {
+    pub fn contains(&self, address: IpAddr) -> bool {
+        self.cidr.contains(&address) && !self.except.iter().any(|e| e.contains(&address))
+    }
+}
+
+impl fmt::Display for IpBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.cidr)?;
+        if !self.except.is_empty() {
+            let holes: Vec<String> = self.except.iter().map(|e| e.to_string()).collect();
+            write!(f, " except {}", holes.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// One entry of a rule's `from` or `to`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Peer {
+    /// `podSelector` and/or `namespaceSelector` (at least one is set, as validation requires).
+    /// `namespace_selector: None` means the policy's own namespace; `pod_selector: None` means every
+    /// workload of the selected namespaces. Both set are ANDed.
+    Selector {
+        pod_selector: Option<LabelSelector>,
+        namespace_selector: Option<LabelSelector>,
+    },
+    /// An `ipBlock` peer.
+    IpBlock(IpBlock),
+}
+
+/// The port part of a `NetworkPolicyPort`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PortSpec {
+    /// `port: N` without `endPort`.
+    Number(u16),
+    /// `port: start` with `endPort: end` (inclusive, `start <= end`).
+    Range { start: u16, end: u16 },
+    /// `port: name`, resolved against the destination's named container ports.
+    Named(String),
+}
+
+impl fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortSpec::Number(n) => write!(f, "{n}"),
+            PortSpec::Range { start, end } => write!(f, "{start}-{end}"),
+            PortSpec::Named(name) => write!(f, "{name:?}"),
+        }
+    }
+}
+
+/// A `NetworkPolicyPort` after defaulting (`protocol` defaults to TCP). `port: None` means every
+/// port of the protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PolicyPort {
+    pub protocol: Protocol,
+    pub port: Option<PortSpec>,
+}
+
+impl fmt::Display for PolicyPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.port {
+            None => write!(f, "{} (all ports)", self.protocol),
+            Some(p) => write!(f, "{} {}", self.protocol, p),
+        }
+    }
+}
+
+/// One ingress or egress rule. An empty `peers` list means every peer (no `from`/`to`); an empty
+/// `ports` list means every port of every protocol.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Rule {
+    pub peers: Vec<Peer>,
+    pub ports: Vec<PolicyPort>,
+}
+
+/// A NetworkPolicy after validation and defaulting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub namespace: String,
+    pub name: String,
+    /// Selects the workloads of `namespace` the policy applies to; empty selects all of them.
+    pub pod_selector: LabelSelector,
+    /// `policyTypes` contains `Ingress` (after defaulting: true unless only `Egress` was given).
+    pub affects_ingress: bool,
+    /// `policyTypes` contains `Egress` (after defaulting: true when `egress` rules exist).
+    pub affects_egress: bool,
+    pub ingress: Vec<Rule>,
+    pub egress: Vec<Rule>,
+    pub origin: Option<Origin>,
+}
+
+impl Policy {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// The rules of one direction.
+    pub fn rules(&self, direction: Direction) -> &[Rule] {
+        match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+
+    /// Whether `policyTypes` names this direction.
+    pub fn affects(&self, direction: Direction) -> bool {
+        match direction {
+            Direction::Ingress => self.affects_ingress,
+            Direction::Egress => self.affects_egress,
+        }
+    }
+}
+
+/// Traffic direction as seen from a selected workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        })
+    }
+}
+
+/// Everything netpol knows about a cluster.
+///
+/// Invariants (established by the loader, relied on by evaluation): every namespace named by a
+/// workload or policy is in `namespaces` (created `implicit` when no object defined it); every
+/// namespace carries [`NAMESPACE_NAME_LABEL`]; namespace names are unique; workload keys are
+/// unique per kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub namespaces: Vec<Namespace>,
+    pub workloads: Vec<Workload>,
+    pub policies: Vec<Policy>,
+}
+
+impl Cluster {
+    pub fn namespace(&self, name: &str) -> Option<&Namespace> {
+        self.namespaces.iter().find(|n| n.name == name)
+    }
+
+    /// Adds an implicit namespace (only the automatic label) for every namespace that a workload
+    /// or policy refers to and that is not defined, returning the names added.
+    pub fn add_missing_namespaces(&mut self) -> Vec<String> {
+        let mut known: std::collections::BTreeSet<String> =
+            self.namespaces.iter().map(|n| n.name.clone()).collect();
+        let referenced = self
+            .workloads
+            .iter()
+            .map(|w| w.namespace.clone())
+            .chain(self.policies.iter().map(|p| p.namespace.clone()))
+            .collect::<std::collections::BTreeSet<String>>();
+        let mut added = Vec::new();
+        for name in referenced {
+            if known.insert(name.clone()) {
+                self.namespaces
+                    .push(Namespace::new(name.clone(), Labels::new(), true));
+                added.push(name);
+            }
+        }
+        added
+    }
+}
+
+/// Choices where implementations of NetworkPolicy differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EvalOptions {
+    /// Whether an `ipBlock` also matches the addresses of in-cluster workloads. True is what the
+    /// upstream conformance tests expect; false is Cilium's behaviour (ipBlock only matches
+    /// addresses that are not workloads), which Deckhouse uses.
+    pub ipblock_matches_workloads: bool,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            ipblock_matches_workloads: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn not_in_matches_an_object_without_the_key() {
+        let r = SelectorRequirement {
+            key: "tier".into(),
+            operator: SelectorOperator::NotIn,
+            values: vec!["db".into()],
+        };
+        assert!(r.matches(&labels(&[])));
+        assert!(r.matches(&labels(&[("tier", "web")])));
+        assert!(!r.matches(&labels(&[("tier", "db")])));
+    }
+
+    #[test]
+    fn the_empty_selector_matches_everything_and_prints_as_all() {
+        let s = LabelSelector::everything();
+        assert!(s.matches(&labels(&[])));
+        assert!(s.matches(&labels(&[("a", "b")])));
+        assert_eq!(s.to_string(), "<all>");
+    }
+
+    #[test]
+    fn ip_block_excludes_its_holes() {
+        let b = IpBlock {
+            cidr: "10.0.0.0/8".parse().unwrap(),
+            except: vec!["10.1.0.0/16".parse().unwrap()],
+        };
+        assert!(b.contains("10.2.3.4".parse().unwrap()));
+        assert!(!b.contains("10.1.3.4".parse().unwrap()));
+        assert!(!b.contains("192.0.2.1".parse().unwrap()));
+        assert!(!b.contains("::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn missing_namespaces_are_added_with_only_the_name_label() {
+        let mut c = Cluster::default();
+        c.policies.push(Policy {
+            namespace: "ghost".into(),
+            name: "p".into(),
+            pod_selector: LabelSelector::everything(),
+            affects_ingress: true,
+            affects_egress: false,
+            ingress: vec![],
+            egress: vec![],
+            origin: None,
+        });
+        assert_eq!(c.add_missing_namespaces(), vec!["ghost".to_string()]);
+        let ns = c.namespace("ghost").unwrap();
+        assert!(ns.implicit);
+        assert_eq!(ns.labels, labels(&[(NAMESPACE_NAME_LABEL, "ghost")]));
+        assert!(c.add_missing_namespaces().is_empty());
+    }
+}
