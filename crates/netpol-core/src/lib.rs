@@ -6,6 +6,11 @@
 //! (truth tables, connectivity maps). It does no I/O, knows no Kubernetes wire types and has no
 //! async code: every other crate feeds it plain values.
 
+pub mod analysis;
+mod bits;
+pub mod eval;
 pub mod model;
 
+pub use analysis::{Analyzer, ConnectivityMap, TruthTable};
+pub use eval::{evaluate, explain, flow_addresses, DirectionVerdict, Endpoint, Verdict};
 pub use model::*;

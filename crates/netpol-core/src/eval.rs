@@ -1,0 +1,789 @@
+//! The reference evaluator: decides one flow by reading every policy, the way the Kubernetes API
+//! documentation describes NetworkPolicy, and records why (provenance). It is deliberately plain
+//! and slow; the bulk analyses in [`crate::analysis`] are checked against it.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::model::{
+    Cluster, Direction, EvalOptions, Labels, Peer, Policy, PolicyPort, PortSpec, Protocol, Rule,
+    Workload, NAMESPACE_NAME_LABEL,
+};
+
+/// One end of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Endpoint {
+    /// A workload, by index into [`Cluster::workloads`].
+    Workload(usize),
+    /// An address outside the cluster's workloads (or one given as a bare address).
+    External(IpAddr),
+}
+
+impl Endpoint {
+    /// `namespace/name` for a workload, the address for an external end, `#<index>?` for a
+    /// workload index that does not exist.
+    pub fn describe(&self, cluster: &Cluster) -> String {
+        match self {
+            Endpoint::Workload(i) => match cluster.workloads.get(*i) {
+                Some(w) => w.key(),
+                None => format!("#{i}?"),
+            },
+            Endpoint::External(a) => a.to_string(),
+        }
+    }
+}
+
+/// The concrete addresses a workload-to-workload flow uses, which is what `ipBlock` peers are
+/// matched against.
+///
+/// The source uses its first address whose family (IPv4 or IPv6) the destination also has; the
+/// destination uses its first address of that family. `None` when either side has no address or
+/// they share no family: then no `ipBlock` can match the pair (selectors still can).
+pub fn flow_addresses(src: &Workload, dst: &Workload) -> Option<(IpAddr, IpAddr)> {
+    let src_addr = src
+        .addresses
+        .iter()
+        .find(|a| dst.addresses.iter().any(|d| d.is_ipv4() == a.is_ipv4()))?;
+    let dst_addr = dst
+        .addresses
+        .iter()
+        .find(|d| d.is_ipv4() == src_addr.is_ipv4())?;
+    Some((*src_addr, *dst_addr))
+}
+
+/// The decision on one flow, with the reason on each side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// `namespace/name` of the source workload, or the source address.
+    pub src: String,
+    /// `namespace/name` of the destination workload, or the destination address.
+    pub dst: String,
+    pub protocol: Protocol,
+    pub port: u16,
+    /// True when both the source's egress and the destination's ingress allow the flow.
+    pub allowed: bool,
+    /// The source address `ipBlock`s were matched against, when there is one.
+    pub src_address: Option<IpAddr>,
+    /// The destination address `ipBlock`s were matched against, when there is one.
+    pub dst_address: Option<IpAddr>,
+    /// The source's egress side.
+    pub egress: DirectionVerdict,
+    /// The destination's ingress side.
+    pub ingress: DirectionVerdict,
+}
+
+/// What one side (egress of the source, ingress of the destination) says about a flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum DirectionVerdict {
+    /// This end is an external address: no policy applies to it.
+    NotApplicable,
+    /// The flow goes from a workload to itself, which is always allowed.
+    SelfTraffic,
+    /// No policy selects the workload for this direction, so everything is allowed.
+    Open,
+    /// The workload is isolated and at least one rule allows the flow.
+    Allowed {
+        /// Keys of every policy that selects the workload for this direction.
+        isolated_by: Vec<String>,
+        /// Every rule that allows the flow, in policy then rule order; the first is "the" reason.
+        allowed_by: Vec<RuleMatch>,
+    },
+    /// The workload is isolated and no rule allows the flow.
+    Denied {
+        /// Keys of every policy that selects the workload for this direction.
+        isolated_by: Vec<String>,
+        /// For each isolating policy, why it does not allow the flow.
+        denials: Vec<PolicyDenial>,
+    },
+    /// The workload index does not exist in the cluster; treated as denied.
+    UnknownWorkload { index: usize },
+}
+
+impl DirectionVerdict {
+    /// Whether this side lets the flow through.
+    pub fn allows(&self) -> bool {
+        matches!(
+            self,
+            DirectionVerdict::NotApplicable
+                | DirectionVerdict::SelfTraffic
+                | DirectionVerdict::Open
+                | DirectionVerdict::Allowed { .. }
+        )
+    }
+}
+
+/// A rule that allows a flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleMatch {
+    /// `namespace/name` of the policy.
+    pub policy: String,
+    /// `file:line` the policy came from, when known.
+    pub origin: Option<String>,
+    pub direction: Direction,
+    /// Index of the rule in the policy's `ingress` or `egress` list.
+    pub rule: usize,
+    /// Index of the first matching `from`/`to` entry; `None` when the rule has none (every peer).
+    pub peer: Option<usize>,
+    /// Index of the first matching `ports` entry; `None` when the rule has none (every port).
+    pub port: Option<usize>,
+    /// The rule in words, e.g. `ingress[0] from podSelector vm=b, all ports`.
+    pub rule_text: String,
+}
+
+/// What part of the nearest rule failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mismatch {
+    /// The policy has no rules for the direction: it denies everything.
+    NoRules,
+    /// The peer did not match; the ports did.
+    Peer,
+    /// The peer and protocol matched; the port number did not.
+    Port,
+    /// The peer matched; no ports entry names the flow's protocol.
+    Protocol,
+    /// Neither the peer nor the ports matched.
+    PeerAndPort,
+}
+
+/// Why one isolating policy does not allow a flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyDenial {
+    pub policy: String,
+    pub origin: Option<String>,
+    pub direction: Direction,
+    /// The nearest rule (the first rule that fails on the fewest parts); `None` with
+    /// [`Mismatch::NoRules`].
+    pub rule: Option<usize>,
+    /// The nearest rule in words.
+    pub rule_text: Option<String>,
+    pub mismatch: Mismatch,
+    /// A human reason, e.g. `port: 80/TCP not in [TCP 53]`.
+    pub reason: String,
+}
+
+/// Whether `policy` applies to `workload` at all (same namespace, `podSelector` matches), ignoring
+/// `policyTypes`.
+pub fn policy_selects(policy: &Policy, workload: &Workload) -> bool {
+    policy.namespace == workload.namespace && policy.pod_selector.matches(&workload.labels)
+}
+
+/// The labels of a namespace; a namespace missing from the cluster (which the loader prevents)
+/// gets only its name label rather than a panic.
+pub(crate) fn namespace_labels(cluster: &Cluster, name: &str) -> Labels {
+    match cluster.namespace(name) {
+        Some(ns) => ns.labels.clone(),
+        None => {
+            let mut l = Labels::new();
+            l.insert(NAMESPACE_NAME_LABEL.to_string(), name.to_string());
+            l
+        }
+    }
+}
+
+/// The other end of the flow as a rule sees it.
+enum PeerView<'a> {
+    Workload {
+        workload: &'a Workload,
+        /// The address of this workload in this flow (see [`flow_addresses`]).
+        address: Option<IpAddr>,
+    },
+    External(IpAddr),
+}
+
+struct FlowCtx<'a> {
+    cluster: &'a Cluster,
+    opts: EvalOptions,
+    protocol: Protocol,
+    port: u16,
+    /// The destination workload, against which named ports resolve.
+    dst: Option<&'a Workload>,
+}
+
+/// Evaluates one flow with the reference semantics and records the reasons.
+///
+/// An out-of-range workload index makes its side [`DirectionVerdict::UnknownWorkload`] (denied)
+/// instead of panicking.
+pub fn evaluate(
+    cluster: &Cluster,
+    opts: EvalOptions,
+    src: &Endpoint,
+    dst: &Endpoint,
+    protocol: Protocol,
+    port: u16,
+) -> Verdict {
+    let src_w = match src {
+        Endpoint::Workload(i) => cluster.workloads.get(*i),
+        Endpoint::External(_) => None,
+    };
+    let dst_w = match dst {
+        Endpoint::Workload(i) => cluster.workloads.get(*i),
+        Endpoint::External(_) => None,
+    };
+    let (src_address, dst_address) = match (src, dst) {
+        (Endpoint::External(a), Endpoint::External(b)) => (Some(*a), Some(*b)),
+        (Endpoint::External(a), Endpoint::Workload(_)) => (Some(*a), None),
+        (Endpoint::Workload(_), Endpoint::External(b)) => (None, Some(*b)),
+        (Endpoint::Workload(_), Endpoint::Workload(_)) => match (src_w, dst_w) {
+            (Some(s), Some(d)) => match flow_addresses(s, d) {
+                Some((a, b)) => (Some(a), Some(b)),
+                None => (None, None),
+            },
+            _ => (None, None),
+        },
+    };
+    let ctx = FlowCtx {
+        cluster,
+        opts,
+        protocol,
+        port,
+        dst: dst_w,
+    };
+    let self_traffic =
+        matches!((src, dst), (Endpoint::Workload(a), Endpoint::Workload(b)) if a == b);
+
+    let egress = match (src, src_w) {
+        (Endpoint::External(_), _) => DirectionVerdict::NotApplicable,
+        (Endpoint::Workload(i), None) => DirectionVerdict::UnknownWorkload { index: *i },
+        (Endpoint::Workload(_), Some(_)) if self_traffic => DirectionVerdict::SelfTraffic,
+        (Endpoint::Workload(_), Some(s)) => {
+            let peer = match (dst, dst_w) {
+                (Endpoint::External(a), _) => Some(PeerView::External(*a)),
+                (Endpoint::Workload(_), Some(d)) => Some(PeerView::Workload {
+                    workload: d,
+                    address: dst_address,
+                }),
+                (Endpoint::Workload(_), None) => None,
+            };
+            match peer {
+                Some(peer) => evaluate_direction(&ctx, Direction::Egress, s, &peer),
+                // The destination does not exist; the ingress side reports it.
+                None => DirectionVerdict::Open,
+            }
+        }
+    };
+    let ingress = match (dst, dst_w) {
+        (Endpoint::External(_), _) => DirectionVerdict::NotApplicable,
+        (Endpoint::Workload(i), None) => DirectionVerdict::UnknownWorkload { index: *i },
+        (Endpoint::Workload(_), Some(_)) if self_traffic => DirectionVerdict::SelfTraffic,
+        (Endpoint::Workload(_), Some(d)) => {
+            let peer = match (src, src_w) {
+                (Endpoint::External(a), _) => Some(PeerView::External(*a)),
+                (Endpoint::Workload(_), Some(s)) => Some(PeerView::Workload {
+                    workload: s,
+                    address: src_address,
+                }),
+                (Endpoint::Workload(_), None) => None,
+            };
+            match peer {
+                Some(peer) => evaluate_direction(&ctx, Direction::Ingress, d, &peer),
+                None => DirectionVerdict::Open,
+            }
+        }
+    };
+    Verdict {
+        src: src.describe(cluster),
+        dst: dst.describe(cluster),
+        protocol,
+        port,
+        allowed: egress.allows() && ingress.allows(),
+        src_address,
+        dst_address,
+        egress,
+        ingress,
+    }
+}
+
+/// How a rule's ports compare with the flow.
+enum PortOutcome {
+    /// Matched; the index of the matching entry, `None` when the rule lists no ports.
+    Match(Option<usize>),
+    WrongProtocol,
+    WrongPort,
+}
+
+fn evaluate_direction(
+    ctx: &FlowCtx<'_>,
+    direction: Direction,
+    subject: &Workload,
+    peer: &PeerView<'_>,
+) -> DirectionVerdict {
+    let isolating: Vec<&Policy> = ctx
+        .cluster
+        .policies
+        .iter()
+        .filter(|p| p.affects(direction) && policy_selects(p, subject))
+        .collect();
+    if isolating.is_empty() {
+        return DirectionVerdict::Open;
+    }
+    let isolated_by: Vec<String> = isolating.iter().map(|p| p.key()).collect();
+    let mut allowed_by = Vec::new();
+    let mut denials = Vec::new();
+    for policy in &isolating {
+        let rules = policy.rules(direction);
+        let origin = policy.origin.as_ref().map(|o| o.to_string());
+        // (score, rule index, mismatch, reason): lower score = nearer.
+        let mut nearest: Option<(u8, usize, Mismatch, String)> = None;
+        let mut policy_allows = false;
+        for (ri, rule) in rules.iter().enumerate() {
+            let peer_result = rule_peer_matches(ctx, policy, rule, direction, peer);
+            let port_result = rule_port_matches(ctx, rule);
+            match (&peer_result, &port_result) {
+                (Ok(peer_idx), PortOutcome::Match(port_idx)) => {
+                    policy_allows = true;
+                    allowed_by.push(RuleMatch {
+                        policy: policy.key(),
+                        origin: origin.clone(),
+                        direction,
+                        rule: ri,
+                        peer: *peer_idx,
+                        port: *port_idx,
+                        rule_text: render_rule(policy, direction, ri, rule),
+                    });
+                }
+                _ => {
+                    let (score, mismatch, reason) = match (peer_result, port_result) {
+                        (Ok(_), PortOutcome::WrongPort) => {
+                            (1, Mismatch::Port, port_reason(ctx, rule))
+                        }
+                        (Ok(_), PortOutcome::WrongProtocol) => {
+                            (1, Mismatch::Protocol, protocol_reason(ctx, rule))
+                        }
+                        (Err(peer_reason), PortOutcome::Match(_)) => {
+                            (1, Mismatch::Peer, peer_reason)
+                        }
+                        (Err(peer_reason), PortOutcome::WrongPort) => (
+                            2,
+                            Mismatch::PeerAndPort,
+                            format!("{peer_reason}; {}", port_reason(ctx, rule)),
+                        ),
+                        (Err(peer_reason), PortOutcome::WrongProtocol) => (
+                            2,
+                            Mismatch::PeerAndPort,
+                            format!("{peer_reason}; {}", protocol_reason(ctx, rule)),
+                        ),
+                        // Handled by the outer arm.
+                        (Ok(_), PortOutcome::Match(_)) => continue,
+                    };
+                    if nearest.as_ref().is_none_or(|(s, ..)| score < *s) {
+                        nearest = Some((score, ri, mismatch, reason));
+                    }
+                }
+            }
+        }
+        if policy_allows {
+            continue;
+        }
+        denials.push(match nearest {
+            None => PolicyDenial {
+                policy: policy.key(),
+                origin,
+                direction,
+                rule: None,
+                rule_text: None,
+                mismatch: Mismatch::NoRules,
+                reason: format!("has no {direction} rules, so it denies all {direction}"),
+            },
+            Some((_, ri, mismatch, reason)) => PolicyDenial {
+                policy: policy.key(),
+                origin,
+                direction,
+                rule: Some(ri),
+                rule_text: rules.get(ri).map(|r| render_rule(policy, direction, ri, r)),
+                mismatch,
+                reason,
+            },
+        });
+    }
+    if allowed_by.is_empty() {
+        DirectionVerdict::Denied {
+            isolated_by,
+            denials,
+        }
+    } else {
+        DirectionVerdict::Allowed {
+            isolated_by,
+            allowed_by,
+        }
+    }
+}
+
+/// `Ok(first matching peer index)` or `Err(reason)`.
+fn rule_peer_matches(
+    ctx: &FlowCtx<'_>,
+    policy: &Policy,
+    rule: &Rule,
+    direction: Direction,
+    peer: &PeerView<'_>,
+) -> Result<Option<usize>, String> {
+    if rule.peers.is_empty() {
+        return Ok(None);
+    }
+    let mut reasons = Vec::new();
+    for (pi, p) in rule.peers.iter().enumerate() {
+        match peer_matches(ctx, policy, p, peer) {
+            Ok(()) => return Ok(Some(pi)),
+            Err(r) => reasons.push(r),
+        }
+    }
+    let field = match direction {
+        Direction::Ingress => "from",
+        Direction::Egress => "to",
+    };
+    if reasons.len() == 1 {
+        Err(format!("peer: {}", reasons.concat()))
+    } else {
+        let parts: Vec<String> = reasons
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("{field}[{i}]: {r}"))
+            .collect();
+        Err(format!(
+            "peer: no {field} entry matches ({})",
+            parts.join("; ")
+        ))
+    }
+}
+
+fn peer_matches(
+    ctx: &FlowCtx<'_>,
+    policy: &Policy,
+    peer: &Peer,
+    view: &PeerView<'_>,
+) -> Result<(), String> {
+    match (peer, view) {
+        (Peer::Selector { .. }, PeerView::External(a)) => Err(format!(
+            "address {a} is not a workload, and podSelector/namespaceSelector peers match only workloads"
+        )),
+        (
+            Peer::Selector {
+                pod_selector,
+                namespace_selector,
+            },
+            PeerView::Workload { workload, .. },
+        ) => {
+            match namespace_selector {
+                None => {
+                    if workload.namespace != policy.namespace {
+                        return Err(format!(
+                            "namespace {:?} is not the policy's namespace {:?} (the peer has no namespaceSelector)",
+                            workload.namespace, policy.namespace
+                        ));
+                    }
+                }
+                Some(sel) => {
+                    let labels = namespace_labels(ctx.cluster, &workload.namespace);
+                    if !sel.matches(&labels) {
+                        return Err(format!(
+                            "namespace {:?} does not match namespaceSelector {sel}",
+                            workload.namespace
+                        ));
+                    }
+                }
+            }
+            if let Some(sel) = pod_selector {
+                if !sel.matches(&workload.labels) {
+                    return Err(format!(
+                        "workload {} (labels {}) does not match podSelector {sel}",
+                        workload.key(),
+                        render_labels(&workload.labels)
+                    ));
+                }
+            }
+            Ok(())
+        }
+        (Peer::IpBlock(block), PeerView::Workload { workload, address }) => {
+            if !ctx.opts.ipblock_matches_workloads {
+                return Err(format!(
+                    "ipBlock {block} never matches a workload such as {} (ipBlocks match only non-workload addresses in this mode)",
+                    workload.key()
+                ));
+            }
+            match address {
+                None => Err(format!(
+                    "workload {} has no address of a family the other end has, so ipBlock {block} cannot match it",
+                    workload.key()
+                )),
+                Some(a) => ip_block_reason(block, *a),
+            }
+        }
+        (Peer::IpBlock(block), PeerView::External(a)) => {
+            ip_block_reason(block, *a)?;
+            if !ctx.opts.ipblock_matches_workloads {
+                if let Some(owner) = ctx
+                    .cluster
+                    .workloads
+                    .iter()
+                    .find(|w| w.addresses.contains(a))
+                {
+                    return Err(format!(
+                        "address {a} belongs to workload {}, and ipBlocks never match workload addresses in this mode",
+                        owner.key()
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn ip_block_reason(block: &crate::model::IpBlock, a: IpAddr) -> Result<(), String> {
+    if !block.cidr.contains(&a) {
+        return Err(format!("address {a} is not in ipBlock {}", block.cidr));
+    }
+    if let Some(hole) = block.except.iter().find(|e| e.contains(&a)) {
+        return Err(format!(
+            "address {a} is in the except {hole} of ipBlock {}",
+            block.cidr
+        ));
+    }
+    Ok(())
+}
+
+fn port_entry_matches(ctx: &FlowCtx<'_>, entry: &PolicyPort) -> bool {
+    if entry.protocol != ctx.protocol {
+        return false;
+    }
+    match &entry.port {
+        None => true,
+        Some(PortSpec::Number(n)) => *n == ctx.port,
+        Some(PortSpec::Range { start, end }) => *start <= ctx.port && ctx.port <= *end,
+        Some(PortSpec::Named(name)) => {
+            ctx.dst
+                .and_then(|d| d.resolve_named_port(name, entry.protocol))
+                == Some(ctx.port)
+        }
+    }
+}
+
+fn rule_port_matches(ctx: &FlowCtx<'_>, rule: &Rule) -> PortOutcome {
+    if rule.ports.is_empty() {
+        return PortOutcome::Match(None);
+    }
+    if let Some(i) = rule.ports.iter().position(|e| port_entry_matches(ctx, e)) {
+        return PortOutcome::Match(Some(i));
+    }
+    if rule.ports.iter().any(|e| e.protocol == ctx.protocol) {
+        PortOutcome::WrongPort
+    } else {
+        PortOutcome::WrongProtocol
+    }
+}
+
+fn port_reason(ctx: &FlowCtx<'_>, rule: &Rule) -> String {
+    let entries: Vec<String> = rule
+        .ports
+        .iter()
+        .map(|e| render_port_entry_for(e, ctx.dst))
+        .collect();
+    format!(
+        "port: {}/{} not in [{}]",
+        ctx.port,
+        ctx.protocol,
+        entries.join(", ")
+    )
+}
+
+fn protocol_reason(ctx: &FlowCtx<'_>, rule: &Rule) -> String {
+    let mut protocols: Vec<Protocol> = rule.ports.iter().map(|e| e.protocol).collect();
+    protocols.sort();
+    protocols.dedup();
+    let names: Vec<&str> = protocols.iter().map(|p| p.as_str()).collect();
+    format!(
+        "protocol: {}, the rule allows only {}",
+        ctx.protocol,
+        names.join(" and ")
+    )
+}
+
+/// A ports entry, with a named port shown next to what it resolves to on the destination.
+fn render_port_entry_for(entry: &PolicyPort, dst: Option<&Workload>) -> String {
+    match (&entry.port, dst) {
+        (Some(PortSpec::Named(name)), Some(d)) => {
+            match d.resolve_named_port(name, entry.protocol) {
+                Some(p) => format!("{} {name:?} (= {p} on {})", entry.protocol, d.key()),
+                None => format!("{} {name:?} (not defined on {})", entry.protocol, d.key()),
+            }
+        }
+        (Some(PortSpec::Named(name)), None) => format!(
+            "{} {name:?} (matches nothing: the destination is external)",
+            entry.protocol
+        ),
+        _ => entry.to_string(),
+    }
+}
+
+/// `a=b,c=d`, or `<none>`.
+pub fn render_labels(labels: &Labels) -> String {
+    if labels.is_empty() {
+        return "<none>".to_string();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One peer in words, as seen from `policy`.
+pub fn render_peer(policy: &Policy, peer: &Peer) -> String {
+    match peer {
+        Peer::IpBlock(b) => format!("ipBlock {b}"),
+        Peer::Selector {
+            pod_selector,
+            namespace_selector,
+        } => match (namespace_selector, pod_selector) {
+            (None, Some(pod)) => format!("podSelector {pod} (namespace {})", policy.namespace),
+            (None, None) => format!("every workload of namespace {}", policy.namespace),
+            (Some(ns), None) => format!("namespaceSelector {ns}"),
+            (Some(ns), Some(pod)) => format!("namespaceSelector {ns} and podSelector {pod}"),
+        },
+    }
+}
+
+/// A rule in words: `ingress[0] from podSelector vm=b (namespace x), ports TCP 80, UDP 53`.
+pub fn render_rule(policy: &Policy, direction: Direction, index: usize, rule: &Rule) -> String {
+    let mut s = format!("{direction}[{index}] ");
+    let field = match direction {
+        Direction::Ingress => "from",
+        Direction::Egress => "to",
+    };
+    if rule.peers.is_empty() {
+        let _ = write!(s, "{field} anywhere");
+    } else {
+        let peers: Vec<String> = rule.peers.iter().map(|p| render_peer(policy, p)).collect();
+        let _ = write!(s, "{field} {}", peers.join(" or "));
+    }
+    if rule.ports.is_empty() {
+        s.push_str(", all ports");
+    } else {
+        let ports: Vec<String> = rule.ports.iter().map(|p| p.to_string()).collect();
+        let _ = write!(s, ", ports {}", ports.join(", "));
+    }
+    s
+}
+
+impl Verdict {
+    /// The verdict as multi-line text for a person.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{}  {} -> {}  {}/{}",
+            if self.allowed { "ALLOWED" } else { "DENIED" },
+            self.src,
+            self.dst,
+            self.protocol,
+            self.port
+        );
+        if let (Some(a), Some(b)) = (self.src_address, self.dst_address) {
+            let _ = writeln!(out, "  addresses: {a} -> {b}");
+        }
+        explain_side(&mut out, &format!("egress from {}", self.src), &self.egress);
+        explain_side(&mut out, &format!("ingress to {}", self.dst), &self.ingress);
+        out
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.explain())
+    }
+}
+
+/// The verdict as multi-line text (same as [`Verdict::explain`]); the cluster is not needed
+/// because the verdict already carries names, origins and rule texts.
+pub fn explain(verdict: &Verdict) -> String {
+    verdict.explain()
+}
+
+fn with_origin(policy: &str, origin: &Option<String>) -> String {
+    match origin {
+        Some(o) => format!("{policy} ({o})"),
+        None => policy.to_string(),
+    }
+}
+
+fn isolated_line(out: &mut String, isolated_by: &[String]) {
+    let _ = writeln!(
+        out,
+        "    isolated by {} {}: {}",
+        isolated_by.len(),
+        if isolated_by.len() == 1 {
+            "policy"
+        } else {
+            "policies"
+        },
+        isolated_by.join(", ")
+    );
+}
+
+fn explain_side(out: &mut String, title: &str, side: &DirectionVerdict) {
+    match side {
+        DirectionVerdict::NotApplicable => {
+            let _ = writeln!(
+                out,
+                "  {title}: not applicable (an external address; policies apply only to workloads)"
+            );
+        }
+        DirectionVerdict::SelfTraffic => {
+            let _ = writeln!(
+                out,
+                "  {title}: allowed (traffic from a workload to itself is always allowed)"
+            );
+        }
+        DirectionVerdict::Open => {
+            let _ = writeln!(
+                out,
+                "  {title}: open (no policy selects it for {})",
+                if title.starts_with("egress") {
+                    "egress"
+                } else {
+                    "ingress"
+                }
+            );
+        }
+        DirectionVerdict::UnknownWorkload { index } => {
+            let _ = writeln!(out, "  {title}: denied (no workload with index {index})");
+        }
+        DirectionVerdict::Allowed {
+            isolated_by,
+            allowed_by,
+        } => {
+            let _ = writeln!(out, "  {title}: allowed");
+            isolated_line(out, isolated_by);
+            for (i, m) in allowed_by.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "    {} by {}: {}",
+                    if i == 0 { "allowed" } else { "also allowed" },
+                    with_origin(&m.policy, &m.origin),
+                    m.rule_text
+                );
+            }
+        }
+        DirectionVerdict::Denied {
+            isolated_by,
+            denials,
+        } => {
+            let _ = writeln!(out, "  {title}: denied");
+            isolated_line(out, isolated_by);
+            for d in denials {
+                let who = with_origin(&d.policy, &d.origin);
+                match &d.rule_text {
+                    None => {
+                        let _ = writeln!(out, "    {who}: {}", d.reason);
+                    }
+                    Some(rule) => {
+                        let _ = writeln!(out, "    {who}: nearest rule {rule}");
+                        let _ = writeln!(out, "      does not match: {}", d.reason);
+                    }
+                }
+            }
+        }
+    }
+}
