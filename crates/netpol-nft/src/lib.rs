@@ -1,2 +1,346 @@
 //! netpol-nft: compiles the model for one node into one nftables table (`inet netpol`). Pure: it
 //! produces text and never touches the kernel.
+//!
+//! # What the table enforces
+//!
+//! For every workload whose `node` is the node being compiled ("local" workloads), the table
+//! enforces the workload's ingress (on packets whose destination address is the workload's) and its
+//! egress (on packets whose source address is the workload's), in one `forward` filter chain: the
+//! node routes between its workloads' veths/taps and the rest of the network. A packet between two
+//! local workloads is checked for the source's egress and then the destination's ingress in the
+//! same pass. Workloads that no policy isolates are not listed anywhere, so their packets pass.
+//!
+//! # The packet path (fixed cost)
+//!
+//! The per-packet cost does not grow with the number of policies, rules, peers or workloads: a new
+//! connection's first packet meets at most two hash lookups to find the local workloads' identities,
+//! then per checked direction at most one hash lookup plus one interval lookup to classify the peer
+//! address, and at most three grant lookups. Nothing is a rule per policy, per peer or per
+//! workload. See [`render`] for the exact chains.
+//!
+//! * **Identity**: local workloads whose rules (after resolving named ports) are identical share
+//!   one identity and one chain `in_<n>` / `eg_<n>`; the dispatch verdict maps
+//!   (`in_dispatch4`, `eg_dispatch6`, ...) send a packet to its identity's chain with one hash
+//!   lookup.
+//! * **Peer class**: every address the rules care about is classified into a class: the set of
+//!   distinct peers (`podSelector`/`namespaceSelector` or `ipBlock`) that match it, plus for egress
+//!   what the relevant named ports resolve to on that workload. Workload addresses are classified
+//!   by a hash map (`in_wl4`, ...); other addresses by one small interval map built from every
+//!   ipBlock, split into disjoint ranges (`in_ext4`, ...). The class is carried in `meta mark`
+//!   (class 0 = matches no peer).
+//! * **Grants**: per identity, `<chain>_any` (`l4proto . dport` ranges open to every peer),
+//!   `<chain>_all` (classes allowed every protocol and port), `<chain>_port`
+//!   (`class . l4proto . dport` ranges). Each is an objref map whose value is the named counter of
+//!   the first policy (sorted by `namespace/name`) granting the element, so one lookup both decides
+//!   and credits `counter pol_<namespace>_<name>`.
+//!
+//! # ICMP and other protocols
+//!
+//! Kubernetes ports name only TCP, UDP and SCTP, but a rule with no `ports` allows *all traffic*
+//! from/to its peers. So for an isolated workload a new flow of any other protocol (ICMP echo,
+//! ICMPv6 echo, GRE, ...) is allowed only by a rule without `ports` whose peers match (the
+//! `<chain>_all` map, or an identity open to every peer), and dropped otherwise. ICMP errors about
+//! an allowed connection (port unreachable, fragmentation needed, ...) are conntrack `related` and
+//! pass through the first rule. Neighbour discovery never crosses `forward`, so it is unaffected.
+//!
+//! # Side effect on `meta mark`
+//!
+//! The peer class travels in the packet mark, so the first packet of a new connection that is
+//! checked for an isolated workload leaves this chain with its mark overwritten (replies and later
+//! packets are accepted by conntrack before any mark is touched). On nodes where another component
+//! relies on the mark of forwarded packets (kube-proxy's masquerade bit 0x4000, for example) that
+//! component must run its marking after this chain or use conntrack marks instead.
+
+mod build;
+mod interval;
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use netpol_core::{Direction, Protocol};
+use serde::Serialize;
+
+pub use build::compile;
+
+/// Why a node's ruleset cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    /// Two workloads claim one address: address-based enforcement cannot tell them apart.
+    #[error("address {address} belongs to both {first} and {second}")]
+    DuplicateAddress {
+        address: IpAddr,
+        first: String,
+        second: String,
+    },
+    /// The node name is empty.
+    #[error("the node name is empty")]
+    EmptyNodeName,
+}
+
+/// The compiled table of one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Ruleset {
+    /// A complete script for `nft -f`: it creates, deletes and recreates `table inet netpol` in one
+    /// transaction, so it replaces the table atomically whether or not it existed.
+    pub text: String,
+    /// Counts and names for humans and JSON output.
+    pub summary: Summary,
+    /// What the text encodes, for [`verdict`] and for later incremental updates.
+    pub ir: RulesetIr,
+}
+
+impl Ruleset {
+    /// See [`verdict`].
+    pub fn verdict(&self, src: IpAddr, dst: IpAddr, protocol: Protocol, port: u16) -> bool {
+        verdict(&self.ir, src, dst, protocol, port)
+    }
+}
+
+/// The JSON-able summary of a ruleset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub node: String,
+    pub ipblock_matches_workloads: bool,
+    /// Local workloads (sorted by key) and the identity each direction dispatches to (`None`:
+    /// not isolated in that direction, or no address).
+    pub local_workloads: Vec<LocalWorkload>,
+    /// Policies that isolate at least one local workload, with their counter.
+    pub policies: Vec<PolicyCounter>,
+    pub ingress_identities: usize,
+    pub egress_identities: usize,
+    /// Number of peer classes including class 0.
+    pub ingress_classes: usize,
+    pub egress_classes: usize,
+    /// Element count of every set and map in the table, by name.
+    pub elements: BTreeMap<String, usize>,
+    pub total_elements: usize,
+    /// How protocols other than TCP, UDP and SCTP are treated (see the crate documentation).
+    pub non_port_protocols: String,
+}
+
+/// One local workload in the summary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LocalWorkload {
+    pub key: String,
+    pub addresses: Vec<IpAddr>,
+    pub ingress_identity: Option<usize>,
+    pub egress_identity: Option<usize>,
+}
+
+/// A policy and the name of its counter object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyCounter {
+    /// `namespace/name`.
+    pub key: String,
+    /// Name of the `counter` object in the table, e.g. `pol_test-project_allow-b`.
+    pub counter: String,
+}
+
+/// Everything the text encodes, in a form an interpreter can walk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RulesetIr {
+    pub node: String,
+    pub ipblock_matches_workloads: bool,
+    /// Indexed by [`Grant::policy`]; sorted by key.
+    pub policies: Vec<PolicyCounter>,
+    pub ingress: DirectionIr,
+    pub egress: DirectionIr,
+}
+
+/// The maps and identities of one direction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DirectionIr {
+    pub direction: Direction,
+    /// Local isolated workload address -> identity (the `*_dispatch4/6` verdict maps).
+    pub dispatch: BTreeMap<IpAddr, Dispatch>,
+    /// Workload address -> peer class (the `*_wl4/6` hash maps). Only addresses whose class
+    /// differs from what [`DirectionIr::external`] would give are listed.
+    pub workload_classes: BTreeMap<IpAddr, WorkloadClass>,
+    /// Disjoint address ranges -> peer class (the `*_ext4/6` interval maps); addresses in no
+    /// range are class 0.
+    pub external: Vec<ExternalRange>,
+    /// Indexed by class id; class 0 matches no peer.
+    pub classes: Vec<PeerClass>,
+    /// Indexed by identity id.
+    pub identities: Vec<Identity>,
+}
+
+/// A dispatch map entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Dispatch {
+    pub identity: usize,
+    pub workload: String,
+}
+
+/// A workload classification map entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WorkloadClass {
+    pub class: u32,
+    pub workload: String,
+}
+
+/// An interval classification map entry (inclusive bounds, same family).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExternalRange {
+    pub first: IpAddr,
+    pub last: IpAddr,
+    pub class: u32,
+}
+
+/// What a peer class stands for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PeerClass {
+    pub id: u32,
+    /// The peers matching addresses of this class, rendered.
+    pub peers: Vec<String>,
+    /// Egress only: `name/PROTO=port` for the relevant named ports of the workload.
+    pub named_ports: Vec<String>,
+}
+
+/// Which policy rule an element comes from (the first, in policy-key then rule order, when several
+/// grant it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Grant {
+    /// Index into [`RulesetIr::policies`].
+    pub policy: usize,
+    /// Index of the rule in the policy's rules of the direction.
+    pub rule: usize,
+}
+
+/// The rules of one identity (a group of local workloads that behave identically).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// Keys of the local workloads dispatched here.
+    pub workloads: Vec<String>,
+    /// Keys of the policies isolating them in this direction.
+    pub policies: Vec<String>,
+    #[serde(flatten)]
+    pub rules: IdentityRules,
+}
+
+/// What an identity allows; the three maps are checked in order and the first hit decides.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct IdentityRules {
+    /// Some rule allows every peer and every protocol: the chain is a single accept.
+    pub open: Option<Grant>,
+    /// Ports open to every peer (`<chain>_any`).
+    pub any_peer: Vec<PortSegment>,
+    /// Classes allowed every protocol and port (`<chain>_all`).
+    pub class_all: BTreeMap<u32, Grant>,
+    /// `class . protocol . ports` (`<chain>_port`).
+    pub class_ports: Vec<ClassPortSegment>,
+}
+
+/// An inclusive port range of one protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct PortSegment {
+    pub protocol: Protocol,
+    pub first: u16,
+    pub last: u16,
+    pub grant: Grant,
+}
+
+/// An inclusive port range of one protocol for one peer class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ClassPortSegment {
+    pub class: u32,
+    pub protocol: Protocol,
+    pub first: u16,
+    pub last: u16,
+    pub grant: Grant,
+}
+
+/// A packet as the grant maps see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Packet {
+    Port(Protocol, u16),
+    /// ICMP and every protocol without ports.
+    Other,
+}
+
+/// What the node's table decides for the first packet of a new TCP/UDP/SCTP connection from `src`
+/// to `dst` crossing this node's `forward` hook, computed from the IR rather than the kernel.
+///
+/// A packet whose source is a local egress-isolated workload must be allowed by its egress
+/// identity, and one whose destination is a local ingress-isolated workload by its ingress
+/// identity; anything else passes (the chain policy is accept). A packet from an address to itself
+/// never crosses `forward` and is reported as allowed.
+pub fn verdict(ir: &RulesetIr, src: IpAddr, dst: IpAddr, protocol: Protocol, port: u16) -> bool {
+    decide(ir, src, dst, Packet::Port(protocol, port))
+}
+
+/// Like [`verdict`] for the first packet of a flow of a protocol without ports (ICMP echo, GRE,
+/// ...): only identities open to every protocol for the peer's class let it through.
+pub fn verdict_other_protocol(ir: &RulesetIr, src: IpAddr, dst: IpAddr) -> bool {
+    decide(ir, src, dst, Packet::Other)
+}
+
+fn decide(ir: &RulesetIr, src: IpAddr, dst: IpAddr, packet: Packet) -> bool {
+    if src == dst {
+        return true;
+    }
+    if let Some(d) = ir.egress.dispatch.get(&src) {
+        if !ir
+            .egress
+            .allows(d.identity, ir.egress.classify(dst), packet)
+        {
+            return false;
+        }
+    }
+    if let Some(d) = ir.ingress.dispatch.get(&dst) {
+        if !ir
+            .ingress
+            .allows(d.identity, ir.ingress.classify(src), packet)
+        {
+            return false;
+        }
+    }
+    true
+}
+
+impl DirectionIr {
+    /// The class the classify chain puts in the mark for `address`.
+    pub fn classify(&self, address: IpAddr) -> u32 {
+        if let Some(w) = self.workload_classes.get(&address) {
+            return w.class;
+        }
+        let key = interval::addr_key(address);
+        // Ranges are disjoint and sorted by first address, families apart.
+        let idx = self.external.partition_point(|r| {
+            (r.first.is_ipv6(), interval::addr_key(r.first)) <= (address.is_ipv6(), key)
+        });
+        match idx.checked_sub(1).and_then(|i| self.external.get(i)) {
+            Some(r)
+                if r.first.is_ipv6() == address.is_ipv6() && interval::addr_key(r.last) >= key =>
+            {
+                r.class
+            }
+            _ => 0,
+        }
+    }
+
+    fn allows(&self, identity: usize, class: u32, packet: Packet) -> bool {
+        let Some(id) = self.identities.get(identity) else {
+            return false;
+        };
+        let r = &id.rules;
+        if r.open.is_some() || r.class_all.contains_key(&class) {
+            return true;
+        }
+        let Packet::Port(protocol, port) = packet else {
+            return false;
+        };
+        r.any_peer
+            .iter()
+            .any(|s| s.protocol == protocol && s.first <= port && port <= s.last)
+            || r.class_ports.iter().any(|s| {
+                s.class == class && s.protocol == protocol && s.first <= port && port <= s.last
+            })
+    }
+}
+
+/// The policy for protocols without ports, as stated in the summary.
+pub const NON_PORT_PROTOCOLS: &str = "protocols other than TCP/UDP/SCTP (ICMP, ICMPv6 echo, ...) \
+to an isolated workload are allowed only by rules without ports whose peers match; otherwise \
+dropped. ICMP errors about allowed connections pass as conntrack related.";
