@@ -1,2 +1,25 @@
 //! netpol-dataplane: the only crate that touches the kernel. It applies nftables rulesets
 //! atomically, reads them back, and builds the lab (network namespaces, veths, listeners, probes).
+//!
+//! It knows nothing about policies: it takes nft text and plain descriptions of hosts.
+//!
+//! - [`nft`]: every nftables call (apply, check, list, delete, drift detection), optionally inside
+//!   a named network namespace.
+//! - [`netns`]: named network namespaces with a per-process name prefix, Drop guards and stale
+//!   cleanup.
+//! - [`lab`]: nodes as router namespaces, VMs/pods and external hosts as namespaces with real
+//!   addresses, listeners and TCP/UDP/SCTP probes.
+
+mod cmd;
+mod error;
+pub mod lab;
+mod listeners;
+pub mod netns;
+pub mod nft;
+mod probe;
+pub mod sctp;
+
+pub use error::DataplaneError;
+pub use lab::{Lab, LabHost, LabSpec, ProbeProtocol, ProbeRequest};
+pub use netns::{cleanup_own, cleanup_stale, install_interrupt_cleanup, Netns};
+pub use nft::{Drift, Fingerprint, Listing};
