@@ -1,3 +1,217 @@
 //! netpol-k8s: the only crate that knows Kubernetes wire types. It loads manifests (files,
 //! directories, stdin; YAML, JSON, Lists), decodes them strictly, validates and defaults them as
 //! the API server does, and converts them to the `netpol-core` model.
+//!
+//! Errors are reported like kubectl would report them, but with the file, line and column of the
+//! offending key or value, the field path, and a hint. Objects that are fine keep loading when
+//! others are rejected.
+
+mod de;
+mod load;
+mod render;
+mod validate;
+mod yaml;
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use netpol_core::Cluster;
+
+pub use render::render_manifests;
+
+/// What to do with unknown and duplicate fields, like `kubectl --validate=strict|warn|ignore`.
+/// Type errors and API validation errors always reject the object.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ValidationMode {
+    /// Reject the object (an error diagnostic per field).
+    #[default]
+    Strict,
+    /// Keep the object without the field, with a warning.
+    Warn,
+    /// Keep the object without the field, silently.
+    Ignore,
+}
+
+/// Options of [`load_paths`] and [`load_str`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    pub validation: ValidationMode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+    Note,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        })
+    }
+}
+
+/// One message about the input, pointing at the file, line and column it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// The path as given (or found in a directory), `-` for standard input.
+    pub file: String,
+    /// 1-based; 0 when the message is about the whole file (it could not be read).
+    pub line: usize,
+    /// 1-based; 0 together with `line`.
+    pub column: usize,
+    /// `NetworkPolicy test-project/allow-x`, `Namespace foo`, ...
+    pub object: Option<String>,
+    /// `spec.egress[0].to[0].ports`
+    pub field_path: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    /// `file:line:col: error: Object ns/name: message at field.path`, then `  hint: ...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        write!(f, ": {}: ", self.severity)?;
+        if let Some(o) = &self.object {
+            write!(f, "{o}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(p) = &self.field_path {
+            if !self.message.contains(p.as_str()) {
+                write!(f, " at {p}")?;
+            }
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of loading: the cluster made of every object that loaded, and every diagnostic.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    pub cluster: Cluster,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// Whether any diagnostic is an error (some object or file was rejected).
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+    }
+}
+
+/// Loads files, directories (recursively: files ending `.yaml`, `.yml` or `.json`, in sorted
+/// order) and `-` (standard input). A path that cannot be read is an error diagnostic; the others
+/// still load.
+pub fn load_paths(paths: &[impl AsRef<Path>], opts: &LoadOptions) -> Loaded {
+    let mut loader = load::Loader::new(*opts);
+    for p in paths {
+        let p = p.as_ref();
+        if p == Path::new("-") {
+            let mut text = String::new();
+            match std::io::stdin().read_to_string(&mut text) {
+                Ok(_) => load_text(&mut loader, "-", &text),
+                Err(e) => loader.file_error("-", yaml::Pos::default(), format!("cannot read standard input: {e}")),
+            }
+            continue;
+        }
+        let mut files = Vec::new();
+        let mut visited = Vec::new();
+        collect(p, true, &mut files, &mut visited, &mut loader);
+        for f in files {
+            let name = f.display().to_string();
+            match std::fs::read(&f) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => load_text(&mut loader, &name, &text),
+                    Err(_) => loader.file_error(&name, yaml::Pos::default(), "not UTF-8 text".to_string()),
+                },
+                Err(e) => loader.file_error(&name, yaml::Pos::default(), format!("cannot read: {e}")),
+            }
+        }
+    }
+    finish(loader)
+}
+
+/// Loads one text (a file's content, or standard input) named `source_name` in diagnostics.
+pub fn load_str(source_name: &str, text: &str, opts: &LoadOptions) -> Loaded {
+    let mut loader = load::Loader::new(*opts);
+    load_text(&mut loader, source_name, text);
+    finish(loader)
+}
+
+fn finish(loader: load::Loader) -> Loaded {
+    let (cluster, diagnostics) = loader.finish();
+    Loaded { cluster, diagnostics }
+}
+
+fn load_text(loader: &mut load::Loader, name: &str, text: &str) {
+    // A UTF-8 byte order mark is legal at the start of YAML and JSON files from some editors.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let stream = yaml::parse_stream(text);
+    for doc in &stream.docs {
+        loader.document(name, doc);
+    }
+    if let Some((pos, message)) = stream.error {
+        loader.file_error(name, pos, format!("cannot parse YAML: {message}"));
+    }
+}
+
+fn is_manifest(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+fn collect(
+    p: &Path,
+    explicit: bool,
+    files: &mut Vec<PathBuf>,
+    visited: &mut Vec<PathBuf>,
+    loader: &mut load::Loader,
+) {
+    let name = p.display().to_string();
+    let meta = match std::fs::metadata(p) {
+        Ok(m) => m,
+        Err(e) => {
+            loader.file_error(&name, yaml::Pos::default(), format!("cannot read: {e}"));
+            return;
+        }
+    };
+    if !meta.is_dir() {
+        if explicit || is_manifest(p) {
+            files.push(p.to_path_buf());
+        }
+        return;
+    }
+    // Symlinked directories could loop.
+    if let Ok(canonical) = std::fs::canonicalize(p) {
+        if visited.contains(&canonical) {
+            return;
+        }
+        visited.push(canonical);
+    }
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(p) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(e) => {
+            loader.file_error(&name, yaml::Pos::default(), format!("cannot read directory: {e}"));
+            return;
+        }
+    };
+    entries.sort();
+    for e in entries {
+        collect(&e, false, files, visited, loader);
+    }
+}
