@@ -1,6 +1,36 @@
-//! netpol: the command-line front end. Thin: parsing arguments, calling the library crates,
-//! printing.
+//! netpol: the command-line front end. Thin: it parses arguments, calls the library crates and
+//! prints. Exit codes follow ripgrep: 0 success (allowed, no mismatch), 1 a negative answer
+//! (denied, mismatch), 2 an error.
 
-fn main() {
-    println!("netpol");
+mod cli;
+mod commands;
+mod input;
+mod lab_run;
+mod output;
+mod refs;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Check(args) => commands::check::run(args),
+        Command::Matrix(args) => commands::matrix::run(args),
+        Command::Get(args) => commands::get::run(args),
+        Command::Compile(args) => commands::compile::run(args),
+        Command::Probe(args) => commands::probe::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("netpol: error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
 }

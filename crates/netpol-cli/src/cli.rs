@@ -1,0 +1,219 @@
+//! Command-line arguments. Every command's `--help` ends with an example.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "netpol",
+    version,
+    about = "Kubernetes NetworkPolicy for virtual machines and pods: analyze, enforce with nftables, prove with real packets",
+    after_help = "Exit codes: 0 success (allowed / no mismatch), 1 denied or mismatch, 2 error.\n\nExample:\n  netpol check examples/test-project --from test-project/vm-b --to test-project/vm-a --port 80"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Can A reach B on a port, and why.
+    #[command(
+        after_help = "Examples:\n  netpol check examples/test-project --from test-project/vm-b --to test-project/vm-a --port 80\n  netpol check examples/test-project --from test-project/vm-a --to 8.8.8.8 --port 53 -o json\n\nREF is namespace/name of a Pod or VM (vm/ns/name or pod/ns/name when both exist), or an IP address\n(an endpoint outside the cluster). Exit 0 allowed, 1 denied, 2 error."
+    )]
+    Check(CheckArgs),
+    /// The truth table for one port, or the whole connectivity map.
+    #[command(
+        after_help = "Examples:\n  netpol matrix examples/test-project --port 80 --protocol TCP\n  netpol matrix examples/test-project --port 80 -o json\n  netpol matrix examples/test-project            # every allowed port range between every pair\n  kubectl get ns,netpol,vm,pods -A -o yaml | netpol matrix - --port 22 -o summary"
+    )]
+    Matrix(MatrixArgs),
+    /// List VMs, pods or both with their isolation, like `d8 k get vm`.
+    #[command(
+        after_help = "Examples:\n  netpol get vms -A examples/test-project\n  netpol get workloads -n test-project examples/test-project"
+    )]
+    Get(GetArgs),
+    /// Compile the policies of one node into its nftables ruleset.
+    #[command(
+        after_help = "Examples:\n  netpol compile examples/test-project --node virtlab-2\n  netpol compile examples/test-project --node virtlab-2 -o json\n  netpol compile examples/test-project --node virtlab-2 | sudo nft -c -f -   # validate"
+    )]
+    Compile(CompileArgs),
+    /// Build the lab, enforce every node's ruleset, send real packets between every pair and compare with the analyzer.
+    #[command(
+        after_help = "Examples:\n  sudo netpol probe examples/test-project --port 80\n  sudo netpol probe examples/test-project --port 53 --protocol UDP -o json\n\nNeeds root, nft and ip. Exit 0 when the kernel did exactly what the analyzer predicted, 1 on any mismatch, 2 on error."
+    )]
+    Probe(ProbeArgs),
+    /// Walk through the user's page on real packets: each policy, the probed matrix and the prediction.
+    #[command(
+        after_help = "Example:\n  sudo netpol demo\n\nNeeds root, nft and ip. Everything it creates is removed on exit, on error and on Ctrl-C."
+    )]
+    Demo(DemoArgs),
+    /// Generate a synthetic cluster and time the analyzer on it.
+    #[command(
+        after_help = "Examples:\n  netpol bench                       # 10,000 workloads, 200 namespaces, 2,000 policies\n  netpol bench --workloads 1000 --write /tmp/synthetic.yaml"
+    )]
+    Bench(BenchArgs),
+}
+
+/// Options shared by every command that reads manifests.
+#[derive(Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Manifest files or directories (recursive: .yaml, .yml, .json), or `-` for stdin.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// How to treat unknown or duplicate fields, like `kubectl --validate`.
+    #[arg(long, value_enum, default_value_t = Validate::Strict)]
+    pub validate: Validate,
+    /// Whether an ipBlock also matches in-cluster workload addresses (true: upstream conformance
+    /// behaviour; false: Cilium, which Deckhouse uses).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub ipblock_matches_workloads: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validate {
+    /// Reject an object with an unknown or duplicate field.
+    Strict,
+    /// Keep the object, drop the field, warn.
+    Warn,
+    /// Keep the object, drop the field silently.
+    Ignore,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Source: ns/name, vm/ns/name, pod/ns/name, or an IP address.
+    #[arg(long, value_name = "REF")]
+    pub from: String,
+    /// Destination: ns/name, vm/ns/name, pod/ns/name, or an IP address.
+    #[arg(long, value_name = "REF")]
+    pub to: String,
+    /// Destination port (1-65535).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// TCP, UDP or SCTP.
+    #[arg(long, default_value = "TCP")]
+    pub protocol: String,
+    #[arg(short, long, value_enum, default_value_t = CheckFormat::Text)]
+    pub output: CheckFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct MatrixArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Destination port; without it, the full connectivity map over every port and protocol.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// TCP, UDP or SCTP (with --port).
+    #[arg(long, default_value = "TCP", requires = "port")]
+    pub protocol: String,
+    /// table, json, csv, md or summary (with --port); text or json (without).
+    #[arg(short, long, value_enum)]
+    pub output: Option<MatrixFormat>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatrixFormat {
+    Table,
+    Text,
+    Json,
+    Csv,
+    Md,
+    Summary,
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// vms, pods or workloads.
+    #[arg(value_enum)]
+    pub what: GetWhat,
+    /// Only this namespace.
+    #[arg(short = 'n', long, conflicts_with = "all_namespaces")]
+    pub namespace: Option<String>,
+    /// Every namespace (the default when -n is not given).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetWhat {
+    #[value(alias = "vm", alias = "virtualmachines")]
+    Vms,
+    #[value(alias = "pod")]
+    Pods,
+    #[value(alias = "workload")]
+    Workloads,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[arg(long, default_value_t = 10_000)]
+    pub workloads: usize,
+    #[arg(long, default_value_t = 200)]
+    pub namespaces: usize,
+    #[arg(long, default_value_t = 2_000)]
+    pub policies: usize,
+    #[arg(long, default_value_t = 20)]
+    pub nodes: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write the synthetic cluster as YAML manifests to this file (and time loading it).
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The node whose workloads the ruleset enforces (their `spec.nodeName` / `status.nodeName`).
+    #[arg(long)]
+    pub node: String,
+    #[arg(short, long, value_enum, default_value_t = CompileFormat::Nft)]
+    pub output: CompileFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompileFormat {
+    /// The nft script, ready for `nft -f`.
+    Nft,
+    /// The summary (local workloads, identities, set sizes) and the script.
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// TCP, UDP or SCTP.
+    #[arg(long, default_value = "TCP")]
+    pub protocol: String,
+    #[arg(short, long, value_enum, default_value_t = ProbeFormat::Table)]
+    pub output: ProbeFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Print only the final verdict line and any mismatch.
+    #[arg(long, short)]
+    pub quiet: bool,
+}

@@ -1,0 +1,33 @@
+//! `netpol compile`: one node's nftables ruleset.
+
+use anyhow::{anyhow, Result};
+
+use crate::cli::{CompileArgs, CompileFormat};
+use crate::input;
+
+pub fn run(args: &CompileArgs) -> Result<u8> {
+    let input = input::load(&args.input);
+    let ruleset = netpol_nft::compile(&input.cluster, input.opts, &args.node)?;
+    if ruleset.summary.local_workloads.is_empty() {
+        eprintln!(
+            "netpol: warning: no workload of the input runs on node {:?}; the table enforces nothing",
+            args.node
+        );
+    }
+    match args.output {
+        CompileFormat::Nft => print!("{}", ruleset.text),
+        CompileFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "summary": ruleset.summary,
+                "script": ruleset.text,
+            }))?
+        ),
+    }
+    if input.had_errors {
+        return Err(anyhow!(
+            "some objects were rejected (see above); the ruleset covers only what loaded"
+        ));
+    }
+    Ok(0)
+}

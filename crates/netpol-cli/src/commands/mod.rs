@@ -1,0 +1,9 @@
+//! One module per subcommand. Each returns the process exit code (0, 1) or an error (exit 2).
+
+pub mod bench;
+pub mod check;
+pub mod compile;
+pub mod demo;
+pub mod get;
+pub mod matrix;
+pub mod probe;

@@ -1,0 +1,36 @@
+//! Loading manifests for a command: the shared flags, diagnostics on stderr, the exit code they
+//! imply.
+
+use netpol_core::{Cluster, EvalOptions};
+use netpol_k8s::{LoadOptions, ValidationMode};
+
+use crate::cli::{InputArgs, Validate};
+
+/// A loaded cluster plus whether any object was rejected (which makes the command exit 2 after it
+/// has done its job with everything else).
+pub struct Input {
+    pub cluster: Cluster,
+    pub opts: EvalOptions,
+    pub had_errors: bool,
+}
+
+/// Loads every path, prints every diagnostic to stderr, and keeps going with what loaded.
+pub fn load(args: &InputArgs) -> Input {
+    let validation = match args.validate {
+        Validate::Strict => ValidationMode::Strict,
+        Validate::Warn => ValidationMode::Warn,
+        Validate::Ignore => ValidationMode::Ignore,
+    };
+    let loaded = netpol_k8s::load_paths(&args.paths, &LoadOptions { validation });
+    for diagnostic in &loaded.diagnostics {
+        eprintln!("{diagnostic}");
+    }
+    let had_errors = loaded.has_errors();
+    Input {
+        cluster: loaded.cluster,
+        opts: EvalOptions {
+            ipblock_matches_workloads: args.ipblock_matches_workloads,
+        },
+        had_errors,
+    }
+}

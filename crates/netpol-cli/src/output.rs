@@ -1,0 +1,45 @@
+//! Small printing helpers shared by the commands: kubectl-like tables.
+
+use comfy_table::{presets, Table};
+
+/// A borderless, left-aligned table like `kubectl get` prints.
+pub fn kubectl_table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING);
+    table.set_header(header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    table
+}
+
+/// Renders a table the way kubectl does: columns separated by three spaces, no leading or trailing
+/// blanks.
+pub fn render(table: &Table) -> String {
+    let mut table = table.clone();
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 3));
+    }
+    let mut out = String::new();
+    for line in table.lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A square grid like the upstream e2e reachability tables: one row per source, one column per
+/// destination, `cell(row, column)` (positions in `names`) giving the mark.
+pub fn grid(corner: &str, names: &[String], cell: impl Fn(usize, usize) -> String) -> String {
+    let mut header = vec![corner.to_string()];
+    header.extend(names.iter().cloned());
+    let mut table = kubectl_table(&header.iter().map(String::as_str).collect::<Vec<_>>());
+    for (r, name) in names.iter().enumerate() {
+        let mut row = vec![name.clone()];
+        row.extend((0..names.len()).map(|c| cell(r, c)));
+        table.add_row(row);
+    }
+    render(&table)
+}
+
+/// The grid mark of a verdict.
+pub fn mark(allowed: bool) -> String {
+    if allowed { "." } else { "X" }.to_string()
+}
