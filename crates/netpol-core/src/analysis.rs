@@ -211,8 +211,9 @@ struct CompiledRule {
     all_ports: bool,
     /// Numeric entries: (protocol, lo, hi); `None` port = 1..=65535.
     numeric: Vec<(Protocol, u16, u16)>,
-    /// Named entries: (name, protocol).
-    named: Vec<(String, Protocol)>,
+    /// Named entries: (interned name, protocol); names no workload defines are left out, since
+    /// they match nothing.
+    named: Vec<(u32, Protocol)>,
     /// The atoms of the numeric part (and everything, for `all_ports`).
     base_atoms: Bits,
 }
@@ -242,8 +243,18 @@ impl CompiledRule {
 struct Identity {
     /// Family class (see `family_class`).
     class: usize,
-    /// Named ports: the first port of each (name, protocol), as `resolve_named_port` finds it.
-    named_ports: BTreeMap<(String, Protocol), u16>,
+    /// Named ports: the first port of each (interned name, protocol), as `resolve_named_port`
+    /// finds it.
+    named_ports: Vec<(u32, Protocol, u16)>,
+}
+
+impl Identity {
+    fn named_port(&self, name: u32, protocol: Protocol) -> Option<u16> {
+        self.named_ports
+            .iter()
+            .find(|(n, p, _)| *n == name && *p == protocol)
+            .map(|(_, _, port)| *port)
+    }
 }
 
 /// Precomputed indexes for the bulk analyses of one cluster and one set of options.
@@ -267,6 +278,12 @@ pub struct Analyzer {
     /// `family` (0 = IPv4, 1 = IPv6).
     family_dsts: Vec<[Bits; 2]>,
     atoms: Atoms,
+    /// Identity -> source side; a source side's representative identity.
+    src_side: Vec<usize>,
+    src_reps: Vec<usize>,
+    /// Identity -> destination side; a destination side's representative identity.
+    dst_side: Vec<usize>,
+    dst_reps: Vec<usize>,
 }
 
 impl Analyzer {
@@ -320,6 +337,7 @@ impl Analyzer {
             Vec<(bool, Vec<bool>)>,
         );
         let mut identity_index: HashMap<IdentityKey, usize> = HashMap::new();
+        let mut port_names: HashMap<String, u32> = HashMap::new();
         let mut identity_of = Vec::with_capacity(n);
         let mut identities: Vec<Identity> = Vec::new();
         let mut identity_ns: Vec<usize> = Vec::new();
@@ -360,10 +378,15 @@ impl Analyzer {
             let next = identities.len();
             let id = *identity_index.entry(key).or_insert(next);
             if id == next {
-                identities.push(Identity {
-                    class,
-                    named_ports: named,
-                });
+                let named_ports = named
+                    .iter()
+                    .map(|((name, p), port)| {
+                        let next_name = port_names.len() as u32;
+                        let nid = *port_names.entry(name.clone()).or_insert(next_name);
+                        (nid, *p, *port)
+                    })
+                    .collect();
+                identities.push(Identity { class, named_ports });
                 identity_ns.push(ns);
                 identity_labels.push(&w.labels);
                 identity_blocks.push(per_family);
@@ -547,7 +570,9 @@ impl Analyzer {
                                 atoms.set_range(&mut base_atoms, port.protocol, *start, *end);
                             }
                             Some(PortSpec::Named(name)) => {
-                                named.push((name.clone(), port.protocol))
+                                if let Some(&nid) = port_names.get(name) {
+                                    named.push((nid, port.protocol));
+                                }
                             }
                         }
                     }
@@ -590,7 +615,72 @@ impl Analyzer {
             family_dsts.push([v4, v6]);
         }
 
+        // Sides: identities that behave the same as a source (same egress rules, same membership
+        // in every ingress rule's peers) share a source side; likewise for destinations (same
+        // ingress rules, named ports, membership in every egress rule's peers). Rows are computed
+        // once per source side, columns of the map once per destination side.
+        let any_ip = rules.iter().any(|r| r.has_ip_peers);
+        let egress_rules: Vec<usize> = (0..rules.len())
+            .filter(|ri| !ingress_rules.contains(ri))
+            .collect();
+        let membership = |x: usize, list: &[usize]| -> Vec<u64> {
+            let mut b = Bits::new(list.len() * 3);
+            for (k, &ri) in list.iter().enumerate() {
+                let r = &rules[ri];
+                if r.selected_peers.get(x) {
+                    b.set(3 * k);
+                }
+                if r.has_ip_peers && r.ip_peers[0].get(x) {
+                    b.set(3 * k + 1);
+                }
+                if r.has_ip_peers && r.ip_peers[1].get(x) {
+                    b.set(3 * k + 2);
+                }
+            }
+            b.words().to_vec()
+        };
+        type SideKey = (usize, bool, Vec<usize>, Vec<(u32, Protocol, u16)>, Vec<u64>);
+        let mut src_index: HashMap<SideKey, usize> = HashMap::new();
+        let mut dst_index: HashMap<SideKey, usize> = HashMap::new();
+        let mut src_side = Vec::with_capacity(ic);
+        let mut dst_side = Vec::with_capacity(ic);
+        let mut src_reps = Vec::new();
+        let mut dst_reps = Vec::new();
+        for (x, ident) in identities.iter().enumerate() {
+            let class = if any_ip { ident.class } else { 0 };
+            let key: SideKey = (
+                class,
+                egress_isolated.get(x),
+                egress_rules_of[x].clone(),
+                Vec::new(),
+                membership(x, &ingress_rules),
+            );
+            let next = src_reps.len();
+            let side = *src_index.entry(key).or_insert(next);
+            if side == next {
+                src_reps.push(x);
+            }
+            src_side.push(side);
+            let key: SideKey = (
+                class,
+                ingress_isolated.get(x),
+                ingress_rules_of[x].clone(),
+                ident.named_ports.clone(),
+                membership(x, &egress_rules),
+            );
+            let next = dst_reps.len();
+            let side = *dst_index.entry(key).or_insert(next);
+            if side == next {
+                dst_reps.push(x);
+            }
+            dst_side.push(side);
+        }
+
         Analyzer {
+            src_side,
+            dst_side,
+            src_reps,
+            dst_reps,
             workload_count: n,
             keys: output_keys(cluster),
             order: workload_order(cluster),
@@ -622,6 +712,11 @@ impl Analyzer {
         self.identity_of.get(workload).copied()
     }
 
+    /// Number of distinct source and destination behaviours (rows and columns actually computed).
+    pub fn side_counts(&self) -> (usize, usize) {
+        (self.src_reps.len(), self.dst_reps.len())
+    }
+
     /// Number of port atoms over all protocols (how finely rules cut the port space).
     pub fn atom_count(&self) -> usize {
         self.atoms.total
@@ -640,7 +735,7 @@ impl Analyzer {
                 continue;
             }
             for (id, ident) in self.identities.iter().enumerate() {
-                if ident.named_ports.get(&(name.clone(), *p)) == Some(&port) {
+                if ident.named_port(*name, *p) == Some(port) {
                     b.set(id);
                     any = true;
                 }
@@ -666,11 +761,12 @@ impl Analyzer {
         // Destinations no policy isolates for ingress admit everyone.
         let not_ingress_isolated = self.ingress_isolated.complement();
 
-        let mut identity_rows: Vec<Bits> = Vec::with_capacity(ic);
+        // One row over identities per source side.
+        let mut side_rows: Vec<Bits> = Vec::with_capacity(self.src_reps.len());
         let mut egress = Bits::new(ic);
         let mut peers = Bits::new(ic);
         let mut ingress = Bits::new(ic);
-        for s in 0..ic {
+        for &s in &self.src_reps {
             let class = self.identities[s].class;
             let [d4, d6] = &self.family_dsts[class];
             // Egress of s: which destinations its egress rules admit.
@@ -715,18 +811,19 @@ impl Analyzer {
                 }
             }
             egress.and_assign(&ingress);
-            identity_rows.push(egress.clone());
+            side_rows.push(egress.clone());
         }
 
-        // Expand identity rows to workload rows; a workload may always talk to itself.
+        // Expand side rows to workload rows; a workload may always talk to itself.
         let n = self.workload_count;
-        let mut per_identity: Vec<Option<FixedBitSet>> = vec![None; ic];
+        let mut per_side: Vec<Option<FixedBitSet>> = vec![None; side_rows.len()];
         let mut rows: Vec<FixedBitSet> = Vec::with_capacity(n);
         let mut allowed = 0usize;
-        for (w, &s) in self.identity_of.iter().enumerate() {
-            let base = per_identity[s].get_or_insert_with(|| {
+        for (w, &x) in self.identity_of.iter().enumerate() {
+            let side = self.src_side[x];
+            let base = per_side[side].get_or_insert_with(|| {
                 let mut row = FixedBitSet::with_capacity(n);
-                let ir = &identity_rows[s];
+                let ir = &side_rows[side];
                 for (v, &d) in self.identity_of.iter().enumerate() {
                     if ir.get(d) {
                         row.insert(v);
@@ -755,10 +852,9 @@ impl Analyzer {
         if r.named.is_empty() {
             return;
         }
-        let named_ports = &self.identities[d].named_ports;
+        let ident = &self.identities[d];
         for (name, p) in &r.named {
-            // BTreeMap lookup by (String, Protocol) needs an owned key; named entries are few.
-            if let Some(&port) = named_ports.get(&(name.clone(), *p)) {
+            if let Some(port) = ident.named_port(*name, *p) {
                 if port >= 1 {
                     out.set(self.atoms.index(*p, port));
                 }
@@ -768,18 +864,20 @@ impl Analyzer {
 
     /// For every ordered pair of workloads, the ports allowed per protocol.
     pub fn connectivity_map(&self) -> ConnectivityMap {
-        let ic = self.identities.len();
         let a = self.atoms.total;
         let all = Bits::full(a);
-        let mut interned: HashMap<Vec<u64>, u32> = HashMap::new();
+        let mut interned: HashMap<Vec<u64>, u32, BuildFx> = HashMap::default();
         let mut sets: Vec<Bits> = Vec::new();
-        let mut matrix: Vec<u32> = Vec::with_capacity(ic * ic);
+        let dst_count = self.dst_reps.len();
+        let mut matrix: Vec<u32> = Vec::with_capacity(self.src_reps.len() * dst_count);
         let mut e = Bits::new(a);
         let mut i = Bits::new(a);
-        for s in 0..ic {
+        // Neighbouring pairs often share a result: skip the hash lookup then.
+        let mut last: Option<(Bits, u32)> = None;
+        for &s in &self.src_reps {
             let s_class = self.identities[s].class;
             let s_isolated = self.egress_isolated.get(s);
-            for d in 0..ic {
+            for &d in &self.dst_reps {
                 let f = pair_family(s_class, self.identities[d].class);
                 if s_isolated {
                     e.clear();
@@ -802,6 +900,12 @@ impl Analyzer {
                     }
                     e.and_assign(&i);
                 }
+                if let Some((prev, id)) = &last {
+                    if *prev == e {
+                        matrix.push(*id);
+                        continue;
+                    }
+                }
                 let id = match interned.get(e.words()) {
                     Some(&id) => id,
                     None => {
@@ -811,6 +915,7 @@ impl Analyzer {
                         id
                     }
                 };
+                last = Some((e.clone(), id));
                 matrix.push(id);
             }
         }
@@ -821,13 +926,40 @@ impl Analyzer {
         ConnectivityMap {
             keys: self.keys.clone(),
             order: self.order.clone(),
-            identity_of: self.identity_of.clone(),
-            identity_count: ic,
+            src_of: self.identity_of.iter().map(|&x| self.src_side[x]).collect(),
+            dst_of: self.identity_of.iter().map(|&x| self.dst_side[x]).collect(),
+            dst_count,
             matrix,
             port_sets,
         }
     }
 }
+
+/// A multiply-rotate hasher (FxHash) for interning short word slices; SipHash costs more than
+/// the work it guards here.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl std::hash::Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type BuildFx = std::hash::BuildHasherDefault<Fx>;
 
 /// Evaluates each distinct selector once.
 fn cached<'c>(
@@ -955,9 +1087,11 @@ const EVERYTHING: &[(u16, u16)] = &[(1, 65535)];
 pub struct ConnectivityMap {
     keys: Vec<String>,
     order: Vec<usize>,
-    identity_of: Vec<usize>,
-    identity_count: usize,
-    /// `[src identity * identity_count + dst identity]` -> index into `port_sets`.
+    /// Workload -> source side / destination side (see `Analyzer`).
+    src_of: Vec<usize>,
+    dst_of: Vec<usize>,
+    dst_count: usize,
+    /// `[src side * dst_count + dst side]` -> index into `port_sets`.
     matrix: Vec<u32>,
     /// Distinct results: per protocol (in `Protocol::ALL` order) inclusive merged ranges.
     port_sets: Vec<[Vec<(u16, u16)>; 3]>,
@@ -968,14 +1102,14 @@ impl ConnectivityMap {
     /// sorted, merged, inclusive ranges; a workload reaches itself on every port; empty for bad
     /// indices.
     pub fn ports(&self, from: usize, to: usize, protocol: Protocol) -> &[(u16, u16)] {
-        if from == to && from < self.identity_of.len() {
+        if from == to && from < self.src_of.len() {
             return EVERYTHING;
         }
-        let (Some(&s), Some(&d)) = (self.identity_of.get(from), self.identity_of.get(to)) else {
+        let (Some(&s), Some(&d)) = (self.src_of.get(from), self.dst_of.get(to)) else {
             return &[];
         };
         self.matrix
-            .get(s * self.identity_count + d)
+            .get(s * self.dst_count + d)
             .and_then(|&id| self.port_sets.get(id as usize))
             .map_or(&[], |sets| sets[proto_index(protocol)].as_slice())
     }

@@ -10,6 +10,7 @@ pub mod analysis;
 mod bits;
 pub mod eval;
 pub mod model;
+pub mod synth;
 
 pub use analysis::{Analyzer, ConnectivityMap, TruthTable};
 pub use eval::{evaluate, explain, flow_addresses, DirectionVerdict, Endpoint, Verdict};
