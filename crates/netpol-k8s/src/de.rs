@@ -88,21 +88,14 @@ pub(crate) fn render_segs(segs: &[Seg<'_>]) -> String {
 }
 
 /// An error that stops decoding an object (a type error, mostly).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub(crate) struct DeError {
     pub message: String,
     pub hint: Option<String>,
     /// Field path and position; filled by the innermost node that sees the error.
     pub at: Option<(String, Pos)>,
 }
-
-impl fmt::Display for DeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {

@@ -440,6 +440,7 @@ impl Loader {
         let spec = np.spec.unwrap_or_default();
         let sp = FPath::root().f("spec");
         let mut warnings: Vec<(FPath, String)> = Vec::new();
+        let mut key_warnings: Vec<(FPath, String)> = Vec::new();
 
         let ingress_rules = spec.ingress.unwrap_or_default();
         let egress_rules = spec.egress.unwrap_or_default();
@@ -474,7 +475,7 @@ impl Loader {
             if !affects && !rules.is_empty() {
                 let cap = if dir == "ingress" { "Ingress" } else { "Egress" };
                 let path = if dir == "ingress" { sp.f("ingress") } else { sp.f("egress") };
-                warnings.push((
+                key_warnings.push((
                     path,
                     format!(
                         "{} {dir} rule(s) are ignored because spec.policyTypes does not include {cap}",
@@ -484,8 +485,12 @@ impl Loader {
                 rules.clear();
             }
         }
-        for (path, message) in warnings {
-            let pos = path.locate(obj.node, false);
+        let located = warnings
+            .into_iter()
+            .map(|w| (w, false))
+            .chain(key_warnings.into_iter().map(|w| (w, true)));
+        for ((path, message), at_key) in located {
+            let pos = path.locate(obj.node, at_key);
             self.push(Severity::Warning, obj.file, pos, Some(obj.label.clone()), Some(path.render()), message, None);
         }
         Some(Policy {

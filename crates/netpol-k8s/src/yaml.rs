@@ -54,13 +54,6 @@ impl Map {
             .find(|(k, _)| k.name == name)
             .map(|(_, v)| v)
     }
-
-    pub fn key(&self, name: &str) -> Option<&Key> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.name == name)
-            .map(|(k, _)| k)
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -567,12 +560,13 @@ mod tests {
     fn keys_and_values_carry_one_based_positions() {
         let s = parse_stream("---\nspec:\n  egress:\n    - to:\n      - ipBlock: {}\n");
         let spec = s.docs[0].get("spec").unwrap();
-        let egress_key = spec.as_map().unwrap().key("egress").unwrap();
+        let key = |m: &Map, n: &str| m.entries.iter().find(|(k, _)| k.name == n).map(|(k, _)| k.clone());
+        let egress_key = key(spec.as_map().unwrap(), "egress").unwrap();
         assert_eq!(egress_key.pos, Pos { line: 3, col: 3 });
         let Kind::Seq(rules) = &spec.get("egress").unwrap().kind else {
             panic!("not a list")
         };
-        let to = rules[0].as_map().unwrap().key("to").unwrap();
+        let to = key(rules[0].as_map().unwrap(), "to").unwrap();
         assert_eq!(to.pos, Pos { line: 4, col: 7 });
     }
 
@@ -614,7 +608,8 @@ mod tests {
         let s = parse_stream("{\n  \"kind\": \"Pod\",\n  \"n\": 5\n}\n");
         let d = &s.docs[0];
         assert_eq!(d.get_str("kind"), Some("Pod"));
-        assert_eq!(d.as_map().unwrap().key("n").unwrap().pos, Pos { line: 3, col: 3 });
+        let n = d.as_map().unwrap().entries.iter().find(|(k, _)| k.name == "n").unwrap();
+        assert_eq!(n.0.pos, Pos { line: 3, col: 3 });
     }
 
     #[test]
