@@ -250,3 +250,125 @@ pub fn nft_check(text: &str) -> Result<(), String> {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
+
+/// A synthetic cluster: `workloads` pods over `workloads / 500 + 1` namespaces and `nodes` nodes,
+/// `policies` policies mixing pod, namespace and ipBlock peers, numeric, ranged and named ports.
+/// Deterministic.
+pub fn synthetic(workloads: usize, policies: usize, nodes: usize) -> Cluster {
+    let nns = workloads / 500 + 1;
+    let namespaces: Vec<Namespace> = (0..nns)
+        .map(|i| {
+            Namespace::new(
+                format!("ns{i}"),
+                labels(&[("team", &format!("t{}", i % 5))]),
+                false,
+            )
+        })
+        .collect();
+    let ws: Vec<Workload> = (0..workloads)
+        .map(|i| {
+            let addr = format!("10.{}.{}.{}", 64 + (i >> 16), (i >> 8) & 255, i & 255);
+            let named: Vec<(&str, Protocol, u16)> = if i % 2 == 0 {
+                vec![("http", Protocol::Tcp, 8080)]
+            } else {
+                vec![("http", Protocol::Tcp, 8000 + (i % 7) as u16)]
+            };
+            pod(
+                // Replicas: ten consecutive workloads share a namespace and labels.
+                &format!("ns{}", (i / 50) % nns),
+                &format!("w{i}"),
+                &[
+                    ("app", &format!("a{}", (i / 10) % 100)),
+                    ("tier", &format!("t{}", (i / 10) % 3)),
+                ],
+                &[addr.as_str()],
+                &format!("node{}", i % nodes),
+                &named,
+            )
+        })
+        .collect();
+    let ps: Vec<Policy> = (0..policies)
+        .map(|j| {
+            let mut p = policy(
+                &format!("ns{}", j % nns),
+                &format!("p{j}"),
+                sel(&[("app", &format!("a{}", j % 100))]),
+                true,
+                j % 2 == 0,
+            );
+            p.ingress = vec![
+                Rule {
+                    peers: vec![pods(&[("app", &format!("a{}", (j * 7) % 100))])],
+                    ports: vec![
+                        tcp(80),
+                        port(Protocol::Tcp, Some(PortSpec::Named("http".into()))),
+                    ],
+                },
+                Rule {
+                    peers: vec![Peer::Selector {
+                        pod_selector: None,
+                        namespace_selector: Some(sel(&[("team", &format!("t{}", j % 5))])),
+                    }],
+                    ports: vec![port(
+                        Protocol::Tcp,
+                        Some(PortSpec::Range {
+                            start: 443,
+                            end: 450,
+                        }),
+                    )],
+                },
+            ];
+            if j % 10 == 0 {
+                p.ingress.push(Rule {
+                    peers: vec![block(
+                        "198.51.100.0/24",
+                        &[&format!("198.51.100.{}/32", j % 50)],
+                    )],
+                    ports: vec![],
+                });
+            }
+            if j % 2 == 0 {
+                p.egress = vec![
+                    Rule {
+                        peers: vec![pods(&[("app", &format!("a{}", (j * 3) % 100))])],
+                        ports: vec![
+                            tcp(5432),
+                            port(Protocol::Tcp, Some(PortSpec::Named("http".into()))),
+                        ],
+                    },
+                    Rule {
+                        peers: vec![block("203.0.113.0/24", &[])],
+                        ports: vec![port(Protocol::Udp, Some(PortSpec::Number(53)))],
+                    },
+                ];
+            }
+            p
+        })
+        .collect();
+    Cluster {
+        namespaces,
+        workloads: ws,
+        policies: ps,
+    }
+}
+
+/// Rules per chain of a rendered table (declarations such as `type` and `comment` left out).
+pub fn chain_rules(text: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("chain ") {
+            let name = rest.trim_end_matches('{').trim().to_string();
+            out.insert(name.clone(), 0);
+            current = Some(name);
+        } else if t == "}" {
+            current = None;
+        } else if let Some(c) = &current {
+            if !t.starts_with("type ") && !t.starts_with("comment ") && !t.is_empty() {
+                *out.get_mut(c).unwrap() += 1;
+            }
+        }
+    }
+    out
+}
