@@ -11,14 +11,21 @@ use netpol_core::{
 use netpol_k8s::{load_str, render_manifests, LoadOptions};
 
 fn labels(pairs: &[(&str, String)]) -> Labels {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 fn cluster(workloads: usize) -> Cluster {
     let namespaces = 50;
     let mut c = Cluster::default();
     for n in 0..namespaces {
-        c.namespaces.push(Namespace::new(format!("ns-{n}"), labels(&[("team", format!("t{}", n % 5))]), false));
+        c.namespaces.push(Namespace::new(
+            format!("ns-{n}"),
+            labels(&[("team", format!("t{}", n % 5))]),
+            false,
+        ));
     }
     for i in 0..workloads {
         let ns = format!("ns-{}", i % namespaces);
@@ -26,18 +33,38 @@ fn cluster(workloads: usize) -> Cluster {
         let pod = i % 2 == 0;
         let mut addresses = vec![v4];
         if i % 4 == 0 {
-            addresses.push(IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, (i >> 16) as u16, i as u16)));
+            addresses.push(IpAddr::V6(Ipv6Addr::new(
+                0xfd00,
+                0,
+                0,
+                0,
+                0,
+                0,
+                (i >> 16) as u16,
+                i as u16,
+            )));
         }
         c.workloads.push(Workload {
-            kind: if pod { WorkloadKind::Pod } else { WorkloadKind::VirtualMachine },
+            kind: if pod {
+                WorkloadKind::Pod
+            } else {
+                WorkloadKind::VirtualMachine
+            },
             namespace: ns,
             name: format!("w-{i}"),
-            labels: labels(&[("app", format!("app-{}", i % 20)), ("tier", ["web", "db", "cache"][i % 3].to_string())]),
+            labels: labels(&[
+                ("app", format!("app-{}", i % 20)),
+                ("tier", ["web", "db", "cache"][i % 3].to_string()),
+            ]),
             addresses: if pod { addresses } else { vec![v4] },
             node: Some(format!("node-{}", i % 16)),
             phase: Some("Running".to_string()),
             named_ports: if pod {
-                vec![NamedPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 }]
+                vec![NamedPort {
+                    name: "http".into(),
+                    protocol: Protocol::Tcp,
+                    port: 8080,
+                }]
             } else {
                 vec![]
             },
@@ -48,16 +75,37 @@ fn cluster(workloads: usize) -> Cluster {
         c.policies.push(Policy {
             namespace: format!("ns-{}", p % namespaces),
             name: format!("p-{p}"),
-            pod_selector: LabelSelector { match_labels: labels(&[("app", format!("app-{}", p % 20))]), match_expressions: vec![] },
+            pod_selector: LabelSelector {
+                match_labels: labels(&[("app", format!("app-{}", p % 20))]),
+                match_expressions: vec![],
+            },
             affects_ingress: true,
             affects_egress: true,
             ingress: vec![Rule {
-                peers: vec![Peer::Selector { pod_selector: Some(LabelSelector { match_labels: labels(&[("tier", "web".into())]), match_expressions: vec![] }), namespace_selector: Some(LabelSelector::default()) }],
-                ports: vec![PolicyPort { protocol: Protocol::Tcp, port: Some(PortSpec::Named("http".into())) }],
+                peers: vec![Peer::Selector {
+                    pod_selector: Some(LabelSelector {
+                        match_labels: labels(&[("tier", "web".into())]),
+                        match_expressions: vec![],
+                    }),
+                    namespace_selector: Some(LabelSelector::default()),
+                }],
+                ports: vec![PolicyPort {
+                    protocol: Protocol::Tcp,
+                    port: Some(PortSpec::Named("http".into())),
+                }],
             }],
             egress: vec![Rule {
-                peers: vec![Peer::IpBlock(IpBlock { cidr: "192.0.2.0/24".parse().unwrap(), except: vec!["192.0.2.128/25".parse().unwrap()] })],
-                ports: vec![PolicyPort { protocol: Protocol::Udp, port: Some(PortSpec::Range { start: 1000, end: 2000 }) }],
+                peers: vec![Peer::IpBlock(IpBlock {
+                    cidr: "192.0.2.0/24".parse().unwrap(),
+                    except: vec!["192.0.2.128/25".parse().unwrap()],
+                })],
+                ports: vec![PolicyPort {
+                    protocol: Protocol::Udp,
+                    port: Some(PortSpec::Range {
+                        start: 1000,
+                        end: 2000,
+                    }),
+                }],
             }],
             origin: None,
         });
@@ -77,7 +125,9 @@ fn bench(cr: &mut Criterion) {
     g.bench_function("load_str 10k workloads + 200 policies", |b| {
         b.iter(|| load_str("bench.yaml", &text, &LoadOptions::default()))
     });
-    g.bench_function("render_manifests 10k workloads + 200 policies", |b| b.iter(|| render_manifests(&c)));
+    g.bench_function("render_manifests 10k workloads + 200 policies", |b| {
+        b.iter(|| render_manifests(&c))
+    });
     g.finish();
 }
 

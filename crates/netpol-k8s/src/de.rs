@@ -508,7 +508,8 @@ impl<'de> de::MapAccess<'de> for MapAcc<'_, '_, '_> {
                 }
             }
             self.value = Some(entry);
-            let key: de::value::StrDeserializer<'_, DeError> = entry.0.name.as_str().into_deserializer();
+            let key: de::value::StrDeserializer<'_, DeError> =
+                entry.0.name.as_str().into_deserializer();
             return seed.deserialize(key).map(Some);
         }
         Ok(None)
@@ -554,7 +555,11 @@ fn role(struct_name: &str) -> Option<&'static str> {
 }
 
 fn describe_at(struct_name: &str, path: &str) -> String {
-    let path = if path.is_empty() { "the top level" } else { path };
+    let path = if path.is_empty() {
+        "the top level"
+    } else {
+        path
+    };
     match role(struct_name) {
         Some(r) if r != path => format!("{r} ({path})"),
         _ => path.to_string(),
@@ -569,7 +574,11 @@ fn join(path: &str, name: &str) -> String {
     }
 }
 
-fn unknown_field(frames: &[StructFrame<'_>], path: &Path<'_>, key: &crate::yaml::Key) -> FieldIssue {
+fn unknown_field(
+    frames: &[StructFrame<'_>],
+    path: &Path<'_>,
+    key: &crate::yaml::Key,
+) -> FieldIssue {
     let segs = path.segs();
     let name = key.name.as_str();
     let cur_path = render_segs(&segs);
@@ -723,14 +732,22 @@ fn consequence_of_dropping(
     }
     let peers = rule
         .node
-        .get(if rule.name == "NetworkPolicyIngressRule" { "from" } else { "to" })
+        .get(if rule.name == "NetworkPolicyIngressRule" {
+            "from"
+        } else {
+            "to"
+        })
         .map(|n| match &n.kind {
             Kind::Seq(items) => items.len(),
             _ => 0,
         })
         .unwrap_or(0);
     let whom = if rule.name == "NetworkPolicyIngressRule" {
-        if peers > 1 { "from its peers" } else { "from that peer" }
+        if peers > 1 {
+            "from its peers"
+        } else {
+            "from that peer"
+        }
     } else if peers > 1 {
         "to its peers"
     } else {

@@ -108,7 +108,9 @@ pub struct Loaded {
 impl Loaded {
     /// Whether any diagnostic is an error (some object or file was rejected).
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
     }
 }
 
@@ -123,7 +125,11 @@ pub fn load_paths(paths: &[impl AsRef<Path>], opts: &LoadOptions) -> Loaded {
             let mut text = String::new();
             match std::io::stdin().read_to_string(&mut text) {
                 Ok(_) => load_text(&mut loader, "-", &text),
-                Err(e) => loader.file_error("-", yaml::Pos::default(), format!("cannot read standard input: {e}")),
+                Err(e) => loader.file_error(
+                    "-",
+                    yaml::Pos::default(),
+                    format!("cannot read standard input: {e}"),
+                ),
             }
             continue;
         }
@@ -135,9 +141,13 @@ pub fn load_paths(paths: &[impl AsRef<Path>], opts: &LoadOptions) -> Loaded {
             match std::fs::read(&f) {
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Ok(text) => load_text(&mut loader, &name, &text),
-                    Err(_) => loader.file_error(&name, yaml::Pos::default(), "not UTF-8 text".to_string()),
+                    Err(_) => {
+                        loader.file_error(&name, yaml::Pos::default(), "not UTF-8 text".to_string())
+                    }
                 },
-                Err(e) => loader.file_error(&name, yaml::Pos::default(), format!("cannot read: {e}")),
+                Err(e) => {
+                    loader.file_error(&name, yaml::Pos::default(), format!("cannot read: {e}"))
+                }
             }
         }
     }
@@ -153,7 +163,10 @@ pub fn load_str(source_name: &str, text: &str, opts: &LoadOptions) -> Loaded {
 
 fn finish(loader: load::Loader) -> Loaded {
     let (cluster, diagnostics) = loader.finish();
-    Loaded { cluster, diagnostics }
+    Loaded {
+        cluster,
+        diagnostics,
+    }
 }
 
 fn load_text(loader: &mut load::Loader, name: &str, text: &str) {
@@ -206,7 +219,11 @@ fn collect(
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(p) {
         Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
         Err(e) => {
-            loader.file_error(&name, yaml::Pos::default(), format!("cannot read directory: {e}"));
+            loader.file_error(
+                &name,
+                yaml::Pos::default(),
+                format!("cannot read directory: {e}"),
+            );
             return;
         }
     };

@@ -56,7 +56,9 @@ impl ObjRef {
         let meta = node.get("metadata");
         ObjRef {
             kind: kind.to_string(),
-            namespace: meta.and_then(|m| m.get_str("namespace")).map(str::to_string),
+            namespace: meta
+                .and_then(|m| m.get_str("namespace"))
+                .map(str::to_string),
             name: meta.and_then(|m| m.get_str("name")).map(str::to_string),
         }
     }
@@ -145,7 +147,8 @@ impl Loader {
             return;
         };
         let is_list = kind == "List"
-            || (kind.ends_with("List") && matches!(root.get("items").map(|n| &n.kind), Some(Kind::Seq(_))));
+            || (kind.ends_with("List")
+                && matches!(root.get("items").map(|n| &n.kind), Some(Kind::Seq(_))));
         if !is_list {
             self.object(file, root, &api_version, &kind);
             return;
@@ -194,7 +197,10 @@ impl Loader {
                         None
                     }),
                     _ => {
-                        problems.push((n.pos, format!("{field} must be a string, got {}", n.describe())));
+                        problems.push((
+                            n.pos,
+                            format!("{field} must be a string, got {}", n.describe()),
+                        ));
                         None
                     }
                 },
@@ -228,7 +234,11 @@ impl Loader {
         let r = ObjRef::read(node, kind);
         match (kind, api_version) {
             ("NetworkPolicy", "networking.k8s.io/v1") => {
-                let obj = Obj { file, node, label: r.describe(true) };
+                let obj = Obj {
+                    file,
+                    node,
+                    label: r.describe(true),
+                };
                 if let Some(p) = self.network_policy(&obj) {
                     if self.first_definition(&obj, "NetworkPolicy", &p.namespace, &p.name) {
                         self.policies.push(p);
@@ -236,7 +246,11 @@ impl Loader {
                 }
             }
             ("Namespace", "v1") => {
-                let obj = Obj { file, node, label: r.describe(false) };
+                let obj = Obj {
+                    file,
+                    node,
+                    label: r.describe(false),
+                };
                 if let Some(ns) = self.namespace(&obj) {
                     if self.first_definition(&obj, "Namespace", "", &ns.name) {
                         self.namespaces.push(ns);
@@ -244,25 +258,41 @@ impl Loader {
                 }
             }
             ("Pod", "v1") => {
-                let obj = Obj { file, node, label: r.describe(true) };
+                let obj = Obj {
+                    file,
+                    node,
+                    label: r.describe(true),
+                };
                 if let Some(w) = self.pod(&obj) {
                     self.add_workload(&obj, w);
                 }
             }
             ("VirtualMachine", "virtualization.deckhouse.io/v1alpha2") => {
-                let obj = Obj { file, node, label: r.describe(true) };
+                let obj = Obj {
+                    file,
+                    node,
+                    label: r.describe(true),
+                };
                 if let Some(w) = self.vm(&obj) {
                     self.add_workload(&obj, w);
                 }
             }
             ("VirtualMachineInstance", "kubevirt.io/v1") => {
-                let obj = Obj { file, node, label: r.describe(true) };
+                let obj = Obj {
+                    file,
+                    node,
+                    label: r.describe(true),
+                };
                 if let Some(w) = self.vmi(&obj) {
                     self.add_workload(&obj, w);
                 }
             }
             ("NetworkPolicy" | "Namespace" | "Pod", _) => {
-                let want = if kind == "NetworkPolicy" { "networking.k8s.io/v1" } else { "v1" };
+                let want = if kind == "NetworkPolicy" {
+                    "networking.k8s.io/v1"
+                } else {
+                    "v1"
+                };
                 let pos = node.get("apiVersion").map_or(node.pos, |n| n.pos);
                 self.push(
                     Severity::Error,
@@ -309,7 +339,10 @@ impl Loader {
                     node.pos,
                     None,
                     None,
-                    format!("skipped {}: netpol does not use this kind", r.describe(false)),
+                    format!(
+                        "skipped {}: netpol does not use this kind",
+                        r.describe(false)
+                    ),
                     None,
                 );
             }
@@ -320,11 +353,22 @@ impl Loader {
     fn first_definition(&mut self, obj: &Obj<'_>, kind: &str, ns: &str, name: &str) -> bool {
         let key = (kind.to_string(), ns.to_string(), name.to_string());
         if let Some((file, line)) = self.seen.get(&key) {
-            let message = format!("duplicate object: already defined at {file}:{line}; the first definition is kept");
-            self.push(Severity::Error, obj.file, obj.node.pos, Some(obj.label.clone()), None, message, None);
+            let message = format!(
+                "duplicate object: already defined at {file}:{line}; the first definition is kept"
+            );
+            self.push(
+                Severity::Error,
+                obj.file,
+                obj.node.pos,
+                Some(obj.label.clone()),
+                None,
+                message,
+                None,
+            );
             return false;
         }
-        self.seen.insert(key, (obj.file.to_string(), obj.node.pos.line));
+        self.seen
+            .insert(key, (obj.file.to_string(), obj.node.pos.line));
         true
     }
 
@@ -340,7 +384,12 @@ impl Loader {
     }
 
     /// Reports decoding problems; returns false when the object must be rejected.
-    fn decoded<T>(&mut self, obj: &Obj<'_>, result: Result<T, DeError>, issues: Vec<FieldIssue>) -> Option<T> {
+    fn decoded<T>(
+        &mut self,
+        obj: &Obj<'_>,
+        result: Result<T, DeError>,
+        issues: Vec<FieldIssue>,
+    ) -> Option<T> {
         let mut reject = false;
         for issue in issues {
             let what = match issue.kind {
@@ -364,7 +413,10 @@ impl Loader {
                 ValidationMode::Warn => {
                     let message = match issue.kind {
                         IssueKind::Unknown => {
-                            let mut m = format!("unknown field {:?} at {} was dropped", issue.name, issue.path);
+                            let mut m = format!(
+                                "unknown field {:?} at {} was dropped",
+                                issue.name, issue.path
+                            );
                             if let Some(c) = &issue.consequence {
                                 m.push_str(": ");
                                 m.push_str(c);
@@ -376,7 +428,15 @@ impl Loader {
                             issue.name, issue.path
                         ),
                     };
-                    self.push(Severity::Warning, obj.file, issue.pos, Some(obj.label.clone()), Some(issue.path), message, issue.hint);
+                    self.push(
+                        Severity::Warning,
+                        obj.file,
+                        issue.pos,
+                        Some(obj.label.clone()),
+                        Some(issue.path),
+                        message,
+                        issue.hint,
+                    );
                 }
             }
         }
@@ -386,7 +446,15 @@ impl Loader {
             Err(e) => {
                 let (path, pos) = e.at.unwrap_or_else(|| (String::new(), obj.node.pos));
                 let field_path = if path.is_empty() { None } else { Some(path) };
-                self.push(Severity::Error, obj.file, pos, Some(obj.label.clone()), field_path, e.message, e.hint);
+                self.push(
+                    Severity::Error,
+                    obj.file,
+                    pos,
+                    Some(obj.label.clone()),
+                    field_path,
+                    e.message,
+                    e.hint,
+                );
                 None
             }
         }
@@ -426,7 +494,11 @@ impl Loader {
             return None;
         }
         let name = ns.metadata.name.unwrap_or_default();
-        Some(Namespace::new(name, ns.metadata.labels.unwrap_or_default(), false))
+        Some(Namespace::new(
+            name,
+            ns.metadata.labels.unwrap_or_default(),
+            false,
+        ))
     }
 
     fn network_policy(&mut self, obj: &Obj<'_>) -> Option<Policy> {
@@ -462,7 +534,13 @@ impl Loader {
         let mut ingress = Vec::new();
         for (i, rule) in ingress_rules.into_iter().enumerate() {
             let rp = sp.f("ingress").i(i);
-            ingress.push(convert_rule(rule.from, rule.ports, &rp, "from", &mut warnings));
+            ingress.push(convert_rule(
+                rule.from,
+                rule.ports,
+                &rp,
+                "from",
+                &mut warnings,
+            ));
         }
         let mut egress = Vec::new();
         for (i, rule) in egress_rules.into_iter().enumerate() {
@@ -471,10 +549,21 @@ impl Loader {
         }
         // The API server stores such rules, but no implementation enforces them: a policy only
         // acts on the directions its policyTypes name.
-        for (dir, rules, affects) in [("ingress", &mut ingress, affects_ingress), ("egress", &mut egress, affects_egress)] {
+        for (dir, rules, affects) in [
+            ("ingress", &mut ingress, affects_ingress),
+            ("egress", &mut egress, affects_egress),
+        ] {
             if !affects && !rules.is_empty() {
-                let cap = if dir == "ingress" { "Ingress" } else { "Egress" };
-                let path = if dir == "ingress" { sp.f("ingress") } else { sp.f("egress") };
+                let cap = if dir == "ingress" {
+                    "Ingress"
+                } else {
+                    "Egress"
+                };
+                let path = if dir == "ingress" {
+                    sp.f("ingress")
+                } else {
+                    sp.f("egress")
+                };
                 key_warnings.push((
                     path,
                     format!(
@@ -491,7 +580,15 @@ impl Loader {
             .chain(key_warnings.into_iter().map(|w| (w, true)));
         for ((path, message), at_key) in located {
             let pos = path.locate(obj.node, at_key);
-            self.push(Severity::Warning, obj.file, pos, Some(obj.label.clone()), Some(path.render()), message, None);
+            self.push(
+                Severity::Warning,
+                obj.file,
+                pos,
+                Some(obj.label.clone()),
+                Some(path.render()),
+                message,
+                None,
+            );
         }
         Some(Policy {
             namespace,
@@ -530,14 +627,22 @@ impl Loader {
             for (j, port) in c.ports.iter().flatten().enumerate() {
                 let pp = cp.f("ports").i(j);
                 for m in validate::port_num(i64::from(port.container_port)) {
-                    problems.push(validate::invalid(pp.f("containerPort"), Val::N(i64::from(port.container_port)), &m));
+                    problems.push(validate::invalid(
+                        pp.f("containerPort"),
+                        Val::N(i64::from(port.container_port)),
+                        &m,
+                    ));
                 }
                 let protocol = match port.protocol.as_deref() {
                     None | Some("TCP") => Some(Protocol::Tcp),
                     Some("UDP") => Some(Protocol::Udp),
                     Some("SCTP") => Some(Protocol::Sctp),
                     Some(other) => {
-                        problems.push(validate::not_supported(pp.f("protocol"), other, &validate::PROTOCOLS));
+                        problems.push(validate::not_supported(
+                            pp.f("protocol"),
+                            other,
+                            &validate::PROTOCOLS,
+                        ));
                         None
                     }
                 };
@@ -546,8 +651,16 @@ impl Loader {
                     for m in &errs {
                         problems.push(validate::invalid(pp.f("name"), Val::S(name), m));
                     }
-                    if let (true, Some(protocol), Ok(number)) = (errs.is_empty(), protocol, u16::try_from(port.container_port)) {
-                        named_ports.push(NamedPort { name: name.clone(), protocol, port: number });
+                    if let (true, Some(protocol), Ok(number)) = (
+                        errs.is_empty(),
+                        protocol,
+                        u16::try_from(port.container_port),
+                    ) {
+                        named_ports.push(NamedPort {
+                            name: name.clone(),
+                            protocol,
+                            port: number,
+                        });
                     }
                 }
             }
@@ -558,7 +671,12 @@ impl Loader {
         match status.pod_ips.as_deref() {
             Some(ips) if !ips.is_empty() => {
                 for (i, ip) in ips.iter().enumerate() {
-                    push_address(&mut addresses, &ip.ip, sp.f("podIPs").i(i).f("ip"), &mut problems);
+                    push_address(
+                        &mut addresses,
+                        &ip.ip,
+                        sp.f("podIPs").i(i).f("ip"),
+                        &mut problems,
+                    );
                 }
             }
             _ => {
@@ -589,7 +707,9 @@ impl Loader {
                 obj.node.pos,
                 Some(obj.label.clone()),
                 Some("status.phase".to_string()),
-                format!("skipped: the pod has finished (phase {phase}) and no longer has an address"),
+                format!(
+                    "skipped: the pod has finished (phase {phase}) and no longer has an address"
+                ),
                 None,
             );
             return None;
@@ -615,7 +735,12 @@ impl Loader {
         let status = vm.status.unwrap_or_default();
         let mut addresses = Vec::new();
         if let Some(ip) = status.ip_address.as_deref().filter(|s| !s.is_empty()) {
-            push_address(&mut addresses, ip, FPath::root().f("status").f("ipAddress"), &mut problems);
+            push_address(
+                &mut addresses,
+                ip,
+                FPath::root().f("status").f("ipAddress"),
+                &mut problems,
+            );
         }
         if !self.valid(obj, problems) {
             return None;
@@ -644,7 +769,12 @@ impl Loader {
         for (i, iface) in status.interfaces.iter().flatten().enumerate() {
             let listed = iface.ip_addresses.as_deref().unwrap_or(&[]);
             for (j, a) in listed.iter().enumerate() {
-                push_vmi_address(&mut addresses, a, ip.i(i).f("ipAddresses").i(j), &mut problems);
+                push_vmi_address(
+                    &mut addresses,
+                    a,
+                    ip.i(i).f("ipAddresses").i(j),
+                    &mut problems,
+                );
             }
             if let Some(a) = iface.ip_address.as_deref().filter(|s| !s.is_empty()) {
                 push_vmi_address(&mut addresses, a, ip.i(i).f("ipAddress"), &mut problems);
@@ -688,10 +818,13 @@ impl Loader {
             if let Some(&vm) = dvm.get(&(e.workload.namespace.clone(), e.workload.name.clone())) {
                 keep[i] = false;
                 fills.push((vm, i));
-                notes.push((i, format!(
-                    "the instance of VirtualMachine {}: counted once, as the VirtualMachine",
-                    e.workload.key()
-                )));
+                notes.push((
+                    i,
+                    format!(
+                        "the instance of VirtualMachine {}: counted once, as the VirtualMachine",
+                        e.workload.key()
+                    ),
+                ));
             }
         }
         // VM-ish workloads by (namespace, name) and by address, for virt-launcher pods.
@@ -701,9 +834,13 @@ impl Loader {
             if e.workload.kind == WorkloadKind::Pod || !keep[i] {
                 continue;
             }
-            vms_by_name.entry((e.workload.namespace.clone(), e.workload.name.clone())).or_insert(i);
+            vms_by_name
+                .entry((e.workload.namespace.clone(), e.workload.name.clone()))
+                .or_insert(i);
             for a in &e.workload.addresses {
-                vms_by_addr.entry((e.workload.namespace.clone(), *a)).or_insert(i);
+                vms_by_addr
+                    .entry((e.workload.namespace.clone(), *a))
+                    .or_insert(i);
             }
         }
         for (i, e) in entries.iter().enumerate() {
@@ -719,14 +856,26 @@ impl Loader {
                 if w.labels.get("kubevirt.io").map(String::as_str) != Some("virt-launcher") {
                     return None;
                 }
-                w.addresses.iter().find_map(|a| vms_by_addr.get(&(w.namespace.clone(), *a)))
+                w.addresses
+                    .iter()
+                    .find_map(|a| vms_by_addr.get(&(w.namespace.clone(), *a)))
             };
             if let Some(&vm) = by_label.or_else(by_addr) {
                 keep[i] = false;
                 fills.push((vm, i));
                 let v = &entries[vm].workload;
-                let kind = if v.kind == WorkloadKind::VirtualMachine { "VirtualMachine" } else { "VirtualMachineInstance" };
-                notes.push((i, format!("the virt-launcher pod of {kind} {}: not a separate workload", v.key())));
+                let kind = if v.kind == WorkloadKind::VirtualMachine {
+                    "VirtualMachine"
+                } else {
+                    "VirtualMachineInstance"
+                };
+                notes.push((
+                    i,
+                    format!(
+                        "the virt-launcher pod of {kind} {}: not a separate workload",
+                        v.key()
+                    ),
+                ));
             }
         }
         let mut entries = entries;
@@ -771,7 +920,12 @@ impl Loader {
             .workloads
             .iter()
             .map(|w| (w.namespace.as_str(), w.origin.as_ref()))
-            .chain(cluster.policies.iter().map(|p| (p.namespace.as_str(), p.origin.as_ref())));
+            .chain(
+                cluster
+                    .policies
+                    .iter()
+                    .map(|p| (p.namespace.as_str(), p.origin.as_ref())),
+            );
         for (ns, origin) in origins {
             if let Some(o) = origin {
                 if added_set.contains(&ns.to_string()) {
@@ -817,7 +971,11 @@ fn push_address(out: &mut Vec<IpAddr>, text: &str, path: FPath, problems: &mut V
                 out.push(ip);
             }
         }
-        Err(_) => problems.push(validate::invalid(path, Val::S(text), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")),
+        Err(_) => problems.push(validate::invalid(
+            path,
+            Val::S(text),
+            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+        )),
     }
 }
 
@@ -872,7 +1030,9 @@ fn convert_rule(
     for (j, p) in peers.unwrap_or_default().into_iter().enumerate() {
         if let Some(b) = p.ip_block {
             let bp = rp.f(peers_field).i(j).f("ipBlock");
-            let Some(cidr) = validate::parse_cidr(&b.cidr) else { continue };
+            let Some(cidr) = validate::parse_cidr(&b.cidr) else {
+                continue;
+            };
             if let Some(w) = cidr.warning {
                 warnings.push((bp.f("cidr"), w));
             }
@@ -885,11 +1045,17 @@ fn convert_rule(
                     except.push(x.net);
                 }
             }
-            rule.peers.push(Peer::IpBlock(IpBlock { cidr: cidr.net, except }));
+            rule.peers.push(Peer::IpBlock(IpBlock {
+                cidr: cidr.net,
+                except,
+            }));
         } else {
             rule.peers.push(Peer::Selector {
                 pod_selector: p.pod_selector.as_ref().map(|s| convert_selector(Some(s))),
-                namespace_selector: p.namespace_selector.as_ref().map(|s| convert_selector(Some(s))),
+                namespace_selector: p
+                    .namespace_selector
+                    .as_ref()
+                    .map(|s| convert_selector(Some(s))),
             });
         }
     }
@@ -905,7 +1071,10 @@ fn convert_rule(
             Some(IntOrString::Int(n)) => {
                 let start = u16::try_from(n).unwrap_or(0);
                 match p.end_port {
-                    Some(end) => Some(PortSpec::Range { start, end: u16::try_from(end).unwrap_or(start) }),
+                    Some(end) => Some(PortSpec::Range {
+                        start,
+                        end: u16::try_from(end).unwrap_or(start),
+                    }),
                     None => Some(PortSpec::Number(start)),
                 }
             }

@@ -42,7 +42,8 @@ pub fn render_manifests(cluster: &Cluster) -> String {
 /// A scalar as YAML: plain when it reads back as the same string, double-quoted otherwise.
 fn q(s: &str) -> String {
     let plain_chars = !s.is_empty()
-        && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'/' | b'-'))
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'/' | b'-'))
         && s.as_bytes()[0].is_ascii_alphanumeric();
     if plain_chars && matches!(resolve_plain(s.to_string()), Scalar::Str(_)) {
         s.to_string()
@@ -72,15 +73,21 @@ fn metadata(out: &mut String, namespace: &str, name: &str, labels: &Labels) {
 fn workload(out: &mut String, w: &Workload) {
     match w.kind {
         WorkloadKind::VirtualMachine => {
-            out.push_str("---\napiVersion: virtualization.deckhouse.io/v1alpha2\nkind: VirtualMachine\n");
+            out.push_str(
+                "---\napiVersion: virtualization.deckhouse.io/v1alpha2\nkind: VirtualMachine\n",
+            );
             metadata(out, &w.namespace, &w.name, &w.labels);
-            out.push_str("spec:\n  runPolicy: AlwaysOn\n  cpu:\n    cores: 1\n  memory:\n    size: 1Gi\n");
+            out.push_str(
+                "spec:\n  runPolicy: AlwaysOn\n  cpu:\n    cores: 1\n  memory:\n    size: 1Gi\n",
+            );
             out.push_str("status:\n");
             if let Some(a) = w.addresses.first() {
                 let _ = writeln!(out, "  ipAddress: {}", q(&a.to_string()));
             }
             if w.addresses.len() > 1 {
-                out.push_str("  # further addresses are not representable in a Deckhouse VirtualMachine\n");
+                out.push_str(
+                    "  # further addresses are not representable in a Deckhouse VirtualMachine\n",
+                );
             }
             status_common(out, w);
         }
@@ -90,7 +97,11 @@ fn workload(out: &mut String, w: &Workload) {
             out.push_str("status:\n");
             if !w.addresses.is_empty() {
                 out.push_str("  interfaces:\n");
-                let _ = writeln!(out, "    - name: default\n      ipAddress: {}", q(&w.addresses[0].to_string()));
+                let _ = writeln!(
+                    out,
+                    "    - name: default\n      ipAddress: {}",
+                    q(&w.addresses[0].to_string())
+                );
                 out.push_str("      ipAddresses:\n");
                 for a in &w.addresses {
                     let _ = writeln!(out, "        - {}", q(&a.to_string()));
@@ -152,7 +163,12 @@ fn selector(out: &mut String, indent: &str, field: &str, s: &LabelSelector) {
     if !s.match_expressions.is_empty() {
         let _ = writeln!(out, "{indent}  matchExpressions:");
         for r in &s.match_expressions {
-            let _ = writeln!(out, "{indent}    - key: {}\n{indent}      operator: {}", q(&r.key), r.operator);
+            let _ = writeln!(
+                out,
+                "{indent}    - key: {}\n{indent}      operator: {}",
+                q(&r.key),
+                r.operator
+            );
             if !r.values.is_empty() {
                 let _ = writeln!(out, "{indent}      values:");
                 for v in &r.values {
@@ -184,7 +200,11 @@ fn rules(out: &mut String, field: &str, peers_field: &str, rules: &[Rule]) {
             for p in &r.peers {
                 match p {
                     Peer::IpBlock(b) => {
-                        let _ = writeln!(out, "        - ipBlock:\n            cidr: {}", q(&b.cidr.to_string()));
+                        let _ = writeln!(
+                            out,
+                            "        - ipBlock:\n            cidr: {}",
+                            q(&b.cidr.to_string())
+                        );
                         if !b.except.is_empty() {
                             out.push_str("            except:\n");
                             for e in &b.except {
@@ -192,9 +212,15 @@ fn rules(out: &mut String, field: &str, peers_field: &str, rules: &[Rule]) {
                             }
                         }
                     }
-                    Peer::Selector { pod_selector, namespace_selector } => {
+                    Peer::Selector {
+                        pod_selector,
+                        namespace_selector,
+                    } => {
                         let mut lead = "        - ";
-                        for (name, sel) in [("podSelector", pod_selector), ("namespaceSelector", namespace_selector)] {
+                        for (name, sel) in [
+                            ("podSelector", pod_selector),
+                            ("namespaceSelector", namespace_selector),
+                        ] {
                             if let Some(s) = sel {
                                 let mut buf = String::new();
                                 selector(&mut buf, "          ", name, s);
@@ -230,7 +256,12 @@ fn rules(out: &mut String, field: &str, peers_field: &str, rules: &[Rule]) {
 
 fn policy(out: &mut String, p: &Policy) {
     out.push_str("---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n");
-    let _ = writeln!(out, "  name: {}\n  namespace: {}", q(&p.name), q(&p.namespace));
+    let _ = writeln!(
+        out,
+        "  name: {}\n  namespace: {}",
+        q(&p.name),
+        q(&p.namespace)
+    );
     out.push_str("spec:\n");
     selector(out, "  ", "podSelector", &p.pod_selector);
     out.push_str("  policyTypes:\n");

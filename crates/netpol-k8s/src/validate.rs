@@ -94,7 +94,11 @@ impl FPath {
                 return pos;
             };
             node = child;
-            pos = if n == last && at_key { key_pos } else { child.pos };
+            pos = if n == last && at_key {
+                key_pos
+            } else {
+                child.pos
+            };
         }
         pos
     }
@@ -188,7 +192,8 @@ pub(crate) fn not_supported(path: FPath, value: &str, supported: &[&str]) -> Pro
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
@@ -213,7 +218,8 @@ fn max_len_error(n: usize) -> String {
 fn is_dns_label_shape(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -356,7 +362,12 @@ pub(crate) enum NameRule {
 }
 
 /// `ValidateObjectMeta`: name, namespace, labels.
-pub(crate) fn object_meta(meta: &ObjectMeta, namespaced: bool, rule: NameRule, out: &mut Vec<Problem>) {
+pub(crate) fn object_meta(
+    meta: &ObjectMeta,
+    namespaced: bool,
+    rule: NameRule,
+    out: &mut Vec<Problem>,
+) {
     let path = FPath::root().f("metadata");
     match meta.name.as_deref() {
         None | Some("") => {

@@ -391,7 +391,10 @@ pub(crate) fn parse_stream(text: &str) -> Stream {
                 doc_pos = Pos::from_span(&span);
             }
             Event::DocumentEnd => {
-                let root = builder.root.take().unwrap_or_else(|| Node::null_at(doc_pos));
+                let root = builder
+                    .root
+                    .take()
+                    .unwrap_or_else(|| Node::null_at(doc_pos));
                 stream.docs.push(root);
             }
             other => {
@@ -560,7 +563,12 @@ mod tests {
     fn keys_and_values_carry_one_based_positions() {
         let s = parse_stream("---\nspec:\n  egress:\n    - to:\n      - ipBlock: {}\n");
         let spec = s.docs[0].get("spec").unwrap();
-        let key = |m: &Map, n: &str| m.entries.iter().find(|(k, _)| k.name == n).map(|(k, _)| k.clone());
+        let key = |m: &Map, n: &str| {
+            m.entries
+                .iter()
+                .find(|(k, _)| k.name == n)
+                .map(|(k, _)| k.clone())
+        };
         let egress_key = key(spec.as_map().unwrap(), "egress").unwrap();
         assert_eq!(egress_key.pos, Pos { line: 3, col: 3 });
         let Kind::Seq(rules) = &spec.get("egress").unwrap().kind else {
@@ -575,7 +583,10 @@ mod tests {
         let s = parse_stream("a: 1\nb: 2\na: 3\n");
         let m = s.docs[0].as_map().unwrap();
         assert_eq!(m.entries.len(), 2);
-        assert!(matches!(m.get("a").unwrap().kind, Kind::Scalar(Scalar::Int(3, _))));
+        assert!(matches!(
+            m.get("a").unwrap().kind,
+            Kind::Scalar(Scalar::Int(3, _))
+        ));
         assert_eq!(m.dups, vec![("a".to_string(), Pos { line: 3, col: 1 })]);
     }
 
@@ -583,17 +594,30 @@ mod tests {
     fn anchors_aliases_and_merge_keys_expand() {
         let s = parse_stream("base: &b {x: 1, y: 2}\nuse: *b\nmerged:\n  <<: *b\n  y: 5\n");
         let d = &s.docs[0];
-        assert!(matches!(d.get("use").unwrap().get("x").unwrap().kind, Kind::Scalar(Scalar::Int(1, _))));
+        assert!(matches!(
+            d.get("use").unwrap().get("x").unwrap().kind,
+            Kind::Scalar(Scalar::Int(1, _))
+        ));
         let merged = d.get("merged").unwrap();
-        assert!(matches!(merged.get("x").unwrap().kind, Kind::Scalar(Scalar::Int(1, _))));
-        assert!(matches!(merged.get("y").unwrap().kind, Kind::Scalar(Scalar::Int(5, _))));
+        assert!(matches!(
+            merged.get("x").unwrap().kind,
+            Kind::Scalar(Scalar::Int(1, _))
+        ));
+        assert!(matches!(
+            merged.get("y").unwrap().kind,
+            Kind::Scalar(Scalar::Int(5, _))
+        ));
     }
 
     #[test]
     fn alias_bombs_and_deep_nesting_are_refused_without_panicking() {
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 0..8 {
-            let prev = if i == 0 { "a".to_string() } else { format!("l{}", i - 1) };
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("l{}", i - 1)
+            };
             bomb.push_str(&format!(
                 "l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
             ));
@@ -608,7 +632,13 @@ mod tests {
         let s = parse_stream("{\n  \"kind\": \"Pod\",\n  \"n\": 5\n}\n");
         let d = &s.docs[0];
         assert_eq!(d.get_str("kind"), Some("Pod"));
-        let n = d.as_map().unwrap().entries.iter().find(|(k, _)| k.name == "n").unwrap();
+        let n = d
+            .as_map()
+            .unwrap()
+            .entries
+            .iter()
+            .find(|(k, _)| k.name == "n")
+            .unwrap();
         assert_eq!(n.0.pos, Pos { line: 3, col: 3 });
     }
 

@@ -34,7 +34,11 @@ fn examples() -> PathBuf {
 
 #[test]
 fn ports_under_a_peer_is_rejected_in_strict_mode_with_a_hint_to_move_it() {
-    let l = load_str("examples/mistakes/egress-ports-under-peer.yaml", MISTAKE, &LoadOptions::default());
+    let l = load_str(
+        "examples/mistakes/egress-ports-under-peer.yaml",
+        MISTAKE,
+        &LoadOptions::default(),
+    );
     assert!(l.has_errors());
     assert!(l.cluster.policies.is_empty(), "the object is rejected");
     let errs = errors(&l);
@@ -65,14 +69,18 @@ fn ports_under_a_peer_is_dropped_in_warn_mode_and_the_warning_says_what_that_all
     assert_eq!(w.len(), 1);
     assert!(w[0].message.contains("dropped"), "{}", w[0].message);
     assert!(
-        w[0].message.contains("rule spec.egress[0] now allows every port (and protocol) to that peer"),
+        w[0].message
+            .contains("rule spec.egress[0] now allows every port (and protocol) to that peer"),
         "{}",
         w[0].message
     );
     let p = &l.cluster.policies[0];
     assert!(p.affects_egress && !p.affects_ingress);
     assert_eq!(p.egress.len(), 1);
-    assert!(p.egress[0].ports.is_empty(), "the dropped ports do not come back");
+    assert!(
+        p.egress[0].ports.is_empty(),
+        "the dropped ports do not come back"
+    );
     assert_eq!(p.egress[0].peers.len(), 1);
 }
 
@@ -80,7 +88,10 @@ fn ports_under_a_peer_is_dropped_in_warn_mode_and_the_warning_says_what_that_all
 fn ports_under_a_peer_is_dropped_silently_in_ignore_mode() {
     let l = load_mode(MISTAKE, ValidationMode::Ignore);
     assert!(!l.has_errors());
-    assert!(l.diagnostics.iter().all(|d| d.field_path.as_deref() != Some("spec.egress[0].to[0].ports")));
+    assert!(l
+        .diagnostics
+        .iter()
+        .all(|d| d.field_path.as_deref() != Some("spec.egress[0].to[0].ports")));
     assert!(l.cluster.policies[0].egress[0].ports.is_empty());
 }
 
@@ -94,7 +105,10 @@ fn the_mistake_example_file_reports_its_own_path_and_position() {
     let errs = errors(&l);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].file, path.display().to_string());
-    assert_eq!(errs[0].field_path.as_deref(), Some("spec.egress[0].to[0].ports"));
+    assert_eq!(
+        errs[0].field_path.as_deref(),
+        Some("spec.egress[0].to[0].ports")
+    );
     // Same spot as in the file: the `ports:` key under the peer.
     let text = std::fs::read_to_string(&path).unwrap();
     let line = text.lines().nth(errs[0].line - 1).unwrap();
@@ -110,7 +124,12 @@ fn the_test_project_example_loads_without_errors() {
     let l = load_paths(&[&dir], &LoadOptions::default());
     assert!(!l.has_errors(), "{:#?}", errors(&l));
     assert!(!l.cluster.policies.is_empty());
-    let vm_a = l.cluster.workloads.iter().find(|w| w.name == "vm-a").expect("vm-a loads");
+    let vm_a = l
+        .cluster
+        .workloads
+        .iter()
+        .find(|w| w.name == "vm-a")
+        .expect("vm-a loads");
     assert_eq!(vm_a.kind, WorkloadKind::VirtualMachine);
     assert!(!vm_a.addresses.is_empty());
 }
@@ -121,13 +140,28 @@ fn an_unknown_field_gets_the_closest_known_name_as_a_hint() {
     let d = errors(&l)[0];
     assert_eq!(d.field_path.as_deref(), Some("spec.podSelecter"));
     assert_eq!((d.line, d.column), (7, 3));
-    assert!(d.hint.as_deref().unwrap_or_default().contains("did you mean \"podSelector\"?"), "{d}");
+    assert!(
+        d.hint
+            .as_deref()
+            .unwrap_or_default()
+            .contains("did you mean \"podSelector\"?"),
+        "{d}"
+    );
     // Deep in a Pod's big schema too.
     let l = load("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: c\n      imagePullPolicyy: Always\n");
     let d = errors(&l)[0];
-    assert_eq!(d.field_path.as_deref(), Some("spec.containers[0].imagePullPolicyy"));
+    assert_eq!(
+        d.field_path.as_deref(),
+        Some("spec.containers[0].imagePullPolicyy")
+    );
     assert_eq!((d.line, d.column), (7, 7));
-    assert!(d.hint.as_deref().unwrap_or_default().contains("imagePullPolicy"), "{d}");
+    assert!(
+        d.hint
+            .as_deref()
+            .unwrap_or_default()
+            .contains("imagePullPolicy"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -135,7 +169,13 @@ fn labels_written_directly_under_a_selector_are_pointed_to_match_labels() {
     let l = load(&policy("  podSelector:\n    vm: a\n"));
     let d = errors(&l)[0];
     assert_eq!(d.field_path.as_deref(), Some("spec.podSelector.vm"));
-    assert!(d.hint.as_deref().unwrap_or_default().contains("spec.podSelector.matchLabels.vm"), "{d}");
+    assert!(
+        d.hint
+            .as_deref()
+            .unwrap_or_default()
+            .contains("spec.podSelector.matchLabels.vm"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -143,10 +183,15 @@ fn an_unquoted_yes_label_is_a_bool_and_rejected_like_kubectl_does() {
     let l = load(&policy("  podSelector:\n    matchLabels:\n      vm: yes\n"));
     let d = errors(&l)[0];
     assert_eq!(d.message, "expected string, got bool (yes)");
-    assert_eq!(d.field_path.as_deref(), Some("spec.podSelector.matchLabels[vm]"));
+    assert_eq!(
+        d.field_path.as_deref(),
+        Some("spec.podSelector.matchLabels[vm]")
+    );
     assert_eq!((d.line, d.column), (9, 11));
     assert!(d.hint.as_deref().unwrap_or_default().contains("\"yes\""));
-    let l = load(&policy("  podSelector:\n    matchLabels:\n      vm: \"yes\"\n"));
+    let l = load(&policy(
+        "  podSelector:\n    matchLabels:\n      vm: \"yes\"\n",
+    ));
     assert!(!l.has_errors());
 }
 
@@ -161,7 +206,9 @@ fn a_duplicate_field_is_an_error_at_the_second_key_and_a_warning_in_warn_mode() 
     assert!(l.cluster.policies.is_empty());
     let l = load_mode(&text, ValidationMode::Warn);
     assert!(!l.has_errors());
-    assert!(with(&l, Severity::Warning).iter().any(|d| d.message.contains("duplicate field")));
+    assert!(with(&l, Severity::Warning)
+        .iter()
+        .any(|d| d.message.contains("duplicate field")));
     // The later value wins, as in the API server's JSON decoding.
     assert!(l.cluster.policies[0].affects_egress && !l.cluster.policies[0].affects_ingress);
 }
@@ -171,10 +218,19 @@ fn type_errors_point_at_the_value_even_in_json() {
     let json = "{\n  \"apiVersion\": \"networking.k8s.io/v1\",\n  \"kind\": \"NetworkPolicy\",\n  \"metadata\": {\"name\": \"p\", \"namespace\": \"ns\"},\n  \"spec\": {\n    \"podSelector\": {},\n    \"ingress\": [{\"ports\": [{\"port\": [80]}]}]\n  }\n}\n";
     let l = load_str("p.json", json, &LoadOptions::default());
     let d = errors(&l)[0];
-    assert_eq!(d.field_path.as_deref(), Some("spec.ingress[0].ports[0].port"));
+    assert_eq!(
+        d.field_path.as_deref(),
+        Some("spec.ingress[0].ports[0].port")
+    );
     assert_eq!((d.line, d.column), (7, 37)); // the `[` of `[80]`
-    // Type errors reject the object whatever the mode.
-    let l = load_str("p.json", json, &LoadOptions { validation: ValidationMode::Ignore });
+                                             // Type errors reject the object whatever the mode.
+    let l = load_str(
+        "p.json",
+        json,
+        &LoadOptions {
+            validation: ValidationMode::Ignore,
+        },
+    );
     assert!(l.has_errors() && l.cluster.policies.is_empty());
 }
 
@@ -187,7 +243,15 @@ fn json_lists_typed_lists_and_multi_document_yaml_all_load() {
     let l = load_str("-", json, &LoadOptions::default());
     assert!(!l.has_errors(), "{:?}", l.diagnostics);
     assert_eq!(l.cluster.policies.len(), 1);
-    assert_eq!(l.cluster.namespace("a").unwrap().labels.get("team").map(String::as_str), Some("x"));
+    assert_eq!(
+        l.cluster
+            .namespace("a")
+            .unwrap()
+            .labels
+            .get("team")
+            .map(String::as_str),
+        Some("x")
+    );
     assert!(!l.cluster.namespace("a").unwrap().implicit);
 
     // The raw API's typed list: items without apiVersion/kind.
@@ -210,8 +274,12 @@ fn a_whole_kubectl_dump_loads_with_notes_for_kinds_netpol_does_not_use() {
     let l = load(text);
     assert!(!l.has_errors());
     let notes = with(&l, Severity::Note);
-    assert!(notes.iter().any(|d| d.message == "skipped Service default/x: netpol does not use this kind" && d.line == 4));
-    assert!(notes.iter().any(|d| d.message.contains("Deployment default/d")));
+    assert!(notes.iter().any(|d| d.message
+        == "skipped Service default/x: netpol does not use this kind"
+        && d.line == 4));
+    assert!(notes
+        .iter()
+        .any(|d| d.message.contains("Deployment default/d")));
 }
 
 #[test]
@@ -222,7 +290,9 @@ fn missing_api_version_or_kind_or_a_wrong_version_is_an_error_for_that_document_
     assert_eq!(errs.len(), 3, "{errs:?}");
     assert!(errs[0].message.contains("apiVersion not set"));
     assert!(errs[1].message.contains("kind not set"));
-    assert!(errs[2].message.contains("no matches for kind \"NetworkPolicy\" in version \"extensions/v1beta1\""));
+    assert!(errs[2]
+        .message
+        .contains("no matches for kind \"NetworkPolicy\" in version \"extensions/v1beta1\""));
     assert_eq!(errs[2].line, 7);
     assert!(l.cluster.namespace("ok").is_some());
 }
@@ -232,15 +302,24 @@ fn namespaces_used_but_not_defined_are_created_with_a_warning() {
     let l = load("apiVersion: v1\nkind: Namespace\nmetadata: {name: real}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ghost}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: q}\n");
     let ghost = l.cluster.namespace("ghost").unwrap();
     assert!(ghost.implicit);
-    assert_eq!(ghost.labels.get(NAMESPACE_NAME_LABEL).map(String::as_str), Some("ghost"));
+    assert_eq!(
+        ghost.labels.get(NAMESPACE_NAME_LABEL).map(String::as_str),
+        Some("ghost")
+    );
     let real = l.cluster.namespace("real").unwrap();
     assert!(!real.implicit);
-    assert_eq!(real.labels.get(NAMESPACE_NAME_LABEL).map(String::as_str), Some("real"));
+    assert_eq!(
+        real.labels.get(NAMESPACE_NAME_LABEL).map(String::as_str),
+        Some("real")
+    );
     // A pod without a namespace is in `default`.
     assert_eq!(l.cluster.workloads[1].namespace, "default");
     let warns = with(&l, Severity::Warning);
     assert_eq!(warns.len(), 2, "{warns:?}");
-    let ghost_warn = warns.iter().find(|d| d.message.contains("\"ghost\"")).unwrap();
+    let ghost_warn = warns
+        .iter()
+        .find(|d| d.message.contains("\"ghost\""))
+        .unwrap();
     assert_eq!(ghost_warn.line, 5, "points at the first object using it");
     assert!(warns.iter().all(|d| !d.message.contains("\"real\"")));
 }
@@ -254,7 +333,10 @@ fn duplicate_objects_keep_the_first_and_report_the_second() {
     assert_eq!(errs[0].line, 5);
     assert!(errs[0].message.contains("already defined at t.yaml:1"));
     assert_eq!(l.cluster.workloads.len(), 1);
-    assert_eq!(l.cluster.workloads[0].labels.get("v").map(String::as_str), Some("1"));
+    assert_eq!(
+        l.cluster.workloads[0].labels.get("v").map(String::as_str),
+        Some("1")
+    );
 }
 
 #[test]
@@ -264,23 +346,45 @@ fn pods_read_dual_stack_addresses_node_phase_and_named_ports() {
     assert!(!l.has_errors(), "{:?}", l.diagnostics);
     let w = &l.cluster.workloads[0];
     assert_eq!(w.kind, WorkloadKind::Pod);
-    assert_eq!(w.addresses, vec!["10.0.0.5".parse::<std::net::IpAddr>().unwrap(), "fd00::5".parse().unwrap()]);
+    assert_eq!(
+        w.addresses,
+        vec![
+            "10.0.0.5".parse::<std::net::IpAddr>().unwrap(),
+            "fd00::5".parse().unwrap()
+        ]
+    );
     assert_eq!(w.node.as_deref(), Some("node-1"));
     assert_eq!(w.phase.as_deref(), Some("Running"));
     assert_eq!(
         w.named_ports,
         vec![
-            NamedPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 },
-            NamedPort { name: "dns".into(), protocol: Protocol::Udp, port: 53 },
+            NamedPort {
+                name: "http".into(),
+                protocol: Protocol::Tcp,
+                port: 8080
+            },
+            NamedPort {
+                name: "dns".into(),
+                protocol: Protocol::Udp,
+                port: 53
+            },
         ]
     );
-    assert_eq!(w.origin.as_ref().map(|o| (o.file.as_str(), o.line)), Some(("t.yaml", 1)));
+    assert_eq!(
+        w.origin.as_ref().map(|o| (o.file.as_str(), o.line)),
+        Some(("t.yaml", 1))
+    );
     // Without podIPs, podIP is the address.
     let l = load("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus: {podIP: 10.0.0.9}\n");
-    assert_eq!(l.cluster.workloads[0].addresses, vec!["10.0.0.9".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        l.cluster.workloads[0].addresses,
+        vec!["10.0.0.9".parse::<std::net::IpAddr>().unwrap()]
+    );
     // A bad address rejects the pod.
     let l = load("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus: {podIP: 10.0.0.300}\n");
-    assert!(errors(&l)[0].message.starts_with("status.podIP: Invalid value: \"10.0.0.300\""));
+    assert!(errors(&l)[0]
+        .message
+        .starts_with("status.podIP: Invalid value: \"10.0.0.300\""));
 }
 
 #[test]
@@ -288,12 +392,23 @@ fn host_network_and_finished_pods_are_skipped_with_a_note() {
     let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: h, namespace: a}\nspec: {hostNetwork: true, containers: []}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: done, namespace: a}\nstatus: {phase: Succeeded}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: failed, namespace: a}\nstatus: {phase: Failed}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: live, namespace: a}\nstatus: {phase: Pending}\n";
     let l = load(text);
     assert!(!l.has_errors());
-    let names: Vec<&str> = l.cluster.workloads.iter().map(|w| w.name.as_str()).collect();
+    let names: Vec<&str> = l
+        .cluster
+        .workloads
+        .iter()
+        .map(|w| w.name.as_str())
+        .collect();
     assert_eq!(names, vec!["live"]);
     let notes = with(&l, Severity::Note);
-    assert!(notes.iter().any(|d| d.object.as_deref() == Some("Pod a/h") && d.message.contains("hostNetwork")));
-    assert!(notes.iter().any(|d| d.object.as_deref() == Some("Pod a/done") && d.message.contains("Succeeded")));
-    assert!(notes.iter().any(|d| d.object.as_deref() == Some("Pod a/failed")));
+    assert!(notes
+        .iter()
+        .any(|d| d.object.as_deref() == Some("Pod a/h") && d.message.contains("hostNetwork")));
+    assert!(notes
+        .iter()
+        .any(|d| d.object.as_deref() == Some("Pod a/done") && d.message.contains("Succeeded")));
+    assert!(notes
+        .iter()
+        .any(|d| d.object.as_deref() == Some("Pod a/failed")));
 }
 
 const VM_DUMP: &str = "apiVersion: v1
@@ -326,11 +441,18 @@ items:
 #[test]
 fn a_virtual_machine_dump_with_many_fields_netpol_does_not_read_loads() {
     let l = load(VM_DUMP);
-    assert!(l.diagnostics.iter().all(|d| d.severity != Severity::Error), "{:?}", l.diagnostics);
+    assert!(
+        l.diagnostics.iter().all(|d| d.severity != Severity::Error),
+        "{:?}",
+        l.diagnostics
+    );
     let w = &l.cluster.workloads[0];
     assert_eq!(w.kind, WorkloadKind::VirtualMachine);
     assert_eq!(w.key(), "test-project/vm-a");
-    assert_eq!(w.addresses, vec!["10.66.10.2".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        w.addresses,
+        vec!["10.66.10.2".parse::<std::net::IpAddr>().unwrap()]
+    );
     assert_eq!(w.node.as_deref(), Some("node-2"));
     assert_eq!(w.phase.as_deref(), Some("Running"));
     assert!(w.named_ports.is_empty());
@@ -344,7 +466,10 @@ fn the_fields_netpol_reads_from_a_vm_are_type_checked() {
     assert_eq!(d.field_path.as_deref(), Some("metadata.labels[on]"));
     assert!(l.cluster.workloads.is_empty());
     let l = load("apiVersion: virtualization.deckhouse.io/v1alpha2\nkind: VirtualMachine\nmetadata: {name: v}\nstatus: {ipAddress: [1]}\n");
-    assert_eq!(errors(&l)[0].field_path.as_deref(), Some("status.ipAddress"));
+    assert_eq!(
+        errors(&l)[0].field_path.as_deref(),
+        Some("status.ipAddress")
+    );
 }
 
 #[test]
@@ -355,7 +480,13 @@ fn a_kubevirt_vmi_reads_interface_addresses() {
     let w = &l.cluster.workloads[0];
     assert_eq!(w.kind, WorkloadKind::VirtualMachineInstance);
     // Link-local addresses are not pod-network addresses.
-    assert_eq!(w.addresses, vec!["10.0.0.7".parse::<std::net::IpAddr>().unwrap(), "fd00::7".parse().unwrap()]);
+    assert_eq!(
+        w.addresses,
+        vec![
+            "10.0.0.7".parse::<std::net::IpAddr>().unwrap(),
+            "fd00::7".parse().unwrap()
+        ]
+    );
     assert_eq!(w.node.as_deref(), Some("n1"));
 }
 
@@ -415,23 +546,38 @@ metadata:
 ";
     let l = load(text);
     assert!(!l.has_errors(), "{:?}", l.diagnostics);
-    let keys: Vec<(WorkloadKind, String)> = l.cluster.workloads.iter().map(|w| (w.kind, w.key())).collect();
+    let keys: Vec<(WorkloadKind, String)> = l
+        .cluster
+        .workloads
+        .iter()
+        .map(|w| (w.kind, w.key()))
+        .collect();
     assert_eq!(
         keys,
         vec![
             (WorkloadKind::VirtualMachine, "p/vm-a".to_string()),
             (WorkloadKind::VirtualMachineInstance, "p/plain".to_string()),
             (WorkloadKind::Pod, "p/launcher-of-unknown-vm".to_string()),
-            (WorkloadKind::Pod, "q/same-label-other-namespace".to_string()),
+            (
+                WorkloadKind::Pod,
+                "q/same-label-other-namespace".to_string()
+            ),
         ]
     );
     // The VM keeps its own address and takes the node its instance reports.
     assert_eq!(l.cluster.workloads[0].node.as_deref(), Some("node-9"));
     let notes = with(&l, Severity::Note);
     assert_eq!(notes.len(), 4, "{notes:?}");
-    assert!(notes.iter().any(|d| d.object.as_deref() == Some("Pod p/virt-launcher-vm-a-x1") && d.message.contains("VirtualMachine p/vm-a")));
-    assert!(notes.iter().any(|d| d.object.as_deref() == Some("Pod p/virt-launcher-by-address")));
-    assert!(notes.iter().any(|d| d.object.as_deref() == Some("VirtualMachineInstance p/vm-a")));
+    assert!(notes.iter().any(
+        |d| d.object.as_deref() == Some("Pod p/virt-launcher-vm-a-x1")
+            && d.message.contains("VirtualMachine p/vm-a")
+    ));
+    assert!(notes
+        .iter()
+        .any(|d| d.object.as_deref() == Some("Pod p/virt-launcher-by-address")));
+    assert!(notes
+        .iter()
+        .any(|d| d.object.as_deref() == Some("VirtualMachineInstance p/vm-a")));
 }
 
 #[test]
@@ -439,7 +585,10 @@ fn anchors_and_aliases_are_expanded() {
     let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: &l {app: web}\n  annotations: *l\n";
     let l = load(text);
     assert!(!l.has_errors(), "{:?}", l.diagnostics);
-    assert_eq!(l.cluster.workloads[0].labels.get("app").map(String::as_str), Some("web"));
+    assert_eq!(
+        l.cluster.workloads[0].labels.get("app").map(String::as_str),
+        Some("web")
+    );
 }
 
 #[test]
@@ -447,8 +596,16 @@ fn a_file_that_does_not_parse_is_an_error_and_other_files_still_load() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.yaml");
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&good, "apiVersion: v1\nkind: Namespace\nmetadata: {name: good}\n").unwrap();
-    std::fs::write(&bad, "apiVersion: v1\nkind: Namespace\nmetadata: {name: [unclosed\n").unwrap();
+    std::fs::write(
+        &good,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: good}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: [unclosed\n",
+    )
+    .unwrap();
     let missing = dir.path().join("missing.yaml");
     let l = load_paths(&[&bad, &missing, &good], &LoadOptions::default());
     let errs = errors(&l);
@@ -467,13 +624,22 @@ fn directories_load_recursively_in_sorted_order_and_only_manifest_files() {
     std::fs::create_dir_all(root.join("a")).unwrap();
     let ns = |name: &str| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n");
     std::fs::write(root.join("b/nested/3.yml"), ns("three")).unwrap();
-    std::fs::write(root.join("b/2.json"), r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "two"}}"#).unwrap();
+    std::fs::write(
+        root.join("b/2.json"),
+        r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "two"}}"#,
+    )
+    .unwrap();
     std::fs::write(root.join("a/1.yaml"), ns("one")).unwrap();
     std::fs::write(root.join("a/README.md"), "not: [yaml").unwrap();
     std::fs::write(root.join("z.txt"), ns("never")).unwrap();
     let l = load_paths(&[root], &LoadOptions::default());
     assert!(!l.has_errors(), "{:?}", l.diagnostics);
-    let names: Vec<&str> = l.cluster.namespaces.iter().map(|n| n.name.as_str()).collect();
+    let names: Vec<&str> = l
+        .cluster
+        .namespaces
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
     assert_eq!(names, vec!["one", "two", "three"]);
     // An explicitly named file loads whatever its extension.
     let l = load_paths(&[root.join("z.txt")], &LoadOptions::default());
@@ -482,7 +648,11 @@ fn directories_load_recursively_in_sorted_order_and_only_manifest_files() {
 
 #[test]
 fn standard_input_text_is_named_dash_in_diagnostics() {
-    let l = load_str("-", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {a: no}}\n", &LoadOptions::default());
+    let l = load_str(
+        "-",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {a: no}}\n",
+        &LoadOptions::default(),
+    );
     let d = errors(&l)[0];
     assert!(d.to_string().starts_with("-:3:"), "{d}");
 }

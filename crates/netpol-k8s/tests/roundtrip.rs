@@ -48,13 +48,31 @@ fn address() -> impl Strategy<Value = IpAddr> {
 }
 
 fn selector() -> impl Strategy<Value = LabelSelector> {
-    let req = (key(), 0..4usize, prop::collection::vec(value(), 1..3)).prop_map(|(key, op, values)| {
-        let operator = [SelectorOperator::In, SelectorOperator::NotIn, SelectorOperator::Exists, SelectorOperator::DoesNotExist][op];
-        let values = if matches!(operator, SelectorOperator::In | SelectorOperator::NotIn) { values } else { vec![] };
-        SelectorRequirement { key, operator, values }
-    });
-    (labels(), prop::collection::vec(req, 0..3))
-        .prop_map(|(match_labels, match_expressions)| LabelSelector { match_labels, match_expressions })
+    let req =
+        (key(), 0..4usize, prop::collection::vec(value(), 1..3)).prop_map(|(key, op, values)| {
+            let operator = [
+                SelectorOperator::In,
+                SelectorOperator::NotIn,
+                SelectorOperator::Exists,
+                SelectorOperator::DoesNotExist,
+            ][op];
+            let values = if matches!(operator, SelectorOperator::In | SelectorOperator::NotIn) {
+                values
+            } else {
+                vec![]
+            };
+            SelectorRequirement {
+                key,
+                operator,
+                values,
+            }
+        });
+    (labels(), prop::collection::vec(req, 0..3)).prop_map(|(match_labels, match_expressions)| {
+        LabelSelector {
+            match_labels,
+            match_expressions,
+        }
+    })
 }
 
 fn ip_block() -> impl Strategy<Value = IpBlock> {
@@ -73,14 +91,22 @@ fn ip_block() -> impl Strategy<Value = IpBlock> {
 fn peer() -> impl Strategy<Value = Peer> {
     prop_oneof![
         ip_block().prop_map(Peer::IpBlock),
-        (prop::option::of(selector()), prop::option::of(selector()), any::<bool>()).prop_map(|(p, n, which)| {
-            let (pod_selector, namespace_selector) = match (p, n) {
-                (None, None) if which => (Some(LabelSelector::default()), None),
-                (None, None) => (None, Some(LabelSelector::default())),
-                other => other,
-            };
-            Peer::Selector { pod_selector, namespace_selector }
-        }),
+        (
+            prop::option::of(selector()),
+            prop::option::of(selector()),
+            any::<bool>()
+        )
+            .prop_map(|(p, n, which)| {
+                let (pod_selector, namespace_selector) = match (p, n) {
+                    (None, None) if which => (Some(LabelSelector::default()), None),
+                    (None, None) => (None, Some(LabelSelector::default())),
+                    other => other,
+                };
+                Peer::Selector {
+                    pod_selector,
+                    namespace_selector,
+                }
+            }),
     ]
 }
 
@@ -88,21 +114,37 @@ fn port() -> impl Strategy<Value = PolicyPort> {
     let spec = prop_oneof![
         Just(None),
         (1u16..).prop_map(|n| Some(PortSpec::Number(n))),
-        (1u16.., 0u16..100).prop_map(|(s, d)| Some(PortSpec::Range { start: s, end: s.saturating_add(d) })),
+        (1u16.., 0u16..100).prop_map(|(s, d)| Some(PortSpec::Range {
+            start: s,
+            end: s.saturating_add(d)
+        })),
         "[a-z]([a-z0-9]{0,8})".prop_map(|n| Some(PortSpec::Named(n))),
     ];
-    (0..3usize, spec).prop_map(|(p, port)| PolicyPort { protocol: Protocol::ALL[p], port })
+    (0..3usize, spec).prop_map(|(p, port)| PolicyPort {
+        protocol: Protocol::ALL[p],
+        port,
+    })
 }
 
 fn rule() -> impl Strategy<Value = Rule> {
-    (prop::collection::vec(peer(), 0..3), prop::collection::vec(port(), 0..3))
+    (
+        prop::collection::vec(peer(), 0..3),
+        prop::collection::vec(port(), 0..3),
+    )
         .prop_map(|(peers, ports)| Rule { peers, ports })
 }
 
 fn policy(ns: String) -> impl Strategy<Value = Policy> {
-    (name(), selector(), 0..3usize, prop::collection::vec(rule(), 0..3), prop::collection::vec(rule(), 0..3)).prop_map(
-        move |(name, pod_selector, types, ingress, egress)| {
-            let (affects_ingress, affects_egress) = [(true, false), (false, true), (true, true)][types];
+    (
+        name(),
+        selector(),
+        0..3usize,
+        prop::collection::vec(rule(), 0..3),
+        prop::collection::vec(rule(), 0..3),
+    )
+        .prop_map(move |(name, pod_selector, types, ingress, egress)| {
+            let (affects_ingress, affects_egress) =
+                [(true, false), (false, true), (true, true)][types];
             Policy {
                 namespace: ns.clone(),
                 name,
@@ -113,37 +155,61 @@ fn policy(ns: String) -> impl Strategy<Value = Policy> {
                 egress: if affects_egress { egress } else { vec![] },
                 origin: None,
             }
-        },
-    )
+        })
 }
 
 fn workload(ns: String) -> impl Strategy<Value = Workload> {
-    let named = ("[a-z][a-z0-9]{0,8}", 0..3usize, 1u16..).prop_map(|(name, p, port)| NamedPort { name, protocol: Protocol::ALL[p], port });
+    let named = ("[a-z][a-z0-9]{0,8}", 0..3usize, 1u16..).prop_map(|(name, p, port)| NamedPort {
+        name,
+        protocol: Protocol::ALL[p],
+        port,
+    });
     (
         name(),
         0..3usize,
         labels(),
         prop::collection::vec(address(), 0..3),
         prop::option::of(name()),
-        prop::option::of(prop_oneof![Just("Running".to_string()), Just("Pending".to_string())]),
+        prop::option::of(prop_oneof![
+            Just("Running".to_string()),
+            Just("Pending".to_string())
+        ]),
         prop::collection::vec(named, 0..3),
     )
-        .prop_map(move |(name, kind, labels, mut addresses, node, phase, mut named_ports)| {
-            let kind = [WorkloadKind::Pod, WorkloadKind::VirtualMachine, WorkloadKind::VirtualMachineInstance][kind];
-            addresses.dedup();
-            if kind != WorkloadKind::Pod {
-                named_ports.clear();
-            }
-            if kind == WorkloadKind::VirtualMachine {
-                // A Deckhouse VirtualMachine reports one address.
-                addresses.truncate(1);
-            }
-            if kind == WorkloadKind::VirtualMachineInstance {
-                // Link-local addresses are not loaded from a VMI.
-                addresses.retain(|a| !matches!(a, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80));
-            }
-            Workload { kind, namespace: ns.clone(), name, labels, addresses, node, phase, named_ports, origin: None }
-        })
+        .prop_map(
+            move |(name, kind, labels, mut addresses, node, phase, mut named_ports)| {
+                let kind = [
+                    WorkloadKind::Pod,
+                    WorkloadKind::VirtualMachine,
+                    WorkloadKind::VirtualMachineInstance,
+                ][kind];
+                addresses.dedup();
+                if kind != WorkloadKind::Pod {
+                    named_ports.clear();
+                }
+                if kind == WorkloadKind::VirtualMachine {
+                    // A Deckhouse VirtualMachine reports one address.
+                    addresses.truncate(1);
+                }
+                if kind == WorkloadKind::VirtualMachineInstance {
+                    // Link-local addresses are not loaded from a VMI.
+                    addresses.retain(
+                        |a| !matches!(a, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80),
+                    );
+                }
+                Workload {
+                    kind,
+                    namespace: ns.clone(),
+                    name,
+                    labels,
+                    addresses,
+                    node,
+                    phase,
+                    named_ports,
+                    origin: None,
+                }
+            },
+        )
 }
 
 fn cluster() -> impl Strategy<Value = Cluster> {
@@ -155,7 +221,11 @@ fn cluster() -> impl Strategy<Value = Cluster> {
             Just((a, b, ns_labels)),
         )
             .prop_map(|(workloads, policies, (a, b, ns_labels))| {
-                let mut c = Cluster { namespaces: vec![Namespace::new(a, ns_labels, false)], workloads, policies };
+                let mut c = Cluster {
+                    namespaces: vec![Namespace::new(a, ns_labels, false)],
+                    workloads,
+                    policies,
+                };
                 // Names are unique per kind and namespace in a real cluster.
                 let mut seen = std::collections::HashSet::new();
                 c.workloads.retain(|w| seen.insert((w.kind, w.key())));

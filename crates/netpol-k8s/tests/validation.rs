@@ -147,9 +147,11 @@ fn a_cidr_with_host_bits_is_accepted_as_its_network_with_a_warning() {
     };
     assert_eq!(b.cidr.to_string(), "10.0.0.0/24");
     let w = with(&l, Severity::Warning);
-    assert!(w.iter().any(|d| d.field_path.as_deref() == Some("spec.egress[0].to[0].ipBlock.cidr")
-        && d.message.contains("\"10.0.0.0/24\"")
-        && d.line == 11));
+    assert!(w.iter().any(
+        |d| d.field_path.as_deref() == Some("spec.egress[0].to[0].ipBlock.cidr")
+            && d.message.contains("\"10.0.0.0/24\"")
+            && d.line == 11
+    ));
 }
 
 #[test]
@@ -177,10 +179,21 @@ fn selector_expressions_follow_the_operator_rules() {
 fn selector_keys_are_qualified_names_and_values_label_values() {
     assert_valid("  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: web\n");
     let errs = error_messages("  podSelector:\n    matchLabels:\n      -bad: web\n");
-    assert!(errs.iter().any(|e| e.starts_with("spec.podSelector.matchLabels: Invalid value: \"-bad\": name part must consist of")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.starts_with(
+            "spec.podSelector.matchLabels: Invalid value: \"-bad\": name part must consist of"
+        )),
+        "{errs:?}"
+    );
     let long = "v".repeat(64);
-    let errs = error_messages(&format!("  podSelector:\n    matchLabels:\n      app: {long}\n"));
-    assert!(errs.iter().any(|e| e.ends_with("must be no more than 63 characters")), "{errs:?}");
+    let errs = error_messages(&format!(
+        "  podSelector:\n    matchLabels:\n      app: {long}\n"
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.ends_with("must be no more than 63 characters")),
+        "{errs:?}"
+    );
     let errs = error_messages("  ingress:\n    - from:\n        - namespaceSelector:\n            matchExpressions:\n              - {key: a/b/c, operator: Exists}\n");
     assert!(errs.iter().any(|e| e.starts_with("spec.ingress[0].from[0].namespaceSelector.matchExpressions[0].key: Invalid value: \"a/b/c\": a qualified name must consist of")), "{errs:?}");
 }
@@ -206,10 +219,22 @@ fn policy_types_are_ingress_or_egress_at_most_two_without_repeats() {
 fn object_names_and_namespaces_are_checked() {
     let l = load("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: Bad_Name\n  namespace: Bad.NS\nspec: {}\n");
     let msgs: Vec<&str> = errors(&l).iter().map(|d| d.message.as_str()).collect();
-    assert!(msgs.iter().any(|m| m.starts_with("metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.starts_with("metadata.namespace: Invalid value: \"Bad.NS\": a lowercase RFC 1123 label")), "{msgs:?}");
+    assert!(
+        msgs.iter().any(|m| m.starts_with(
+            "metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"
+        )),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.starts_with(
+            "metadata.namespace: Invalid value: \"Bad.NS\": a lowercase RFC 1123 label"
+        )),
+        "{msgs:?}"
+    );
     let l = load("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  namespace: ns\nspec: {}\n");
-    assert!(errors(&l).iter().any(|d| d.message == "metadata.name: Required value: name or generateName is required"));
+    assert!(errors(&l)
+        .iter()
+        .any(|d| d.message == "metadata.name: Required value: name or generateName is required"));
 }
 
 #[test]
@@ -218,11 +243,18 @@ fn every_problem_of_an_object_is_reported_at_its_own_position() {
     let l = load(&text);
     let errs = errors(&l);
     assert_eq!(errs.len(), 3, "{errs:?}");
-    let at = |path: &str| errs.iter().find(|d| d.field_path.as_deref() == Some(path)).map(|d| (d.line, d.column));
+    let at = |path: &str| {
+        errs.iter()
+            .find(|d| d.field_path.as_deref() == Some(path))
+            .map(|d| (d.line, d.column))
+    };
     assert_eq!(at("spec.ingress[0].ports[0].port"), Some((10, 17)));
     assert_eq!(at("spec.ingress[0].ports[0].protocol"), Some((11, 21)));
     assert_eq!(at("spec.ingress[0].from[0]"), Some((13, 11)));
-    let port = errs.iter().find(|d| d.field_path.as_deref() == Some("spec.ingress[0].ports[0].port")).unwrap();
+    let port = errs
+        .iter()
+        .find(|d| d.field_path.as_deref() == Some("spec.ingress[0].ports[0].port"))
+        .unwrap();
     assert_eq!(
         port.to_string().lines().next(),
         Some("t.yaml:10:17: error: NetworkPolicy ns/p: spec.ingress[0].ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive")
@@ -264,7 +296,9 @@ fn egress_rules_are_ignored_with_a_warning_when_policy_types_omit_egress() {
     let p = &l.cluster.policies[0];
     assert!(p.affects_ingress && !p.affects_egress);
     assert!(p.egress.is_empty());
-    assert!(with(&l, Severity::Warning).iter().any(|d| d.message.contains("egress rule(s) are ignored") && d.line == 9));
+    assert!(with(&l, Severity::Warning)
+        .iter()
+        .any(|d| d.message.contains("egress rule(s) are ignored") && d.line == 9));
 }
 
 #[test]
@@ -279,9 +313,18 @@ fn ports_default_to_tcp_and_omitted_lists_mean_everything() {
     assert_eq!(r.ports[0].port, Some(PortSpec::Number(53)));
     assert_eq!(r.ports[1].protocol, Protocol::Udp);
     assert_eq!(r.ports[1].port, Some(PortSpec::Named("dns".into())));
-    assert_eq!(r.ports[2].port, Some(PortSpec::Range { start: 1000, end: 1010 }));
+    assert_eq!(
+        r.ports[2].port,
+        Some(PortSpec::Range {
+            start: 1000,
+            end: 1010
+        })
+    );
     assert!(p.ingress[1].ports.is_empty() && p.ingress[1].peers.is_empty());
-    assert_eq!(p.pod_selector.match_labels.get("vm").map(String::as_str), Some("a"));
+    assert_eq!(
+        p.pod_selector.match_labels.get("vm").map(String::as_str),
+        Some("a")
+    );
 }
 
 #[test]
@@ -291,13 +334,19 @@ fn selector_peers_keep_which_selectors_were_given() {
     ));
     let peers = &l.cluster.policies[0].ingress[0].peers;
     match &peers[0] {
-        Peer::Selector { pod_selector: None, namespace_selector: Some(ns) } => {
+        Peer::Selector {
+            pod_selector: None,
+            namespace_selector: Some(ns),
+        } => {
             assert_eq!(ns.match_labels.get("team").map(String::as_str), Some("x"))
         }
         other => panic!("{other:?}"),
     }
     match &peers[1] {
-        Peer::Selector { pod_selector: Some(ps), namespace_selector: Some(ns) } => {
+        Peer::Selector {
+            pod_selector: Some(ps),
+            namespace_selector: Some(ns),
+        } => {
             assert!(ns.is_empty());
             assert_eq!(ps.match_expressions[0].operator, SelectorOperator::NotIn);
             assert_eq!(ps.match_expressions[0].values, vec!["db".to_string()]);

@@ -11,7 +11,10 @@ pub fn load_mode(text: &str, validation: ValidationMode) -> Loaded {
 }
 
 pub fn with(l: &Loaded, severity: Severity) -> Vec<&Diagnostic> {
-    l.diagnostics.iter().filter(|d| d.severity == severity).collect()
+    l.diagnostics
+        .iter()
+        .filter(|d| d.severity == severity)
+        .collect()
 }
 
 pub fn errors(l: &Loaded) -> Vec<&Diagnostic> {
