@@ -1,0 +1,107 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use netpol_core::EvalOptions;
+
+use crate::AgentError;
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Where and how to follow the Kubernetes API.
+#[derive(Clone, Debug, Default)]
+pub struct KubeConfig {
+    /// An explicit API server URL (tests, `kubectl proxy`); `None` uses the in-cluster service
+    /// account or the kubeconfig, as `kube::Config::infer` does.
+    pub api_server: Option<String>,
+    /// Also watch Deckhouse VirtualMachines when the CRD exists (default true).
+    pub watch_virtual_machines: bool,
+    /// Also watch KubeVirt VirtualMachineInstances when the CRD exists (default true).
+    pub watch_virtual_machine_instances: bool,
+}
+
+impl KubeConfig {
+    /// In-cluster (or kubeconfig) access, watching every supported kind.
+    pub fn in_cluster() -> Self {
+        KubeConfig {
+            api_server: None,
+            watch_virtual_machines: true,
+            watch_virtual_machine_instances: true,
+        }
+    }
+}
+
+/// Everything the agent needs; plain values, no argument parsing.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The node whose workloads this agent enforces (downward API `spec.nodeName`).
+    pub node_name: String,
+    /// Directories of manifests to follow (recursively; `.yaml`, `.yml`, `.json`).
+    pub manifest_dirs: Vec<PathBuf>,
+    /// Follow the Kubernetes API as well.
+    pub kube: Option<KubeConfig>,
+    /// The network namespace to enforce in; `None` is the agent's own (the node's, with
+    /// hostNetwork).
+    pub netns: Option<String>,
+    /// `/metrics`, `/healthz`, `/readyz`. Loopback by default.
+    pub listen: SocketAddr,
+    /// Changes arriving within this window after the first one are handled by one sync.
+    pub coalesce_window: Duration,
+    /// The file watcher's debounce window.
+    pub file_debounce: Duration,
+    /// How often the kernel's table is compared with what was applied.
+    pub drift_interval: Duration,
+    /// First retry delay after a failed apply; doubles up to `retry_max`.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Remove the table when the agent stops (default: leave the rules in force).
+    pub cleanup_on_exit: bool,
+    pub eval_options: EvalOptions,
+    pub log_format: LogFormat,
+}
+
+impl AgentConfig {
+    /// Defaults for one node: loopback metrics on port 9402, 10 s drift checks.
+    pub fn new(node_name: impl Into<String>) -> Self {
+        AgentConfig {
+            node_name: node_name.into(),
+            manifest_dirs: Vec::new(),
+            kube: None,
+            netns: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9402)),
+            coalesce_window: Duration::from_millis(100),
+            file_debounce: Duration::from_millis(50),
+            drift_interval: Duration::from_secs(10),
+            retry_initial: Duration::from_millis(500),
+            retry_max: Duration::from_secs(60),
+            cleanup_on_exit: false,
+            eval_options: EvalOptions::default(),
+            log_format: LogFormat::Text,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), AgentError> {
+        if self.node_name.trim().is_empty() {
+            return Err(AgentError::Config("the node name is empty".into()));
+        }
+        if self.manifest_dirs.is_empty() && self.kube.is_none() {
+            return Err(AgentError::Config(
+                "no source: give a manifest directory or enable the Kubernetes API".into(),
+            ));
+        }
+        if self.drift_interval.is_zero() || self.retry_initial.is_zero() {
+            return Err(AgentError::Config(
+                "drift interval and retry delay must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,273 @@
+//! The agent's Prometheus metrics (text exposition through `prometheus-client`).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::reconcile::PolicyCounterValue;
+
+type Labels = Vec<(String, String)>;
+
+fn label(k: &str, v: &str) -> Labels {
+    vec![(k.to_string(), v.to_string())]
+}
+
+/// Every metric the agent exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Syncs by result: `applied`, `unchanged`, `apply_failed`, `compile_failed`.
+    pub syncs: Family<Labels, Counter>,
+    pub sync_duration: Histogram,
+    pub last_success: Gauge<f64, AtomicU64>,
+    /// Workloads by scope: `local` (on this node) and `total`.
+    pub workloads: Family<Labels, Gauge>,
+    pub policies: Gauge,
+    /// Policies isolating at least one local workload (they have a kernel counter).
+    pub local_policies: Gauge,
+    pub ruleset_elements: Gauge,
+    pub apply_errors: Counter,
+    pub drift_repairs: Counter,
+    pub drift_check_errors: Counter,
+    /// Errors loading source content, by source.
+    pub source_errors: Family<Labels, Counter>,
+    /// Files (or objects) whose current content does not load and whose last good content is
+    /// in force, by source.
+    pub source_failing: Family<Labels, Gauge>,
+    /// From the first unsynced change of a source to the rules being in the kernel.
+    pub enforcement_delay: Histogram,
+    pub ready: Gauge,
+    counters: std::sync::Arc<PolicyCounters>,
+}
+
+/// The per-policy kernel counters, refreshed before each scrape.
+#[derive(Debug, Default)]
+pub struct PolicyCounters {
+    values: Mutex<Vec<PolicyCounterValue>>,
+}
+
+impl Collector for PolicyCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let values = self
+            .values
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        {
+            let proto = ConstCounter::new(0u64);
+            let mut m = encoder.encode_descriptor(
+                "netpol_policy_packets",
+                "Packets whose verdict a policy decided (first packets of new connections), from the kernel's named counter",
+                None,
+                proto.metric_type(),
+            )?;
+            for v in &values {
+                let labels = vec![
+                    ("policy".to_string(), v.policy.clone()),
+                    ("counter".to_string(), v.counter.clone()),
+                ];
+                ConstCounter::new(v.packets).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let proto = ConstCounter::new(0u64);
+        let mut m = encoder.encode_descriptor(
+            "netpol_policy_bytes",
+            "Bytes counted by a policy's kernel counter",
+            None,
+            proto.metric_type(),
+        )?;
+        for v in &values {
+            let labels = vec![
+                ("policy".to_string(), v.policy.clone()),
+                ("counter".to_string(), v.counter.clone()),
+            ];
+            ConstCounter::new(v.bytes).encode(m.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let syncs = Family::<Labels, Counter>::default();
+        registry.register("netpol_syncs", "Syncs by result", syncs.clone());
+        let sync_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "netpol_sync_duration_seconds",
+            "Time to assemble, compile and (if changed) apply the ruleset",
+            sync_duration.clone(),
+        );
+        let last_success = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "netpol_last_successful_sync_timestamp_seconds",
+            "Unix time of the last sync that left the intended ruleset in the kernel",
+            last_success.clone(),
+        );
+        let workloads = Family::<Labels, Gauge>::default();
+        registry.register(
+            "netpol_workloads",
+            "Workloads known (scope=total) and on this node (scope=local)",
+            workloads.clone(),
+        );
+        let policies = Gauge::default();
+        registry.register("netpol_policies", "NetworkPolicies known", policies.clone());
+        let local_policies = Gauge::default();
+        registry.register(
+            "netpol_local_policies",
+            "NetworkPolicies isolating at least one workload of this node",
+            local_policies.clone(),
+        );
+        let ruleset_elements = Gauge::default();
+        registry.register(
+            "netpol_ruleset_elements",
+            "Elements in all sets and maps of the applied table",
+            ruleset_elements.clone(),
+        );
+        let apply_errors = Counter::default();
+        registry.register(
+            "netpol_apply_errors",
+            "Failed nft transactions (the previous ruleset stays in force)",
+            apply_errors.clone(),
+        );
+        let drift_repairs = Counter::default();
+        registry.register(
+            "netpol_drift_repairs",
+            "Times the kernel's table differed from what was applied and was re-applied",
+            drift_repairs.clone(),
+        );
+        let drift_check_errors = Counter::default();
+        registry.register(
+            "netpol_drift_check_errors",
+            "Drift checks that could not read the kernel's table",
+            drift_check_errors.clone(),
+        );
+        let source_errors = Family::<Labels, Counter>::default();
+        registry.register(
+            "netpol_source_errors",
+            "Source contents that failed to load (last good content kept)",
+            source_errors.clone(),
+        );
+        let source_failing = Family::<Labels, Gauge>::default();
+        registry.register(
+            "netpol_source_failing",
+            "Files or objects whose current content does not load right now",
+            source_failing.clone(),
+        );
+        let enforcement_delay = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "netpol_enforcement_delay_seconds",
+            "Delay from a source change being seen to the resulting rules being in the kernel",
+            enforcement_delay.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register(
+            "netpol_ready",
+            "1 when the first sync was applied and the last sync succeeded",
+            ready.clone(),
+        );
+        let counters = std::sync::Arc::new(PolicyCounters::default());
+        registry.register_collector(Box::new(counters.clone()));
+        Metrics {
+            registry,
+            syncs,
+            sync_duration,
+            last_success,
+            workloads,
+            policies,
+            local_policies,
+            ruleset_elements,
+            apply_errors,
+            drift_repairs,
+            drift_check_errors,
+            source_errors,
+            source_failing,
+            enforcement_delay,
+            ready,
+            counters,
+        }
+    }
+
+    pub fn sync(&self, result: &str) {
+        self.syncs.get_or_create(&label("result", result)).inc();
+    }
+
+    pub fn set_workloads(&self, local: usize, total: usize) {
+        self.workloads
+            .get_or_create(&label("scope", "local"))
+            .set(local as i64);
+        self.workloads
+            .get_or_create(&label("scope", "total"))
+            .set(total as i64);
+    }
+
+    pub fn source_error(&self, source: &str) {
+        self.source_errors
+            .get_or_create(&label("source", source))
+            .inc();
+    }
+
+    pub fn set_failing(&self, source: &str, n: i64) {
+        self.source_failing
+            .get_or_create(&label("source", source))
+            .set(n);
+    }
+
+    pub fn set_policy_counters(&self, values: Vec<PolicyCounterValue>) {
+        *self
+            .counters
+            .values
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = values;
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(%error, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_counters_appear_with_their_policy_label() {
+        let m = Metrics::new();
+        m.set_policy_counters(vec![PolicyCounterValue {
+            policy: "ns/allow".into(),
+            counter: "pol_ns_allow".into(),
+            packets: 7,
+            bytes: 420,
+        }]);
+        m.sync("applied");
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"netpol_policy_packets_total{policy="ns/allow",counter="pol_ns_allow"} 7"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"netpol_policy_bytes_total{policy="ns/allow",counter="pol_ns_allow"} 420"#
+        ));
+        assert!(text.contains(r#"netpol_syncs_total{result="applied"} 1"#));
+    }
+}

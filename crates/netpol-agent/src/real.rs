@@ -1,0 +1,197 @@
+//! The real collaborators: the `netpol-nft` compiler and the `netpol-dataplane` kernel access
+//! (plus the `netpol-k8s` loader, see [`K8sLoader`]).
+
+use std::sync::Mutex;
+
+use netpol_core::{Cluster, EvalOptions};
+use netpol_dataplane::nft::{self, Drift, Fingerprint, Listing};
+
+use crate::reconcile::{Compiled, Compiler, Enforcer, StepError};
+
+const FAMILY: &str = "inet";
+const TABLE: &str = "netpol";
+/// Above this many set elements the drift check compares chains and rules only: a full listing
+/// of a million elements takes seconds.
+const FULL_LISTING_MAX_ELEMENTS: usize = 50_000;
+
+/// `netpol_nft::compile`.
+pub struct NftCompiler {
+    opts: EvalOptions,
+}
+
+impl NftCompiler {
+    pub fn new(opts: EvalOptions) -> Self {
+        NftCompiler { opts }
+    }
+}
+
+impl Compiler for NftCompiler {
+    fn compile(&self, cluster: &Cluster, node: &str) -> Result<Compiled, StepError> {
+        let ruleset =
+            netpol_nft::compile(cluster, self.opts, node).map_err(|e| StepError(e.to_string()))?;
+        Ok(Compiled {
+            local_workloads: ruleset.summary.local_workloads.len(),
+            total_workloads: cluster.workloads.len(),
+            policies: cluster.policies.len(),
+            counters: ruleset
+                .summary
+                .policies
+                .iter()
+                .map(|p| (p.key.clone(), p.counter.clone()))
+                .collect(),
+            elements: ruleset.summary.total_elements,
+            text: ruleset.text,
+        })
+    }
+}
+
+/// The `inet netpol` table in one network namespace (`None`: the agent's own).
+pub struct KernelEnforcer {
+    netns: Option<String>,
+    fingerprint: Mutex<Option<Fingerprint>>,
+}
+
+impl KernelEnforcer {
+    pub fn new(netns: Option<String>) -> Self {
+        KernelEnforcer {
+            netns,
+            fingerprint: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Fingerprint>> {
+        self.fingerprint.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn err(e: netpol_dataplane::DataplaneError) -> StepError {
+    StepError(e.to_string())
+}
+
+impl Enforcer for KernelEnforcer {
+    fn apply(&self, compiled: &Compiled) -> Result<(), StepError> {
+        let listing = if compiled.elements > FULL_LISTING_MAX_ELEMENTS {
+            Listing::Terse
+        } else {
+            Listing::Full
+        };
+        let fp = nft::apply_and_fingerprint(
+            self.netns.as_deref(),
+            &compiled.text,
+            FAMILY,
+            TABLE,
+            listing,
+        )
+        .map_err(err)?;
+        *self.lock() = Some(fp);
+        Ok(())
+    }
+
+    fn check_drift(&self) -> Result<Option<String>, StepError> {
+        let Some(fp) = self.lock().clone() else {
+            return Ok(None);
+        };
+        match nft::verify(self.netns.as_deref(), &fp).map_err(err)? {
+            Drift::InSync => Ok(None),
+            Drift::Missing => Ok(Some("the table is gone".into())),
+            Drift::Changed {
+                only_expected,
+                only_actual,
+            } => Ok(Some(format!(
+                "{} expected lines missing, {} unexpected lines (first missing: {:?})",
+                only_expected.len(),
+                only_actual.len(),
+                only_expected.first()
+            ))),
+        }
+    }
+
+    fn counters(&self) -> Result<Vec<(String, u64, u64)>, StepError> {
+        let Some(json) = nft::table_json(self.netns.as_deref(), FAMILY, TABLE).map_err(err)? else {
+            return Ok(Vec::new());
+        };
+        Ok(parse_counters(&json))
+    }
+
+    fn remove(&self) -> Result<(), StepError> {
+        nft::delete_table(self.netns.as_deref(), FAMILY, TABLE).map_err(err)?;
+        *self.lock() = None;
+        Ok(())
+    }
+}
+
+/// Named counter objects from `nft -j list ...` output.
+pub fn parse_counters(json: &serde_json::Value) -> Vec<(String, u64, u64)> {
+    json.get("nftables")
+        .and_then(|v| v.as_array())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| {
+                    let c = item.get("counter")?;
+                    Some((
+                        c.get("name")?.as_str()?.to_string(),
+                        c.get("packets")?.as_u64()?,
+                        c.get("bytes")?.as_u64()?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `netpol_k8s::load_str`: the same decoding, validation and defaulting as `netpol check`.
+pub struct K8sLoader {
+    opts: netpol_k8s::LoadOptions,
+}
+
+impl K8sLoader {
+    /// Strict validation (unknown or duplicate fields reject the object), like `kubectl`'s default.
+    pub fn new() -> Self {
+        K8sLoader::with_options(netpol_k8s::LoadOptions::default())
+    }
+
+    pub fn with_options(opts: netpol_k8s::LoadOptions) -> Self {
+        K8sLoader { opts }
+    }
+}
+
+impl Default for K8sLoader {
+    fn default() -> Self {
+        K8sLoader::new()
+    }
+}
+
+impl crate::store::ManifestLoader for K8sLoader {
+    fn load(&self, name: &str, text: &str) -> crate::store::LoadOutcome {
+        let loaded = netpol_k8s::load_str(name, text, &self.opts);
+        let mut outcome = crate::store::LoadOutcome {
+            cluster: loaded.cluster,
+            ..Default::default()
+        };
+        for d in loaded.diagnostics {
+            match d.severity {
+                netpol_k8s::Severity::Error => outcome.errors.push(d.to_string()),
+                netpol_k8s::Severity::Warning => outcome.warnings.push(d.to_string()),
+                netpol_k8s::Severity::Note => {}
+            }
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_read_from_nft_json_and_anonymous_rule_counters_ignored() {
+        let json: serde_json::Value = serde_json::from_str(
+            r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
+            {"counter": {"family": "inet", "name": "pol_a_b", "table": "netpol", "handle": 2, "packets": 3, "bytes": 180}},
+            {"rule": {"expr": [{"counter": {"packets": 9, "bytes": 9}}]}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(parse_counters(&json), vec![("pol_a_b".to_string(), 3, 180)]);
+    }
+}

@@ -1,0 +1,349 @@
+//! The reconcile loop: level-triggered, coalesced, atomic, retried, drift-repaired.
+//!
+//! A sync always starts from the whole current state (never from the change that woke it), so
+//! missed or merged notifications cannot leave the kernel behind. Nothing is applied before every
+//! source finished its initial list. The kernel is only ever changed by a complete script that
+//! replaces the `inet netpol` table in one transaction; a failed transaction leaves the previous
+//! table in force and is retried with exponential backoff.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use netpol_core::Cluster;
+use tokio::sync::watch;
+use tokio::time::sleep_until;
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::AgentConfig;
+
+/// A compile or kernel step that failed, with a message for logs and `/readyz`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StepError(pub String);
+
+/// A node's ruleset as the compiler produced it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Compiled {
+    /// The complete atomic nft script.
+    pub text: String,
+    pub local_workloads: usize,
+    pub total_workloads: usize,
+    pub policies: usize,
+    /// `(policy key, counter name)` of every policy with a counter in the table.
+    pub counters: Vec<(String, String)>,
+    pub elements: usize,
+}
+
+/// Compiles the whole cluster for one node.
+pub trait Compiler: Send + Sync {
+    fn compile(&self, cluster: &Cluster, node: &str) -> Result<Compiled, StepError>;
+}
+
+/// One named counter's value in the kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyCounterValue {
+    pub policy: String,
+    pub counter: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// The kernel side: applies scripts atomically and reads them back.
+pub trait Enforcer: Send + Sync {
+    /// Applies the script as one transaction and remembers what the table looks like afterwards.
+    fn apply(&self, compiled: &Compiled) -> Result<(), StepError>;
+    /// `Ok(None)` when the table is what was last applied, `Ok(Some(description))` otherwise.
+    fn check_drift(&self) -> Result<Option<String>, StepError>;
+    /// The named counters of the table: `(name, packets, bytes)`.
+    fn counters(&self) -> Result<Vec<(String, u64, u64)>, StepError>;
+    /// Deletes the table.
+    fn remove(&self) -> Result<(), StepError>;
+}
+
+/// What `/readyz` and the counters endpoint need to know.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    pub first_applied: bool,
+    pub last_ok: bool,
+    pub last_error: Option<String>,
+    pub waiting_for: Vec<String>,
+    /// counter name -> policy key of the applied ruleset.
+    pub counters: BTreeMap<String, String>,
+    pub syncs: u64,
+    pub applies: u64,
+}
+
+impl Status {
+    pub fn ready(&self) -> bool {
+        self.first_applied && self.last_ok
+    }
+}
+
+pub type SharedState = Arc<Mutex<Status>>;
+
+/// Reads the state, tolerating a poisoned lock (the data is plain values).
+pub fn status(state: &SharedState) -> Status {
+    state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn update(state: &SharedState, f: impl FnOnce(&mut Status)) {
+    f(&mut state.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+pub struct Reconciler {
+    node: String,
+    store: Store,
+    compiler: Arc<dyn Compiler>,
+    enforcer: Arc<dyn Enforcer>,
+    metrics: Arc<Metrics>,
+    state: SharedState,
+    coalesce: Duration,
+    drift_interval: Duration,
+    retry_initial: Duration,
+    retry_max: Duration,
+    /// What is in the kernel (as far as the last successful apply knows).
+    applied: Option<Compiled>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    /// The oldest change not yet enforced.
+    pending_since: Option<Instant>,
+}
+
+enum Wake {
+    Changed,
+    Retry,
+    Drift,
+    Stop,
+}
+
+impl Reconciler {
+    pub fn new(
+        config: &AgentConfig,
+        store: Store,
+        compiler: Arc<dyn Compiler>,
+        enforcer: Arc<dyn Enforcer>,
+        metrics: Arc<Metrics>,
+        state: SharedState,
+    ) -> Self {
+        Reconciler {
+            node: config.node_name.clone(),
+            store,
+            compiler,
+            enforcer,
+            metrics,
+            state,
+            coalesce: config.coalesce_window,
+            drift_interval: config.drift_interval,
+            retry_initial: config.retry_initial,
+            retry_max: config.retry_max,
+            applied: None,
+            retry_at: None,
+            backoff: config.retry_initial,
+            pending_since: None,
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), crate::AgentError> {
+        let mut changes = self.store.subscribe();
+        // A change may have happened before we subscribed: start with a sync attempt.
+        let mut wake = Wake::Changed;
+        let mut next_drift = Instant::now() + self.drift_interval;
+        loop {
+            match wake {
+                Wake::Stop => return Ok(()),
+                Wake::Changed => {
+                    // Coalesce: whatever else arrives within the window is part of this sync.
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.coalesce) => {}
+                        _ = crate::stopped(&mut shutdown) => return Ok(()),
+                    }
+                    changes.borrow_and_update();
+                    self.sync(false).await;
+                }
+                Wake::Retry => {
+                    self.retry_at = None;
+                    self.sync(true).await;
+                }
+                Wake::Drift => {
+                    next_drift = Instant::now() + self.drift_interval;
+                    self.check_drift().await;
+                }
+            }
+            let retry_at = self.retry_at;
+            wake = tokio::select! {
+                r = changes.changed() => match r { Ok(()) => Wake::Changed, Err(_) => Wake::Stop },
+                _ = async { match retry_at { Some(t) => sleep_until(t.into()).await, None => std::future::pending().await } } => Wake::Retry,
+                _ = sleep_until(next_drift.into()) => Wake::Drift,
+                _ = crate::stopped(&mut shutdown) => Wake::Stop,
+            };
+        }
+    }
+
+    async fn sync(&mut self, force_apply: bool) {
+        if !self.store.all_ready() {
+            let waiting = self.store.not_ready();
+            tracing::info!(?waiting, "not applying: sources still listing");
+            update(&self.state, |s| s.waiting_for = waiting);
+            return;
+        }
+        let started = Instant::now();
+        let (cluster, since) = self.store.snapshot();
+        if let Some(since) = since {
+            self.pending_since = Some(self.pending_since.map_or(since, |p| p.min(since)));
+        }
+        let compiler = self.compiler.clone();
+        let node = self.node.clone();
+        let compiled = tokio::task::spawn_blocking(move || compiler.compile(&cluster, &node))
+            .await
+            .unwrap_or_else(|e| Err(StepError(format!("compiler task failed: {e}"))));
+        let compiled = match compiled {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::error!(%error, "cannot compile the ruleset; the previous one stays in force");
+                self.metrics.sync("compile_failed");
+                self.finish(started, Err(error.0));
+                return;
+            }
+        };
+        self.metrics
+            .set_workloads(compiled.local_workloads, compiled.total_workloads);
+        self.metrics.policies.set(compiled.policies as i64);
+        if !force_apply
+            && self
+                .applied
+                .as_ref()
+                .is_some_and(|a| a.text == compiled.text)
+        {
+            tracing::debug!("ruleset unchanged");
+            self.metrics.sync("unchanged");
+            self.enforced(started);
+            self.finish(started, Ok(()));
+            return;
+        }
+        match self.apply(compiled).await {
+            Ok(()) => {
+                self.metrics.sync("applied");
+                self.enforced(started);
+                self.finish(started, Ok(()));
+            }
+            Err(error) => {
+                self.metrics.sync("apply_failed");
+                self.finish(started, Err(error));
+            }
+        }
+    }
+
+    async fn apply(&mut self, compiled: Compiled) -> Result<(), String> {
+        let enforcer = self.enforcer.clone();
+        let c = compiled.clone();
+        let result = tokio::task::spawn_blocking(move || enforcer.apply(&c))
+            .await
+            .unwrap_or_else(|e| Err(StepError(format!("apply task failed: {e}"))));
+        match result {
+            Ok(()) => {
+                tracing::info!(
+                    local_workloads = compiled.local_workloads,
+                    policies = compiled.policies,
+                    elements = compiled.elements,
+                    bytes = compiled.text.len(),
+                    "ruleset applied"
+                );
+                self.metrics.ruleset_elements.set(compiled.elements as i64);
+                self.metrics
+                    .local_policies
+                    .set(compiled.counters.len() as i64);
+                let counters = compiled
+                    .counters
+                    .iter()
+                    .map(|(p, c)| (c.clone(), p.clone()))
+                    .collect();
+                update(&self.state, |s| {
+                    s.counters = counters;
+                    s.applies += 1;
+                });
+                self.applied = Some(compiled);
+                self.retry_at = None;
+                self.backoff = self.retry_initial;
+                Ok(())
+            }
+            Err(error) => {
+                self.metrics.apply_errors.inc();
+                let delay = self.backoff;
+                self.backoff = (self.backoff * 2).min(self.retry_max);
+                self.retry_at = Some(Instant::now() + delay);
+                tracing::error!(%error, retry_in = ?delay, "apply failed; the previous ruleset stays in force");
+                Err(error.0)
+            }
+        }
+    }
+
+    fn enforced(&mut self, started: Instant) {
+        if let Some(since) = self.pending_since.take() {
+            self.metrics
+                .enforcement_delay
+                .observe(since.elapsed().as_secs_f64());
+        }
+        let _ = started;
+    }
+
+    fn finish(&mut self, started: Instant, result: Result<(), String>) {
+        self.metrics
+            .sync_duration
+            .observe(started.elapsed().as_secs_f64());
+        let ok = result.is_ok();
+        if ok {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            self.metrics.last_success.set(now);
+        }
+        let applied = self.applied.is_some();
+        update(&self.state, |s| {
+            s.syncs += 1;
+            s.waiting_for.clear();
+            s.first_applied = applied;
+            s.last_ok = ok;
+            s.last_error = result.err();
+        });
+        self.metrics
+            .ready
+            .set(i64::from(status(&self.state).ready()));
+    }
+
+    async fn check_drift(&mut self) {
+        let Some(applied) = self.applied.clone() else {
+            return;
+        };
+        if self.retry_at.is_some() {
+            return; // a retry will apply anyway
+        }
+        let enforcer = self.enforcer.clone();
+        let drift = tokio::task::spawn_blocking(move || enforcer.check_drift())
+            .await
+            .unwrap_or_else(|e| Err(StepError(format!("drift task failed: {e}"))));
+        match drift {
+            Ok(None) => tracing::debug!("no drift"),
+            Ok(Some(description)) => {
+                tracing::warn!(%description, "the kernel's table drifted from what was applied; repairing");
+                let started = Instant::now();
+                match self.apply(applied).await {
+                    Ok(()) => {
+                        self.metrics.drift_repairs.inc();
+                        self.finish(started, Ok(()));
+                    }
+                    Err(error) => self.finish(started, Err(error)),
+                }
+            }
+            Err(error) => {
+                self.metrics.drift_check_errors.inc();
+                tracing::warn!(%error, "cannot check the kernel's table for drift");
+            }
+        }
+    }
+}

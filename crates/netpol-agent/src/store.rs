@@ -1,0 +1,336 @@
+//! The agent's view of the cluster: per source, per object key, the model objects that key
+//! contributes. Sources replace their own entries; the reconcile loop assembles one `Cluster` from
+//! all of them. Only model values are kept (never raw manifests or API objects), which keeps the
+//! memory per workload small.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use netpol_core::{Cluster, WorkloadKind};
+use tokio::sync::watch;
+
+/// What loading one manifest text produced.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOutcome {
+    /// The objects that loaded (possibly partial when `errors` is not empty).
+    pub cluster: Cluster,
+    /// Error diagnostics; a non-empty list means the text is not used (its last good content is).
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Turns one manifest text (a file, or one API object as JSON) into model objects.
+pub trait ManifestLoader: Send + Sync {
+    fn load(&self, name: &str, text: &str) -> LoadOutcome;
+}
+
+#[derive(Default)]
+struct Inner {
+    /// source -> key -> objects.
+    sources: BTreeMap<String, BTreeMap<String, Cluster>>,
+    registered: BTreeSet<String>,
+    ready: BTreeSet<String>,
+    /// The oldest change not yet picked up by a sync.
+    pending_since: Option<Instant>,
+}
+
+/// Shared, cheaply clonable handle.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Mutex<Inner>>,
+    changed: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+impl Store {
+    pub fn new() -> Self {
+        let (tx, _rx) = watch::channel(0);
+        Store {
+            inner: Arc::default(),
+            changed: Arc::new(tx),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep using it.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bump(&self, inner: &mut Inner) {
+        inner.pending_since.get_or_insert_with(Instant::now);
+        self.changed.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// A receiver that sees a new value after every change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Declares a source that must finish its initial list before anything is applied.
+    pub fn register_source(&self, source: &str) {
+        self.lock().registered.insert(source.to_string());
+    }
+
+    /// Marks a source's initial list as complete.
+    pub fn mark_ready(&self, source: &str) {
+        let mut inner = self.lock();
+        if inner.ready.insert(source.to_string()) {
+            self.bump(&mut inner);
+        }
+    }
+
+    /// True when every registered source has finished its initial list.
+    pub fn all_ready(&self) -> bool {
+        let inner = self.lock();
+        inner.registered.iter().all(|s| inner.ready.contains(s))
+    }
+
+    pub fn not_ready(&self) -> Vec<String> {
+        let inner = self.lock();
+        inner
+            .registered
+            .iter()
+            .filter(|s| !inner.ready.contains(*s))
+            .cloned()
+            .collect()
+    }
+
+    /// Sets (or replaces) what `key` of `source` contributes.
+    pub fn upsert(&self, source: &str, key: &str, objects: Cluster) {
+        let mut inner = self.lock();
+        let entries = inner.sources.entry(source.to_string()).or_default();
+        if entries.get(key) == Some(&objects) {
+            return;
+        }
+        entries.insert(key.to_string(), objects);
+        self.bump(&mut inner);
+    }
+
+    /// Removes what `key` of `source` contributed.
+    pub fn remove(&self, source: &str, key: &str) {
+        let mut inner = self.lock();
+        let removed = inner
+            .sources
+            .get_mut(source)
+            .and_then(|e| e.remove(key))
+            .is_some();
+        if removed {
+            self.bump(&mut inner);
+        }
+    }
+
+    /// Replaces everything `source` contributes in one step (a completed relist).
+    pub fn replace_source(&self, source: &str, entries: BTreeMap<String, Cluster>) {
+        let mut inner = self.lock();
+        if inner.sources.get(source) == Some(&entries) {
+            return;
+        }
+        inner.sources.insert(source.to_string(), entries);
+        self.bump(&mut inner);
+    }
+
+    /// What `key` of `source` contributes now.
+    pub fn get(&self, source: &str, key: &str) -> Option<Cluster> {
+        self.lock()
+            .sources
+            .get(source)
+            .and_then(|e| e.get(key))
+            .cloned()
+    }
+
+    /// The keys `source` currently has.
+    pub fn keys(&self, source: &str) -> Vec<String> {
+        self.lock()
+            .sources
+            .get(source)
+            .map(|e| e.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Takes the time of the oldest unsynced change (resetting it) and assembles the cluster.
+    pub fn snapshot(&self) -> (Cluster, Option<Instant>) {
+        let mut inner = self.lock();
+        let since = inner.pending_since.take();
+        (assemble(&inner.sources), since)
+    }
+}
+
+/// Merges every source's objects into one valid `Cluster`.
+///
+/// * A namespace defined by an object wins over an implicit one; the first definition (in source
+///   and key order) wins over later ones.
+/// * A workload or policy key defined twice keeps the first definition.
+/// * A Pod whose address a VM or VMI holds is left out: during live migration the source and
+///   target launcher pods both carry the VM's address, and the VM (enforced on the node in its
+///   `status.nodeName`) is the one workload behind it.
+pub fn assemble(sources: &BTreeMap<String, BTreeMap<String, Cluster>>) -> Cluster {
+    let mut cluster = Cluster::default();
+    let mut namespaces = BTreeMap::new();
+    let mut workloads = BTreeMap::new();
+    let mut policies = BTreeMap::new();
+    for entries in sources.values() {
+        for fragment in entries.values() {
+            for ns in &fragment.namespaces {
+                if ns.implicit {
+                    continue;
+                }
+                namespaces
+                    .entry(ns.name.clone())
+                    .or_insert_with(|| ns.clone());
+            }
+            for w in &fragment.workloads {
+                workloads
+                    .entry((w.kind, w.namespace.clone(), w.name.clone()))
+                    .or_insert_with(|| w.clone());
+            }
+            for p in &fragment.policies {
+                policies.entry(p.key()).or_insert_with(|| p.clone());
+            }
+        }
+    }
+    let vm_addresses: BTreeSet<IpAddr> = workloads
+        .values()
+        .filter(|w| w.kind != WorkloadKind::Pod)
+        .flat_map(|w| w.addresses.iter().copied())
+        .collect();
+    cluster.namespaces = namespaces.into_values().collect();
+    cluster.workloads = workloads
+        .into_values()
+        .filter(|w| {
+            w.kind != WorkloadKind::Pod || !w.addresses.iter().any(|a| vm_addresses.contains(a))
+        })
+        .collect();
+    cluster
+        .workloads
+        .sort_by(|a, b| (&a.namespace, &a.name, a.kind).cmp(&(&b.namespace, &b.name, b.kind)));
+    cluster.policies = policies.into_values().collect();
+    cluster.add_missing_namespaces();
+    cluster.namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+    cluster
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netpol_core::{Labels, Namespace, Workload};
+
+    fn workload(kind: WorkloadKind, ns: &str, name: &str, ip: &str, node: &str) -> Workload {
+        Workload {
+            kind,
+            namespace: ns.into(),
+            name: name.into(),
+            labels: Labels::new(),
+            addresses: vec![ip.parse().unwrap()],
+            node: Some(node.into()),
+            phase: Some("Running".into()),
+            named_ports: vec![],
+            origin: None,
+        }
+    }
+
+    #[test]
+    fn a_migrating_vm_is_one_workload_on_its_status_node() {
+        let mut src = BTreeMap::new();
+        let mut entries = BTreeMap::new();
+        let one = |w: Workload| Cluster {
+            workloads: vec![w],
+            ..Cluster::default()
+        };
+        entries.insert(
+            "vm".into(),
+            one(workload(
+                WorkloadKind::VirtualMachine,
+                "a",
+                "vm1",
+                "10.0.0.5",
+                "n2",
+            )),
+        );
+        entries.insert(
+            "p1".into(),
+            one(workload(
+                WorkloadKind::Pod,
+                "a",
+                "launcher-old",
+                "10.0.0.5",
+                "n1",
+            )),
+        );
+        entries.insert(
+            "p2".into(),
+            one(workload(
+                WorkloadKind::Pod,
+                "a",
+                "launcher-new",
+                "10.0.0.5",
+                "n2",
+            )),
+        );
+        entries.insert(
+            "p3".into(),
+            one(workload(WorkloadKind::Pod, "a", "other", "10.0.0.6", "n1")),
+        );
+        src.insert("s".into(), entries);
+        let c = assemble(&src);
+        let keys: Vec<_> = c.workloads.iter().map(|w| (w.kind, w.key())).collect();
+        assert_eq!(
+            keys,
+            vec![
+                (WorkloadKind::Pod, "a/other".to_string()),
+                (WorkloadKind::VirtualMachine, "a/vm1".to_string())
+            ]
+        );
+        assert_eq!(c.workloads[1].node.as_deref(), Some("n2"));
+        assert!(c.namespace("a").is_some_and(|n| n.implicit));
+    }
+
+    #[test]
+    fn a_defined_namespace_replaces_the_implicit_one_of_another_file() {
+        let mut src = BTreeMap::new();
+        let mut entries = BTreeMap::new();
+        let mut l = Labels::new();
+        l.insert("team".into(), "x".into());
+        entries.insert(
+            "a.yaml".into(),
+            Cluster {
+                namespaces: vec![Namespace::new("a", Labels::new(), true)],
+                workloads: vec![workload(WorkloadKind::Pod, "a", "p", "10.0.0.1", "n")],
+                policies: vec![],
+            },
+        );
+        entries.insert(
+            "b.yaml".into(),
+            Cluster {
+                namespaces: vec![Namespace::new("a", l, false)],
+                ..Cluster::default()
+            },
+        );
+        src.insert("s".into(), entries);
+        let c = assemble(&src);
+        assert_eq!(c.namespaces.len(), 1);
+        assert!(!c.namespaces[0].implicit);
+        assert_eq!(
+            c.namespaces[0].labels.get("team").map(String::as_str),
+            Some("x")
+        );
+    }
+
+    #[test]
+    fn sources_are_ready_only_when_every_registered_one_finished_listing() {
+        let s = Store::new();
+        s.register_source("a");
+        s.register_source("b");
+        s.mark_ready("a");
+        assert!(!s.all_ready());
+        assert_eq!(s.not_ready(), vec!["b".to_string()]);
+        s.mark_ready("b");
+        assert!(s.all_ready());
+    }
+}
