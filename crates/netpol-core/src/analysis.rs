@@ -1161,12 +1161,13 @@ impl ConnectivityMap {
         })
     }
 
-    /// One line per ordered pair with anything allowed (self pairs included), in output order:
-    /// `p/b -> p/a  TCP 80-90, UDP 53`.
+    /// One line per ordered pair of distinct workloads with anything allowed, in output order:
+    /// `p/b -> p/a  TCP 80-90, UDP 53`. Self pairs are left out: a workload always reaches itself
+    /// on every port, and a line per workload saying so would bury the real answers.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         for &f in &self.order {
-            for &t in &self.order {
+            for &t in self.order.iter().filter(|&&t| t != f) {
                 let parts: Vec<String> = Protocol::ALL
                     .iter()
                     .filter_map(|p| {
