@@ -1,0 +1,319 @@
+//! A FAKE Kubernetes API server: the one faked part of the agent's tests. It speaks just enough of
+//! the real protocol for kube-rs watchers: paginated lists with resourceVersions and continue
+//! tokens, streaming watches from a resourceVersion with ADDED/MODIFIED/DELETED events and
+//! BOOKMARKs, watches that end after a while (clients must re-watch), a one-shot
+//! `410 Gone` (expired resourceVersion) that forces a relist, and group discovery for CRDs.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures::channel::mpsc;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+#[derive(Default)]
+struct Inner {
+    rv: u64,
+    /// plural -> "ns/name" -> object
+    objects: HashMap<String, BTreeMap<String, Value>>,
+    /// (rv, plural, type, object)
+    events: Vec<(u64, String, &'static str, Value)>,
+    /// plurals whose next watch request gets 410 Gone.
+    gone: HashMap<String, bool>,
+    /// Bumped to end every open watch.
+    watch_generation: u64,
+    page_size: usize,
+    page_delay: Duration,
+    watch_lifetime: Duration,
+    served_groups: Vec<(String, String, String)>, // (group/version, plural, kind)
+    pub list_requests: u64,
+    pub watch_requests: u64,
+    pub gone_sent: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeApi {
+    inner: Arc<Mutex<Inner>>,
+    notify: Arc<Notify>,
+    pub addr: SocketAddr,
+}
+
+fn key_of(obj: &Value) -> String {
+    format!(
+        "{}/{}",
+        obj["metadata"]["namespace"].as_str().unwrap_or(""),
+        obj["metadata"]["name"].as_str().unwrap_or("")
+    )
+}
+
+impl FakeApi {
+    pub async fn start() -> FakeApi {
+        let inner = Arc::new(Mutex::new(Inner {
+            page_size: 500,
+            watch_lifetime: Duration::from_millis(800),
+            ..Inner::default()
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fake = FakeApi {
+            inner,
+            notify: Arc::new(Notify::new()),
+            addr,
+        };
+        let app = Router::new()
+            .route("/api/v1/{plural}", get(core_list))
+            .route("/apis/{group}/{version}", get(discovery))
+            .route("/apis/{group}/{version}/{plural}", get(group_list))
+            .with_state(fake.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        fake
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn serve_group(&self, group_version: &str, plural: &str, kind: &str) {
+        self.inner.lock().unwrap().served_groups.push((
+            group_version.into(),
+            plural.into(),
+            kind.into(),
+        ));
+    }
+
+    pub fn set_paging(&self, page_size: usize, page_delay: Duration) {
+        let mut i = self.inner.lock().unwrap();
+        i.page_size = page_size;
+        i.page_delay = page_delay;
+    }
+
+    /// Creates or replaces objects (one event each), all under one lock.
+    pub fn apply_all(&self, plural: &str, objs: Vec<Value>) {
+        let mut i = self.inner.lock().unwrap();
+        for mut obj in objs {
+            i.rv += 1;
+            let rv = i.rv;
+            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let key = key_of(&obj);
+            let map = i.objects.entry(plural.into()).or_default();
+            let kind = if map.contains_key(&key) {
+                "MODIFIED"
+            } else {
+                "ADDED"
+            };
+            map.insert(key, obj.clone());
+            i.events.push((rv, plural.into(), kind, obj));
+        }
+        drop(i);
+        self.notify.notify_waiters();
+    }
+
+    pub fn apply(&self, plural: &str, obj: Value) {
+        self.apply_all(plural, vec![obj]);
+    }
+
+    pub fn delete(&self, plural: &str, key: &str) {
+        let mut i = self.inner.lock().unwrap();
+        let Some(mut obj) = i.objects.get_mut(plural).and_then(|m| m.remove(key)) else {
+            return;
+        };
+        i.rv += 1;
+        let rv = i.rv;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        i.events.push((rv, plural.into(), "DELETED", obj));
+        drop(i);
+        self.notify.notify_waiters();
+    }
+
+    /// Ends every open watch; the next watch of each of `plurals` gets 410 Gone, forcing a relist.
+    /// Changes made while `expire` holds the lock are invisible to watches (only a relist sees
+    /// them), like events lost to etcd compaction.
+    pub fn expire_and<F: FnOnce(&mut dyn FnMut(&str, Vec<Value>))>(
+        &self,
+        plurals: &[&str],
+        changes: F,
+    ) {
+        let mut i = self.inner.lock().unwrap();
+        i.watch_generation += 1;
+        for p in plurals {
+            i.gone.insert(p.to_string(), true);
+        }
+        let mut apply = |plural: &str, objs: Vec<Value>| {
+            for mut obj in objs {
+                i.rv += 1;
+                obj["metadata"]["resourceVersion"] = json!(i.rv.to_string());
+                let key = key_of(&obj);
+                // Compacted away: no event, only the state.
+                i.objects.entry(plural.into()).or_default().insert(key, obj);
+            }
+        };
+        changes(&mut apply);
+        drop(i);
+        self.notify.notify_waiters();
+    }
+
+    pub fn stats(&self) -> (u64, u64, u64) {
+        let i = self.inner.lock().unwrap();
+        (i.list_requests, i.watch_requests, i.gone_sent)
+    }
+}
+
+async fn discovery(
+    State(fake): State<FakeApi>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
+    let gv = format!("{group}/{version}");
+    let i = fake.inner.lock().unwrap();
+    let resources: Vec<Value> = i
+        .served_groups
+        .iter()
+        .filter(|(g, _, _)| *g == gv)
+        .map(|(_, plural, kind)| {
+            json!({"name": plural, "singularName": "", "namespaced": true, "kind": kind, "verbs": ["get", "list", "watch"]})
+        })
+        .collect();
+    if resources.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "the server could not find the requested resource", "reason": "NotFound", "code": 404})),
+        )
+            .into_response();
+    }
+    axum::Json(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})).into_response()
+}
+
+async fn core_list(
+    State(fake): State<FakeApi>,
+    Path(plural): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    list_or_watch(fake, "v1".into(), plural, q).await
+}
+
+async fn group_list(
+    State(fake): State<FakeApi>,
+    Path((group, version, plural)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    list_or_watch(fake, format!("{group}/{version}"), plural, q).await
+}
+
+async fn list_or_watch(
+    fake: FakeApi,
+    api_version: String,
+    plural: String,
+    q: HashMap<String, String>,
+) -> Response {
+    if q.get("watch").map(String::as_str) == Some("true")
+        || q.get("watch").map(String::as_str) == Some("1")
+    {
+        return watch(fake, api_version, plural, q).await;
+    }
+    let delay = fake.inner.lock().unwrap().page_delay;
+    tokio::time::sleep(delay).await;
+    let mut i = fake.inner.lock().unwrap();
+    i.list_requests += 1;
+    let all: Vec<Value> = i
+        .objects
+        .get(&plural)
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    let (offset, list_rv) = match q.get("continue") {
+        Some(c) => {
+            let (o, r) = c.split_once(':').unwrap();
+            (o.parse::<usize>().unwrap(), r.parse::<u64>().unwrap())
+        }
+        None => (0, i.rv),
+    };
+    let limit: usize = q
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(usize::MAX);
+    let n = limit.min(i.page_size);
+    let items: Vec<Value> = all.iter().skip(offset).take(n).cloned().collect();
+    let mut metadata = json!({"resourceVersion": list_rv.to_string()});
+    if offset + n < all.len() {
+        metadata["continue"] = json!(format!("{}:{}", offset + n, list_rv));
+    }
+    axum::Json(
+        json!({"apiVersion": api_version, "kind": "List", "metadata": metadata, "items": items}),
+    )
+    .into_response()
+}
+
+async fn watch(
+    fake: FakeApi,
+    api_version: String,
+    plural: String,
+    q: HashMap<String, String>,
+) -> Response {
+    let from: u64 = q
+        .get("resourceVersion")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    let (tx, rx) = mpsc::unbounded::<Result<String, std::io::Error>>();
+    let (generation, lifetime, gone) = {
+        let mut i = fake.inner.lock().unwrap();
+        i.watch_requests += 1;
+        let gone = i.gone.insert(plural.clone(), false).unwrap_or(false);
+        if gone {
+            i.gone_sent += 1;
+        }
+        (i.watch_generation, i.watch_lifetime, gone)
+    };
+    if gone {
+        let ev = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "too old resource version", "reason": "Expired", "code": 410}});
+        let _ = tx.unbounded_send(Ok(format!("{ev}\n")));
+        drop(tx);
+        return Response::new(Body::from_stream(rx));
+    }
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let mut last = from;
+        loop {
+            let notified = fake.notify.notified();
+            let (events, rv, ended) = {
+                let i = fake.inner.lock().unwrap();
+                let evs: Vec<(u64, &'static str, Value)> = i
+                    .events
+                    .iter()
+                    .filter(|(rv, p, _, _)| *rv > last && *p == plural)
+                    .map(|(rv, _, t, o)| (*rv, *t, o.clone()))
+                    .collect();
+                (evs, i.rv, i.watch_generation != generation)
+            };
+            if ended || started.elapsed() > lifetime {
+                break; // the watch ends: the client re-watches from its last resourceVersion
+            }
+            for (rv, t, o) in events {
+                last = rv;
+                if tx
+                    .unbounded_send(Ok(format!("{}\n", json!({"type": t, "object": o}))))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let bookmark = json!({"type": "BOOKMARK", "object": {"kind": "Bookmark", "apiVersion": api_version, "metadata": {"resourceVersion": rv.to_string()}}});
+            if rv > last {
+                last = rv;
+            }
+            if tx.unbounded_send(Ok(format!("{bookmark}\n"))).is_err() {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+        }
+    });
+    Response::new(Body::from_stream(rx))
+}
