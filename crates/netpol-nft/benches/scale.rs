@@ -1,0 +1,97 @@
+//! The scale numbers, measured against the real kernel: the analyzer's synthetic cluster
+//! (10,000 workloads, 200 namespaces, 2,000 policies, 100 nodes: about 100 workloads per node),
+//! compiled for the node hosting the most workloads; compile time, text size, element count and
+//! the `nft -f` load time of the whole table into a throwaway network namespace.
+//!
+//! Run as root: `cargo bench -p netpol-nft --bench scale`. Prints numbers; no criterion.
+
+use std::time::{Duration, Instant};
+
+use netpol_core::synth::{generate, SynthParams};
+use netpol_core::EvalOptions;
+use netpol_dataplane::{nft, Netns};
+use netpol_nft::compile;
+
+const RUNS: usize = 5;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let params = SynthParams {
+        workloads: 10_000,
+        namespaces: 200,
+        policies: 2_000,
+        nodes: 100,
+        seed: 1,
+    };
+    let cluster = generate(&params);
+    // The busiest node, so the measured table is the largest one.
+    let mut per_node: std::collections::BTreeMap<&str, usize> = Default::default();
+    for w in &cluster.workloads {
+        if let Some(n) = w.node.as_deref() {
+            *per_node.entry(n).or_default() += 1;
+        }
+    }
+    let (node, hosted) = per_node
+        .iter()
+        .max_by_key(|(n, c)| (**c, std::cmp::Reverse(**n)))
+        .map(|(n, c)| (n.to_string(), *c))
+        .expect("nodes");
+    println!(
+        "cluster: {} workloads, {} policies, {} nodes; node {node} hosts {hosted}",
+        cluster.workloads.len(),
+        cluster.policies.len(),
+        per_node.len()
+    );
+    let opts = EvalOptions::default();
+    let mut compiles = Vec::new();
+    let mut ruleset = None;
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let r = compile(&cluster, opts, &node).expect("compile");
+        compiles.push(t.elapsed());
+        ruleset = Some(r);
+    }
+    let r = ruleset.expect("ruleset");
+    let s = &r.summary;
+    println!("compile: median {:?} (n={RUNS})", median(compiles));
+    println!(
+        "table: {} bytes, {} lines, {} elements in {} sets/maps, {} chains, {} policies, identities in/eg {}/{}, classes in/eg {}/{}",
+        r.text.len(),
+        r.text.lines().count(),
+        s.total_elements,
+        s.elements.len(),
+        r.text.matches("\tchain ").count(),
+        s.policies.len(),
+        s.ingress_identities,
+        s.egress_identities,
+        s.ingress_classes,
+        s.egress_classes
+    );
+    if let Ok(path) = std::env::var("NETPOL_SCALE_OUT") {
+        let _ = std::fs::write(&path, &r.text);
+    }
+    let ns = Netns::create("nftscale").expect("netns (root needed)");
+    let mut loads_fresh = Vec::new();
+    let mut loads_replace = Vec::new();
+    for _ in 0..RUNS {
+        let _ = nft::delete_table(Some(ns.name()), "inet", "netpol");
+        let t = Instant::now();
+        nft::apply(Some(ns.name()), &r.text).expect("load");
+        loads_fresh.push(t.elapsed());
+        let t = Instant::now();
+        nft::apply(Some(ns.name()), &r.text).expect("reload");
+        loads_replace.push(t.elapsed());
+    }
+    println!(
+        "nft -f load, empty namespace: median {:?} (n={RUNS})",
+        median(loads_fresh)
+    );
+    println!(
+        "nft -f load, replacing the loaded table: median {:?} (n={RUNS})",
+        median(loads_replace)
+    );
+}
