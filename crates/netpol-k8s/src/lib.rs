@@ -172,11 +172,8 @@ fn finish(loader: load::Loader) -> Loaded {
 fn load_text(loader: &mut load::Loader, name: &str, text: &str) {
     // A UTF-8 byte order mark is legal at the start of YAML and JSON files from some editors.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let stream = yaml::parse_stream(text);
-    for doc in &stream.docs {
-        loader.document(name, doc);
-    }
-    if let Some((pos, message)) = stream.error {
+    let error = yaml::for_each_document(text, |doc| loader.document(name, &doc));
+    if let Some((pos, message)) = error {
         loader.file_error(name, pos, format!("cannot parse YAML: {message}"));
     }
 }

@@ -129,6 +129,7 @@ impl Node {
 
 /// The documents of one YAML stream, and the error that stopped parsing, if any. Documents
 /// completed before the error are kept (kubectl also acts on the documents before a broken one).
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct Stream {
     pub docs: Vec<Node>,
@@ -365,8 +366,16 @@ fn apply_merges(map: &mut Map, merges: Vec<Node>, pos: Pos) -> BuildResult {
 }
 
 /// Parses a YAML (or JSON) stream into positioned documents.
+#[cfg(test)]
 pub(crate) fn parse_stream(text: &str) -> Stream {
-    let mut stream = Stream::default();
+    let mut docs = Vec::new();
+    let error = for_each_document(text, |d| docs.push(d));
+    Stream { docs, error }
+}
+
+/// Parses a YAML (or JSON) stream, handing each document to `f` as soon as it is complete (so a
+/// big stream is never held as a whole tree). Returns the error that stopped parsing, if any.
+pub(crate) fn for_each_document(text: &str, mut f: impl FnMut(Node)) -> Option<(Pos, String)> {
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder::new();
     let mut doc_pos = Pos { line: 1, col: 1 };
@@ -375,14 +384,13 @@ pub(crate) fn parse_stream(text: &str) -> Stream {
             Ok(x) => x,
             Err(e) => {
                 let m = e.marker();
-                stream.error = Some((
+                return Some((
                     Pos {
                         line: m.line(),
                         col: m.col() + 1,
                     },
                     e.info().to_string(),
                 ));
-                return stream;
             }
         };
         match event {
@@ -395,17 +403,16 @@ pub(crate) fn parse_stream(text: &str) -> Stream {
                     .root
                     .take()
                     .unwrap_or_else(|| Node::null_at(doc_pos));
-                stream.docs.push(root);
+                f(root);
             }
             other => {
                 if let Err(e) = builder.event(other, &span) {
-                    stream.error = Some(e);
-                    return stream;
+                    return Some(e);
                 }
             }
         }
     }
-    stream
+    None
 }
 
 fn resolve(text: Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Scalar {
