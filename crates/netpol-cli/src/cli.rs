@@ -48,6 +48,11 @@ pub enum Command {
         after_help = "Example:\n  sudo netpol demo\n\nNeeds root, nft and ip. Everything it creates is removed on exit, on error and on Ctrl-C."
     )]
     Demo(DemoArgs),
+    /// Run the node agent: follow manifests or the Kubernetes API and keep this node enforcing.
+    #[command(
+        after_help = "Examples:\n  netpol agent --node-name virtlab-1 --manifests /etc/netpol/manifests\n  netpol agent --kube --node-name $NODE_NAME --log-format json      # in a DaemonSet (see deploy/)\n  netpol agent --kubeconfig ~/.kube/config --node-name virtlab-1\n\nRules stay in force when the agent stops (SIGTERM), so a restart never opens traffic;\n--cleanup-on-exit removes them. Metrics, /healthz and /readyz are served on --listen."
+    )]
+    Agent(AgentArgs),
     /// Generate a synthetic cluster and time the analyzer on it.
     #[command(
         after_help = "Examples:\n  netpol bench                       # 10,000 workloads, 200 namespaces, 2,000 policies\n  netpol bench --workloads 1000 --write /tmp/synthetic.yaml"
@@ -216,4 +221,43 @@ pub struct DemoArgs {
     /// Print only the final verdict line and any mismatch.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// The node whose workloads this agent enforces.
+    #[arg(long, alias = "node", env = "NODE_NAME")]
+    pub node_name: String,
+    /// A directory of manifests to follow (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Vec<PathBuf>,
+    /// Follow the Kubernetes API with the in-cluster service account (or $KUBECONFIG).
+    #[arg(long)]
+    pub kube: bool,
+    /// Follow the Kubernetes API described by this kubeconfig file.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "127.0.0.1:9402")]
+    pub listen: std::net::SocketAddr,
+    #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
+    pub log_format: LogFormatArg,
+    /// Seconds between checks that the kernel still holds the applied ruleset.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub drift_interval: f64,
+    /// Remove the rules when the agent stops (default: leave them in force).
+    #[arg(long)]
+    pub cleanup_on_exit: bool,
+    /// Enforce inside this named network namespace instead of the agent's own.
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    /// Whether an ipBlock also matches in-cluster workload addresses (see `netpol check --help`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub ipblock_matches_workloads: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormatArg {
+    Text,
+    Json,
 }

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => commands::compile::run(args),
         Command::Probe(args) => commands::probe::run(args),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Agent(args) => commands::agent::run(args),
         Command::Bench(args) => commands::bench::run(args),
     };
     match result {

@@ -1,5 +1,6 @@
 //! One module per subcommand. Each returns the process exit code (0, 1) or an error (exit 2).
 
+pub mod agent;
 pub mod bench;
 pub mod check;
 pub mod compile;
