@@ -8,9 +8,9 @@
 use std::time::{Duration, Instant};
 
 use netpol_core::synth::{generate, SynthParams};
-use netpol_core::EvalOptions;
+use netpol_core::{EvalOptions, PortSpec};
 use netpol_dataplane::{nft, Netns};
-use netpol_nft::compile;
+use netpol_nft::{compile, update_script};
 
 const RUNS: usize = 5;
 
@@ -94,4 +94,70 @@ fn main() {
         "nft -f load, replacing the loaded table: median {:?} (n={RUNS})",
         median(loads_replace)
     );
+
+    // One-policy changes, applied as an incremental update on top of the loaded table.
+    // A policy of this node with a numeric port in a rule with peers, so the edit changes grants.
+    let key = s
+        .policies
+        .iter()
+        .find(|pc| {
+            cluster.policies.iter().any(|p| {
+                p.key() == pc.key
+                    && p.ingress.iter().chain(p.egress.iter()).any(|r| {
+                        !r.peers.is_empty()
+                            && r.ports
+                                .iter()
+                                .any(|x| matches!(x.port, Some(PortSpec::Number(_))))
+                    })
+            })
+        })
+        .map(|p| p.key.clone())
+        .expect("a policy with a numeric port");
+    let mut port_edit = cluster.clone();
+    let mut edited = false;
+    if let Some(p) = port_edit.policies.iter_mut().find(|p| p.key() == key) {
+        for rule in p.ingress.iter_mut().chain(p.egress.iter_mut()) {
+            let has_peers = !rule.peers.is_empty();
+            for port in &mut rule.ports {
+                if let Some(PortSpec::Number(n)) = &mut port.port {
+                    if !edited && has_peers {
+                        *n = n.wrapping_add(1).max(1);
+                        edited = true;
+                    }
+                }
+            }
+        }
+    }
+    let mut dropped = cluster.clone();
+    dropped.policies.retain(|p| p.key() != key);
+    for (what, edited_cluster) in [
+        ("port of one policy edited", &port_edit),
+        ("one policy deleted", &dropped),
+    ] {
+        let new = compile(edited_cluster, opts, &node).expect("compile");
+        let mut scripts = Vec::new();
+        let mut applies = Vec::new();
+        let mut reverts = Vec::new();
+        let mut size = 0;
+        for _ in 0..RUNS {
+            nft::apply(Some(ns.name()), &r.text).expect("load");
+            let t = Instant::now();
+            let up = update_script(&r, &new).expect("incremental");
+            scripts.push(t.elapsed());
+            size = up.len();
+            let t = Instant::now();
+            nft::apply(Some(ns.name()), &up).expect("update");
+            applies.push(t.elapsed());
+            let back = update_script(&new, &r).expect("incremental");
+            let t = Instant::now();
+            nft::apply(Some(ns.name()), &back).expect("revert");
+            reverts.push(t.elapsed());
+        }
+        println!(
+            "{what} ({key}): update script {size} bytes, built in median {:?}; nft -f update median {:?}, reverse update median {:?} (n={RUNS})",
+            median(scripts),
+            median(applies),
+            median(reverts)
+        );
+    }
 }

@@ -95,13 +95,28 @@ pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Rules
         per_dir.get(&Direction::Egress).unwrap_or(&empty),
     );
 
-    let ir = RulesetIr {
+    let mut ir = RulesetIr {
         node: node.to_string(),
         ipblock_matches_workloads: opts.ipblock_matches_workloads,
         policies,
         ingress,
         egress,
     };
+    // Chain names depend on the rendered content, which needs the policies' counter names.
+    for d in [Direction::Ingress, Direction::Egress] {
+        let dir = match d {
+            Direction::Ingress => &ir.ingress,
+            Direction::Egress => &ir.egress,
+        };
+        let names = crate::render::identity_names(&ir, dir);
+        let dir = match d {
+            Direction::Ingress => &mut ir.ingress,
+            Direction::Egress => &mut ir.egress,
+        };
+        for (ident, name) in dir.identities.iter_mut().zip(names) {
+            ident.chain = name;
+        }
+    }
     let (text, elements) = crate::render::render(&ir);
     let local_workloads = local
         .iter()
@@ -499,6 +514,7 @@ impl Ctx<'_> {
                     let id = identities.len();
                     identity_of.insert(rules.clone(), id);
                     identities.push(Identity {
+                        chain: String::new(),
                         workloads: Vec::new(),
                         policies: Vec::new(),
                         rules,
@@ -525,6 +541,50 @@ impl Ctx<'_> {
         }
         for (ident, pols) in identities.iter_mut().zip(id_policies) {
             ident.policies = pols.into_iter().collect();
+        }
+
+        // From dense class indices to content-derived mark values.
+        let contents: Vec<(&Vec<String>, &Vec<String>)> =
+            classes.iter().map(|c| (&c.peers, &c.named_ports)).collect();
+        let hashes: Vec<u32> = contents
+            .iter()
+            .map(|(peers, ports)| {
+                let text = format!("{}\n{}", peers.join("\n"), ports.join("\n"));
+                crate::render::hash32(text.as_bytes())
+            })
+            .collect();
+        let mut marks = crate::render::assign_unique(&hashes[1..], &contents[1..], |h| h != 0);
+        marks.insert(0, 0);
+        let m = |c: u32| marks.get(c as usize).copied().unwrap_or(0);
+        let mut classes = classes;
+        for c in &mut classes {
+            c.id = m(c.id);
+        }
+        classes.sort_by_key(|c| c.id);
+        let workload_classes = workload_classes
+            .into_iter()
+            .map(|(a, mut w)| {
+                w.class = m(w.class);
+                (a, w)
+            })
+            .collect();
+        let external = external
+            .into_iter()
+            .map(|mut r| {
+                r.class = m(r.class);
+                r
+            })
+            .collect();
+        for ident in &mut identities {
+            let r = &mut ident.rules;
+            r.class_all = std::mem::take(&mut r.class_all)
+                .into_iter()
+                .map(|(c, g)| (m(c), g))
+                .collect();
+            for s in &mut r.class_ports {
+                s.class = m(s.class);
+            }
+            r.class_ports.sort();
         }
 
         DirectionIr {

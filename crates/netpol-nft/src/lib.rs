@@ -19,7 +19,8 @@
 //! workload. See [`render`] for the exact chains.
 //!
 //! * **Identity**: local workloads whose rules (after resolving named ports) are identical share
-//!   one identity and one chain `in_<n>` / `eg_<n>`; the dispatch verdict maps
+//!   one identity and one chain `in_<h>` / `eg_<h>` (`h`: 8 hex digits hashed from the chain's and
+//!   its maps' content, so unchanged identities keep their names across recompiles); the dispatch verdict maps
 //!   (`in_dispatch4`, `eg_dispatch6`, ...) send a packet to its identity's chain with one hash
 //!   lookup.
 //! * **Peer class**: every address the rules care about is classified into a class: the set of
@@ -27,12 +28,19 @@
 //!   what the relevant named ports resolve to on that workload. Workload addresses are classified
 //!   by a hash map (`in_wl4`, ...); other addresses by one small interval map built from every
 //!   ipBlock, split into disjoint ranges (`in_ext4`, ...). The class is carried in `meta mark`
-//!   (class 0 = matches no peer).
+//!   (class 0 = matches no peer; other marks are hashed from what the class matches, so they
+//!   too stay put across recompiles).
 //! * **Grants**: per identity, `<chain>_any` (`l4proto . dport` ranges open to every peer),
 //!   `<chain>_all` (classes allowed every protocol and port), `<chain>_port`
 //!   (`class . l4proto . dport` ranges). Each is an objref map whose value is the named counter of
 //!   the first policy (sorted by `namespace/name`) granting the element, so one lookup both decides
 //!   and credits `counter pol_<namespace>_<name>`.
+//!
+//! # Incremental updates
+//!
+//! Because names and marks depend on content and not on position, [`update_script`] can turn the
+//! loaded table of one ruleset into another's in one transaction that adds and deletes only the
+//! identity chains/maps and counters that changed and the changed elements of the shared maps.
 //!
 //! # ICMP and other protocols
 //!
@@ -54,6 +62,7 @@
 mod build;
 mod interval;
 pub mod render;
+mod update;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -62,6 +71,7 @@ use netpol_core::{Direction, Protocol};
 use serde::Serialize;
 
 pub use build::compile;
+pub use update::update_script;
 
 /// Why a node's ruleset cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,7 +170,8 @@ pub struct DirectionIr {
     /// Disjoint address ranges -> peer class (the `*_ext4/6` interval maps); addresses in no
     /// range are class 0.
     pub external: Vec<ExternalRange>,
-    /// Indexed by class id; class 0 matches no peer.
+    /// Sorted by class id; class 0 (first) matches no peer. Class ids are the mark values; other
+    /// than 0 they are derived from the class's content (see [`PeerClass::id`]).
     pub classes: Vec<PeerClass>,
     /// Indexed by identity id.
     pub identities: Vec<Identity>,
@@ -191,6 +202,8 @@ pub struct ExternalRange {
 /// What a peer class stands for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PeerClass {
+    /// The mark value: a hash of `peers` and `named_ports` (never 0 except for the class that
+    /// matches nothing), so a class keeps its mark when other classes come and go.
     pub id: u32,
     /// The peers matching addresses of this class, rendered.
     pub peers: Vec<String>,
@@ -211,6 +224,9 @@ pub struct Grant {
 /// The rules of one identity (a group of local workloads that behave identically).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Identity {
+    /// The identity's chain (its maps are named after it): `in_`/`eg_` and 8 hex digits derived
+    /// from the chain's and maps' content, so it stays the same while they do.
+    pub chain: String,
     /// Keys of the local workloads dispatched here.
     pub workloads: Vec<String>,
     /// Keys of the policies isolating them in this direction.

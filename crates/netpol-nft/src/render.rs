@@ -19,12 +19,13 @@
 //!     meta mark set ip saddr map @in_ext4
 //!     meta mark set ip6 saddr map @in_ext6
 //! }
-//! chain in_<n> {                           # one per identity; rules for empty maps are left out
+//! chain in_<h> {                           # one per identity (h: 8 hex digits of a hash of its
+//!                                          # content); rules for empty maps are left out
 //!     counter name "pol_..." accept                                       # open identity only
-//!     counter name meta l4proto . th dport map @in_<n>_any accept
+//!     counter name meta l4proto . th dport map @in_<h>_any accept
 //!     jump in_classify
-//!     counter name meta mark map @in_<n>_all accept
-//!     counter name meta mark . meta l4proto . th dport map @in_<n>_port accept
+//!     counter name meta mark map @in_<h>_all accept
+//!     counter name meta mark . meta l4proto . th dport map @in_<h>_port accept
 //!     counter name "denied_ingress" drop
 //! }
 //! ```
@@ -38,7 +39,7 @@ use std::fmt::Write as _;
 use netpol_core::{Direction, Protocol};
 
 use crate::interval::{addr_key, render_range};
-use crate::{DirectionIr, Grant, RulesetIr};
+use crate::{DirectionIr, Grant, Identity, RulesetIr};
 
 /// The name of the table.
 pub const TABLE: &str = "netpol";
@@ -47,15 +48,184 @@ pub const TABLE: &str = "netpol";
 pub const DENIED_INGRESS: &str = "denied_ingress";
 pub const DENIED_EGRESS: &str = "denied_egress";
 
-/// Renders the script and counts the elements of every set and map.
-pub(crate) fn render(ir: &RulesetIr) -> (String, BTreeMap<String, usize>) {
+/// One top-level object of the table, as the full script declares it and as an update adds,
+/// changes or deletes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Object {
+    /// `counter NAME { ... }`: `decl` is the whole line.
+    Counter { name: String, decl: String },
+    /// A set or map: its header lines (`type ...`, `flags ...`) and its elements as (key, whole
+    /// element text). Keys are what `delete element` takes.
+    Map {
+        name: String,
+        header: Vec<String>,
+        elements: Vec<(String, String)>,
+    },
+    /// A chain: its comment line (if any) and its rules, in order.
+    Chain {
+        name: String,
+        comment: Option<String>,
+        rules: Vec<String>,
+    },
+}
+
+impl Object {
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Object::Counter { name, .. }
+            | Object::Map { name, .. }
+            | Object::Chain { name, .. } => name,
+        }
+    }
+
+    /// The declaration as it appears inside `table inet netpol { ... }`, one tab deeper.
+    pub(crate) fn write(&self, out: &mut String) {
+        let line = |out: &mut String, indent: usize, text: &str| {
+            for _ in 0..indent {
+                out.push('\t');
+            }
+            out.push_str(text);
+            out.push('\n');
+        };
+        match self {
+            Object::Counter { decl, .. } => line(out, 1, decl),
+            Object::Map {
+                name,
+                header,
+                elements,
+            } => {
+                line(out, 1, &format!("map {name} {{"));
+                for h in header {
+                    line(out, 2, h);
+                }
+                if !elements.is_empty() {
+                    line(out, 2, "elements = {");
+                    let n = elements.len();
+                    for (i, (_, e)) in elements.iter().enumerate() {
+                        let sep = if i + 1 < n { "," } else { "" };
+                        line(out, 3, &format!("{e}{sep}"));
+                    }
+                    line(out, 2, "}");
+                }
+                line(out, 1, "}");
+            }
+            Object::Chain {
+                name,
+                comment,
+                rules,
+            } => {
+                line(out, 1, &format!("chain {name} {{"));
+                if let Some(c) = comment {
+                    line(out, 2, &format!("comment {c};"));
+                }
+                for r in rules {
+                    line(out, 2, r);
+                }
+                line(out, 1, "}");
+            }
+        }
+    }
+}
+
+/// The table's objects in declaration order (every object is declared after what it refers to).
+pub(crate) fn objects(ir: &RulesetIr) -> Vec<Object> {
     let mut r = Renderer {
         ir,
-        out: String::new(),
-        elements: BTreeMap::new(),
+        objects: Vec::new(),
     };
     r.table();
-    (r.out, r.elements)
+    r.objects
+}
+
+/// Renders the script and counts the elements of every set and map.
+pub(crate) fn render(ir: &RulesetIr) -> (String, BTreeMap<String, usize>) {
+    let objects = objects(ir);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# netpol: NetworkPolicy enforcement for node {} (ipBlock matches workloads: {})",
+        ir.node, ir.ipblock_matches_workloads
+    );
+    out.push_str("# Atomic replacement: create (no-op if present), delete, recreate.\n");
+    let _ = writeln!(out, "table inet {TABLE} {{}}");
+    let _ = writeln!(out, "delete table inet {TABLE}");
+    let _ = writeln!(out, "table inet {TABLE} {{");
+    let mut elements = BTreeMap::new();
+    for o in &objects {
+        if let Object::Map {
+            name, elements: e, ..
+        } = o
+        {
+            elements.insert(name.clone(), e.len());
+        }
+        o.write(&mut out);
+    }
+    out.push_str("}\n");
+    (out, elements)
+}
+
+/// The chain name of every identity of a direction, derived from what the identity's chain and
+/// maps contain (not from its position), so that an identity whose rules and workloads do not
+/// change keeps its name when other identities come and go: that is what lets an update touch
+/// only the identities that changed. Names are `<prefix>_<8 hex digits>`; the rare hash
+/// collision is resolved by probing in content order, which keeps the result deterministic.
+pub(crate) fn identity_names(ir: &RulesetIr, d: &DirectionIr) -> Vec<String> {
+    const PLACEHOLDER: &str = "@@IDENTITY@@";
+    let p = prefix(d.direction);
+    let contents: Vec<String> = d
+        .identities
+        .iter()
+        .map(|ident| {
+            let mut r = Renderer {
+                ir,
+                objects: Vec::new(),
+            };
+            r.identity(d, ident, PLACEHOLDER);
+            let mut text = String::new();
+            for o in &r.objects {
+                o.write(&mut text);
+            }
+            text
+        })
+        .collect();
+    let hashes: Vec<u32> = contents.iter().map(|c| hash32(c.as_bytes())).collect();
+    assign_unique(&hashes, &contents, |_| true)
+        .into_iter()
+        .map(|h| format!("{p}_{h:08x}"))
+        .collect()
+}
+
+/// FNV-1a, folded to 32 bits: stable across platforms and Rust versions (unlike `std`'s hasher).
+pub(crate) fn hash32(bytes: &[u8]) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // Truncation intended: fold both halves in.
+    ((h >> 32) ^ h) as u32
+}
+
+/// Gives every item its hash, except that items whose hash is taken (or not `allowed`) get the
+/// next free value, items being served in (hash, content) order so the outcome depends only on
+/// the set of items.
+pub(crate) fn assign_unique<T: Ord>(
+    hashes: &[u32],
+    contents: &[T],
+    allowed: impl Fn(u32) -> bool,
+) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..hashes.len()).collect();
+    order.sort_by(|&a, &b| (hashes[a], &contents[a]).cmp(&(hashes[b], &contents[b])));
+    let mut used = std::collections::BTreeSet::new();
+    let mut out = vec![0u32; hashes.len()];
+    for i in order {
+        let mut h = hashes[i];
+        while !allowed(h) || !used.insert(h) {
+            h = h.wrapping_add(1);
+        }
+        out[i] = h;
+    }
+    out
 }
 
 fn prefix(d: Direction) -> &'static str {
@@ -104,19 +274,21 @@ fn quoted(s: &str) -> String {
 
 struct Renderer<'a> {
     ir: &'a RulesetIr,
-    out: String,
-    elements: BTreeMap<String, usize>,
+    objects: Vec<Object>,
+}
+
+/// Splits a rendered element into its key (what precedes ` comment` or ` : `) and itself.
+fn element(text: String) -> (String, String) {
+    let key = match (text.find(" comment "), text.find(" : ")) {
+        (Some(c), Some(v)) => &text[..c.min(v)],
+        (Some(c), None) => &text[..c],
+        (None, Some(v)) => &text[..v],
+        (None, None) => &text[..],
+    };
+    (key.to_string(), text)
 }
 
 impl Renderer<'_> {
-    fn line(&mut self, indent: usize, text: &str) {
-        for _ in 0..indent {
-            self.out.push('\t');
-        }
-        self.out.push_str(text);
-        self.out.push('\n');
-    }
-
     fn grant_counter(&self, g: Grant) -> String {
         self.ir
             .policies
@@ -135,81 +307,80 @@ impl Renderer<'_> {
         quoted(&format!("{key} {d}[{}]", g.rule))
     }
 
-    /// A set or map declaration with one element per line.
+    /// A set or map declaration.
     fn map(&mut self, name: &str, header: &[&str], elements: Vec<String>) {
-        self.elements.insert(name.to_string(), elements.len());
-        self.line(1, &format!("map {name} {{"));
-        for h in header {
-            self.line(2, h);
-        }
-        if !elements.is_empty() {
-            self.line(2, "elements = {");
-            let n = elements.len();
-            for (i, e) in elements.into_iter().enumerate() {
-                let sep = if i + 1 < n { "," } else { "" };
-                self.line(3, &format!("{e}{sep}"));
-            }
-            self.line(2, "}");
-        }
-        self.line(1, "}");
+        self.objects.push(Object::Map {
+            name: name.to_string(),
+            header: header.iter().map(|h| h.to_string()).collect(),
+            elements: elements.into_iter().map(element).collect(),
+        });
+    }
+
+    fn chain(&mut self, name: &str, comment: Option<String>, rules: Vec<String>) {
+        self.objects.push(Object::Chain {
+            name: name.to_string(),
+            comment,
+            rules,
+        });
     }
 
     fn table(&mut self) {
         let ir = self.ir;
-        let _ = writeln!(
-            self.out,
-            "# netpol: NetworkPolicy enforcement for node {} (ipBlock matches workloads: {})",
-            ir.node, ir.ipblock_matches_workloads
-        );
-        self.line(
-            0,
-            "# Atomic replacement: create (no-op if present), delete, recreate.",
-        );
-        self.line(0, &format!("table inet {TABLE} {{}}"));
-        self.line(0, &format!("delete table inet {TABLE}"));
-        self.line(0, &format!("table inet {TABLE} {{"));
         for p in &ir.policies {
-            self.line(
-                1,
-                &format!("counter {} {{ comment {}; }}", p.counter, quoted(&p.key)),
-            );
+            self.objects.push(Object::Counter {
+                name: p.counter.clone(),
+                decl: format!("counter {} {{ comment {}; }}", p.counter, quoted(&p.key)),
+            });
         }
-        self.line(1, &format!("counter {DENIED_INGRESS} {{ }}"));
-        self.line(1, &format!("counter {DENIED_EGRESS} {{ }}"));
+        for name in [DENIED_INGRESS, DENIED_EGRESS] {
+            self.objects.push(Object::Counter {
+                name: name.to_string(),
+                decl: format!("counter {name} {{ }}"),
+            });
+        }
         for d in [&ir.egress, &ir.ingress] {
             self.direction(d);
         }
-        self.line(1, "chain forward {");
-        self.line(
-            2,
-            "type filter hook forward priority filter; policy accept;",
+        self.chain(
+            "forward",
+            None,
+            [
+                "type filter hook forward priority filter; policy accept;",
+                "ct state established,related accept",
+                "ip saddr vmap @eg_dispatch4",
+                "ip6 saddr vmap @eg_dispatch6",
+                "ip daddr vmap @in_dispatch4",
+                "ip6 daddr vmap @in_dispatch6",
+            ]
+            .iter()
+            .map(|r| r.to_string())
+            .collect(),
         );
-        self.line(2, "ct state established,related accept");
-        self.line(2, "ip saddr vmap @eg_dispatch4");
-        self.line(2, "ip6 saddr vmap @eg_dispatch6");
-        self.line(2, "ip daddr vmap @in_dispatch4");
-        self.line(2, "ip6 daddr vmap @in_dispatch6");
-        self.line(1, "}");
-        self.line(0, "}");
     }
 
     fn direction(&mut self, d: &DirectionIr) {
         let p = prefix(d.direction);
-        let (field, allow, denied) = match d.direction {
-            Direction::Ingress => ("saddr", "accept", DENIED_INGRESS),
-            Direction::Egress => ("daddr", "return", DENIED_EGRESS),
+        let field = match d.direction {
+            Direction::Ingress => "saddr",
+            Direction::Egress => "daddr",
         };
+        let peers_of: BTreeMap<u32, String> = d
+            .classes
+            .iter()
+            .map(|c| (c.id, c.peers.join("; ")))
+            .collect();
         for (v6, fam, ty) in [(false, "4", "ipv4_addr"), (true, "6", "ipv6_addr")] {
             let dispatch: Vec<String> = d
                 .dispatch
                 .iter()
                 .filter(|(a, _)| a.is_ipv6() == v6)
                 .map(|(a, x)| {
-                    format!(
-                        "{a} comment {} : jump {p}_{}",
-                        quoted(&x.workload),
-                        x.identity
-                    )
+                    let chain = d
+                        .identities
+                        .get(x.identity)
+                        .map(|i| i.chain.as_str())
+                        .unwrap_or("invalid");
+                    format!("{a} comment {} : jump {chain}", quoted(&x.workload))
                 })
                 .collect();
             self.map(
@@ -229,15 +400,11 @@ impl Renderer<'_> {
                 .iter()
                 .filter(|r| r.first.is_ipv6() == v6)
                 .map(|r| {
-                    let peers = d
-                        .classes
-                        .get(r.class as usize)
-                        .map(|c| c.peers.join("; "))
-                        .unwrap_or_default();
+                    let peers = peers_of.get(&r.class).map(String::as_str).unwrap_or("");
                     format!(
                         "{} comment {} : {}",
                         render_range(addr_key(r.first), addr_key(r.last), v6),
-                        quoted(&peers),
+                        quoted(peers),
                         mark(r.class)
                     )
                 })
@@ -248,113 +415,111 @@ impl Renderer<'_> {
                 ext,
             );
         }
-        self.line(1, &format!("chain {p}_classify {{"));
-        self.line(2, "meta mark set 0x00000000");
-        self.line(2, &format!("meta mark set ip {field} map @{p}_wl4 return"));
-        self.line(2, &format!("meta mark set ip6 {field} map @{p}_wl6 return"));
-        self.line(2, &format!("meta mark set ip {field} map @{p}_ext4"));
-        self.line(2, &format!("meta mark set ip6 {field} map @{p}_ext6"));
-        self.line(1, "}");
-
-        for (n, ident) in d.identities.iter().enumerate() {
-            let chain = format!("{p}_{n}");
-            let r = &ident.rules;
-            let any: Vec<String> = r
-                .any_peer
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{} . {} comment {} : {}",
-                        proto(s.protocol),
-                        ports(s.first, s.last),
-                        self.grant_comment(s.grant, d.direction),
-                        self.grant_counter(s.grant)
-                    )
-                })
-                .collect();
-            let all: Vec<String> = r
-                .class_all
-                .iter()
-                .map(|(c, g)| {
-                    format!(
-                        "{} comment {} : {}",
-                        mark(*c),
-                        self.grant_comment(*g, d.direction),
-                        self.grant_counter(*g)
-                    )
-                })
-                .collect();
-            let port: Vec<String> = r
-                .class_ports
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{} . {} . {} comment {} : {}",
-                        mark(s.class),
-                        proto(s.protocol),
-                        ports(s.first, s.last),
-                        self.grant_comment(s.grant, d.direction),
-                        self.grant_counter(s.grant)
-                    )
-                })
-                .collect();
-            let (has_any, has_all, has_port) = (!any.is_empty(), !all.is_empty(), !port.is_empty());
-            if has_any {
-                self.map(
-                    &format!("{chain}_any"),
-                    &["type inet_proto . inet_service : counter", "flags interval"],
-                    any,
-                );
-            }
-            if has_all {
-                self.map(&format!("{chain}_all"), &["type mark : counter"], all);
-            }
-            if has_port {
-                self.map(
-                    &format!("{chain}_port"),
-                    &[
-                        "type mark . inet_proto . inet_service : counter",
-                        "flags interval",
-                    ],
-                    port,
-                );
-            }
-            self.line(1, &format!("chain {chain} {{"));
-            self.line(
-                2,
-                &format!("comment {};", quoted(&ident.workloads.join(", "))),
-            );
-            if let Some(g) = r.open {
-                self.line(
-                    2,
-                    &format!("counter name {} {allow}", self.grant_counter(g)),
-                );
-            }
-            if has_any {
-                self.line(
-                    2,
-                    &format!("counter name meta l4proto . th dport map @{chain}_any {allow}"),
-                );
-            }
-            if has_all || has_port {
-                self.line(2, &format!("jump {p}_classify"));
-            }
-            if has_all {
-                self.line(
-                    2,
-                    &format!("counter name meta mark map @{chain}_all {allow}"),
-                );
-            }
-            if has_port {
-                self.line(
-                    2,
-                    &format!(
-                        "counter name meta mark . meta l4proto . th dport map @{chain}_port {allow}"
-                    ),
-                );
-            }
-            self.line(2, &format!("counter name \"{denied}\" drop"));
-            self.line(1, "}");
+        self.chain(
+            &format!("{p}_classify"),
+            None,
+            vec![
+                "meta mark set 0x00000000".to_string(),
+                format!("meta mark set ip {field} map @{p}_wl4 return"),
+                format!("meta mark set ip6 {field} map @{p}_wl6 return"),
+                format!("meta mark set ip {field} map @{p}_ext4"),
+                format!("meta mark set ip6 {field} map @{p}_ext6"),
+            ],
+        );
+        for ident in &d.identities {
+            self.identity(d, ident, &ident.chain);
         }
+    }
+
+    /// The maps and the chain of one identity, named `chain`.
+    fn identity(&mut self, d: &DirectionIr, ident: &Identity, chain: &str) {
+        let p = prefix(d.direction);
+        let (allow, denied) = match d.direction {
+            Direction::Ingress => ("accept", DENIED_INGRESS),
+            Direction::Egress => ("return", DENIED_EGRESS),
+        };
+        let r = &ident.rules;
+        let any: Vec<String> = r
+            .any_peer
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} . {} comment {} : {}",
+                    proto(s.protocol),
+                    ports(s.first, s.last),
+                    self.grant_comment(s.grant, d.direction),
+                    self.grant_counter(s.grant)
+                )
+            })
+            .collect();
+        let all: Vec<String> = r
+            .class_all
+            .iter()
+            .map(|(c, g)| {
+                format!(
+                    "{} comment {} : {}",
+                    mark(*c),
+                    self.grant_comment(*g, d.direction),
+                    self.grant_counter(*g)
+                )
+            })
+            .collect();
+        let port: Vec<String> = r
+            .class_ports
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} . {} . {} comment {} : {}",
+                    mark(s.class),
+                    proto(s.protocol),
+                    ports(s.first, s.last),
+                    self.grant_comment(s.grant, d.direction),
+                    self.grant_counter(s.grant)
+                )
+            })
+            .collect();
+        let (has_any, has_all, has_port) = (!any.is_empty(), !all.is_empty(), !port.is_empty());
+        if has_any {
+            self.map(
+                &format!("{chain}_any"),
+                &["type inet_proto . inet_service : counter", "flags interval"],
+                any,
+            );
+        }
+        if has_all {
+            self.map(&format!("{chain}_all"), &["type mark : counter"], all);
+        }
+        if has_port {
+            self.map(
+                &format!("{chain}_port"),
+                &[
+                    "type mark . inet_proto . inet_service : counter",
+                    "flags interval",
+                ],
+                port,
+            );
+        }
+        let mut rules = Vec::new();
+        if let Some(g) = r.open {
+            rules.push(format!("counter name {} {allow}", self.grant_counter(g)));
+        }
+        if has_any {
+            rules.push(format!(
+                "counter name meta l4proto . th dport map @{chain}_any {allow}"
+            ));
+        }
+        if has_all || has_port {
+            rules.push(format!("jump {p}_classify"));
+        }
+        if has_all {
+            rules.push(format!("counter name meta mark map @{chain}_all {allow}"));
+        }
+        if has_port {
+            rules.push(format!(
+                "counter name meta mark . meta l4proto . th dport map @{chain}_port {allow}"
+            ));
+        }
+        rules.push(format!("counter name \"{denied}\" drop"));
+        self.chain(chain, Some(quoted(&ident.workloads.join(", "))), rules);
     }
 }

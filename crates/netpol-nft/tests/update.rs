@@ -1,0 +1,226 @@
+//! Incremental updates against the real kernel: loading the old table and then
+//! `update_script(old, new)` must leave exactly the table that loading `new` directly leaves
+//! (compared as nft's JSON listing without handles and counter values, with set elements and
+//! top-level objects in a canonical order, since hash sets list in no fixed order).
+//! Skipped (with a message) when not root or without `nft`.
+
+mod common;
+#[path = "common/strategies.rs"]
+mod strategies;
+
+use common::*;
+use netpol_core::*;
+use netpol_dataplane::{nft, Netns};
+use netpol_nft::{compile, update_script};
+use proptest::prelude::*;
+use serde_json::Value;
+use strategies::{a_cluster, a_policy, NODES};
+
+fn kernel_available() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root || !nft_available() {
+        eprintln!("skipped: needs root and nft");
+        return false;
+    }
+    true
+}
+
+/// Removes what differs between equal tables loaded different ways.
+fn strip(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.remove("handle");
+            m.remove("packets");
+            m.remove("bytes");
+            for (_, x) in m.iter_mut() {
+                strip(x);
+            }
+            if let Some(Value::Array(elems)) = m.get_mut("elem") {
+                elems.sort_by_key(|e| e.to_string());
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip),
+        _ => {}
+    }
+}
+
+/// The table as sorted canonical lines: one per object, rules numbered within their chain.
+fn canonical(ns: &str) -> Vec<String> {
+    let v = nft::table_json(Some(ns), "inet", "netpol")
+        .unwrap()
+        .expect("table present");
+    let mut out = Vec::new();
+    let mut rule_seq: std::collections::BTreeMap<String, usize> = Default::default();
+    for item in v["nftables"].as_array().unwrap() {
+        let mut item = item.clone();
+        if item.get("metainfo").is_some() {
+            continue;
+        }
+        strip(&mut item);
+        if let Some(rule) = item.get("rule") {
+            let chain = rule["chain"].as_str().unwrap_or("").to_string();
+            let n = rule_seq.entry(chain.clone()).or_default();
+            out.push(format!("rule {chain} #{n}: {item}"));
+            *n += 1;
+        } else {
+            out.push(item.to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Loads `old`, applies the update to `new` and compares with loading `new` directly.
+fn check_update(old: &netpol_nft::Ruleset, new: &netpol_nft::Ruleset) -> Result<(), String> {
+    let script = update_script(old, new).ok_or("update_script gave None")?;
+    let a = Netns::create("nftupd").map_err(|e| e.to_string())?;
+    nft::apply(Some(a.name()), &old.text).map_err(|e| format!("old: {e}"))?;
+    nft::apply(Some(a.name()), &script).map_err(|e| format!("update: {e}\n{script}"))?;
+    let b = Netns::create("nftupd").map_err(|e| e.to_string())?;
+    nft::apply(Some(b.name()), &new.text).map_err(|e| format!("new: {e}"))?;
+    let (got, want) = (canonical(a.name()), canonical(b.name()));
+    if got != want {
+        let only_got: Vec<&String> = got.iter().filter(|l| !want.contains(l)).collect();
+        let only_want: Vec<&String> = want.iter().filter(|l| !got.contains(l)).collect();
+        return Err(format!(
+            "tables differ\nonly after update: {only_got:#?}\nonly in new: {only_want:#?}\nscript:\n{script}"
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn an_update_between_the_users_page_and_an_edited_copy_matches_a_full_load() {
+    if !kernel_available() {
+        return;
+    }
+    let old_c = users_page();
+    let mut new_c = old_c.clone();
+    // Widen one policy's port range and drop another policy altogether.
+    let mut edited = false;
+    for p in &mut new_c.policies {
+        for r in &mut p.egress {
+            for port in &mut r.ports {
+                if let Some(PortSpec::Range { end, .. }) = &mut port.port {
+                    *end = 33000;
+                    edited = true;
+                }
+            }
+        }
+    }
+    assert!(edited, "the users' page has a port range to widen");
+    new_c
+        .policies
+        .retain(|p| p.name != "allow-ingress-from-vm-b-to-vm-a");
+    let opts = EvalOptions::default();
+    let old = compile(&old_c, opts, "virtlab-2").unwrap();
+    let new = compile(&new_c, opts, "virtlab-2").unwrap();
+    let script = update_script(&old, &new).unwrap();
+    // Only what changed is in it: the dropped policy's counter goes, nothing is recreated.
+    assert!(script
+        .contains("delete counter inet netpol pol_test-project_allow-ingress-from-vm-b-to-vm-a"));
+    assert!(!script.contains("delete table"));
+    assert!(!script.contains("counter pol_test-project_vm-a-deny-ingress"));
+    check_update(&old, &new).unwrap();
+    check_update(&new, &old).unwrap();
+}
+
+#[test]
+fn a_one_policy_port_edit_in_a_synthetic_cluster_touches_a_few_objects_only() {
+    let params = netpol_core::synth::SynthParams {
+        workloads: 1000,
+        namespaces: 40,
+        policies: 200,
+        nodes: 10,
+        seed: 7,
+    };
+    let c = netpol_core::synth::generate(&params);
+    let opts = EvalOptions::default();
+    let node = "node-00";
+    let old = compile(&c, opts, node).unwrap();
+    // Edit a numeric port of a policy that isolates something on this node.
+    let key = old.summary.policies.first().unwrap().key.clone();
+    let mut c2 = c.clone();
+    let p = c2.policies.iter_mut().find(|p| p.key() == key).unwrap();
+    let mut edited = false;
+    for r in p.ingress.iter_mut().chain(p.egress.iter_mut()) {
+        for port in &mut r.ports {
+            if let Some(PortSpec::Number(n)) = &mut port.port {
+                *n = n.wrapping_add(1).max(1);
+                edited = true;
+            }
+        }
+    }
+    if !edited {
+        p.ingress.push(Rule {
+            peers: vec![],
+            ports: vec![PolicyPort {
+                protocol: Protocol::Tcp,
+                port: Some(PortSpec::Number(4321)),
+            }],
+        });
+    }
+    let new = compile(&c2, opts, node).unwrap();
+    assert_ne!(old.text, new.text);
+    let script = update_script(&old, &new).unwrap();
+    assert!(
+        script.len() * 10 < new.text.len(),
+        "the update ({} bytes) is not much smaller than the table ({} bytes)",
+        script.len(),
+        new.text.len()
+    );
+    if kernel_available() {
+        check_update(&old, &new).unwrap();
+    }
+}
+
+/// Small edits of a random cluster: replace, drop or add one policy.
+fn an_edit() -> impl Strategy<Value = (usize, Option<Policy>)> {
+    (0..4usize, prop::option::of(a_policy()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn old_plus_update_equals_new_in_the_kernel(
+        (c1, ipblock) in a_cluster(),
+        (c2, _) in a_cluster(),
+        (at, replacement) in an_edit(),
+        unrelated in any::<bool>(),
+    ) {
+        if !kernel_available() {
+            return Ok(());
+        }
+        let opts = EvalOptions { ipblock_matches_workloads: ipblock };
+        // Either an unrelated cluster, or c1 with one policy replaced, dropped or added.
+        let target = if unrelated {
+            c2
+        } else {
+            let mut t = c1.clone();
+            match replacement {
+                Some(mut p) => {
+                    p.name = format!("edited{at}");
+                    if at < t.policies.len() {
+                        t.policies[at] = p;
+                    } else {
+                        t.policies.push(p);
+                    }
+                }
+                None if at < t.policies.len() => {
+                    t.policies.remove(at);
+                }
+                None => {}
+            }
+            t
+        };
+        for node in NODES {
+            let old = compile(&c1, opts, node).unwrap();
+            let new = compile(&target, opts, node).unwrap();
+            if let Err(e) = check_update(&old, &new) {
+                prop_assert!(false, "{}", e);
+            }
+        }
+    }
+}
