@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 version="${K8S_VERSION:-1.30.0}"
-kubernetes-validate --strict --kubernetes-version "$version" daemonset.yaml rbac.yaml
+python3 -m kubernetes_validate --strict --kubernetes-version "$version" daemonset.yaml rbac.yaml
 # The ClusterRole grants only reads.
 if grep -E '^\s+verbs:' rbac.yaml | grep -vE '\["get", "list", "watch"\]'; then
   echo "rbac.yaml grants more than get/list/watch" >&2

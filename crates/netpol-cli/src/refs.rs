@@ -86,11 +86,12 @@ fn not_found(cluster: &Cluster, namespace: &str, name: &str, kind: Option<Worklo
         WorkloadKind::VirtualMachine => "VM",
         WorkloadKind::VirtualMachineInstance => "VMI",
     });
-    let in_namespace: Vec<String> = cluster
-        .workloads
-        .iter()
-        .filter(|w| w.namespace == namespace)
-        .map(|w| w.name.clone())
+    // Output keys carry the kind only where a Pod and a VM share a name, so no name repeats.
+    let keys = netpol_core::analysis::output_keys(cluster);
+    let in_namespace: Vec<String> = netpol_core::analysis::workload_order(cluster)
+        .into_iter()
+        .filter(|&i| cluster.workloads[i].namespace == namespace)
+        .map(|i| keys[i].clone())
         .collect();
     if in_namespace.is_empty() {
         format!(

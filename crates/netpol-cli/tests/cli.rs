@@ -1333,3 +1333,23 @@ fn an_unknown_name_lists_the_namespace_workloads_without_repeating_a_name() {
         "{message}"
     );
 }
+
+#[test]
+fn compile_refuses_to_print_a_partial_ruleset_when_an_object_is_rejected() {
+    // In `netpol compile ... | nft -f -` the pipeline's status is nft's: a ruleset missing the
+    // rejected policy would be loaded silently, so nothing may reach stdout.
+    let out = run(&[
+        "compile",
+        EXAMPLE,
+        "examples/mistakes/egress-ports-under-peer.yaml",
+        "--node",
+        "virtlab-2",
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("spec.egress[0].to[0].ports"),
+        "{}",
+        stderr(&out)
+    );
+}

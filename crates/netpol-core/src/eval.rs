@@ -22,12 +22,21 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// `namespace/name` for a workload, the address for an external end, `#<index>?` for a
-    /// workload index that does not exist.
+    /// `namespace/name` for a workload (`kind/namespace/name` when a Pod and a VM share it, as in
+    /// every other output), the address for an external end, `#<index>?` for a workload index
+    /// that does not exist.
     pub fn describe(&self, cluster: &Cluster) -> String {
         match self {
             Endpoint::Workload(i) => match cluster.workloads.get(*i) {
-                Some(w) => w.key(),
+                Some(w) => {
+                    let key = w.key();
+                    let shared = cluster.workloads.iter().filter(|o| o.key() == key).count() > 1;
+                    if shared {
+                        format!("{}/{key}", w.kind.short_name())
+                    } else {
+                        key
+                    }
+                }
                 None => format!("#{i}?"),
             },
             Endpoint::External(a) => a.to_string(),
