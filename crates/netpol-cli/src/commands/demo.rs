@@ -235,33 +235,10 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
     .collect();
     run.enforce(&mistaken)?;
     for port in [53, 80] {
-        let observed = run.probe_external("test-project/vm-a", dns, Protocol::Tcp, port)?;
-        let predicted = predict_external(
-            &run,
-            &base,
-            &mistaken,
-            "test-project/vm-a",
-            dns,
-            Protocol::Tcp,
-            port,
-        )?;
+        let flow = ("test-project/vm-a", Protocol::Tcp, port);
         probes += 1;
-        say(&format!(
-            "  test-project/vm-a -> {DNS_STAND_IN} TCP/{port}: observed {}, predicted {}{}",
-            word(observed),
-            word(predicted),
-            if observed == predicted {
-                ""
-            } else {
-                "  MISMATCH"
-            }
-        ));
-        if observed != predicted {
-            failures.push(format!(
-                "step 8: vm-a -> DNS TCP/{port} observed {} predicted {}",
-                word(observed),
-                word(predicted)
-            ));
+        if let Some(m) = probe_external_flow(&run, &base, &mistaken, dns, flow, &say)? {
+            failures.push(format!("step 8: {m}"));
         }
     }
     say("  The misplaced `ports` is dropped, so the rule allows every port to the DNS host (TCP 80 gets through).\n");
@@ -333,27 +310,9 @@ fn enforce_and_show(
         })
         .collect();
     let mut probes = report.workloads.len() * report.workloads.len();
-    for (from, protocol, port) in EXTERNAL_FLOWS {
-        let observed = run.probe_external(from, dns, protocol, port)?;
-        let predicted = predict_external(run, base, policies, from, dns, protocol, port)?;
+    for flow in EXTERNAL_FLOWS {
         probes += 1;
-        say(&format!(
-            "  {from} -> {DNS_STAND_IN} {protocol}/{port}: observed {}, predicted {}{}",
-            word(observed),
-            word(predicted),
-            if observed == predicted {
-                ""
-            } else {
-                "  MISMATCH"
-            }
-        ));
-        if observed != predicted {
-            mismatches.push(format!(
-                "{from} -> {DNS_STAND_IN} {protocol}/{port} observed {} predicted {}",
-                word(observed),
-                word(predicted)
-            ));
-        }
+        mismatches.extend(probe_external_flow(run, base, policies, dns, flow, say)?);
     }
     say(if mismatches.is_empty() {
         "  match: the kernel did what the analyzer predicted\n"
@@ -361,6 +320,38 @@ fn enforce_and_show(
         "  MISMATCH: the kernel and the analyzer disagree (see above)\n"
     });
     Ok((probes, mismatches))
+}
+
+/// Probes one flow from a VM to the DNS host, prints observed and predicted, and returns the
+/// mismatch, if any.
+fn probe_external_flow(
+    run: &LabRun,
+    base: &Cluster,
+    policies: &[Policy],
+    dns: IpAddr,
+    (from, protocol, port): (&str, Protocol, u16),
+    say: &dyn Fn(&str),
+) -> Result<Option<String>> {
+    let observed = run.probe_external(from, dns, protocol, port)?;
+    let predicted = predict_external(run, base, policies, from, dns, protocol, port)?;
+    let flow = format!("{from} -> {DNS_STAND_IN} {protocol}/{port}");
+    say(&format!(
+        "  {flow}: observed {}, predicted {}{}",
+        word(observed),
+        word(predicted),
+        if observed == predicted {
+            ""
+        } else {
+            "  MISMATCH"
+        }
+    ));
+    Ok((observed != predicted).then(|| {
+        format!(
+            "{flow} observed {} predicted {}",
+            word(observed),
+            word(predicted)
+        )
+    }))
 }
 
 fn predict_external(
