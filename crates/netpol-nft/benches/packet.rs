@@ -7,7 +7,10 @@
 //! through the dispatch, classification and grant lookups.
 //!
 //! Run as root with iperf3 installed: `cargo bench -p netpol-nft --bench packet`.
-//! Configurations are interleaved per round so machine noise hits them alike; medians reported.
+//! Configurations are interleaved per round (order rotated) so machine noise hits them alike;
+//! medians reported. `NETPOL_PACKET_ROUNDS` overrides the number of rounds (default 9). Besides
+//! the raw rates it reports CPU cost (Gbit per CPU-second, CPU microseconds per connection),
+//! which other processes competing for the CPUs disturb much less than the rates.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -22,9 +25,9 @@ use netpol_core::{EvalOptions, Protocol};
 use netpol_dataplane::{Lab, LabHost, LabSpec};
 use netpol_nft::compile;
 
-const ROUNDS: usize = 5;
-const IPERF_SECONDS: u32 = 3;
-const CPS_SECONDS: f64 = 2.0;
+const ROUNDS: usize = 9;
+const IPERF_SECONDS: u32 = 2;
+const CPS_SECONDS: f64 = 1.5;
 
 fn enter(netns: &str) {
     let f = std::fs::File::open(format!("/run/netns/{netns}")).expect("netns file");
@@ -33,7 +36,10 @@ fn enter(netns: &str) {
     assert_eq!(rc, 0, "setns {netns}");
 }
 
-fn iperf(src_ns: &str, dst_ns: &str, src: IpAddr, dst: IpAddr, port: u16) -> f64 {
+/// Throughput, and throughput per CPU-second (iperf3's own sender plus receiver CPU use, which
+/// includes the forwarding node's softirq work done on their threads): the second figure is what
+/// the table costs, and it barely moves when other processes compete for the CPUs.
+fn iperf(src_ns: &str, dst_ns: &str, src: IpAddr, dst: IpAddr, port: u16) -> (f64, f64) {
     let port_s = port.to_string();
     let mut server = Command::new("ip")
         .args(["netns", "exec", dst_ns, "iperf3", "-s", "-1", "-B"])
@@ -53,13 +59,28 @@ fn iperf(src_ns: &str, dst_ns: &str, src: IpAddr, dst: IpAddr, port: u16) -> f64
         .expect("iperf3 client");
     let _ = server.wait();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
-    v["end"]["sum_received"]["bits_per_second"]
+    let bps = v["end"]["sum_received"]["bits_per_second"]
         .as_f64()
-        .unwrap_or_else(|| panic!("iperf3 failed: {}", String::from_utf8_lossy(&out.stdout)))
+        .unwrap_or_else(|| panic!("iperf3 failed: {}", String::from_utf8_lossy(&out.stdout)));
+    let cpu = &v["end"]["cpu_utilization_percent"];
+    let busy =
+        cpu["host_total"].as_f64().unwrap_or(0.0) + cpu["remote_total"].as_f64().unwrap_or(0.0);
+    (bps, bps / (busy / 100.0).max(1e-9))
 }
 
-/// Connections per second: connect, then close with RST (no TIME_WAIT to exhaust ports).
-fn cps(src_ns: &str, dst_ns: &str, src: IpAddr, dst: IpAddr, port: u16) -> f64 {
+/// CPU time (user + system, softirq work done on its behalf included) of the calling thread.
+fn thread_cpu() -> Duration {
+    // SAFETY: getrusage writes into the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Connections per second (connect, then close with RST: no TIME_WAIT to exhaust ports), and the
+/// CPU microseconds per connection of the client and server threads together (the node's
+/// forwarding runs in softirq on those threads, veth being synchronous).
+fn cps(src_ns: &str, dst_ns: &str, src: IpAddr, dst: IpAddr, port: u16) -> (f64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let server = {
@@ -69,6 +90,7 @@ fn cps(src_ns: &str, dst_ns: &str, src: IpAddr, dst: IpAddr, port: u16) -> f64 {
             let l = TcpListener::bind(SocketAddr::new(dst, port)).expect("bind");
             l.set_nonblocking(true).expect("nonblocking");
             let _ = ready_tx.send(());
+            let cpu0 = thread_cpu();
             while !stop.load(Ordering::Relaxed) {
                 match l.accept() {
                     // Accepted and closed at once: the backlog must never fill up.
@@ -76,6 +98,7 @@ fn cps(src_ns: &str, dst_ns: &str, src: IpAddr, dst: IpAddr, port: u16) -> f64 {
                     Err(_) => std::thread::sleep(Duration::from_micros(20)),
                 }
             }
+            thread_cpu() - cpu0
         })
     };
     let _ = ready_rx.recv();
@@ -83,6 +106,7 @@ fn cps(src_ns: &str, dst_ns: &str, src: IpAddr, dst: IpAddr, port: u16) -> f64 {
     let count = std::thread::spawn(move || {
         enter(&src_ns);
         let started = Instant::now();
+        let cpu0 = thread_cpu();
         let mut n = 0u64;
         let mut failed = 0u32;
         while started.elapsed().as_secs_f64() < CPS_SECONDS {
@@ -107,13 +131,15 @@ fn cps(src_ns: &str, dst_ns: &str, src: IpAddr, dst: IpAddr, port: u16) -> f64 {
             drop(s);
             n += 1;
         }
-        n as f64 / started.elapsed().as_secs_f64()
+        (n, started.elapsed().as_secs_f64(), thread_cpu() - cpu0)
     })
     .join()
     .expect("client");
     stop.store(true, Ordering::Relaxed);
-    let _ = server.join();
-    count
+    let server_cpu = server.join().expect("server");
+    let (n, secs, client_cpu) = count;
+    let n = n.max(1) as f64;
+    (n / secs, (client_cpu + server_cpu).as_secs_f64() * 1e6 / n)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -197,6 +223,12 @@ fn main() {
         r.ir.ingress.dispatch[&da].identity,
         r.ir.ingress.identities.len()
     );
+    println!(
+        "load average before: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     let host = |name: &str, a: IpAddr| LabHost {
         name: name.to_string(),
         node: Some(node.clone()),
@@ -222,32 +254,59 @@ fn main() {
         ("full ruleset", &r.text),
     ];
     let mut tput: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut tput_eff: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut rate: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for round in 0..ROUNDS {
-        for (name, script) in configs {
+    let mut conn_cpu: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let rounds: usize = std::env::var("NETPOL_PACKET_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ROUNDS);
+    for round in 0..rounds {
+        // Rotate the order so no configuration always runs right after a table load or first.
+        for k in 0..configs.len() {
+            let (name, script) = configs[(k + round) % configs.len()];
             lab.apply_ruleset(&node, script).expect("ruleset");
-            let t = iperf(&src_ns, &dst_ns, sa, da, port);
-            let c = cps(&src_ns, &dst_ns, sa, da, port);
+            let (t, te) = iperf(&src_ns, &dst_ns, sa, da, port);
+            let (c, cc) = cps(&src_ns, &dst_ns, sa, da, port);
             eprintln!(
-                "round {round} {name:<24} {:>8.2} Gbit/s {:>9.0} conn/s",
+                "round {round} {name:<24} {:>6.2} Gbit/s ({:>6.2} Gbit per CPU-s) {:>7.0} conn/s ({:>5.1} CPU us/conn)",
                 t / 1e9,
-                c
+                te / 1e9,
+                c,
+                cc
             );
             tput.entry(name).or_default().push(t);
+            tput_eff.entry(name).or_default().push(te);
             rate.entry(name).or_default().push(c);
+            conn_cpu.entry(name).or_default().push(cc);
         }
     }
+    println!(
+        "load average after: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     let base_t = median(tput["no ruleset"].clone());
+    let base_te = median(tput_eff["no ruleset"].clone());
     let base_c = median(rate["no ruleset"].clone());
+    let base_cc = median(conn_cpu["no ruleset"].clone());
+    println!("medians of {rounds} interleaved rounds (percent of the no-ruleset figure):");
     for (name, _) in configs {
         let t = median(tput[name].clone());
+        let te = median(tput_eff[name].clone());
         let c = median(rate[name].clone());
+        let cc = median(conn_cpu[name].clone());
         println!(
-            "{name:<24} iperf3 median {:>7.2} Gbit/s ({:>5.1}%)   new TCP connections median {:>8.0}/s ({:>5.1}%)   (n={ROUNDS})",
+            "{name:<24} iperf3 {:>6.2} Gbit/s ({:>5.1}%), {:>6.2} Gbit per CPU-s ({:>5.1}%) | new TCP conns {:>6.0}/s ({:>5.1}%), {:>5.1} CPU us/conn (rate at equal CPU {:>5.1}%)",
             t / 1e9,
             100.0 * t / base_t,
+            te / 1e9,
+            100.0 * te / base_te,
             c,
-            100.0 * c / base_c
+            100.0 * c / base_c,
+            cc,
+            100.0 * base_cc / cc
         );
     }
 }

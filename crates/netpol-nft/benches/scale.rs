@@ -71,6 +71,9 @@ fn main() {
         s.ingress_classes,
         s.egress_classes
     );
+    let mut largest: Vec<(&String, &usize)> = s.elements.iter().collect();
+    largest.sort_by(|a, b| b.1.cmp(a.1));
+    println!("largest maps: {:?}", &largest[..largest.len().min(6)]);
     if let Ok(path) = std::env::var("NETPOL_SCALE_OUT") {
         let _ = std::fs::write(&path, &r.text);
     }
@@ -152,6 +155,9 @@ fn main() {
             let t = Instant::now();
             nft::apply(Some(ns.name()), &back).expect("revert");
             reverts.push(t.elapsed());
+        }
+        if let Some(up) = update_script(&r, &new) {
+            println!("  {}", up.lines().next().unwrap_or(""));
         }
         println!(
             "{what} ({key}): update script {size} bytes, built in median {:?}; nft -f update median {:?}, reverse update median {:?} (n={RUNS})",

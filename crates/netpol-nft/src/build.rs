@@ -117,7 +117,7 @@ pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Rules
             ident.chain = name;
         }
     }
-    let (text, elements) = crate::render::render(&ir);
+    let (text, elements, objects) = crate::render::render(&ir);
     let local_workloads = local
         .iter()
         .map(|&wi| {
@@ -149,7 +149,12 @@ pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Rules
         elements,
         non_port_protocols: NON_PORT_PROTOCOLS.to_string(),
     };
-    Ok(Ruleset { text, summary, ir })
+    Ok(Ruleset {
+        text,
+        summary,
+        ir,
+        objects,
+    })
 }
 
 /// Every address must belong to one workload only.

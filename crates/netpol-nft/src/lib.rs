@@ -98,6 +98,10 @@ pub struct Ruleset {
     pub summary: Summary,
     /// What the text encodes, for [`verdict`] and for later incremental updates.
     pub ir: RulesetIr,
+    /// The table's objects as rendered into `text`, kept so [`update_script`] compares them
+    /// without rendering again. Derived from `ir`, so equality is unaffected.
+    #[serde(skip)]
+    objects: Vec<render::Object>,
 }
 
 impl Ruleset {

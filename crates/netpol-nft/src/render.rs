@@ -137,8 +137,8 @@ pub(crate) fn objects(ir: &RulesetIr) -> Vec<Object> {
     r.objects
 }
 
-/// Renders the script and counts the elements of every set and map.
-pub(crate) fn render(ir: &RulesetIr) -> (String, BTreeMap<String, usize>) {
+/// Renders the script and counts the elements of every set and map; also returns the objects.
+pub(crate) fn render(ir: &RulesetIr) -> (String, BTreeMap<String, usize>, Vec<Object>) {
     let objects = objects(ir);
     let mut out = String::new();
     let _ = writeln!(
@@ -161,7 +161,7 @@ pub(crate) fn render(ir: &RulesetIr) -> (String, BTreeMap<String, usize>) {
         o.write(&mut out);
     }
     out.push_str("}\n");
-    (out, elements)
+    (out, elements, objects)
 }
 
 /// The chain name of every identity of a direction, derived from what the identity's chain and

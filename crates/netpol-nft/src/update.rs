@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::render::{objects, Object, TABLE};
+use crate::render::{Object, TABLE};
 use crate::Ruleset;
 
 /// A script for `nft -f` that changes the loaded table of `old` into the table of `new`, in one
@@ -34,15 +34,15 @@ use crate::Ruleset;
 /// then. The script assumes the loaded table is exactly `old`'s; if it is not, applying it fails
 /// as a whole and changes nothing.
 pub fn update_script(old: &Ruleset, new: &Ruleset) -> Option<String> {
-    let before = objects(&old.ir);
-    let after = objects(&new.ir);
+    let before = &old.objects;
+    let after = &new.objects;
     let old_by_name: BTreeMap<&str, &Object> = before.iter().map(|o| (o.name(), o)).collect();
     let new_by_name: BTreeMap<&str, &Object> = after.iter().map(|o| (o.name(), o)).collect();
 
     let mut added: Vec<&Object> = Vec::new();
     // (map, keys to delete, elements to add)
     let mut changed: Vec<(&str, Vec<&str>, Vec<&str>)> = Vec::new();
-    for o in &after {
+    for o in after {
         match old_by_name.get(o.name()) {
             None => added.push(o),
             Some(prev) if *prev == o => {}
