@@ -224,3 +224,66 @@ proptest! {
         }
     }
 }
+
+/// Two workloads on node n1; `web` isolated for ingress by one policy allowing `app=db` on
+/// `port`, with the policy named `name`.
+fn one_policy(name: &str, port: u16) -> Cluster {
+    let mut p = policy("ns0", name, sel(&[("app", "web")]), true, false);
+    p.ingress.push(Rule {
+        peers: vec![pods(&[("app", "db")])],
+        ports: vec![tcp(port)],
+    });
+    cluster(
+        &["ns0"],
+        vec![
+            pod("ns0", "web", &[("app", "web")], &["10.0.0.1"], "n1", &[]),
+            pod("ns0", "db", &[("app", "db")], &["10.0.0.2"], "n1", &[]),
+        ],
+        vec![p],
+    )
+}
+
+#[test]
+fn a_port_edit_replaces_the_identity_and_repoints_its_dispatch_element_only() {
+    let opts = EvalOptions::default();
+    let old = compile(&one_policy("allow-db", 5432), opts, "n1").unwrap();
+    let new = compile(&one_policy("allow-db", 5433), opts, "n1").unwrap();
+    let (old_chain, new_chain) = (
+        old.ir.ingress.identities[0].chain.clone(),
+        new.ir.ingress.identities[0].chain.clone(),
+    );
+    assert_ne!(old_chain, new_chain, "the chain name follows the content");
+    let script = update_script(&old, &new).unwrap();
+    // The new identity chain and its map are added, web's dispatch element is replaced (deleted
+    // before it is added again), the old chain and map go; the policy's counter stays.
+    assert!(script.contains(&format!("chain {new_chain} {{")));
+    assert!(script.contains(&format!("map {new_chain}_port {{")));
+    let del = script
+        .find("delete element inet netpol in_dispatch4")
+        .unwrap();
+    let add = script.find("add element inet netpol in_dispatch4").unwrap();
+    let gone = script
+        .find(&format!("delete chain inet netpol {old_chain}"))
+        .unwrap();
+    assert!(del < add && add < gone, "{script}");
+    assert!(script.contains(&format!("delete map inet netpol {old_chain}_port")));
+    assert!(!script.contains("counter pol_ns0_allow-db"), "{script}");
+    // The classification of db does not change: its map is not touched.
+    assert!(!script.contains("in_wl4"), "{script}");
+    if kernel_available() {
+        check_update(&old, &new).unwrap();
+    }
+}
+
+#[test]
+fn a_counter_name_taken_over_by_another_policy_needs_a_full_replace() {
+    // `web:x` and `web_x` both become the counter pol_ns0_web_x, with different comments.
+    let opts = EvalOptions::default();
+    let old = compile(&one_policy("web:x", 80), opts, "n1").unwrap();
+    let new = compile(&one_policy("web_x", 80), opts, "n1").unwrap();
+    assert_eq!(
+        old.summary.policies[0].counter,
+        new.summary.policies[0].counter
+    );
+    assert_eq!(update_script(&old, &new), None);
+}
