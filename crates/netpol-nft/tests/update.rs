@@ -16,14 +16,15 @@ use proptest::prelude::*;
 use serde_json::Value;
 use strategies::{a_cluster, a_policy, NODES};
 
-fn kernel_available() -> bool {
+/// These tests load tables into the real kernel: without root or nft they fail (CI runs as root
+/// with nftables installed), they never skip.
+fn require_kernel() {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    if !root || !nft_available() {
-        eprintln!("skipped: needs root and nft");
-        return false;
-    }
-    true
+    assert!(
+        root && nft_available(),
+        "netpol-nft kernel tests need root and nft (apt-get install -y nftables); run them as root"
+    );
 }
 
 /// Removes what differs between equal tables loaded different ways.
@@ -92,9 +93,7 @@ fn check_update(old: &netpol_nft::Ruleset, new: &netpol_nft::Ruleset) -> Result<
 
 #[test]
 fn an_update_between_the_users_page_and_an_edited_copy_matches_a_full_load() {
-    if !kernel_available() {
-        return;
-    }
+    require_kernel();
     let old_c = users_page();
     let mut new_c = old_c.clone();
     // Widen one policy's port range and drop another policy altogether.
@@ -170,9 +169,8 @@ fn a_one_policy_port_edit_in_a_synthetic_cluster_touches_a_few_objects_only() {
         script.len(),
         new.text.len()
     );
-    if kernel_available() {
-        check_update(&old, &new).unwrap();
-    }
+    require_kernel();
+    check_update(&old, &new).unwrap();
 }
 
 /// Small edits of a random cluster: replace, drop or add one policy.
@@ -190,9 +188,7 @@ proptest! {
         (at, replacement) in an_edit(),
         unrelated in any::<bool>(),
     ) {
-        if !kernel_available() {
-            return Ok(());
-        }
+        require_kernel();
         let opts = EvalOptions { ipblock_matches_workloads: ipblock };
         // Either an unrelated cluster, or c1 with one policy replaced, dropped or added.
         let target = if unrelated {
@@ -270,9 +266,8 @@ fn a_port_edit_replaces_the_identity_and_repoints_its_dispatch_element_only() {
     assert!(!script.contains("counter pol_ns0_allow-db"), "{script}");
     // The classification of db does not change: its map is not touched.
     assert!(!script.contains("in_wl4"), "{script}");
-    if kernel_available() {
-        check_update(&old, &new).unwrap();
-    }
+    require_kernel();
+    check_update(&old, &new).unwrap();
 }
 
 #[test]
