@@ -53,7 +53,9 @@ pub struct AgentConfig {
     pub netns: Option<String>,
     /// `/metrics`, `/healthz`, `/readyz`. Loopback by default.
     pub listen: SocketAddr,
-    /// Changes arriving within this window after the first one are handled by one sync.
+    /// The shortest time between the end of one sync and the start of the next: a change after
+    /// a quiet period is synced at once; changes arriving within this window after a sync are
+    /// handled together by one sync when it ends.
     pub coalesce_window: Duration,
     /// The file watcher's debounce window.
     pub file_debounce: Duration,

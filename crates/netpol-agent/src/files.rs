@@ -4,6 +4,8 @@
 //! immune to the many ways editors and ConfigMap mounts rename and replace files. A file is
 //! reloaded only when its bytes changed. When a file's new content has errors, the error is logged
 //! and counted and the file's last good objects stay in force; a deleted file removes its objects.
+//! All changes found by one rescan reach the store as one change. The first sync waits until the
+//! directory holds manifests and every file has loaded once (see [`ScanSummary::incomplete`]).
 //! Names starting with `.` are skipped (editor swap files, the `..data` directories of ConfigMap
 //! volumes, whose visible names are symlinks that are followed).
 
@@ -18,6 +20,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
+use netpol_core::Cluster;
+
 use crate::store::{ManifestLoader, Store};
 use crate::AgentError;
 
@@ -27,6 +31,44 @@ struct FileState {
     seen: Option<Vec<u8>>,
     /// The error of the current content, if it does not load.
     failing: Option<String>,
+    /// Some content of this file loaded at some point (its last good content is in the store).
+    loaded_once: bool,
+}
+
+/// What one rescan found, for deciding whether the initial list is complete.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanSummary {
+    /// Manifest files found.
+    pub files: usize,
+    /// Files that do not load and never did: the store lacks their objects entirely.
+    pub never_loaded: Vec<(PathBuf, String)>,
+    /// The directory itself could not be read.
+    pub unreadable: Option<String>,
+}
+
+impl ScanSummary {
+    /// Why this scan is not a complete view of the directory, if it is not.
+    ///
+    /// Applying an incomplete first view could withdraw rules an earlier agent left in force
+    /// (a missing policy file opens traffic), so the first sync waits for: a readable directory,
+    /// at least one manifest file, and every file having loaded at least once.
+    pub fn incomplete(&self) -> Option<String> {
+        if let Some(e) = &self.unreadable {
+            return Some(e.clone());
+        }
+        if self.files == 0 {
+            return Some("no manifest files yet".into());
+        }
+        if let Some((path, error)) = self.never_loaded.first() {
+            let more = self.never_loaded.len() - 1;
+            let mut reason = format!("{} does not load: {error}", path.display());
+            if more > 0 {
+                reason.push_str(&format!(" (and {more} more files)"));
+            }
+            return Some(reason);
+        }
+        None
+    }
 }
 
 /// Tracks one directory tree.
@@ -57,14 +99,18 @@ impl DirSource {
         }
     }
 
-    /// Reads the tree and brings the store in line with it.
-    pub fn rescan(&mut self) {
+    /// Reads the tree and brings the store in line with it, as one store change: a sync never
+    /// sees some of the files of one rescan and not others.
+    pub fn rescan(&mut self) -> ScanSummary {
         let mut found = Vec::new();
         if let Err(error) = collect(&self.root, &mut found, 0) {
             // An unreadable root keeps the last known state rather than dropping every policy.
             tracing::error!(source = %self.source, %error, "cannot read the manifest directory; keeping the last state");
             self.metrics.source_error(&self.source);
-            return;
+            return ScanSummary {
+                unreadable: Some(format!("cannot read {}: {error}", self.root.display())),
+                ..ScanSummary::default()
+            };
         }
         found.sort();
         let present: std::collections::BTreeSet<PathBuf> = found.iter().cloned().collect();
@@ -74,30 +120,46 @@ impl DirSource {
             .filter(|p| !present.contains(*p))
             .cloned()
             .collect();
+        let mut removals = Vec::new();
         for path in gone {
             self.files.remove(&path);
             tracing::info!(source = %self.source, file = %path.display(), "file removed; its objects are withdrawn");
-            self.store.remove(&self.source, &path.to_string_lossy());
+            removals.push(path.to_string_lossy().to_string());
         }
-        for path in found {
-            self.reload(&path);
+        let mut upserts = Vec::new();
+        for path in &found {
+            if let Some(u) = self.reload(path) {
+                upserts.push(u);
+            }
         }
+        self.store.apply_batch(&self.source, upserts, removals);
         let failing = self.files.values().filter(|f| f.failing.is_some()).count();
         self.metrics.set_failing(&self.source, failing as i64);
+        ScanSummary {
+            files: found.len(),
+            never_loaded: self
+                .files
+                .iter()
+                .filter(|(_, f)| !f.loaded_once)
+                .filter_map(|(p, f)| f.failing.clone().map(|m| (p.clone(), m)))
+                .collect(),
+            unreadable: None,
+        }
     }
 
-    fn reload(&mut self, path: &Path) {
+    /// Reads one file; returns its new objects when they changed and load.
+    fn reload(&mut self, path: &Path) -> Option<(String, Cluster)> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(error) => {
                 // Vanished between listing and reading: the next event's rescan handles it.
                 tracing::debug!(file = %path.display(), %error, "cannot read");
-                return;
+                return None;
             }
         };
         let state = self.files.entry(path.to_path_buf()).or_default();
         if state.seen.as_deref() == Some(bytes.as_slice()) {
-            return;
+            return None;
         }
         let name = path.to_string_lossy().to_string();
         let outcome = match String::from_utf8(bytes.clone()) {
@@ -115,6 +177,7 @@ impl DirSource {
             if state.failing.take().is_some() {
                 tracing::info!(source = %self.source, file = %name, "file loads again");
             }
+            state.loaded_once = true;
             tracing::info!(
                 source = %self.source, file = %name,
                 policies = outcome.cluster.policies.len(),
@@ -122,15 +185,23 @@ impl DirSource {
                 namespaces = outcome.cluster.namespaces.len(),
                 "file loaded"
             );
-            self.store.upsert(&self.source, &name, outcome.cluster);
+            Some((name, outcome.cluster))
         } else {
             let message = outcome.errors.join("; ");
-            tracing::error!(
-                source = %self.source, file = %name, errors = %message,
-                "file does not load; its last good content stays in force"
-            );
+            if state.loaded_once {
+                tracing::error!(
+                    source = %self.source, file = %name, errors = %message,
+                    "file does not load; its last good content stays in force"
+                );
+            } else {
+                tracing::error!(
+                    source = %self.source, file = %name, errors = %message,
+                    "file does not load and has no last good content"
+                );
+            }
             self.metrics.source_error(&self.source);
             state.failing = Some(message);
+            None
         }
     }
 
@@ -175,8 +246,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<
     Ok(())
 }
 
-/// Starts following `root`: an initial scan (after which the source is ready), then a rescan
-/// after every debounced batch of file events.
+/// Starts following `root`: an initial scan, then a rescan after every debounced batch of file
+/// events. The source becomes ready once a scan is complete (see [`ScanSummary::incomplete`]);
+/// a root that does not exist is an error here, at start.
 pub fn spawn(
     source: String,
     root: PathBuf,
@@ -224,29 +296,55 @@ pub fn spawn(
     )));
     Ok(tokio::spawn(async move {
         let _keep_watching = debouncer;
-        rescan_blocking(&dir).await;
-        store.mark_ready(&source);
-        tracing::info!(%source, "initial scan done");
+        let mut ready = false;
+        let mut last_reason: Option<String> = None;
+        let mut summary = rescan_blocking(&dir).await;
         loop {
+            if !ready {
+                match summary.incomplete() {
+                    None => {
+                        ready = true;
+                        store.mark_ready(&source);
+                        tracing::info!(%source, files = summary.files, "initial scan done");
+                    }
+                    Some(reason) => {
+                        if last_reason.as_ref() != Some(&reason) {
+                            tracing::warn!(%source, %reason, "initial scan incomplete; nothing is applied until it is");
+                            store.set_waiting_reason(&source, Some(reason.clone()));
+                            last_reason = Some(reason);
+                        }
+                    }
+                }
+            }
+            // While waiting, also rescan on a timer: the directory may not exist as a watch
+            // target in a way that reports every change (e.g. a volume mounted later).
+            let retry = if ready { None } else { Some(INCOMPLETE_RESCAN) };
             tokio::select! {
                 got = rx.recv() => {
                     if got.is_none() { break; }
                     while rx.try_recv().is_ok() {}
-                    rescan_blocking(&dir).await;
                 }
+                _ = async { match retry { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
                 _ = crate::stopped(&mut shutdown) => break,
             }
+            summary = rescan_blocking(&dir).await;
         }
     }))
 }
 
-async fn rescan_blocking(dir: &Arc<std::sync::Mutex<DirSource>>) {
+/// How often an incomplete initial scan is retried without a file event.
+const INCOMPLETE_RESCAN: Duration = Duration::from_secs(2);
+
+async fn rescan_blocking(dir: &Arc<std::sync::Mutex<DirSource>>) -> ScanSummary {
     let dir = dir.clone();
-    let joined = tokio::task::spawn_blocking(move || {
-        dir.lock().unwrap_or_else(|p| p.into_inner()).rescan();
-    })
-    .await;
-    if let Err(error) = joined {
+    let joined =
+        tokio::task::spawn_blocking(move || dir.lock().unwrap_or_else(|p| p.into_inner()).rescan())
+            .await;
+    joined.unwrap_or_else(|error| {
         tracing::error!(%error, "rescan task failed");
-    }
+        ScanSummary {
+            unreadable: Some(format!("rescan task failed: {error}")),
+            ..ScanSummary::default()
+        }
+    })
 }

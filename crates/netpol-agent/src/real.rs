@@ -75,14 +75,17 @@ impl Enforcer for KernelEnforcer {
         } else {
             Listing::Full
         };
-        let fp = nft::apply_and_fingerprint(
-            self.netns.as_deref(),
-            &compiled.text,
-            FAMILY,
-            TABLE,
-            listing,
-        )
-        .map_err(err)?;
+        // `nft::apply_and_fingerprint`, in two timed steps: the rules are in force when the
+        // transaction returns; the listing after it only serves drift detection.
+        let started = std::time::Instant::now();
+        nft::apply(self.netns.as_deref(), &compiled.text).map_err(err)?;
+        let transaction = started.elapsed();
+        let fp = nft::fingerprint(self.netns.as_deref(), FAMILY, TABLE, listing)
+            .map_err(err)?
+            .ok_or_else(|| {
+                StepError("the ruleset was applied but the table is missing right after".into())
+            })?;
+        tracing::debug!(?transaction, listing = ?started.elapsed() - transaction, "nft transaction and fingerprint");
         *self.lock() = Some(fp);
         Ok(())
     }

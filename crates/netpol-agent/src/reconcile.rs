@@ -153,17 +153,24 @@ impl Reconciler {
         // A change may have happened before we subscribed: start with a sync attempt.
         let mut wake = Wake::Changed;
         let mut next_drift = Instant::now() + self.drift_interval;
+        let mut last_sync_end: Option<Instant> = None;
         loop {
             match wake {
                 Wake::Stop => return Ok(()),
                 Wake::Changed => {
-                    // Coalesce: whatever else arrives within the window is part of this sync.
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.coalesce) => {}
-                        _ = crate::stopped(&mut shutdown) => return Ok(()),
+                    // Coalesce as a rate limit: a change after a quiet period is synced at once
+                    // (no added latency for a single edit); changes arriving within the window
+                    // after a sync wait for the window's end and are handled by one sync.
+                    if let Some(last) = last_sync_end {
+                        let due = last + self.coalesce;
+                        tokio::select! {
+                            _ = sleep_until(due.into()) => {}
+                            _ = crate::stopped(&mut shutdown) => return Ok(()),
+                        }
                     }
                     changes.borrow_and_update();
                     self.sync(false).await;
+                    last_sync_end = Some(Instant::now());
                 }
                 Wake::Retry => {
                     self.retry_at = None;
@@ -193,6 +200,7 @@ impl Reconciler {
         }
         let started = Instant::now();
         let (cluster, since) = self.store.snapshot();
+        let assembled = started.elapsed();
         if let Some(since) = since {
             self.pending_since = Some(self.pending_since.map_or(since, |p| p.min(since)));
         }
@@ -201,6 +209,7 @@ impl Reconciler {
         let compiled = tokio::task::spawn_blocking(move || compiler.compile(&cluster, &node))
             .await
             .unwrap_or_else(|e| Err(StepError(format!("compiler task failed: {e}"))));
+        let compile_took = started.elapsed() - assembled;
         let compiled = match compiled {
             Ok(c) => c,
             Err(error) => {
@@ -219,12 +228,13 @@ impl Reconciler {
                 .as_ref()
                 .is_some_and(|a| a.text == compiled.text)
         {
-            tracing::debug!("ruleset unchanged");
+            tracing::debug!(?assembled, ?compile_took, "ruleset unchanged");
             self.metrics.sync("unchanged");
             self.enforced(started);
             self.finish(started, Ok(()));
             return;
         }
+        tracing::debug!(?assembled, ?compile_took, "compiled");
         match self.apply(compiled).await {
             Ok(()) => {
                 self.metrics.sync("applied");
@@ -241,9 +251,11 @@ impl Reconciler {
     async fn apply(&mut self, compiled: Compiled) -> Result<(), String> {
         let enforcer = self.enforcer.clone();
         let c = compiled.clone();
+        let apply_started = Instant::now();
         let result = tokio::task::spawn_blocking(move || enforcer.apply(&c))
             .await
             .unwrap_or_else(|e| Err(StepError(format!("apply task failed: {e}"))));
+        let apply_took = apply_started.elapsed();
         match result {
             Ok(()) => {
                 tracing::info!(
@@ -251,6 +263,7 @@ impl Reconciler {
                     policies = compiled.policies,
                     elements = compiled.elements,
                     bytes = compiled.text.len(),
+                    ?apply_took,
                     "ruleset applied"
                 );
                 self.metrics.ruleset_elements.set(compiled.elements as i64);

@@ -32,6 +32,8 @@ struct Inner {
     sources: BTreeMap<String, BTreeMap<String, Cluster>>,
     registered: BTreeSet<String>,
     ready: BTreeSet<String>,
+    /// Why a registered source is not ready yet (shown by `/readyz`).
+    waiting_reason: BTreeMap<String, String>,
     /// The oldest change not yet picked up by a sync.
     pending_since: Option<Instant>,
 }
@@ -78,9 +80,24 @@ impl Store {
         self.lock().registered.insert(source.to_string());
     }
 
+    /// Records why `source` cannot finish its initial list yet (`None` clears it).
+    pub fn set_waiting_reason(&self, source: &str, reason: Option<String>) {
+        let mut inner = self.lock();
+        let changed = match reason {
+            Some(r) => inner.waiting_reason.insert(source.to_string(), r.clone()) != Some(r),
+            None => inner.waiting_reason.remove(source).is_some(),
+        };
+        if changed {
+            // Wake the reconcile loop so that `/readyz` shows the new reason; no content
+            // changed, so no enforcement delay starts.
+            self.changed.send_modify(|g| *g = g.wrapping_add(1));
+        }
+    }
+
     /// Marks a source's initial list as complete.
     pub fn mark_ready(&self, source: &str) {
         let mut inner = self.lock();
+        inner.waiting_reason.remove(source);
         if inner.ready.insert(source.to_string()) {
             self.bump(&mut inner);
         }
@@ -92,13 +109,17 @@ impl Store {
         inner.registered.iter().all(|s| inner.ready.contains(s))
     }
 
+    /// The sources still listing, each with the reason it gave, if any: `source (reason)`.
     pub fn not_ready(&self) -> Vec<String> {
         let inner = self.lock();
         inner
             .registered
             .iter()
             .filter(|s| !inner.ready.contains(*s))
-            .cloned()
+            .map(|s| match inner.waiting_reason.get(s) {
+                Some(r) => format!("{s} ({r})"),
+                None => s.clone(),
+            })
             .collect()
     }
 
@@ -122,6 +143,31 @@ impl Store {
             .and_then(|e| e.remove(key))
             .is_some();
         if removed {
+            self.bump(&mut inner);
+        }
+    }
+
+    /// Applies several upserts and removals of one source as one change, so that no sync can
+    /// see half of them (a policy moved from one file to another must never be absent).
+    pub fn apply_batch(
+        &self,
+        source: &str,
+        upserts: Vec<(String, Cluster)>,
+        removals: Vec<String>,
+    ) {
+        let mut inner = self.lock();
+        let entries = inner.sources.entry(source.to_string()).or_default();
+        let mut changed = false;
+        for key in removals {
+            changed |= entries.remove(&key).is_some();
+        }
+        for (key, objects) in upserts {
+            if entries.get(&key) != Some(&objects) {
+                entries.insert(key, objects);
+                changed = true;
+            }
+        }
+        if changed {
             self.bump(&mut inner);
         }
     }
@@ -332,5 +378,41 @@ mod tests {
         assert_eq!(s.not_ready(), vec!["b".to_string()]);
         s.mark_ready("b");
         assert!(s.all_ready());
+    }
+
+    #[test]
+    fn a_batch_is_one_change_and_an_unchanged_batch_is_none() {
+        let s = Store::new();
+        let mut rx = s.subscribe();
+        let policy_file = |name: &str| Cluster {
+            workloads: vec![workload(WorkloadKind::Pod, "a", name, "10.0.0.1", "n")],
+            ..Cluster::default()
+        };
+        s.upsert("d", "old.yaml", policy_file("p"));
+        rx.borrow_and_update();
+        // Moving the object from one key to another: one notification, never a view without it.
+        s.apply_batch(
+            "d",
+            vec![("new.yaml".into(), policy_file("p"))],
+            vec!["old.yaml".into()],
+        );
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), 2);
+        assert_eq!(s.keys("d"), vec!["new.yaml".to_string()]);
+        s.apply_batch("d", vec![("new.yaml".into(), policy_file("p"))], vec![]);
+        assert!(!rx.has_changed().unwrap());
+    }
+
+    #[test]
+    fn a_waiting_source_says_why() {
+        let s = Store::new();
+        s.register_source("dir0");
+        s.set_waiting_reason("dir0", Some("no manifest files yet".into()));
+        assert_eq!(
+            s.not_ready(),
+            vec!["dir0 (no manifest files yet)".to_string()]
+        );
+        s.mark_ready("dir0");
+        assert!(s.not_ready().is_empty());
     }
 }

@@ -64,15 +64,13 @@ spec:
 }
 
 fn open(lab: &Lab, port: u16) -> bool {
+    open_within(lab, port, Duration::from_millis(300))
+}
+
+fn open_within(lab: &Lab, port: u16, timeout: Duration) -> bool {
     let web: IpAddr = WEB.parse().unwrap();
-    lab.probe(
-        "a/client",
-        web,
-        ProbeProtocol::Tcp,
-        port,
-        Duration::from_millis(300),
-    )
-    .unwrap()
+    lab.probe("a/client", web, ProbeProtocol::Tcp, port, timeout)
+        .unwrap()
 }
 
 fn exists(ns: &str) -> bool {
@@ -265,48 +263,101 @@ fn drift_is_repaired_rules_survive_kill_9_and_a_new_agent_adopts_them_without_a_
         >= Some(2.0))
     .is_some());
 
-    // kill -9: the rules stay in force.
-    agent.kill9();
-    assert!(exists(&ns));
-    assert!(!open(&lab, 8080) && open(&lab, 80));
-
-    // A new agent adopts the table: it is never absent while the agent starts and applies.
-    let watcher_ns = ns.clone();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let gaps = std::thread::spawn(move || {
-        let mut checks = 0u32;
-        let mut missing = 0u32;
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            checks += 1;
-            if !exists(&watcher_ns) {
-                missing += 1;
-            }
-        }
-        (checks, missing)
-    });
+    // kill -9 during continuous probing, then a new agent: one thread probes a flow that must
+    // stay denied (web:8080), one a flow that must stay allowed (web:80), another checks
+    // that the table exists, from before the kill until the new agent is ready and settled.
     let mut cleanup_args = args.to_vec();
     cleanup_args.push("--cleanup");
-    let mut agent = Agent::start(&cleanup_args, &log);
-    assert!(agent.wait_ready(Duration::from_secs(20)));
-    std::thread::sleep(Duration::from_millis(200));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (checks, missing) = gaps.join().unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let running =
+        |stop: &std::sync::atomic::AtomicBool| !stop.load(std::sync::atomic::Ordering::Relaxed);
+    let (probes, gaps, mut agent) = std::thread::scope(|scope| {
+        // Separate threads: a denied probe waits out its timeout, an allowed one is quick.
+        let denied_prober = scope.spawn(|| {
+            let (mut probes, mut through) = (0u32, 0u32);
+            while running(&stop) {
+                probes += 1;
+                if open_within(&lab, 8080, Duration::from_millis(100)) {
+                    through += 1;
+                }
+            }
+            (probes, through)
+        });
+        let allowed_prober = scope.spawn(|| {
+            let (mut probes, mut failed) = (0u32, 0u32);
+            while running(&stop) {
+                probes += 1;
+                if !open_within(&lab, 80, Duration::from_secs(1)) {
+                    failed += 1;
+                }
+            }
+            (probes, failed)
+        });
+        let watcher = scope.spawn(|| {
+            let (mut checks, mut missing) = (0u32, 0u32);
+            while running(&stop) {
+                checks += 1;
+                if !exists(&ns) {
+                    missing += 1;
+                }
+            }
+            (checks, missing)
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        agent.kill9();
+        // No agent at all for a while: the kernel keeps enforcing on its own.
+        std::thread::sleep(Duration::from_millis(700));
+        let agent = Agent::start(&cleanup_args, &log);
+        let ready = agent.wait_ready(Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(ready, "the new agent never became ready");
+        let (d, t) = denied_prober.join().unwrap();
+        let (a, f) = allowed_prober.join().unwrap();
+        ((d, t, a, f), watcher.join().unwrap(), agent)
+    });
+    let (denied, denied_through, allowed, allowed_failed) = probes;
+    let (checks, missing) = gaps;
     eprintln!(
-        "MEASURED adoption: {checks} table checks during restart, {missing} without the table"
+        "MEASURED kill -9 + restart: {denied} probes of the denied flow ({denied_through} got through), \
+         {allowed} of the allowed flow ({allowed_failed} failed); {checks} table checks, {missing} without the table"
     );
-    assert!(checks > 5);
+    assert!(
+        denied >= 5 && allowed >= 5 && checks > 5,
+        "too few probes to mean anything"
+    );
+    assert_eq!(
+        denied_through, 0,
+        "a denied probe got through around kill -9 / restart"
+    );
+    assert_eq!(
+        allowed_failed, 0,
+        "an allowed probe failed around kill -9 / restart"
+    );
     assert_eq!(
         missing, 0,
         "the table disappeared while the new agent adopted it"
     );
-    assert!(!open(&lab, 8080) && open(&lab, 80));
+    assert_eq!(
+        agent.metric("netpol_apply_errors_total"),
+        Some(0.0),
+        "the new agent replaced the adopted table without errors"
+    );
+
+    // The new agent goes on: an edit is enforced.
+    write_atomic(&dir.path().join("policies/allow.yaml"), &policy("8080"));
+    assert!(
+        wait_until(Duration::from_secs(10), || open(&lab, 8080)
+            && !open(&lab, 80))
+        .is_some(),
+        "the restarted agent did not apply a later edit"
+    );
 
     // SIGTERM with cleanup_on_exit removes the table; without it (first agent) it stayed.
     let status = agent.terminate();
     assert!(status.success(), "{status:?}");
     assert!(!exists(&ns));
-    assert!(open(&lab, 8080));
+    assert!(open(&lab, 8080) && open(&lab, 80));
 }
 
 #[test]
