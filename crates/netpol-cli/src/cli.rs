@@ -43,6 +43,11 @@ pub enum Command {
         after_help = "Examples:\n  sudo netpol probe examples/test-project --port 80\n  sudo netpol probe examples/test-project --port 53 --protocol UDP -o json\n\nNeeds root, nft and ip. Exit 0 when the kernel did exactly what the analyzer predicted, 1 on any mismatch, 2 on error."
     )]
     Probe(ProbeArgs),
+    /// Build the lab from manifests and keep it up for exploring by hand, until Ctrl-C.
+    #[command(
+        after_help = "Examples:\n  sudo netpol lab examples/test-project --listen TCP/80 --listen UDP/53 --external 192.0.2.53\n  # then, in another terminal (names are printed):\n  sudo ip netns exec <workload netns> nc -vz 10.66.20.70 80\n  sudo ip netns exec <node netns> nft list table inet netpol\n\nOne network namespace per node (a router enforcing its ruleset) and per workload (its real\naddresses on a veth to its node). Everything is removed on Ctrl-C or SIGTERM."
+    )]
+    Lab(LabArgs),
     /// Walk through the user's page on real packets: each policy, the probed matrix and the prediction.
     #[command(
         after_help = "Example:\n  sudo netpol demo\n\nNeeds root, nft and ip. Everything it creates is removed on exit, on error and on Ctrl-C."
@@ -260,4 +265,20 @@ pub struct AgentArgs {
 pub enum LogFormatArg {
     Text,
     Json,
+}
+
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// A listener every workload runs: PROTOCOL/PORT (repeatable; TCP/80 when none is given).
+    #[arg(long, value_name = "PROTOCOL/PORT")]
+    pub listen: Vec<String>,
+    /// An address outside the cluster that gets a host of its own (repeatable; documentation
+    /// ranges such as 192.0.2.0/24 recommended).
+    #[arg(long, value_name = "IP")]
+    pub external: Vec<std::net::IpAddr>,
+    /// Do not load the compiled rulesets: every node forwards everything.
+    #[arg(long)]
+    pub no_enforce: bool,
 }

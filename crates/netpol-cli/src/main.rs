@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Get(args) => commands::get::run(args),
         Command::Compile(args) => commands::compile::run(args),
         Command::Probe(args) => commands::probe::run(args),
+        Command::Lab(args) => commands::lab::run(args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Agent(args) => commands::agent::run(args),
         Command::Bench(args) => commands::bench::run(args),

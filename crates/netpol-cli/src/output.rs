@@ -43,3 +43,12 @@ pub fn grid(corner: &str, names: &[String], cell: impl Fn(usize, usize) -> Strin
 pub fn mark(allowed: bool) -> String {
     if allowed { "." } else { "X" }.to_string()
 }
+
+/// Addresses as `10.0.0.1,fd00::1`.
+pub fn join_addresses(addresses: &[std::net::IpAddr]) -> String {
+    addresses
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -11,7 +11,7 @@ use netpol_k8s::{LoadOptions, ValidationMode};
 
 use crate::cli::DemoArgs;
 use crate::lab_run::{preflight, LabPlan, LabRun, ProbeReport};
-use crate::output::{grid, mark};
+use crate::output::{grid, join_addresses, mark};
 
 /// The bundled manifests: the user's page as files (see examples/test-project).
 const NAMESPACES: (&str, &str) = (
@@ -163,11 +163,7 @@ pub fn run(args: &DemoArgs) -> Result<u8> {
                 format!(
                     "{} {} on {}",
                     w.key(),
-                    w.addresses
-                        .iter()
-                        .map(|a| a.to_string())
-                        .collect::<Vec<_>>()
-                        .join(","),
+                    join_addresses(&w.addresses),
                     w.node.as_deref().unwrap_or("?")
                 )
             })

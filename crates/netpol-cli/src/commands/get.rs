@@ -6,7 +6,7 @@ use netpol_core::{Cluster, Direction, Workload, WorkloadKind};
 
 use crate::cli::{GetArgs, GetWhat};
 use crate::input;
-use crate::output::{kubectl_table, render};
+use crate::output::{join_addresses, kubectl_table, render};
 
 pub fn run(args: &GetArgs) -> Result<u8> {
     let input = input::load(&args.input);
@@ -44,13 +44,7 @@ pub fn run(args: &GetArgs) -> Result<u8> {
         row.push(w.name.clone());
         row.push(w.phase.clone().unwrap_or_default());
         row.push(w.node.clone().unwrap_or_default());
-        row.push(
-            w.addresses
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        row.push(join_addresses(&w.addresses));
         row.push(isolation(cluster, w, Direction::Ingress));
         row.push(isolation(cluster, w, Direction::Egress));
         table.add_row(row);

@@ -6,5 +6,6 @@ pub mod check;
 pub mod compile;
 pub mod demo;
 pub mod get;
+pub mod lab;
 pub mod matrix;
 pub mod probe;
