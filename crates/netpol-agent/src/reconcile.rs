@@ -34,6 +34,9 @@ pub struct Compiled {
     /// `(policy key, counter name)` of every policy with a counter in the table.
     pub counters: Vec<(String, String)>,
     pub elements: usize,
+    /// The compiler's full result, when it is `netpol-nft`'s: lets the kernel side turn the
+    /// applied table into this one with an incremental transaction instead of a full replace.
+    pub ruleset: Option<Arc<netpol_nft::Ruleset>>,
 }
 
 /// Compiles the whole cluster for one node.

@@ -217,27 +217,25 @@ impl Store {
 ///   target launcher pods both carry the VM's address, and the VM (enforced on the node in its
 ///   `status.nodeName`) is the one workload behind it.
 pub fn assemble(sources: &BTreeMap<String, BTreeMap<String, Cluster>>) -> Cluster {
-    let mut cluster = Cluster::default();
-    let mut namespaces = BTreeMap::new();
-    let mut workloads = BTreeMap::new();
-    let mut policies = BTreeMap::new();
+    // Keys and values borrow from the fragments; each object is cloned once, at the end.
+    let mut namespaces: BTreeMap<&str, &netpol_core::Namespace> = BTreeMap::new();
+    let mut workloads: BTreeMap<(WorkloadKind, &str, &str), &netpol_core::Workload> =
+        BTreeMap::new();
+    let mut policies: BTreeMap<(&str, &str), &netpol_core::Policy> = BTreeMap::new();
     for entries in sources.values() {
         for fragment in entries.values() {
             for ns in &fragment.namespaces {
-                if ns.implicit {
-                    continue;
+                if !ns.implicit {
+                    namespaces.entry(&ns.name).or_insert(ns);
                 }
-                namespaces
-                    .entry(ns.name.clone())
-                    .or_insert_with(|| ns.clone());
             }
             for w in &fragment.workloads {
                 workloads
-                    .entry((w.kind, w.namespace.clone(), w.name.clone()))
-                    .or_insert_with(|| w.clone());
+                    .entry((w.kind, &w.namespace, &w.name))
+                    .or_insert(w);
             }
             for p in &fragment.policies {
-                policies.entry(p.key()).or_insert_with(|| p.clone());
+                policies.entry((&p.namespace, &p.name)).or_insert(p);
             }
         }
     }
@@ -246,17 +244,20 @@ pub fn assemble(sources: &BTreeMap<String, BTreeMap<String, Cluster>>) -> Cluste
         .filter(|w| w.kind != WorkloadKind::Pod)
         .flat_map(|w| w.addresses.iter().copied())
         .collect();
-    cluster.namespaces = namespaces.into_values().collect();
-    cluster.workloads = workloads
-        .into_values()
-        .filter(|w| {
-            w.kind != WorkloadKind::Pod || !w.addresses.iter().any(|a| vm_addresses.contains(a))
-        })
-        .collect();
+    let mut cluster = Cluster {
+        namespaces: namespaces.into_values().cloned().collect(),
+        workloads: workloads
+            .into_values()
+            .filter(|w| {
+                w.kind != WorkloadKind::Pod || !w.addresses.iter().any(|a| vm_addresses.contains(a))
+            })
+            .cloned()
+            .collect(),
+        policies: policies.into_values().cloned().collect(),
+    };
     cluster
         .workloads
         .sort_by(|a, b| (&a.namespace, &a.name, a.kind).cmp(&(&b.namespace, &b.name, b.kind)));
-    cluster.policies = policies.into_values().collect();
     cluster.add_missing_namespaces();
     cluster.namespaces.sort_by(|a, b| a.name.cmp(&b.name));
     cluster

@@ -57,6 +57,9 @@ impl Enforcer for Sabotaged {
         if broken {
             let mut bad = compiled.clone();
             bad.text.push_str("\ncreate table inet netpol\n");
+            // Without the ruleset the enforcer cannot take the incremental path: the bad text
+            // is what reaches the kernel.
+            bad.ruleset = None;
             return self.inner.apply(&bad);
         }
         self.inner.apply(compiled)

@@ -335,4 +335,21 @@ fn two_agents_on_one_directory_enforce_every_edit_on_both_nodes_as_the_analyzer_
     for a in &agents {
         assert_eq!(a.metric("netpol_apply_errors_total"), Some(0.0));
     }
+    // The edits went through the incremental path (the first apply is always a full replace),
+    // so the matrices above checked incremental updates against the analyzer.
+    for node in ["n1", "n2"] {
+        let text = std::fs::read_to_string(logs.path().join(format!("{node}.log"))).unwrap();
+        assert!(
+            text.contains("incremental=false"),
+            "{node}: the first apply replaces the table"
+        );
+        assert!(
+            text.contains("incremental=true"),
+            "{node}: no edit was applied incrementally"
+        );
+        assert!(
+            !text.contains("incremental update refused"),
+            "{node}: the kernel refused an incremental update"
+        );
+    }
 }
