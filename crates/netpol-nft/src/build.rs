@@ -1,6 +1,7 @@
 //! From the model to the IR: local identities, peer classes and grant segments.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use netpol_core::{
@@ -27,26 +28,43 @@ pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Rules
 
     // Policies in key order; the IR refers to them by this position.
     let mut order: Vec<usize> = (0..cluster.policies.len()).collect();
-    order.sort_by_key(|&i| (cluster.policies[i].key(), i));
+    // Cached: the key is a fresh String, too costly to build on every comparison.
+    order.sort_by_cached_key(|&i| (cluster.policies[i].key(), i));
 
     let mut local: Vec<usize> = (0..cluster.workloads.len())
         .filter(|&i| cluster.workloads[i].node.as_deref() == Some(node))
         .collect();
-    local.sort_by_key(|&i| {
+    // The index breaks ties, so this unstable cached sort orders like a stable one.
+    local.sort_by_cached_key(|&i| {
         let w = &cluster.workloads[i];
-        (w.key(), w.kind)
+        (w.key(), w.kind, i)
     });
 
     // Which sorted policies isolate each local workload, per direction.
+    // Policies only select workloads of their own namespace, so they are grouped by it first
+    // (each group keeps key order).
+    let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
+    for &pi in &order {
+        let p = &cluster.policies[pi];
+        by_namespace
+            .entry(p.namespace.as_str())
+            .or_default()
+            .push(pi);
+    }
     let isolating = |w: &Workload, d: Direction| -> Vec<usize> {
-        order
-            .iter()
-            .copied()
-            .filter(|&pi| {
-                let p = &cluster.policies[pi];
-                p.affects(d) && p.namespace == w.namespace && p.pod_selector.matches(&w.labels)
+        by_namespace
+            .get(w.namespace.as_str())
+            .map(|group| {
+                group
+                    .iter()
+                    .copied()
+                    .filter(|&pi| {
+                        let p = &cluster.policies[pi];
+                        p.affects(d) && p.pod_selector.matches(&w.labels)
+                    })
+                    .collect()
             })
-            .collect()
+            .unwrap_or_default()
     };
     let mut per_dir: BTreeMap<Direction, Vec<(usize, Vec<usize>)>> = BTreeMap::new();
     let mut relevant: BTreeSet<usize> = BTreeSet::new();
@@ -102,13 +120,19 @@ pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Rules
         ingress,
         egress,
     };
-    // Chain names depend on the rendered content, which needs the policies' counter names.
+    // Chain names depend on the rendered content, which needs the policies' counter names. The
+    // identities rendered for naming are kept and reused by the full rendering.
+    let mut pre = crate::render::Prerendered::default();
     for d in [Direction::Ingress, Direction::Egress] {
         let dir = match d {
             Direction::Ingress => &ir.ingress,
             Direction::Egress => &ir.egress,
         };
-        let names = crate::render::identity_names(&ir, dir);
+        let (names, objects) = crate::render::identity_names(&ir, dir);
+        match d {
+            Direction::Ingress => pre.ingress = objects,
+            Direction::Egress => pre.egress = objects,
+        }
         let dir = match d {
             Direction::Ingress => &mut ir.ingress,
             Direction::Egress => &mut ir.egress,
@@ -117,7 +141,7 @@ pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Rules
             ident.chain = name;
         }
     }
-    let (text, elements, objects) = crate::render::render(&ir);
+    let (text, elements, objects) = crate::render::render(&ir, pre);
     let local_workloads = local
         .iter()
         .map(|&wi| {
@@ -157,9 +181,47 @@ pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Rules
     })
 }
 
+/// `namespace/name`, as [`Workload::key`] without the formatting machinery (it runs for every
+/// workload address).
+fn workload_key(w: &Workload) -> String {
+    let mut k = String::with_capacity(w.namespace.len() + 1 + w.name.len());
+    k.push_str(&w.namespace);
+    k.push('/');
+    k.push_str(&w.name);
+    k
+}
+
+/// A fast non-cryptographic hasher (the `FxHash` mix) for interning class keys; nothing depends
+/// on its iteration order.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(buf));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Every address must belong to one workload only.
 fn check_addresses(cluster: &Cluster) -> Result<(), CompileError> {
-    let mut owners: BTreeMap<IpAddr, &Workload> = BTreeMap::new();
+    // Hashed: only membership matters, and the first clash in workload order is reported.
+    let mut owners: HashMap<IpAddr, &Workload> = HashMap::with_capacity(cluster.workloads.len());
     for w in &cluster.workloads {
         for a in &w.addresses {
             if let Some(prev) = owners.insert(*a, w) {
@@ -257,15 +319,21 @@ impl Atom {
         }
     }
 
-    fn matches_workload(&self, w: &Workload, ns_labels: &Labels) -> bool {
+    /// Whether the atom's namespace part admits workloads of namespace `ns` (never for blocks).
+    fn matches_namespace(&self, ns: &str, ns_labels: &Labels) -> bool {
         match self {
-            Atom::Selector { namespaces, pods } => {
-                let ns_ok = match namespaces {
-                    NsMatch::Own(n) => &w.namespace == n,
-                    NsMatch::Selector(s) => s.matches(ns_labels),
-                };
-                ns_ok && pods.as_ref().is_none_or(|p| p.matches(&w.labels))
-            }
+            Atom::Selector { namespaces, .. } => match namespaces {
+                NsMatch::Own(n) => n == ns,
+                NsMatch::Selector(s) => s.matches(ns_labels),
+            },
+            Atom::Block(_) => false,
+        }
+    }
+
+    /// Whether the atom's pod part admits `w` (the namespace part is checked apart).
+    fn matches_pods(&self, w: &Workload) -> bool {
+        match self {
+            Atom::Selector { pods, .. } => pods.as_ref().is_none_or(|p| p.matches(&w.labels)),
             Atom::Block(_) => false,
         }
     }
@@ -382,21 +450,40 @@ impl Ctx<'_> {
             }
         };
 
-        // Workload addresses.
-        let mut ns_cache: BTreeMap<&str, Labels> = BTreeMap::new();
-        let mut wl_keys: Vec<(IpAddr, String, ClassKey, ClassKey)> = Vec::new();
-        for w in &cluster.workloads {
+        // Workload addresses. Atoms are first narrowed per namespace (most name one namespace),
+        // and class keys are interned so each distinct key is built, compared and stored once.
+        let mut ns_atoms: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut interned: HashMap<ClassKey, usize, BuildHasherDefault<FxHasher>> =
+            HashMap::default();
+        let mut key_list: Vec<ClassKey> = Vec::new();
+        let mut intern = |k: ClassKey| -> usize {
+            if let Some(&i) = interned.get(&k) {
+                return i;
+            }
+            let i = key_list.len();
+            key_list.push(k.clone());
+            interned.insert(k, i);
+            i
+        };
+        // (address, workload index, its class key, the class key of its external ranges)
+        let mut wl_keys: Vec<(IpAddr, usize, usize, usize)> = Vec::new();
+        for (wi, w) in cluster.workloads.iter().enumerate() {
             if w.addresses.is_empty() {
                 continue;
             }
-            let ns_labels = ns_cache
-                .entry(w.namespace.as_str())
-                .or_insert_with(|| self.namespace_labels(&w.namespace));
-            let sel: Vec<usize> = atoms
+            let candidates = ns_atoms.entry(w.namespace.as_str()).or_insert_with(|| {
+                let ns_labels = self.namespace_labels(&w.namespace);
+                atoms
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.matches_namespace(&w.namespace, &ns_labels))
+                    .map(|(i, _)| i)
+                    .collect()
+            });
+            let sel: Vec<usize> = candidates
                 .iter()
-                .enumerate()
-                .filter(|(_, a)| a.matches_workload(w, ns_labels))
-                .map(|(i, _)| i)
+                .copied()
+                .filter(|&i| atoms.get(i).is_some_and(|a| a.matches_pods(w)))
                 .collect();
             let ports: Vec<(String, Protocol, u16)> = if d == Direction::Egress {
                 named
@@ -414,51 +501,65 @@ impl Ctx<'_> {
                     mine.sort_unstable();
                     mine.dedup();
                 }
-                wl_keys.push((a, w.key(), (mine, ports.clone()), (ext, Vec::new())));
+                let k = intern((mine, ports.clone()));
+                let e = intern((ext, Vec::new()));
+                wl_keys.push((a, wi, k, e));
+            }
+        }
+        let mut ext_idx: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+        for (fam, split) in ext_split.iter().enumerate() {
+            for (_, _, s) in split {
+                let i = intern((s.iter().copied().collect(), Vec::new()));
+                if let Some(v) = ext_idx.get_mut(fam) {
+                    v.push(i);
+                }
             }
         }
 
         // Class ids: 0 for "matches nothing", then sorted keys.
-        let mut keys: BTreeSet<ClassKey> = BTreeSet::new();
-        for (_, _, k, _) in &wl_keys {
-            keys.insert(k.clone());
-        }
-        for fam in &ext_split {
-            for (_, _, s) in fam {
-                keys.insert((s.iter().copied().collect(), Vec::new()));
-            }
-        }
         let empty_key: ClassKey = (Vec::new(), Vec::new());
-        keys.remove(&empty_key);
-        let mut class_of: BTreeMap<ClassKey, u32> = BTreeMap::new();
-        class_of.insert(empty_key.clone(), 0);
+        let mut sorted: Vec<usize> = (0..key_list.len())
+            .filter(|&i| key_list.get(i).is_some_and(|k| *k != empty_key))
+            .collect();
+        sorted.sort_unstable_by(|&a, &b| key_list[a].cmp(&key_list[b]));
+        let mut class_of_interned: Vec<u32> = vec![0; key_list.len()];
         let mut class_keys: Vec<ClassKey> = vec![empty_key];
-        for (i, k) in keys.into_iter().enumerate() {
-            class_of.insert(k.clone(), u32::try_from(i + 1).unwrap_or(u32::MAX));
-            class_keys.push(k);
+        for (rank, &i) in sorted.iter().enumerate() {
+            class_of_interned[i] = u32::try_from(rank + 1).unwrap_or(u32::MAX);
+            class_keys.push(std::mem::take(&mut key_list[i]));
         }
-        let class_id = |k: &ClassKey| class_of.get(k).copied().unwrap_or(0);
+        let class_id = |i: usize| class_of_interned.get(i).copied().unwrap_or(0);
 
-        let mut workload_classes = BTreeMap::new();
-        for (a, key, mine, ext) in &wl_keys {
+        // Sorted first (by the integer form, which orders like `IpAddr`) so the map is built in
+        // bulk instead of by thousands of inserts.
+        let mut wl_list: Vec<(IpAddr, WorkloadClass)> = Vec::new();
+        for &(a, wi, mine, ext) in &wl_keys {
             let (c, e) = (class_id(mine), class_id(ext));
             if c != e {
-                workload_classes.insert(
-                    *a,
+                wl_list.push((
+                    a,
                     WorkloadClass {
                         class: c,
-                        workload: key.clone(),
+                        workload: workload_key(&cluster.workloads[wi]),
                     },
-                );
+                ));
             }
         }
+        // Families apart (each usually already in order, which the stable sort handles in one
+        // pass). Stable: an address listed twice keeps its last entry, as with inserts.
+        let (mut wl_list, mut wl6): (Vec<_>, Vec<_>) =
+            wl_list.into_iter().partition(|(a, _)| a.is_ipv4());
+        wl_list.sort_by_key(|(a, _)| addr_key(*a));
+        wl6.sort_by_key(|(a, _)| addr_key(*a));
+        wl_list.append(&mut wl6);
+        let workload_classes: BTreeMap<IpAddr, WorkloadClass> = wl_list.into_iter().collect();
         let mut external = Vec::new();
         for (fam, v6) in [(0usize, false), (1usize, true)] {
-            for (f, l, s) in &ext_split[fam] {
+            for ((f, l, _), &i) in ext_split[fam].iter().zip(&ext_idx[fam]) {
                 external.push(ExternalRange {
                     first: key_addr(*f, v6),
                     last: key_addr(*l, v6),
-                    class: class_id(&(s.iter().copied().collect(), Vec::new())),
+                    class: class_id(i),
                 });
             }
         }
@@ -529,7 +630,7 @@ impl Ctx<'_> {
                 }
             };
             if let Some(ident) = identities.get_mut(id) {
-                ident.workloads.push(w.key());
+                ident.workloads.push(workload_key(w));
             }
             if let Some(set) = id_policies.get_mut(id) {
                 set.extend(pols.iter().map(|&ci| cluster.policies[ci].key()));
@@ -539,7 +640,7 @@ impl Ctx<'_> {
                     *a,
                     Dispatch {
                         identity: id,
-                        workload: w.key(),
+                        workload: workload_key(w),
                     },
                 );
             }

@@ -33,7 +33,7 @@
 //! Egress identity chains are the same with `return` instead of `accept` (the destination's
 //! ingress is checked next) and `eg_classify` reading `daddr`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use netpol_core::{Direction, Protocol};
@@ -102,8 +102,12 @@ impl Object {
                     line(out, 2, "elements = {");
                     let n = elements.len();
                     for (i, (_, e)) in elements.iter().enumerate() {
-                        let sep = if i + 1 < n { "," } else { "" };
-                        line(out, 3, &format!("{e}{sep}"));
+                        out.push_str("\t\t\t");
+                        out.push_str(e);
+                        if i + 1 < n {
+                            out.push(',');
+                        }
+                        out.push('\n');
                     }
                     line(out, 2, "}");
                 }
@@ -128,19 +132,75 @@ impl Object {
 }
 
 /// The table's objects in declaration order (every object is declared after what it refers to).
-pub(crate) fn objects(ir: &RulesetIr) -> Vec<Object> {
+///
+/// The identity objects are taken from `pre` (see [`identity_names`]) where present instead of
+/// being rendered a second time.
+fn objects(ir: &RulesetIr, pre: Prerendered) -> Vec<Object> {
     let mut r = Renderer {
         ir,
         objects: Vec::new(),
+        pre,
     };
     r.table();
     r.objects
 }
 
+/// The objects of every identity as [`identity_names`] rendered them under [`PLACEHOLDER`], by
+/// identity index, per direction.
+#[derive(Default)]
+pub(crate) struct Prerendered {
+    pub(crate) ingress: Vec<Vec<Object>>,
+    pub(crate) egress: Vec<Vec<Object>>,
+}
+
+/// The identity name used while the real name (a hash of the content) is not known yet. It
+/// cannot occur in real names: they are made of `[A-Za-z0-9_.-]`.
+const PLACEHOLDER: &str = "@@IDENTITY@@";
+
+impl Object {
+    /// The object as it renders for an identity named `chain` instead of [`PLACEHOLDER`]: the name
+    /// appears in object names and in the chain's rules (map references), never in elements.
+    fn renamed(self, chain: &str) -> Object {
+        match self {
+            Object::Map {
+                name,
+                header,
+                elements,
+            } => Object::Map {
+                name: name.replace(PLACEHOLDER, chain),
+                header,
+                elements,
+            },
+            Object::Chain {
+                name,
+                comment,
+                rules,
+            } => Object::Chain {
+                name: name.replace(PLACEHOLDER, chain),
+                comment,
+                rules: rules
+                    .into_iter()
+                    .map(|r| {
+                        if r.contains(PLACEHOLDER) {
+                            r.replace(PLACEHOLDER, chain)
+                        } else {
+                            r
+                        }
+                    })
+                    .collect(),
+            },
+            Object::Counter { .. } => self,
+        }
+    }
+}
+
 /// Renders the script and counts the elements of every set and map; also returns the objects.
-pub(crate) fn render(ir: &RulesetIr) -> (String, BTreeMap<String, usize>, Vec<Object>) {
-    let objects = objects(ir);
-    let mut out = String::new();
+pub(crate) fn render(
+    ir: &RulesetIr,
+    pre: Prerendered,
+) -> (String, BTreeMap<String, usize>, Vec<Object>) {
+    let objects = objects(ir, pre);
+    let mut out = String::with_capacity(1 << 16);
     let _ = writeln!(
         out,
         "# netpol: NetworkPolicy enforcement for node {} (ipBlock matches workloads: {})",
@@ -169,9 +229,11 @@ pub(crate) fn render(ir: &RulesetIr) -> (String, BTreeMap<String, usize>, Vec<Ob
 /// change keeps its name when other identities come and go: that is what lets an update touch
 /// only the identities that changed. Names are `<prefix>_<8 hex digits>`; the rare hash
 /// collision is resolved by probing in content order, which keeps the result deterministic.
-pub(crate) fn identity_names(ir: &RulesetIr, d: &DirectionIr) -> Vec<String> {
-    const PLACEHOLDER: &str = "@@IDENTITY@@";
+///
+/// Also returns the objects of every identity rendered under [`PLACEHOLDER`], for [`render`].
+pub(crate) fn identity_names(ir: &RulesetIr, d: &DirectionIr) -> (Vec<String>, Vec<Vec<Object>>) {
     let p = prefix(d.direction);
+    let mut objects = Vec::with_capacity(d.identities.len());
     let contents: Vec<String> = d
         .identities
         .iter()
@@ -179,20 +241,23 @@ pub(crate) fn identity_names(ir: &RulesetIr, d: &DirectionIr) -> Vec<String> {
             let mut r = Renderer {
                 ir,
                 objects: Vec::new(),
+                pre: Prerendered::default(),
             };
             r.identity(d, ident, PLACEHOLDER);
             let mut text = String::new();
             for o in &r.objects {
                 o.write(&mut text);
             }
+            objects.push(r.objects);
             text
         })
         .collect();
     let hashes: Vec<u32> = contents.iter().map(|c| hash32(c.as_bytes())).collect();
-    assign_unique(&hashes, &contents, |_| true)
+    let names = assign_unique(&hashes, &contents, |_| true)
         .into_iter()
         .map(|h| format!("{p}_{h:08x}"))
-        .collect()
+        .collect();
+    (names, objects)
 }
 
 /// FNV-1a, folded to 32 bits: stable across platforms and Rust versions (unlike `std`'s hasher).
@@ -243,11 +308,11 @@ fn proto(p: Protocol) -> &'static str {
     }
 }
 
-fn ports(first: u16, last: u16) -> String {
+fn push_ports(out: &mut String, first: u16, last: u16) {
     if first == last {
-        first.to_string()
+        let _ = write!(out, "{first}");
     } else {
-        format!("{first}-{last}")
+        let _ = write!(out, "{first}-{last}");
     }
 }
 
@@ -255,26 +320,79 @@ fn mark(class: u32) -> String {
     format!("0x{class:08x}")
 }
 
+/// Appends an address as `Display` renders it; IPv4 (most elements) without the formatting
+/// machinery.
+fn push_addr(out: &mut String, a: std::net::IpAddr) {
+    match a {
+        std::net::IpAddr::V4(v) => {
+            for (i, octet) in v.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + (octet / 10) % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        std::net::IpAddr::V6(v) => {
+            let _ = write!(out, "{v}");
+        }
+    }
+}
+
+fn push_mark(out: &mut String, class: u32) {
+    let _ = write!(out, "0x{class:08x}");
+}
+
 /// An nft string literal: no double quotes, at most 128 bytes (nft's comment limit).
 fn quoted(s: &str) -> String {
-    let mut clean: String = s
-        .chars()
-        .map(|c| if c == '"' || c.is_control() { '\'' } else { c })
-        .collect();
-    if clean.len() > 128 {
-        let mut cut = 125;
-        while !clean.is_char_boundary(cut) {
-            cut -= 1;
+    let mut out = String::with_capacity(s.len().min(128) + 2);
+    push_quoted(&mut out, s);
+    out
+}
+
+/// Appends [`quoted`]`(s)` to `out` without intermediate strings (this runs for every element).
+fn push_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    let start = out.len();
+    if s.len() <= 128 && !s.chars().any(|c| c == '"' || c.is_control()) {
+        // The common case: nothing to replace or cut.
+        out.push_str(s);
+    } else {
+        out.extend(
+            s.chars()
+                .map(|c| if c == '"' || c.is_control() { '\'' } else { c }),
+        );
+        // Replacements are one byte, so the cleaned text may still be long.
+        if out.len() - start > 128 {
+            let mut cut = start + 125;
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+            out.push_str("...");
         }
-        clean.truncate(cut);
-        clean.push_str("...");
     }
-    format!("\"{clean}\"")
+    out.push('"');
 }
 
 struct Renderer<'a> {
     ir: &'a RulesetIr,
     objects: Vec<Object>,
+    pre: Prerendered,
+}
+
+/// An element whose key is its first `key_len` bytes (known while building it, so the text need
+/// not be searched).
+fn keyed(text: String, key_len: usize) -> (String, String) {
+    match text.get(..key_len) {
+        Some(k) => (k.to_string(), text),
+        None => element(text),
+    }
 }
 
 /// Splits a rendered element into its key (what precedes ` comment` or ` : `) and itself.
@@ -290,29 +408,39 @@ fn element(text: String) -> (String, String) {
 
 impl Renderer<'_> {
     fn grant_counter(&self, g: Grant) -> String {
-        self.ir
-            .policies
-            .get(g.policy)
-            .map(|p| quoted(&p.counter))
-            .unwrap_or_else(|| quoted("invalid"))
+        let mut out = String::new();
+        self.push_grant_counter(&mut out, g);
+        out
     }
 
-    fn grant_comment(&self, g: Grant, d: Direction) -> String {
+    fn push_grant_counter(&self, out: &mut String, g: Grant) {
+        match self.ir.policies.get(g.policy) {
+            Some(p) => push_quoted(out, &p.counter),
+            None => push_quoted(out, "invalid"),
+        }
+    }
+
+    /// ` comment <policy and rule> : <counter>`, the tail of every grant element.
+    fn grant_tail(&self, g: Grant, d: Direction) -> String {
         let key = self
             .ir
             .policies
             .get(g.policy)
             .map(|p| p.key.as_str())
             .unwrap_or("?");
-        quoted(&format!("{key} {d}[{}]", g.rule))
+        let mut out = String::from(" comment ");
+        push_quoted(&mut out, &format!("{key} {d}[{}]", g.rule));
+        out.push_str(" : ");
+        self.push_grant_counter(&mut out, g);
+        out
     }
 
     /// A set or map declaration.
-    fn map(&mut self, name: &str, header: &[&str], elements: Vec<String>) {
+    fn map(&mut self, name: &str, header: &[&str], elements: Vec<(String, String)>) {
         self.objects.push(Object::Map {
             name: name.to_string(),
             header: header.iter().map(|h| h.to_string()).collect(),
-            elements: elements.into_iter().map(element).collect(),
+            elements,
         });
     }
 
@@ -370,7 +498,7 @@ impl Renderer<'_> {
             .map(|c| (c.id, c.peers.join("; ")))
             .collect();
         for (v6, fam, ty) in [(false, "4", "ipv4_addr"), (true, "6", "ipv6_addr")] {
-            let dispatch: Vec<String> = d
+            let dispatch: Vec<(String, String)> = d
                 .dispatch
                 .iter()
                 .filter(|(a, _)| a.is_ipv6() == v6)
@@ -380,7 +508,14 @@ impl Renderer<'_> {
                         .get(x.identity)
                         .map(|i| i.chain.as_str())
                         .unwrap_or("invalid");
-                    format!("{a} comment {} : jump {chain}", quoted(&x.workload))
+                    let mut e = String::with_capacity(64);
+                    push_addr(&mut e, *a);
+                    let k = e.len();
+                    e.push_str(" comment ");
+                    push_quoted(&mut e, &x.workload);
+                    e.push_str(" : jump ");
+                    e.push_str(chain);
+                    keyed(e, k)
                 })
                 .collect();
             self.map(
@@ -388,25 +523,34 @@ impl Renderer<'_> {
                 &[&format!("type {ty} : verdict")],
                 dispatch,
             );
-            let wl: Vec<String> = d
+            let wl: Vec<(String, String)> = d
                 .workload_classes
                 .iter()
                 .filter(|(a, _)| a.is_ipv6() == v6)
-                .map(|(a, x)| format!("{a} comment {} : {}", quoted(&x.workload), mark(x.class)))
+                .map(|(a, x)| {
+                    let mut e = String::with_capacity(64);
+                    push_addr(&mut e, *a);
+                    let k = e.len();
+                    e.push_str(" comment ");
+                    push_quoted(&mut e, &x.workload);
+                    e.push_str(" : ");
+                    push_mark(&mut e, x.class);
+                    keyed(e, k)
+                })
                 .collect();
             self.map(&format!("{p}_wl{fam}"), &[&format!("type {ty} : mark")], wl);
-            let ext: Vec<String> = d
+            let ext: Vec<(String, String)> = d
                 .external
                 .iter()
                 .filter(|r| r.first.is_ipv6() == v6)
                 .map(|r| {
                     let peers = peers_of.get(&r.class).map(String::as_str).unwrap_or("");
-                    format!(
+                    element(format!(
                         "{} comment {} : {}",
                         render_range(addr_key(r.first), addr_key(r.last), v6),
                         quoted(peers),
                         mark(r.class)
-                    )
+                    ))
                 })
                 .collect();
             self.map(
@@ -426,8 +570,20 @@ impl Renderer<'_> {
                 format!("meta mark set ip6 {field} map @{p}_ext6"),
             ],
         );
-        for ident in &d.identities {
-            self.identity(d, ident, &ident.chain);
+        for (i, ident) in d.identities.iter().enumerate() {
+            let pre = match d.direction {
+                Direction::Ingress => &mut self.pre.ingress,
+                Direction::Egress => &mut self.pre.egress,
+            }
+            .get_mut(i)
+            .map(std::mem::take)
+            .unwrap_or_default();
+            if pre.is_empty() {
+                self.identity(d, ident, &ident.chain);
+            } else {
+                self.objects
+                    .extend(pre.into_iter().map(|o| o.renamed(&ident.chain)));
+            }
         }
     }
 
@@ -439,43 +595,57 @@ impl Renderer<'_> {
             Direction::Egress => ("return", DENIED_EGRESS),
         };
         let r = &ident.rules;
-        let any: Vec<String> = r
+        // Few distinct grants serve many elements: render each tail once.
+        let mut tails: HashMap<Grant, String> = HashMap::new();
+        let any: Vec<(String, String)> = r
             .any_peer
             .iter()
             .map(|s| {
-                format!(
-                    "{} . {} comment {} : {}",
-                    proto(s.protocol),
-                    ports(s.first, s.last),
-                    self.grant_comment(s.grant, d.direction),
-                    self.grant_counter(s.grant)
-                )
+                let mut e = String::with_capacity(96);
+                e.push_str(proto(s.protocol));
+                e.push_str(" . ");
+                push_ports(&mut e, s.first, s.last);
+                let k = e.len();
+                e.push_str(
+                    tails
+                        .entry(s.grant)
+                        .or_insert_with(|| self.grant_tail(s.grant, d.direction)),
+                );
+                keyed(e, k)
             })
             .collect();
-        let all: Vec<String> = r
+        let all: Vec<(String, String)> = r
             .class_all
             .iter()
             .map(|(c, g)| {
-                format!(
-                    "{} comment {} : {}",
-                    mark(*c),
-                    self.grant_comment(*g, d.direction),
-                    self.grant_counter(*g)
-                )
+                let mut e = String::with_capacity(96);
+                push_mark(&mut e, *c);
+                let k = e.len();
+                e.push_str(
+                    tails
+                        .entry(*g)
+                        .or_insert_with(|| self.grant_tail(*g, d.direction)),
+                );
+                keyed(e, k)
             })
             .collect();
-        let port: Vec<String> = r
+        let port: Vec<(String, String)> = r
             .class_ports
             .iter()
             .map(|s| {
-                format!(
-                    "{} . {} . {} comment {} : {}",
-                    mark(s.class),
-                    proto(s.protocol),
-                    ports(s.first, s.last),
-                    self.grant_comment(s.grant, d.direction),
-                    self.grant_counter(s.grant)
-                )
+                let mut e = String::with_capacity(112);
+                push_mark(&mut e, s.class);
+                e.push_str(" . ");
+                e.push_str(proto(s.protocol));
+                e.push_str(" . ");
+                push_ports(&mut e, s.first, s.last);
+                let k = e.len();
+                e.push_str(
+                    tails
+                        .entry(s.grant)
+                        .or_insert_with(|| self.grant_tail(s.grant, d.direction)),
+                );
+                keyed(e, k)
             })
             .collect();
         let (has_any, has_all, has_port) = (!any.is_empty(), !all.is_empty(), !port.is_empty());
