@@ -257,33 +257,20 @@ impl Loader {
                     }
                 }
             }
-            ("Pod", "v1") => {
+            ("Pod", "v1")
+            | ("VirtualMachine", "virtualization.deckhouse.io/v1alpha2")
+            | ("VirtualMachineInstance", "kubevirt.io/v1") => {
                 let obj = Obj {
                     file,
                     node,
                     label: r.describe(true),
                 };
-                if let Some(w) = self.pod(&obj) {
-                    self.add_workload(&obj, w);
-                }
-            }
-            ("VirtualMachine", "virtualization.deckhouse.io/v1alpha2") => {
-                let obj = Obj {
-                    file,
-                    node,
-                    label: r.describe(true),
+                let workload = match kind {
+                    "Pod" => self.pod(&obj),
+                    "VirtualMachine" => self.vm(&obj),
+                    _ => self.vmi(&obj),
                 };
-                if let Some(w) = self.vm(&obj) {
-                    self.add_workload(&obj, w);
-                }
-            }
-            ("VirtualMachineInstance", "kubevirt.io/v1") => {
-                let obj = Obj {
-                    file,
-                    node,
-                    label: r.describe(true),
-                };
-                if let Some(w) = self.vmi(&obj) {
+                if let Some(w) = workload {
                     self.add_workload(&obj, w);
                 }
             }
