@@ -1019,63 +1019,76 @@ impl TruthTable {
 
     /// The JSON document `{"port", "protocol", "workloads", "allowed": {from: {to: bool}}}`.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut allowed = serde_json::Map::new();
-        for &f in &self.order {
-            let mut row = serde_json::Map::new();
-            for &t in &self.order {
-                row.insert(self.keys[t].clone(), self.allowed(f, t).into());
-            }
-            allowed.insert(self.keys[f].clone(), row.into());
-        }
-        serde_json::json!({
-            "port": self.port,
-            "protocol": self.protocol.as_str(),
-            "workloads": self.order.iter().map(|&i| self.keys[i].clone()).collect::<Vec<_>>(),
-            "allowed": allowed,
-        })
+        // The streaming `Serialize` below is the one definition of the document; string keys and
+        // plain values cannot fail to serialize.
+        serde_json::to_value(self).unwrap_or_default()
     }
 }
 
 /// Serializes to the same document as [`TruthTable::to_json`], streaming (no intermediate tree).
 impl Serialize for TruthTable {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Names<'a>(&'a TruthTable);
-        impl Serialize for Names<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut seq = s.serialize_seq(Some(self.0.order.len()))?;
-                for &i in &self.0.order {
-                    seq.serialize_element(&self.0.keys[i])?;
-                }
-                seq.end()
-            }
-        }
-        struct Row<'a>(&'a TruthTable, usize);
-        impl Serialize for Row<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let t = self.0;
-                let mut m = s.serialize_map(Some(t.order.len()))?;
-                for &to in &t.order {
-                    m.serialize_entry(&t.keys[to], &t.allowed(self.1, to))?;
-                }
-                m.end()
-            }
-        }
-        struct Rows<'a>(&'a TruthTable);
-        impl Serialize for Rows<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let t = self.0;
-                let mut m = s.serialize_map(Some(t.order.len()))?;
-                for &from in &t.order {
-                    m.serialize_entry(&t.keys[from], &Row(t, from))?;
-                }
-                m.end()
-            }
-        }
         let mut m = serializer.serialize_map(Some(4))?;
         m.serialize_entry("port", &self.port)?;
         m.serialize_entry("protocol", self.protocol.as_str())?;
-        m.serialize_entry("workloads", &Names(self))?;
-        m.serialize_entry("allowed", &Rows(self))?;
+        m.serialize_entry("workloads", &KeyList(&self.keys, &self.order))?;
+        m.serialize_entry(
+            "allowed",
+            &PairMatrix {
+                keys: &self.keys,
+                order: &self.order,
+                cell: |from, to| self.allowed(from, to),
+            },
+        )?;
+        m.end()
+    }
+}
+
+/// The workload keys in output order, as a JSON array.
+struct KeyList<'a>(&'a [String], &'a [usize]);
+
+impl Serialize for KeyList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.1.len()))?;
+        for &i in self.1 {
+            seq.serialize_element(&self.0[i])?;
+        }
+        seq.end()
+    }
+}
+
+/// `{from: {to: cell(from, to)}}` over every ordered pair, in output order, streamed.
+struct PairMatrix<'a, F> {
+    keys: &'a [String],
+    order: &'a [usize],
+    cell: F,
+}
+
+impl<F, V> Serialize for PairMatrix<'_, F>
+where
+    F: Fn(usize, usize) -> V,
+    V: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Row<'r, 'a, F>(&'r PairMatrix<'a, F>, usize);
+        impl<F, V> Serialize for Row<'_, '_, F>
+        where
+            F: Fn(usize, usize) -> V,
+            V: Serialize,
+        {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let matrix = self.0;
+                let mut m = s.serialize_map(Some(matrix.order.len()))?;
+                for &to in matrix.order {
+                    m.serialize_entry(&matrix.keys[to], &(matrix.cell)(self.1, to))?;
+                }
+                m.end()
+            }
+        }
+        let mut m = s.serialize_map(Some(self.order.len()))?;
+        for &from in self.order {
+            m.serialize_entry(&self.keys[from], &Row(self, from))?;
+        }
         m.end()
     }
 }
@@ -1131,34 +1144,11 @@ impl ConnectivityMap {
         self.port_sets.len()
     }
 
-    fn pair_json(&self, from: usize, to: usize) -> serde_json::Value {
-        let mut m = serde_json::Map::new();
-        for p in Protocol::ALL {
-            let ranges: Vec<serde_json::Value> = self
-                .ports(from, to, p)
-                .iter()
-                .map(|(lo, hi)| serde_json::json!([lo, hi]))
-                .collect();
-            m.insert(p.as_str().to_string(), ranges.into());
-        }
-        m.into()
-    }
-
     /// The JSON document
     /// `{"workloads": [...], "connections": {from: {to: {"TCP": [[lo, hi]], "UDP": [], "SCTP": []}}}}`.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut conns = serde_json::Map::new();
-        for &f in &self.order {
-            let mut row = serde_json::Map::new();
-            for &t in &self.order {
-                row.insert(self.keys[t].clone(), self.pair_json(f, t));
-            }
-            conns.insert(self.keys[f].clone(), row.into());
-        }
-        serde_json::json!({
-            "workloads": self.order.iter().map(|&i| self.keys[i].clone()).collect::<Vec<_>>(),
-            "connections": conns,
-        })
+        // The streaming `Serialize` below is the one definition of the document.
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// One line per ordered pair of distinct workloads with anything allowed, in output order:
@@ -1208,16 +1198,7 @@ pub fn render_ranges(ranges: &[(u16, u16)]) -> String {
 /// Serializes to the same document as [`ConnectivityMap::to_json`], streaming.
 impl Serialize for ConnectivityMap {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Names<'a>(&'a ConnectivityMap);
-        impl Serialize for Names<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut seq = s.serialize_seq(Some(self.0.order.len()))?;
-                for &i in &self.0.order {
-                    seq.serialize_element(&self.0.keys[i])?;
-                }
-                seq.end()
-            }
-        }
+        /// `{"TCP": [[lo, hi], ...], "UDP": [...], "SCTP": [...]}` of one ordered pair.
         struct Pair<'a>(&'a ConnectivityMap, usize, usize);
         impl Serialize for Pair<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -1234,31 +1215,16 @@ impl Serialize for ConnectivityMap {
                 m.end()
             }
         }
-        struct Row<'a>(&'a ConnectivityMap, usize);
-        impl Serialize for Row<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let c = self.0;
-                let mut m = s.serialize_map(Some(c.order.len()))?;
-                for &to in &c.order {
-                    m.serialize_entry(&c.keys[to], &Pair(c, self.1, to))?;
-                }
-                m.end()
-            }
-        }
-        struct Rows<'a>(&'a ConnectivityMap);
-        impl Serialize for Rows<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let c = self.0;
-                let mut m = s.serialize_map(Some(c.order.len()))?;
-                for &from in &c.order {
-                    m.serialize_entry(&c.keys[from], &Row(c, from))?;
-                }
-                m.end()
-            }
-        }
         let mut m = serializer.serialize_map(Some(2))?;
-        m.serialize_entry("workloads", &Names(self))?;
-        m.serialize_entry("connections", &Rows(self))?;
+        m.serialize_entry("workloads", &KeyList(&self.keys, &self.order))?;
+        m.serialize_entry(
+            "connections",
+            &PairMatrix {
+                keys: &self.keys,
+                order: &self.order,
+                cell: |from, to| Pair(self, from, to),
+            },
+        )?;
         m.end()
     }
 }
