@@ -89,6 +89,21 @@ pub(crate) struct HostListeners {
 
 type Ready = mpsc::Sender<Result<(), DataplaneError>>;
 
+/// Tells the thread that started a listener whether its socket is bound, and hands the socket on
+/// when it is.
+fn report_ready<T>(ready: &Ready, bound: Result<T, DataplaneError>) -> Option<T> {
+    match bound {
+        Ok(socket) => {
+            let _ = ready.send(Ok(()));
+            Some(socket)
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            None
+        }
+    }
+}
+
 impl HostListeners {
     pub(crate) fn start(spec: &ListenSpec<'_>) -> Result<HostListeners, DataplaneError> {
         let mut listeners = HostListeners {
@@ -215,15 +230,8 @@ fn tcp_server(
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
     ready: Ready,
 ) {
-    let listener = match bind_tcp(netns, addr) {
-        Ok(listener) => {
-            let _ = ready.send(Ok(()));
-            listener
-        }
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
+    let Some(listener) = report_ready(&ready, bind_tcp(netns, addr)) else {
+        return;
     };
     while !stop.load(Ordering::SeqCst) {
         let Ok((stream, _)) = listener.accept() else {
@@ -277,15 +285,8 @@ fn bind_udp(netns: &str, addr: SocketAddr) -> Result<UdpSocket, DataplaneError> 
 }
 
 fn udp_server(netns: &str, addr: SocketAddr, stop: Arc<AtomicBool>, ready: Ready) {
-    let socket = match bind_udp(netns, addr) {
-        Ok(socket) => {
-            let _ = ready.send(Ok(()));
-            socket
-        }
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
+    let Some(socket) = report_ready(&ready, bind_udp(netns, addr)) else {
+        return;
     };
     let mut buf = [0u8; 64 * 1024];
     while !stop.load(Ordering::SeqCst) {
@@ -329,15 +330,8 @@ fn sctp_recorder(
     stop: Arc<AtomicBool>,
     ready: Ready,
 ) {
-    let socket = match bind_sctp_raw(netns, ipv6) {
-        Ok(socket) => {
-            let _ = ready.send(Ok(()));
-            socket
-        }
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
+    let Some(socket) = report_ready(&ready, bind_sctp_raw(netns, ipv6)) else {
+        return;
     };
     let mut buf = [0u8; 64 * 1024];
     while !stop.load(Ordering::SeqCst) {
