@@ -1,6 +1,7 @@
 //! Loading manifests for a command: the shared flags, diagnostics on stderr, the exit code they
 //! imply.
 
+use anyhow::{anyhow, Result};
 use netpol_core::{Cluster, EvalOptions};
 use netpol_k8s::{LoadOptions, ValidationMode};
 
@@ -32,5 +33,27 @@ pub fn load(args: &InputArgs) -> Input {
             ipblock_matches_workloads: args.ipblock_matches_workloads,
         },
         had_errors,
+    }
+}
+
+impl Input {
+    /// For commands that answered with what loaded: exit 2 after the answer when anything was
+    /// rejected. `what` names the answer ("verdict", "matrix", ...).
+    pub fn answered_partially(&self, what: &str) -> Result<()> {
+        if self.had_errors {
+            return Err(anyhow!(
+                "some objects were rejected (see above); the {what} covers only what loaded"
+            ));
+        }
+        Ok(())
+    }
+
+    /// For commands that enforce: refuse before doing anything when an object was rejected,
+    /// because a partial cluster would enforce something else. `why` finishes the sentence.
+    pub fn require_complete(&self, why: &str) -> Result<()> {
+        if self.had_errors {
+            return Err(anyhow!("some objects were rejected (see above): {why}"));
+        }
+        Ok(())
     }
 }

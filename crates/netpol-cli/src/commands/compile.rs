@@ -1,20 +1,16 @@
 //! `netpol compile`: one node's nftables ruleset.
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 
 use crate::cli::{CompileArgs, CompileFormat};
 use crate::input;
 
 pub fn run(args: &CompileArgs) -> Result<u8> {
     let input = input::load(&args.input);
-    if input.had_errors {
-        // Refuse rather than print a ruleset without the rejected objects: in
-        // `netpol compile ... | nft -f -` the pipeline's status is nft's, so a partial ruleset
-        // would be loaded silently.
-        return Err(anyhow!(
-            "some objects were rejected (see above): no ruleset printed, a partial one would enforce something else"
-        ));
-    }
+    // Refuse rather than print a ruleset without the rejected objects: in
+    // `netpol compile ... | nft -f -` the pipeline's status is nft's, so a partial ruleset
+    // would be loaded silently.
+    input.require_complete("no ruleset printed, a partial one would enforce something else")?;
     let ruleset = netpol_nft::compile(&input.cluster, input.opts, &args.node)?;
     if ruleset.summary.local_workloads.is_empty() {
         eprintln!(

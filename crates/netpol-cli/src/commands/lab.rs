@@ -12,11 +12,7 @@ pub fn run(args: &LabArgs) -> Result<u8> {
     preflight()?;
     let listen = parse_listeners(&args.listen)?;
     let input = input::load(&args.input);
-    if input.had_errors {
-        return Err(anyhow!(
-            "some objects were rejected (see above): fix them first, a partial cluster would enforce something else"
-        ));
-    }
+    input.require_complete("fix them first, a partial cluster would enforce something else")?;
     netpol_dataplane::install_interrupt_cleanup()?;
     let run = LabRun::build(
         &input.cluster,

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use netpol_core::{analysis::output_keys, Analyzer, Protocol, TruthTable};
 
 use crate::cli::{MatrixArgs, MatrixFormat};
@@ -62,11 +62,7 @@ pub fn run(args: &MatrixArgs) -> Result<u8> {
         }
     }
     out.flush()?;
-    if input.had_errors {
-        return Err(anyhow!(
-            "some objects were rejected (see above); the matrix covers only what loaded"
-        ));
-    }
+    input.answered_partially("matrix")?;
     Ok(0)
 }
 

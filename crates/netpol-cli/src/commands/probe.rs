@@ -1,6 +1,6 @@
 //! `netpol probe`: real packets between every pair of workloads, compared with the analyzer.
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use netpol_core::Protocol;
 
 use crate::cli::{ProbeArgs, ProbeFormat};
@@ -12,11 +12,9 @@ pub fn run(args: &ProbeArgs) -> Result<u8> {
     let protocol: Protocol = args.protocol.parse()?;
     preflight()?;
     let input = input::load(&args.input);
-    if input.had_errors {
-        return Err(anyhow!(
-            "some objects were rejected (see above): fix them before probing, a partial cluster would enforce something else"
-        ));
-    }
+    input.require_complete(
+        "fix them before probing, a partial cluster would enforce something else",
+    )?;
     netpol_dataplane::install_interrupt_cleanup()?;
     let run = LabRun::build(
         &input.cluster,
