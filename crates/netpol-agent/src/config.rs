@@ -26,6 +26,9 @@ pub struct KubeConfig {
     pub watch_virtual_machines: bool,
     /// Also watch KubeVirt VirtualMachineInstances when the CRD exists (default true).
     pub watch_virtual_machine_instances: bool,
+    /// How often the API is asked again whether a missing VM CRD has been installed since
+    /// (default 30 s).
+    pub crd_recheck_interval: Duration,
 }
 
 impl KubeConfig {
@@ -35,6 +38,7 @@ impl KubeConfig {
             api_server: None,
             watch_virtual_machines: true,
             watch_virtual_machine_instances: true,
+            crd_recheck_interval: Duration::from_secs(30),
         }
     }
 }
