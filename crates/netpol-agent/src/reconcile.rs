@@ -76,6 +76,9 @@ pub struct Status {
     pub counters: BTreeMap<String, String>,
     pub syncs: u64,
     pub applies: u64,
+    /// The cluster state the ruleset in force was compiled from (for explaining what the
+    /// kernel does, e.g. which policies denied a logged flow).
+    pub enforced_cluster: Option<Arc<Cluster>>,
 }
 
 impl Status {
@@ -203,13 +206,15 @@ impl Reconciler {
         }
         let started = Instant::now();
         let (cluster, since) = self.store.snapshot();
+        let cluster = Arc::new(cluster);
         let assembled = started.elapsed();
         if let Some(since) = since {
             self.pending_since = Some(self.pending_since.map_or(since, |p| p.min(since)));
         }
         let compiler = self.compiler.clone();
         let node = self.node.clone();
-        let compiled = tokio::task::spawn_blocking(move || compiler.compile(&cluster, &node))
+        let input = cluster.clone();
+        let compiled = tokio::task::spawn_blocking(move || compiler.compile(&input, &node))
             .await
             .unwrap_or_else(|e| Err(StepError(format!("compiler task failed: {e}"))));
         let compile_took = started.elapsed() - assembled;
@@ -232,6 +237,7 @@ impl Reconciler {
                 .is_some_and(|a| a.text == compiled.text)
         {
             tracing::debug!(?assembled, ?compile_took, "ruleset unchanged");
+            update(&self.state, |s| s.enforced_cluster = Some(cluster));
             self.metrics.sync("unchanged");
             self.enforced(started);
             self.finish(started, Ok(()));
@@ -240,6 +246,7 @@ impl Reconciler {
         tracing::debug!(?assembled, ?compile_took, "compiled");
         match self.apply(compiled).await {
             Ok(()) => {
+                update(&self.state, |s| s.enforced_cluster = Some(cluster));
                 self.metrics.sync("applied");
                 self.enforced(started);
                 self.finish(started, Ok(()));
