@@ -36,6 +36,18 @@
 //!   the first policy (sorted by `namespace/name`) granting the element, so one lookup both decides
 //!   and credits `counter pol_<namespace>_<name>`.
 //!
+//! # Denied packets are counted and logged
+//!
+//! Every identity chain ends with two rules: one that sends the packet to the NFLOG group
+//! [`DENIED_LOG_GROUP`] with the prefix [`denied_log_prefix`] (`netpol:ingress:in_<h>` or
+//! `netpol:egress:eg_<h>`), and the drop that credits `denied_ingress` / `denied_egress`. Logging
+//! is rate-limited node-wide by one named `limit` object (`denied_log`,
+//! [`DENIED_LOG_RATE_PER_SECOND`] packets a second, bursts of [`DENIED_LOG_BURST`]); a packet over
+//! the limit is still dropped and counted, only not logged. Only the first packet of a denied
+//! connection attempt reaches these rules (replies of allowed flows are accepted by conntrack
+//! first). With no listener on the group the kernel discards the log messages, so logging costs
+//! next to nothing until something (the node agent) binds to the group and asks for packets.
+//!
 //! # Incremental updates
 //!
 //! Because names and marks depend on content and not on position, [`update_script`] can turn the
@@ -72,6 +84,52 @@ use serde::Serialize;
 
 pub use build::compile;
 pub use update::update_script;
+
+/// The NFLOG group denied packets are logged to (see [`render`]).
+///
+/// Chosen away from the small numbers others take by default: `iptables -j NFLOG` and nft's `log
+/// group` without a number use group 0, ulogd's sample configuration listens on groups 0 to 3,
+/// and Calico's flow logs use groups 1 and 2. 28272 is `0x6e70`, ASCII "np". A group has at most
+/// one listener per network namespace, so a clash would steal or lose the log messages, never
+/// change what is dropped.
+pub const DENIED_LOG_GROUP: u16 = 28272;
+
+/// Denied packets logged per second on the whole node (one `limit` object shared by every
+/// identity chain), so a flood of denied traffic cannot flood the log reader.
+pub const DENIED_LOG_RATE_PER_SECOND: u32 = 50;
+
+/// Denied packets that may be logged at once above the rate before the limit starts to bite.
+pub const DENIED_LOG_BURST: u32 = 100;
+
+/// The first part of every prefix of a denied-packet log message.
+pub const DENIED_LOG_PREFIX: &str = "netpol:";
+
+/// The NFLOG prefix of the log rule in identity chain `chain` of direction `direction`:
+/// `netpol:ingress:<chain>` or `netpol:egress:<chain>` (at most 30 bytes for real chain names,
+/// well below the kernel's 127).
+pub fn denied_log_prefix(direction: Direction, chain: &str) -> String {
+    let d = match direction {
+        Direction::Ingress => "ingress",
+        Direction::Egress => "egress",
+    };
+    format!("{DENIED_LOG_PREFIX}{d}:{chain}")
+}
+
+/// The direction and identity chain a prefix made by [`denied_log_prefix`] names; `None` for
+/// anything else (another program logging to the same group, say).
+pub fn parse_denied_log_prefix(prefix: &str) -> Option<(Direction, &str)> {
+    let rest = prefix.strip_prefix(DENIED_LOG_PREFIX)?;
+    let (d, chain) = rest.split_once(':')?;
+    let direction = match d {
+        "ingress" => Direction::Ingress,
+        "egress" => Direction::Egress,
+        _ => return None,
+    };
+    if chain.is_empty() {
+        return None;
+    }
+    Some((direction, chain))
+}
 
 /// Why a node's ruleset cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -364,3 +422,29 @@ impl DirectionIr {
 pub const NON_PORT_PROTOCOLS: &str = "protocols other than TCP/UDP/SCTP (ICMP, ICMPv6 echo, ...) \
 to an isolated workload are allowed only by rules without ports whose peers match; otherwise \
 dropped. ICMP errors about allowed connections pass as conntrack related.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_log_prefix_reads_back_as_its_direction_and_chain() {
+        for (d, chain) in [
+            (Direction::Ingress, "in_0a1b2c3d"),
+            (Direction::Egress, "eg_ffffffff"),
+        ] {
+            let p = denied_log_prefix(d, chain);
+            assert!(p.len() <= 127, "the kernel cuts prefixes at 127 bytes");
+            assert_eq!(parse_denied_log_prefix(&p), Some((d, chain)));
+        }
+    }
+
+    #[test]
+    fn prefixes_of_other_programs_are_not_read_as_denials() {
+        assert_eq!(parse_denied_log_prefix(""), None);
+        assert_eq!(parse_denied_log_prefix("ulogd: "), None);
+        assert_eq!(parse_denied_log_prefix("netpol:sideways:in_1"), None);
+        assert_eq!(parse_denied_log_prefix("netpol:ingress:"), None);
+        assert_eq!(parse_denied_log_prefix("netpol:ingress"), None);
+    }
+}

@@ -26,12 +26,20 @@
 //!     jump in_classify
 //!     counter name meta mark map @in_<h>_all accept
 //!     counter name meta mark . meta l4proto . th dport map @in_<h>_port accept
+//!     limit name "denied_log" log prefix "netpol:ingress:in_<h>" group 28272   # NFLOG, rate-limited
 //!     counter name "denied_ingress" drop
 //! }
+//! limit denied_log { rate 50/second burst 100 packets }   # one per table, shared by every chain
 //! ```
 //!
 //! Egress identity chains are the same with `return` instead of `accept` (the destination's
-//! ingress is checked next) and `eg_classify` reading `daddr`.
+//! ingress is checked next), `eg_classify` reading `daddr` and the prefix
+//! `netpol:egress:eg_<h>`.
+//!
+//! The log rule is separate from the drop rule so that a packet over the rate limit (the `limit`
+//! statement does not match) is still dropped and counted, just not logged. The limit is one named
+//! object, so the whole node logs at most [`crate::DENIED_LOG_RATE_PER_SECOND`] denied packets a
+//! second however many identities deny at once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -48,12 +56,17 @@ pub const TABLE: &str = "netpol";
 pub const DENIED_INGRESS: &str = "denied_ingress";
 pub const DENIED_EGRESS: &str = "denied_egress";
 
+/// The named `limit` object every identity chain's log rule shares.
+pub const DENIED_LOG_LIMIT: &str = "denied_log";
+
 /// One top-level object of the table, as the full script declares it and as an update adds,
 /// changes or deletes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Object {
     /// `counter NAME { ... }`: `decl` is the whole line.
     Counter { name: String, decl: String },
+    /// `limit NAME { ... }`: `decl` is the whole line.
+    Limit { name: String, decl: String },
     /// A set or map: its header lines (`type ...`, `flags ...`) and its elements as (key, whole
     /// element text). Keys are what `delete element` takes.
     Map {
@@ -73,6 +86,7 @@ impl Object {
     pub(crate) fn name(&self) -> &str {
         match self {
             Object::Counter { name, .. }
+            | Object::Limit { name, .. }
             | Object::Map { name, .. }
             | Object::Chain { name, .. } => name,
         }
@@ -88,7 +102,7 @@ impl Object {
             out.push('\n');
         };
         match self {
-            Object::Counter { decl, .. } => line(out, 1, decl),
+            Object::Counter { decl, .. } | Object::Limit { decl, .. } => line(out, 1, decl),
             Object::Map {
                 name,
                 header,
@@ -189,7 +203,7 @@ impl Object {
                     })
                     .collect(),
             },
-            Object::Counter { .. } => self,
+            Object::Counter { .. } | Object::Limit { .. } => self,
         }
     }
 }
@@ -466,6 +480,15 @@ impl Renderer<'_> {
                 decl: format!("counter {name} {{ }}"),
             });
         }
+        // Always present (also on nodes with nothing isolated), so updates never add or remove it.
+        self.objects.push(Object::Limit {
+            name: DENIED_LOG_LIMIT.to_string(),
+            decl: format!(
+                "limit {DENIED_LOG_LIMIT} {{ rate {}/second burst {} packets }}",
+                crate::DENIED_LOG_RATE_PER_SECOND,
+                crate::DENIED_LOG_BURST
+            ),
+        });
         for d in [&ir.egress, &ir.ingress] {
             self.direction(d);
         }
@@ -689,6 +712,14 @@ impl Renderer<'_> {
                 "counter name meta mark . meta l4proto . th dport map @{chain}_port {allow}"
             ));
         }
+        // Logged before the drop in a rule of its own: over the limit, the packet falls through
+        // to the drop unlogged. The chain name in the prefix is [`PLACEHOLDER`] while the name is
+        // being derived, so it is part of the hashed content like every other rule.
+        rules.push(format!(
+            "limit name \"{DENIED_LOG_LIMIT}\" log prefix \"{}\" group {}",
+            crate::denied_log_prefix(d.direction, chain),
+            crate::DENIED_LOG_GROUP
+        ));
         rules.push(format!("counter name \"{denied}\" drop"));
         self.chain(chain, Some(quoted(&ident.workloads.join(", "))), rules);
     }

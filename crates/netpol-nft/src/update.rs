@@ -9,11 +9,16 @@
 //! classification), whose keys are addresses.
 //!
 //! Order inside the transaction, so every reference is valid at every step:
-//! 1. new counters, new maps (their elements may name the new counters), new chains;
+//! 1. new counters and limits, new maps (their elements may name the new counters), new chains;
 //! 2. `delete element` of every removed or changed element of the shared maps, then
 //!    `add element` of every added or changed one (dispatch elements may jump to new chains);
 //! 3. the chains that are gone (nothing jumps to them any more), then their maps, then the
-//!    counters nothing refers to any more.
+//!    counters and limits nothing refers to any more.
+//!
+//! The table's one `limit` object (the rate of denied-packet logging) is declared the same in
+//! every ruleset, so an update leaves it, and its token bucket, alone; a ruleset with a different
+//! rate makes the update impossible (`None`, like any redeclared object), so it is then replaced
+//! in full.
 //!
 //! The kernel checks the whole transaction and applies all of it or none of it, so an update
 //! applied to a table that is not the expected old one fails cleanly (e.g. deleting an element
@@ -134,6 +139,11 @@ pub fn update_script(old: &Ruleset, new: &Ruleset) -> Option<String> {
             let _ = writeln!(out, "delete counter inet {TABLE} {name}");
         }
     }
+    for o in &removed {
+        if let Object::Limit { name, .. } = o {
+            let _ = writeln!(out, "delete limit inet {TABLE} {name}");
+        }
+    }
     Some(out)
 }
 
@@ -154,5 +164,32 @@ mod tests {
         let s = update_script(&r, &r).unwrap();
         assert_eq!(s.lines().count(), 1, "{s}");
         assert!(s.starts_with('#'));
+    }
+
+    #[test]
+    fn the_log_limit_is_declared_by_a_full_script_and_left_alone_by_updates() {
+        let params = |policies| netpol_core::synth::SynthParams {
+            workloads: 60,
+            namespaces: 4,
+            policies,
+            nodes: 2,
+            seed: 5,
+        };
+        let opts = netpol_core::EvalOptions::default();
+        let old =
+            crate::compile(&netpol_core::synth::generate(&params(4)), opts, "node-00").unwrap();
+        let new =
+            crate::compile(&netpol_core::synth::generate(&params(12)), opts, "node-00").unwrap();
+        let decl = format!(
+            "limit {} {{ rate {}/second burst {} packets }}",
+            crate::render::DENIED_LOG_LIMIT,
+            crate::DENIED_LOG_RATE_PER_SECOND,
+            crate::DENIED_LOG_BURST
+        );
+        assert!(new.text.contains(&decl), "{}", new.text);
+        let s = update_script(&old, &new).unwrap();
+        assert!(s.lines().count() > 1, "the rulesets differ: {s}");
+        assert!(!s.contains("limit denied_log"), "{s}");
+        assert!(!s.contains("delete limit"), "{s}");
     }
 }
