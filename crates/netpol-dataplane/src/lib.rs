@@ -7,6 +7,8 @@
 //!   a named network namespace.
 //! - [`netns`]: named network namespaces with a per-process name prefix, Drop guards and stale
 //!   cleanup.
+//! - [`nflog`]: receiving packets that nftables rules log to an NFLOG group (the denied-flow
+//!   log), inside a named network namespace.
 //! - [`lab`]: nodes as router namespaces, VMs/pods and external hosts as namespaces with real
 //!   addresses, listeners and TCP/UDP/SCTP probes.
 
@@ -15,6 +17,7 @@ mod error;
 pub mod lab;
 mod listeners;
 pub mod netns;
+pub mod nflog;
 pub mod nft;
 mod probe;
 pub mod sctp;
@@ -22,4 +25,5 @@ pub mod sctp;
 pub use error::DataplaneError;
 pub use lab::{Lab, LabHost, LabSpec, ProbeProtocol, ProbeRequest};
 pub use netns::{cleanup_own, cleanup_stale, install_interrupt_cleanup, Netns};
+pub use nflog::{NflogRecord, NflogSocket, NflogStats};
 pub use nft::{Drift, Fingerprint, Listing};
