@@ -6,6 +6,8 @@
 mod common;
 mod fake_apiserver;
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -303,4 +305,289 @@ async fn the_agent_follows_every_watched_kind_and_never_applies_a_partial_relist
         .unwrap();
     // Default: the rules stay after shutdown.
     assert!(netpol_dataplane::nft::table_exists(Some(netns.name()), "inet", "netpol").unwrap());
+}
+
+/// An agent following the fake API, with what its compiler saw and its `/readyz` address.
+struct Running {
+    seen: Arc<Mutex<Vec<Cluster>>>,
+    addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), netpol_agent::AgentError>>,
+    netns: netpol_dataplane::Netns,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        drop(self.netns);
+    }
+
+    async fn readyz(&self) -> Option<(u16, String)> {
+        let addr = self.addr;
+        tokio::task::spawn_blocking(move || common::http_get(addr, "/readyz"))
+            .await
+            .unwrap()
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..500 {
+            if self.readyz().await.is_some_and(|(s, _)| s == 200) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never ready: {:?}", self.readyz().await);
+    }
+
+    /// Polls `/readyz` from a thread of its own until the returned guard is finished.
+    fn watch_readiness(&self) -> ReadinessWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let polls = Arc::new(AtomicU64::new(0));
+        let bad = Arc::new(Mutex::new(Vec::new()));
+        let addr = self.addr;
+        let (s, p, b) = (stop.clone(), polls.clone(), bad.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match common::http_get(addr, "/readyz") {
+                    Some((200, _)) => {}
+                    other => b.lock().unwrap().push(other),
+                }
+                p.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        ReadinessWatch {
+            stop,
+            polls,
+            bad,
+            thread,
+        }
+    }
+}
+
+/// `/readyz` answers other than 200 (`None`: no answer at all).
+type BadAnswers = Arc<Mutex<Vec<Option<(u16, String)>>>>;
+
+struct ReadinessWatch {
+    stop: Arc<AtomicBool>,
+    polls: Arc<AtomicU64>,
+    bad: BadAnswers,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ReadinessWatch {
+    /// Stops polling; asserts that every poll answered 200 and that there were at least `min`.
+    fn assert_always_ready(self, min: u64) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap();
+        let bad = self.bad.lock().unwrap();
+        assert!(bad.is_empty(), "/readyz was not 200: {bad:?}");
+        let polls = self.polls.load(Ordering::SeqCst);
+        assert!(polls >= min, "/readyz polled only {polls} times");
+    }
+}
+
+/// Starts the agent against `fake` in a scratch network namespace, rechecking missing CRDs
+/// every `recheck`.
+async fn start_agent(fake: &FakeApi, tag: &str, recheck: Duration) -> Running {
+    netpol_agent::logging::init(netpol_agent::LogFormat::Text);
+    let netns = netpol_dataplane::Netns::create(tag).unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = AgentConfig::new("n1");
+    config.kube = Some(KubeConfig {
+        api_server: Some(fake.url()),
+        crd_recheck_interval: recheck,
+        ..KubeConfig::in_cluster()
+    });
+    config.netns = Some(netns.name().to_string());
+    config.listen = addr;
+    config.coalesce_window = Duration::from_millis(20);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let compiler = Arc::new(Recording {
+        real: NftCompiler::new(config.eval_options),
+        seen: seen.clone(),
+    });
+    let loader = Arc::new(K8sLoader::new());
+    let enforcer = Arc::new(KernelEnforcer::new(config.netns.clone()));
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(netpol_agent::run_with(
+        config, loader, compiler, enforcer, stop_rx,
+    ));
+    Running {
+        seen,
+        addr,
+        stop,
+        task,
+        netns,
+    }
+}
+
+fn vms(c: &Cluster) -> Vec<String> {
+    c.workloads
+        .iter()
+        .filter(|w| w.kind == WorkloadKind::VirtualMachine)
+        .map(|w| w.name.clone())
+        .collect()
+}
+
+const VM_GROUP: &str = "virtualization.deckhouse.io/v1alpha2";
+
+/// Pods p1 (app=web) and the launcher pod of vm1 (10.78.0.10), policy `web`, namespace `a`.
+fn seed_pods_and_policy(fake: &FakeApi) {
+    fake.apply_all("namespaces", vec![namespace("a")]);
+    fake.apply_all(
+        "pods",
+        vec![
+            pod("p1", "10.78.0.1", json!({"app": "web"})),
+            pod(
+                "virt-launcher-vm1",
+                "10.78.0.10",
+                json!({"kubevirt.internal.virtualization.deckhouse.io/name": "vm1"}),
+            ),
+        ],
+    );
+    fake.apply_all("networkpolicies", vec![policy("web", "web")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_crd_installed_after_start_is_followed_without_the_agent_ever_becoming_unready() {
+    let fake = FakeApi::start().await;
+    // Neither VM CRD is installed: discovery of both groups answers 404.
+    seed_pods_and_policy(&fake);
+    let agent = start_agent(&fake, "agentcrdlate", Duration::from_millis(200)).await;
+
+    // Ready and enforcing without the CRD: the launcher pod is enforced as a pod.
+    eventually(&agent.seen, "initial state without VMs", |c| {
+        pods(c) == ["p1", "virt-launcher-vm1"] && c.policies.len() == 1 && vms(c).is_empty()
+    })
+    .await;
+    agent.wait_ready().await;
+    let ns_name = agent.netns.name().to_string();
+    assert!(
+        netpol_dataplane::nft::table_exists(Some(&ns_name), "inet", "netpol").unwrap(),
+        "the ruleset is in the kernel"
+    );
+    assert_eq!(
+        fake.requests_for("virtualmachines"),
+        0,
+        "nothing lists a kind that is not served"
+    );
+    let readiness = agent.watch_readiness();
+
+    // Install the CRD with two VMs. Their list is paged slowly: 1 object per page, each page
+    // answered after 250 ms, so the list is in flight for at least 500 ms.
+    fake.set_paging(1, Duration::from_millis(250));
+    let before = agent.seen.lock().unwrap().len();
+    fake.apply_all(
+        "virtualmachines",
+        vec![vm("vm1", "10.78.0.10", "n1"), vm("vm2", "10.78.0.11", "n1")],
+    );
+    fake.serve_group(VM_GROUP, "virtualmachines", "VirtualMachine");
+    // Within the recheck interval (200 ms) the agent asks discovery again and starts listing.
+    let listing = tokio::task::spawn_blocking({
+        let fake = fake.clone();
+        move || {
+            common::wait_until(Duration::from_secs(5), || {
+                fake.requests_for("virtualmachines") >= 1
+            })
+        }
+    })
+    .await
+    .unwrap();
+    assert!(listing.is_some(), "the agent never listed the new kind");
+    // While that list is in flight, other changes must still be enforced (a blocking source
+    // would hold them back until the list ends), and no sync may see one VM without the other.
+    fake.apply("networkpolicies", policy("during-list", "none"));
+    for i in 0..6 {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        fake.apply("networkpolicies", policy(&format!("extra{i}"), "none"));
+    }
+    eventually(&agent.seen, "the late VMs are compiled", |c| {
+        vms(c) == ["vm1", "vm2"] && c.policies.len() == 8
+    })
+    .await;
+    // The VM took over its launcher pod's address.
+    assert_eq!(pods(&last(&agent.seen).unwrap()), ["p1"]);
+    assert!(
+        fake.requests_for("virtualmachines") >= 2,
+        "the VMs were listed in pages"
+    );
+
+    let after: Vec<Cluster> = agent.seen.lock().unwrap()[before..].to_vec();
+    for c in &after {
+        assert!(
+            vms(c).is_empty() || vms(c).len() == 2,
+            "a partial VM list was compiled: {:?}",
+            vms(c)
+        );
+    }
+    assert!(
+        after
+            .iter()
+            .any(|c| vms(c).is_empty() && c.policies.iter().any(|p| p.name == "during-list")),
+        "a change made while the new kind was listing waited for its list"
+    );
+
+    // Later changes of the new kind are followed one by one.
+    fake.delete("virtualmachines", "a/vm2");
+    eventually(&agent.seen, "a VM deleted", |c| vms(c) == ["vm1"]).await;
+
+    readiness.assert_always_ready(20);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_vm_crd_ends_its_watch_and_its_vms_leave_until_it_is_reinstalled() {
+    let fake = FakeApi::start().await;
+    fake.serve_group(VM_GROUP, "virtualmachines", "VirtualMachine");
+    seed_pods_and_policy(&fake);
+    fake.apply("virtualmachines", vm("vm1", "10.78.0.10", "n1"));
+    let agent = start_agent(&fake, "agentcrdgone", Duration::from_millis(200)).await;
+    eventually(&agent.seen, "initial state with the VM", |c| {
+        vms(c) == ["vm1"] && pods(c) == ["p1"]
+    })
+    .await;
+    agent.wait_ready().await;
+    let readiness = agent.watch_readiness();
+
+    // The CRD goes and the client misses the DELETED events: only the 404s tell.
+    fake.remove_group(VM_GROUP, "virtualmachines");
+    eventually(
+        &agent.seen,
+        "the VM left and its launcher pod is a pod again",
+        |c| vms(c).is_empty() && pods(c) == ["p1", "virt-launcher-vm1"],
+    )
+    .await;
+    // The watch ended instead of retrying: no list or watch of the kind for 2 s, while
+    // discovery is asked about every 200 ms (not hot either).
+    let (requests, discovery) = (
+        fake.requests_for("virtualmachines"),
+        fake.discovery_requests(),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(fake.requests_for("virtualmachines"), requests);
+    let asked = fake.discovery_requests() - discovery;
+    assert!(
+        (3..=20).contains(&asked),
+        "discovery asked {asked} times in 2 s"
+    );
+
+    // Reinstalled: followed again.
+    fake.apply("virtualmachines", vm("vm1", "10.78.0.10", "n1"));
+    fake.serve_group(VM_GROUP, "virtualmachines", "VirtualMachine");
+    eventually(&agent.seen, "the reinstalled VM", |c| {
+        vms(c) == ["vm1"] && pods(c) == ["p1"]
+    })
+    .await;
+
+    readiness.assert_always_ready(20);
+    agent.stop().await;
 }

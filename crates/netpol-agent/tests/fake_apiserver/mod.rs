@@ -3,6 +3,11 @@
 //! tokens, streaming watches from a resourceVersion with ADDED/MODIFIED/DELETED events and
 //! BOOKMARKs, watches that end after a while (clients must re-watch), a one-shot
 //! `410 Gone` (expired resourceVersion) that forces a relist, and group discovery for CRDs.
+//!
+//! CRDs can be installed and removed while clients run: a custom resource (any group version
+//! other than the built-in ones in `BUILT_IN`) is listed and watched only while
+//! [`FakeApi::serve_group`] serves it; otherwise its list and watch answer 404 Not Found, as a
+//! real API server does for a CRD that is not (or no longer) installed, and its open watches end.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,8 +41,35 @@ struct Inner {
     watch_lifetime: Duration,
     served_groups: Vec<(String, String, String)>, // (group/version, plural, kind)
     pub list_requests: u64,
+    /// plural -> list and watch requests for it (404s included).
+    requests_by_plural: HashMap<String, u64>,
+    discovery_requests: u64,
     pub watch_requests: u64,
     pub gone_sent: u64,
+}
+
+/// Group versions the fake serves without any CRD (besides the core `v1` under `/api`).
+const BUILT_IN: &[&str] = &["networking.k8s.io/v1"];
+
+impl Inner {
+    /// Whether `plural` of `group_version` exists: always for built-in groups, for custom
+    /// resources only while their CRD is installed.
+    fn serves(&self, group_version: &str, plural: &str) -> bool {
+        group_version == "v1"
+            || BUILT_IN.contains(&group_version)
+            || self
+                .served_groups
+                .iter()
+                .any(|(g, p, _)| g == group_version && p == plural)
+    }
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "the server could not find the requested resource", "reason": "NotFound", "code": 404})),
+    )
+        .into_response()
 }
 
 #[derive(Clone)]
@@ -84,12 +116,39 @@ impl FakeApi {
         format!("http://{}", self.addr)
     }
 
+    /// Installs a CRD: discovery lists `plural` under `group_version` and its list and watch
+    /// answer from then on (objects applied before are there, as if created with the CRD).
     pub fn serve_group(&self, group_version: &str, plural: &str, kind: &str) {
         self.inner.lock().unwrap().served_groups.push((
             group_version.into(),
             plural.into(),
             kind.into(),
         ));
+    }
+
+    /// Removes a CRD: discovery stops listing it, its open watches end and its list and watch
+    /// answer 404. Its objects vanish WITHOUT DELETED events (a real API server deletes them
+    /// first, with events; here the client is made to have missed them, the case that only
+    /// the 404 can reveal).
+    pub fn remove_group(&self, group_version: &str, plural: &str) {
+        let mut i = self.inner.lock().unwrap();
+        i.served_groups
+            .retain(|(g, p, _)| !(g == group_version && p == plural));
+        i.objects.remove(plural);
+        i.events.retain(|(_, p, _, _)| p != plural);
+        drop(i);
+        self.notify.notify_waiters();
+    }
+
+    /// List and watch requests for `plural` so far (404 answers included).
+    pub fn requests_for(&self, plural: &str) -> u64 {
+        let i = self.inner.lock().unwrap();
+        i.requests_by_plural.get(plural).copied().unwrap_or(0)
+    }
+
+    /// Group discovery requests so far.
+    pub fn discovery_requests(&self) -> u64 {
+        self.inner.lock().unwrap().discovery_requests
     }
 
     pub fn set_paging(&self, page_size: usize, page_delay: Duration) {
@@ -174,7 +233,8 @@ async fn discovery(
     Path((group, version)): Path<(String, String)>,
 ) -> Response {
     let gv = format!("{group}/{version}");
-    let i = fake.inner.lock().unwrap();
+    let mut i = fake.inner.lock().unwrap();
+    i.discovery_requests += 1;
     let resources: Vec<Value> = i
         .served_groups
         .iter()
@@ -184,11 +244,7 @@ async fn discovery(
         })
         .collect();
     if resources.is_empty() {
-        return (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "the server could not find the requested resource", "reason": "NotFound", "code": 404})),
-        )
-            .into_response();
+        return not_found();
     }
     axum::Json(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})).into_response()
 }
@@ -215,6 +271,13 @@ async fn list_or_watch(
     plural: String,
     q: HashMap<String, String>,
 ) -> Response {
+    {
+        let mut i = fake.inner.lock().unwrap();
+        *i.requests_by_plural.entry(plural.clone()).or_default() += 1;
+        if !i.serves(&api_version, &plural) {
+            return not_found();
+        }
+    }
     if q.get("watch").map(String::as_str) == Some("true")
         || q.get("watch").map(String::as_str) == Some("1")
     {
@@ -291,7 +354,8 @@ async fn watch(
                     .filter(|(rv, p, _, _)| *rv > last && *p == plural)
                     .map(|(rv, _, t, o)| (*rv, *t, o.clone()))
                     .collect();
-                (evs, i.rv, i.watch_generation != generation)
+                let ended = i.watch_generation != generation || !i.serves(&api_version, &plural);
+                (evs, i.rv, ended)
             };
             if ended || started.elapsed() > lifetime {
                 break; // the watch ends: the client re-watches from its last resourceVersion
