@@ -58,6 +58,8 @@ impl Compiler for NftCompiler {
 pub struct KernelEnforcer {
     netns: Option<String>,
     fingerprint: Mutex<Option<Fingerprint>>,
+    /// Applied, fingerprint not yet taken: the listing to take.
+    pending_fingerprint: Mutex<Option<Listing>>,
     /// The ruleset in the kernel, when the last apply succeeded and was a `netpol-nft` ruleset.
     applied: Mutex<Option<std::sync::Arc<netpol_nft::Ruleset>>>,
 }
@@ -67,12 +69,19 @@ impl KernelEnforcer {
         KernelEnforcer {
             netns,
             fingerprint: Mutex::new(None),
+            pending_fingerprint: Mutex::new(None),
             applied: Mutex::new(None),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Fingerprint>> {
         self.fingerprint.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Option<Listing>> {
+        self.pending_fingerprint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_applied(
@@ -114,34 +123,42 @@ fn err(e: netpol_dataplane::DataplaneError) -> StepError {
 
 impl Enforcer for KernelEnforcer {
     fn apply(&self, compiled: &Compiled) -> Result<(), StepError> {
-        let listing = if compiled.elements > FULL_LISTING_MAX_ELEMENTS {
-            Listing::Terse
-        } else {
-            Listing::Full
-        };
-        // `nft::apply_and_fingerprint`, in two timed steps: the rules are in force when the
-        // transaction returns; the listing after it only serves drift detection.
+        // The rules are in force when the transaction returns; the listing for drift detection
+        // is taken by `settle`, after the reconcile loop has recorded the enforcement.
         let started = std::time::Instant::now();
         let incremental = self.try_update(compiled);
         if !incremental {
             // Whatever is in the kernel now is not known to be the last ruleset any more until
             // this succeeds.
             *self.lock_applied() = None;
+            *self.lock() = None;
             nft::apply(self.netns.as_deref(), &compiled.text).map_err(err)?;
         }
-        let transaction = started.elapsed();
-        let fp = nft::fingerprint(self.netns.as_deref(), FAMILY, TABLE, listing)
-            .map_err(err)?
-            .ok_or_else(|| {
-                StepError("the ruleset was applied but the table is missing right after".into())
-            })?;
-        tracing::info!(incremental, ?transaction, listing = ?started.elapsed() - transaction, "nft transaction and fingerprint");
-        *self.lock() = Some(fp);
+        tracing::info!(incremental, transaction = ?started.elapsed(), "nft transaction");
+        *self.lock_pending() = Some(if compiled.elements > FULL_LISTING_MAX_ELEMENTS {
+            Listing::Terse
+        } else {
+            Listing::Full
+        });
         *self.lock_applied() = compiled.ruleset.clone();
         Ok(())
     }
 
+    fn settle(&self) -> Result<(), StepError> {
+        let Some(listing) = self.lock_pending().take() else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        let fp = nft::fingerprint(self.netns.as_deref(), FAMILY, TABLE, listing)
+            .map_err(err)?
+            .ok_or_else(|| StepError("the table is missing right after it was applied".into()))?;
+        tracing::debug!(listing = ?started.elapsed(), "fingerprint taken");
+        *self.lock() = Some(fp);
+        Ok(())
+    }
+
     fn check_drift(&self) -> Result<Option<String>, StepError> {
+        self.settle()?;
         let Some(fp) = self.lock().clone() else {
             return Ok(None);
         };
@@ -171,6 +188,7 @@ impl Enforcer for KernelEnforcer {
         *self.lock_applied() = None;
         nft::delete_table(self.netns.as_deref(), FAMILY, TABLE).map_err(err)?;
         *self.lock() = None;
+        *self.lock_pending() = None;
         Ok(())
     }
 }

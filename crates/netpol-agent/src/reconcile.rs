@@ -55,8 +55,14 @@ pub struct PolicyCounterValue {
 
 /// The kernel side: applies scripts atomically and reads them back.
 pub trait Enforcer: Send + Sync {
-    /// Applies the script as one transaction and remembers what the table looks like afterwards.
+    /// Applies the script as one transaction: the rules are in force when it returns.
     fn apply(&self, compiled: &Compiled) -> Result<(), StepError>;
+    /// Records what the table looks like after the last apply (for [`Enforcer::check_drift`]);
+    /// called after the enforcement has been recorded, so that reading the table back does not
+    /// count as enforcement delay. An error means the table is not what was applied.
+    fn settle(&self) -> Result<(), StepError> {
+        Ok(())
+    }
     /// `Ok(None)` when the table is what was last applied, `Ok(Some(description))` otherwise.
     fn check_drift(&self) -> Result<Option<String>, StepError>;
     /// The named counters of the table: `(name, packets, bytes)`.
@@ -250,6 +256,7 @@ impl Reconciler {
                 self.metrics.sync("applied");
                 self.enforced(started);
                 self.finish(started, Ok(()));
+                self.settle().await;
             }
             Err(error) => {
                 self.metrics.sync("apply_failed");
@@ -302,6 +309,22 @@ impl Reconciler {
                 tracing::error!(%error, retry_in = ?delay, "apply failed; the previous ruleset stays in force");
                 Err(error.0)
             }
+        }
+    }
+
+    /// Lets the enforcer read back what it applied. If the table is not there any more, the
+    /// whole ruleset is applied again, with the failed-apply backoff.
+    async fn settle(&mut self) {
+        let enforcer = self.enforcer.clone();
+        let result = tokio::task::spawn_blocking(move || enforcer.settle())
+            .await
+            .unwrap_or_else(|e| Err(StepError(format!("settle task failed: {e}"))));
+        if let Err(error) = result {
+            self.metrics.drift_check_errors.inc();
+            let delay = self.backoff;
+            self.backoff = (self.backoff * 2).min(self.retry_max);
+            self.retry_at = Some(Instant::now() + delay);
+            tracing::warn!(%error, retry_in = ?delay, "cannot read back the applied table; applying it again");
         }
     }
 
@@ -359,6 +382,7 @@ impl Reconciler {
                     Ok(()) => {
                         self.metrics.drift_repairs.inc();
                         self.finish(started, Ok(()));
+                        self.settle().await;
                     }
                     Err(error) => self.finish(started, Err(error)),
                 }

@@ -36,6 +36,39 @@ struct Inner {
     waiting_reason: BTreeMap<String, String>,
     /// The oldest change not yet picked up by a sync.
     pending_since: Option<Instant>,
+    /// The last assembled cluster, and which of its parts changed in the sources since: a sync
+    /// after a policy edit re-assembles only the policies, not the 10,000 workloads.
+    assembled: Option<Cluster>,
+    stale: Stale,
+}
+
+/// The parts of the assembled cluster that no longer match the sources.
+#[derive(Clone, Copy, Debug, Default)]
+struct Stale {
+    namespaces: bool,
+    workloads: bool,
+    policies: bool,
+}
+
+impl Stale {
+    const ALL: Stale = Stale {
+        namespaces: true,
+        workloads: true,
+        policies: true,
+    };
+
+    /// Marks the parts in which one key's contribution changed from `old` to `new`.
+    fn note(&mut self, old: Option<&Cluster>, new: Option<&Cluster>) {
+        let empty = Cluster::default();
+        let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
+        self.namespaces |= old.namespaces != new.namespaces;
+        self.workloads |= old.workloads != new.workloads;
+        self.policies |= old.policies != new.policies;
+    }
+
+    fn any(&self) -> bool {
+        self.namespaces || self.workloads || self.policies
+    }
 }
 
 /// Shared, cheaply clonable handle.
@@ -126,24 +159,24 @@ impl Store {
     /// Sets (or replaces) what `key` of `source` contributes.
     pub fn upsert(&self, source: &str, key: &str, objects: Cluster) {
         let mut inner = self.lock();
+        let inner = &mut *inner;
         let entries = inner.sources.entry(source.to_string()).or_default();
         if entries.get(key) == Some(&objects) {
             return;
         }
+        inner.stale.note(entries.get(key), Some(&objects));
         entries.insert(key.to_string(), objects);
-        self.bump(&mut inner);
+        self.bump(inner);
     }
 
     /// Removes what `key` of `source` contributed.
     pub fn remove(&self, source: &str, key: &str) {
         let mut inner = self.lock();
-        let removed = inner
-            .sources
-            .get_mut(source)
-            .and_then(|e| e.remove(key))
-            .is_some();
-        if removed {
-            self.bump(&mut inner);
+        let inner = &mut *inner;
+        let removed = inner.sources.get_mut(source).and_then(|e| e.remove(key));
+        if let Some(removed) = removed {
+            inner.stale.note(Some(&removed), None);
+            self.bump(inner);
         }
     }
 
@@ -156,19 +189,24 @@ impl Store {
         removals: Vec<String>,
     ) {
         let mut inner = self.lock();
+        let inner = &mut *inner;
         let entries = inner.sources.entry(source.to_string()).or_default();
         let mut changed = false;
         for key in removals {
-            changed |= entries.remove(&key).is_some();
+            if let Some(removed) = entries.remove(&key) {
+                inner.stale.note(Some(&removed), None);
+                changed = true;
+            }
         }
         for (key, objects) in upserts {
             if entries.get(&key) != Some(&objects) {
+                inner.stale.note(entries.get(&key), Some(&objects));
                 entries.insert(key, objects);
                 changed = true;
             }
         }
         if changed {
-            self.bump(&mut inner);
+            self.bump(inner);
         }
     }
 
@@ -179,6 +217,8 @@ impl Store {
             return;
         }
         inner.sources.insert(source.to_string(), entries);
+        // A relist can touch anything; it is rare enough to re-assemble everything.
+        inner.stale = Stale::ALL;
         self.bump(&mut inner);
     }
 
@@ -201,10 +241,32 @@ impl Store {
     }
 
     /// Takes the time of the oldest unsynced change (resetting it) and assembles the cluster.
+    ///
+    /// Only the parts that changed since the last snapshot are assembled again (see
+    /// [`assemble`] for the rules); the result equals `assemble` of every source.
     pub fn snapshot(&self) -> (Cluster, Option<Instant>) {
         let mut inner = self.lock();
+        let inner = &mut *inner;
         let since = inner.pending_since.take();
-        (assemble(&inner.sources), since)
+        let stale = std::mem::take(&mut inner.stale);
+        let sources = &inner.sources;
+        let cluster = match inner.assembled.as_mut() {
+            Some(cached) if !stale.any() => cached,
+            Some(cached) => {
+                if stale.workloads {
+                    cached.workloads = assemble_workloads(sources);
+                }
+                if stale.policies {
+                    cached.policies = assemble_policies(sources);
+                }
+                // Implicit namespaces follow the workloads and policies: always redone (cheap).
+                cached.namespaces = assemble_namespaces(sources);
+                finish(cached);
+                cached
+            }
+            None => inner.assembled.insert(assemble(sources)),
+        };
+        (cluster.clone(), since)
     }
 }
 
@@ -217,50 +279,71 @@ impl Store {
 ///   target launcher pods both carry the VM's address, and the VM (enforced on the node in its
 ///   `status.nodeName`) is the one workload behind it.
 pub fn assemble(sources: &BTreeMap<String, BTreeMap<String, Cluster>>) -> Cluster {
-    // Keys and values borrow from the fragments; each object is cloned once, at the end.
+    let mut cluster = Cluster {
+        namespaces: assemble_namespaces(sources),
+        workloads: assemble_workloads(sources),
+        policies: assemble_policies(sources),
+    };
+    finish(&mut cluster);
+    cluster
+}
+
+type Sources = BTreeMap<String, BTreeMap<String, Cluster>>;
+
+fn fragments(sources: &Sources) -> impl Iterator<Item = &Cluster> {
+    sources.values().flat_map(|entries| entries.values())
+}
+
+/// The namespaces defined by objects (first definition wins), sorted by name; implicit ones are
+/// added by [`finish`].
+fn assemble_namespaces(sources: &Sources) -> Vec<netpol_core::Namespace> {
     let mut namespaces: BTreeMap<&str, &netpol_core::Namespace> = BTreeMap::new();
-    let mut workloads: BTreeMap<(WorkloadKind, &str, &str), &netpol_core::Workload> =
-        BTreeMap::new();
-    let mut policies: BTreeMap<(&str, &str), &netpol_core::Policy> = BTreeMap::new();
-    for entries in sources.values() {
-        for fragment in entries.values() {
-            for ns in &fragment.namespaces {
-                if !ns.implicit {
-                    namespaces.entry(&ns.name).or_insert(ns);
-                }
-            }
-            for w in &fragment.workloads {
-                workloads
-                    .entry((w.kind, &w.namespace, &w.name))
-                    .or_insert(w);
-            }
-            for p in &fragment.policies {
-                policies.entry((&p.namespace, &p.name)).or_insert(p);
-            }
+    for ns in fragments(sources).flat_map(|f| &f.namespaces) {
+        if !ns.implicit {
+            namespaces.entry(&ns.name).or_insert(ns);
         }
+    }
+    namespaces.into_values().cloned().collect()
+}
+
+/// Every workload once (first definition wins), launcher pods holding a VM's address left out,
+/// sorted by namespace, name and kind.
+fn assemble_workloads(sources: &Sources) -> Vec<netpol_core::Workload> {
+    // Keys and values borrow from the fragments; each workload is cloned once, at the end.
+    let mut workloads: BTreeMap<(&str, &str, WorkloadKind), &netpol_core::Workload> =
+        BTreeMap::new();
+    for w in fragments(sources).flat_map(|f| &f.workloads) {
+        workloads
+            .entry((&w.namespace, &w.name, w.kind))
+            .or_insert(w);
     }
     let vm_addresses: BTreeSet<IpAddr> = workloads
         .values()
         .filter(|w| w.kind != WorkloadKind::Pod)
         .flat_map(|w| w.addresses.iter().copied())
         .collect();
-    let mut cluster = Cluster {
-        namespaces: namespaces.into_values().cloned().collect(),
-        workloads: workloads
-            .into_values()
-            .filter(|w| {
-                w.kind != WorkloadKind::Pod || !w.addresses.iter().any(|a| vm_addresses.contains(a))
-            })
-            .cloned()
-            .collect(),
-        policies: policies.into_values().cloned().collect(),
-    };
-    cluster
-        .workloads
-        .sort_by(|a, b| (&a.namespace, &a.name, a.kind).cmp(&(&b.namespace, &b.name, b.kind)));
+    workloads
+        .into_values()
+        .filter(|w| {
+            w.kind != WorkloadKind::Pod || !w.addresses.iter().any(|a| vm_addresses.contains(a))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Every policy once (first definition wins), sorted by namespace and name.
+fn assemble_policies(sources: &Sources) -> Vec<netpol_core::Policy> {
+    let mut policies: BTreeMap<(&str, &str), &netpol_core::Policy> = BTreeMap::new();
+    for p in fragments(sources).flat_map(|f| &f.policies) {
+        policies.entry((&p.namespace, &p.name)).or_insert(p);
+    }
+    policies.into_values().cloned().collect()
+}
+
+/// Adds the implicit namespaces of workloads and policies, and sorts the namespaces.
+fn finish(cluster: &mut Cluster) {
     cluster.add_missing_namespaces();
     cluster.namespaces.sort_by(|a, b| a.name.cmp(&b.name));
-    cluster
 }
 
 #[cfg(test)]
@@ -402,6 +485,91 @@ mod tests {
         assert_eq!(s.keys("d"), vec!["new.yaml".to_string()]);
         s.apply_batch("d", vec![("new.yaml".into(), policy_file("p"))], vec![]);
         assert!(!rx.has_changed().unwrap());
+    }
+
+    #[test]
+    fn an_incremental_snapshot_equals_assembling_every_source_again() {
+        let s = Store::new();
+        let check = |s: &Store| {
+            let (snapshot, _) = s.snapshot();
+            let full = assemble(&s.lock().sources);
+            assert_eq!(snapshot, full);
+        };
+        let mut labels = Labels::new();
+        labels.insert("team".into(), "x".into());
+        let policy = |ns: &str, name: &str| netpol_core::Policy {
+            namespace: ns.into(),
+            name: name.into(),
+            pod_selector: netpol_core::LabelSelector::default(),
+            affects_ingress: true,
+            affects_egress: false,
+            ingress: vec![],
+            egress: vec![],
+            origin: None,
+        };
+        let pods = Cluster {
+            workloads: vec![
+                workload(WorkloadKind::Pod, "a", "p1", "10.0.0.1", "n"),
+                workload(WorkloadKind::Pod, "a", "launcher", "10.0.0.9", "n"),
+            ],
+            ..Cluster::default()
+        };
+        s.upsert("d", "pods.yaml", pods.clone());
+        check(&s);
+        // A policy in a namespace nothing else mentions: its implicit namespace appears.
+        s.upsert(
+            "d",
+            "pol.yaml",
+            Cluster {
+                policies: vec![policy("b", "deny")],
+                ..Cluster::default()
+            },
+        );
+        check(&s);
+        // The namespace gets defined elsewhere, with labels: it replaces the implicit one.
+        s.upsert(
+            "k",
+            "ns/b",
+            Cluster {
+                namespaces: vec![Namespace::new("b", labels.clone(), false)],
+                ..Cluster::default()
+            },
+        );
+        check(&s);
+        // A VM takes the launcher's address: the pod folds into it.
+        s.upsert(
+            "k",
+            "vm/a/vm1",
+            Cluster {
+                workloads: vec![workload(
+                    WorkloadKind::VirtualMachine,
+                    "a",
+                    "vm1",
+                    "10.0.0.9",
+                    "n",
+                )],
+                ..Cluster::default()
+            },
+        );
+        check(&s);
+        // Only the policy changes.
+        s.upsert(
+            "d",
+            "pol.yaml",
+            Cluster {
+                policies: vec![policy("b", "deny"), policy("a", "allow")],
+                ..Cluster::default()
+            },
+        );
+        check(&s);
+        s.apply_batch("d", vec![], vec!["pol.yaml".into()]);
+        check(&s);
+        s.remove("k", "vm/a/vm1");
+        check(&s);
+        s.replace_source("k", BTreeMap::new());
+        check(&s);
+        // Nothing changed: the cached cluster comes back as it was.
+        check(&s);
     }
 
     #[test]

@@ -104,14 +104,16 @@ pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Rules
         ir_index: &ir_index,
     };
     let empty = Vec::new();
-    let ingress = ctx.direction(
-        Direction::Ingress,
-        per_dir.get(&Direction::Ingress).unwrap_or(&empty),
-    );
-    let egress = ctx.direction(
-        Direction::Egress,
-        per_dir.get(&Direction::Egress).unwrap_or(&empty),
-    );
+    let isolated = |d: Direction| per_dir.get(&d).unwrap_or(&empty);
+    // The two directions are independent: built side by side (the agent's change latency).
+    let (ingress, egress) = std::thread::scope(|scope| {
+        let egress = scope.spawn(|| ctx.direction(Direction::Egress, isolated(Direction::Egress)));
+        let ingress = ctx.direction(Direction::Ingress, isolated(Direction::Ingress));
+        let egress = egress
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (ingress, egress)
+    });
 
     let mut ir = RulesetIr {
         node: node.to_string(),
@@ -122,24 +124,23 @@ pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Rules
     };
     // Chain names depend on the rendered content, which needs the policies' counter names. The
     // identities rendered for naming are kept and reused by the full rendering.
-    let mut pre = crate::render::Prerendered::default();
-    for d in [Direction::Ingress, Direction::Egress] {
-        let dir = match d {
-            Direction::Ingress => &ir.ingress,
-            Direction::Egress => &ir.egress,
-        };
-        let (names, objects) = crate::render::identity_names(&ir, dir);
-        match d {
-            Direction::Ingress => pre.ingress = objects,
-            Direction::Egress => pre.egress = objects,
-        }
-        let dir = match d {
-            Direction::Ingress => &mut ir.ingress,
-            Direction::Egress => &mut ir.egress,
-        };
-        for (ident, name) in dir.identities.iter_mut().zip(names) {
-            ident.chain = name;
-        }
+    let ((in_names, in_objects), (eg_names, eg_objects)) = std::thread::scope(|scope| {
+        let egress = scope.spawn(|| crate::render::identity_names(&ir, &ir.egress));
+        let ingress = crate::render::identity_names(&ir, &ir.ingress);
+        let egress = egress
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (ingress, egress)
+    });
+    let pre = crate::render::Prerendered {
+        ingress: in_objects,
+        egress: eg_objects,
+    };
+    for (ident, name) in ir.ingress.identities.iter_mut().zip(in_names) {
+        ident.chain = name;
+    }
+    for (ident, name) in ir.egress.identities.iter_mut().zip(eg_names) {
+        ident.chain = name;
     }
     let (text, elements, objects) = crate::render::render(&ir, pre);
     let local_workloads = local
