@@ -72,6 +72,9 @@ pub struct AgentConfig {
     pub cleanup_on_exit: bool,
     pub eval_options: EvalOptions,
     pub log_format: LogFormat,
+    /// Receive the packets the table drops (NFLOG group `netpol_nft::DENIED_LOG_GROUP`, in
+    /// `netns`) and log each denied flow with the policies that deny it (default true).
+    pub denied_flow_log: bool,
 }
 
 impl AgentConfig {
@@ -91,6 +94,7 @@ impl AgentConfig {
             cleanup_on_exit: false,
             eval_options: EvalOptions::default(),
             log_format: LogFormat::Text,
+            denied_flow_log: true,
         }
     }
 

@@ -1,7 +1,8 @@
 //! netpol-agent: the per-node agent. It follows one or more sources of cluster state (a directory
 //! of manifests, the Kubernetes API), compiles the node's nftables table from the whole current
 //! state whenever it changes, keeps that table in force (atomic replace, retry with backoff, drift
-//! repair), and reports what it does through `/metrics`, `/healthz`, `/readyz` and logs.
+//! repair), and reports what it does through `/metrics`, `/healthz`, `/readyz` and logs,
+//! including one log event per denied flow naming the policies that deny it ([`denied`]).
 //!
 //! The entry point is [`run`] with an [`AgentConfig`]; argument parsing belongs to `netpol-cli`.
 //! The reconcile loop is written against three small traits ([`ManifestLoader`], [`Compiler`],
@@ -9,6 +10,7 @@
 //! wiring in [`run`]) or, in tests, by the same real pieces inside a scratch network namespace.
 
 mod config;
+pub mod denied;
 mod error;
 pub mod files;
 pub mod http;
@@ -103,6 +105,31 @@ pub async fn run_with(
     .await?;
     tracing::info!(listen = %server.local_addr, node = %config.node_name, "agent started");
 
+    // Logging denials is an aid, not enforcement: if the group cannot be had, say so and go on.
+    let denied_log = if config.denied_flow_log {
+        match denied::DeniedLog::start(
+            config.netns.as_deref(),
+            config.node_name.clone(),
+            config.eval_options,
+            state.clone(),
+            metrics.clone(),
+        ) {
+            Ok(d) => {
+                tracing::info!(
+                    group = netpol_nft::DENIED_LOG_GROUP,
+                    "denied-flow log listening"
+                );
+                Some(d)
+            }
+            Err(error) => {
+                tracing::error!(%error, "denied-flow log unavailable; denials are only counted");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
     let result =
         reconcile::Reconciler::new(&config, store, compiler, enforcer.clone(), metrics, state)
             .run(shutdown.clone())
@@ -113,6 +140,9 @@ pub async fn run_with(
         t.abort();
     }
     server.task.abort();
+    if let Some(d) = denied_log {
+        let _ = tokio::task::spawn_blocking(move || d.stop()).await;
+    }
     if config.cleanup_on_exit {
         let e = enforcer.clone();
         match tokio::task::spawn_blocking(move || e.remove()).await {

@@ -44,6 +44,17 @@ pub struct Metrics {
     /// From the first unsynced change of a source to the rules being in the kernel.
     pub enforcement_delay: Histogram,
     pub ready: Gauge,
+    /// Denied flows logged (one per distinct flow and suppression window), by direction.
+    pub denied_flows_logged: Family<Labels, Counter>,
+    /// Denied packets of an already logged flow, only counted, by direction.
+    pub denied_flow_repeats_suppressed: Family<Labels, Counter>,
+    /// Denied flows the evaluator allows on the side the kernel denied them, by direction.
+    pub denied_flow_disagreements: Family<Labels, Counter>,
+    /// NFLOG records not logged, by reason: `malformed` (unparsable message) or
+    /// `foreign_prefix` (another program's log rule).
+    pub denied_log_ignored_records: Family<Labels, Counter>,
+    /// Times the kernel dropped log messages because the agent's receive buffer was full.
+    pub denied_log_overruns: Counter,
     counters: std::sync::Arc<PolicyCounters>,
 }
 
@@ -179,6 +190,36 @@ impl Metrics {
             "1 when the first sync was applied and the last sync succeeded",
             ready.clone(),
         );
+        let denied_flows_logged = Family::<Labels, Counter>::default();
+        registry.register(
+            "netpol_denied_flows_logged",
+            "Denied flows logged (once per flow and suppression window), by direction",
+            denied_flows_logged.clone(),
+        );
+        let denied_flow_repeats_suppressed = Family::<Labels, Counter>::default();
+        registry.register(
+            "netpol_denied_flow_repeats_suppressed",
+            "Logged denied packets of a flow already logged in its window, by direction",
+            denied_flow_repeats_suppressed.clone(),
+        );
+        let denied_flow_disagreements = Family::<Labels, Counter>::default();
+        registry.register(
+            "netpol_denied_flow_disagreements",
+            "Flows the kernel denied although the policies allow them, by direction",
+            denied_flow_disagreements.clone(),
+        );
+        let denied_log_ignored_records = Family::<Labels, Counter>::default();
+        registry.register(
+            "netpol_denied_log_ignored_records",
+            "NFLOG records not logged: malformed, or another program's prefix",
+            denied_log_ignored_records.clone(),
+        );
+        let denied_log_overruns = Counter::default();
+        registry.register(
+            "netpol_denied_log_overruns",
+            "Times the kernel dropped denied-packet log messages (receive buffer full)",
+            denied_log_overruns.clone(),
+        );
         let counters = std::sync::Arc::new(PolicyCounters::default());
         registry.register_collector(Box::new(counters.clone()));
         Metrics {
@@ -197,6 +238,11 @@ impl Metrics {
             source_failing,
             enforcement_delay,
             ready,
+            denied_flows_logged,
+            denied_flow_repeats_suppressed,
+            denied_flow_disagreements,
+            denied_log_ignored_records,
+            denied_log_overruns,
             counters,
         }
     }
@@ -212,6 +258,32 @@ impl Metrics {
         self.workloads
             .get_or_create(&label("scope", "total"))
             .set(total as i64);
+    }
+
+    /// `direction` is `ingress` or `egress`.
+    pub fn denied_logged(&self, direction: &'static str) {
+        self.denied_flows_logged
+            .get_or_create(&label("direction", direction))
+            .inc();
+    }
+
+    pub fn denied_suppressed(&self, direction: &'static str) {
+        self.denied_flow_repeats_suppressed
+            .get_or_create(&label("direction", direction))
+            .inc();
+    }
+
+    pub fn denied_disagreement(&self, direction: &'static str) {
+        self.denied_flow_disagreements
+            .get_or_create(&label("direction", direction))
+            .inc();
+    }
+
+    /// `reason` is `malformed` or `foreign_prefix`.
+    pub fn denied_log_ignored(&self, reason: &'static str, n: u64) {
+        self.denied_log_ignored_records
+            .get_or_create(&label("reason", reason))
+            .inc_by(n);
     }
 
     pub fn source_error(&self, source: &str) {

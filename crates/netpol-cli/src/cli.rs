@@ -55,7 +55,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the node agent: follow manifests or the Kubernetes API and keep this node enforcing.
     #[command(
-        after_help = "Examples:\n  netpol agent --node-name virtlab-1 --manifests /etc/netpol/manifests\n  netpol agent --kube --node-name $NODE_NAME --log-format json      # in a DaemonSet (see deploy/)\n  netpol agent --kubeconfig ~/.kube/config --node-name virtlab-1\n\nRules stay in force when the agent stops (SIGTERM), so a restart never opens traffic;\n--cleanup-on-exit removes them. Metrics, /healthz and /readyz are served on --listen."
+        after_help = "Examples:\n  netpol agent --node-name virtlab-1 --manifests /etc/netpol/manifests\n  netpol agent --kube --node-name $NODE_NAME --log-format json      # in a DaemonSet (see deploy/)\n  netpol agent --kubeconfig ~/.kube/config --node-name virtlab-1\n\nRules stay in force when the agent stops (SIGTERM), so a restart never opens traffic;\n--cleanup-on-exit removes them. Metrics, /healthz and /readyz are served on --listen.\nEach denied flow is logged with the policies that deny it unless --no-denied-flow-log."
     )]
     Agent(AgentArgs),
     /// Generate a synthetic cluster and time the analyzer on it.
@@ -259,6 +259,11 @@ pub struct AgentArgs {
     /// Whether an ipBlock also matches in-cluster workload addresses (see `netpol check --help`).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub ipblock_matches_workloads: bool,
+    /// Do not log denied flows. By default the agent receives the packets the table drops (NFLOG
+    /// group 28272, at most 50 a second node-wide) and logs each denied flow once per 10 s with
+    /// the workloads and the policies that deny it (log target netpol_agent::denied).
+    #[arg(long)]
+    pub no_denied_flow_log: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Test harness process: runs the agent with flags (no clap; `netpol agent` is the real command).
 //! `netpol-agent-test --node N [--dir D]... [--kube URL] [--netns NS] [--listen ADDR]
-//! [--drift-ms MS] [--coalesce-ms MS] [--cleanup] [--json]`
+//! [--drift-ms MS] [--coalesce-ms MS] [--cleanup] [--json] [--no-denied-flow-log]`
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -36,6 +36,7 @@ fn parse() -> Result<AgentConfig, String> {
             }
             "--cleanup" => config.cleanup_on_exit = true,
             "--json" => config.log_format = LogFormat::Json,
+            "--no-denied-flow-log" => config.denied_flow_log = false,
             other => return Err(format!("unknown flag {other}")),
         }
     }
