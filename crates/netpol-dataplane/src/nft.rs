@@ -87,10 +87,19 @@ pub fn list_table_with(
     listing: Listing,
 ) -> Result<Option<String>, DataplaneError> {
     validate_table(family, name)?;
-    let args: &[&str] = match listing {
-        Listing::Terse => &["-t", "-s", "list", "table", family, name],
-        Listing::Full => &["-s", "list", "table", family, name],
-    };
+    if listing == Listing::Terse {
+        // `nft -t list table` still fetches every set element into nft's cache (0.2 s for a
+        // 33k-element table here) while `nft -t list ruleset` does not (10 ms), and prints the
+        // same text for the table.
+        let finished = nft(
+            netns,
+            "list ruleset",
+            &["-t", "-s", "list", "ruleset", family],
+            None,
+        )?;
+        return Ok(table_block(&finished.stdout, family, name));
+    }
+    let args: &[&str] = &["-s", "list", "table", family, name];
     match nft(netns, "list table", args, None) {
         Ok(finished) => Ok(Some(finished.stdout)),
         // nft's message for a missing table is not a stable interface: ask instead.
@@ -99,6 +108,25 @@ pub fn list_table_with(
             _ => Err(error),
         },
     }
+}
+
+/// The `table FAMILY NAME { ... }` block of a ruleset listing (through its closing `}` at the
+/// start of a line), or `None` when the listing has no such table.
+fn table_block(listing: &str, family: &str, name: &str) -> Option<String> {
+    let header = format!("table {family} {name} {{");
+    let mut lines = listing.lines();
+    lines.by_ref().find(|l| *l == header)?;
+    let mut block = header;
+    block.push('\n');
+    for line in lines {
+        block.push_str(line);
+        block.push('\n');
+        if line == "}" {
+            return Some(block);
+        }
+    }
+    // A listing cut short is not the table.
+    None
 }
 
 /// Lists one table tersely (no set elements, no counter values), or `None` when it is absent.
@@ -301,6 +329,22 @@ fn line_difference(expected: &str, actual: &str) -> (Vec<String>, Vec<String>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_table_block_is_cut_from_a_ruleset_listing_between_its_header_and_closing_brace() {
+        let listing = "table inet other {\n\tchain c {\n\t}\n}\ntable inet netpol {\n\tchain forward {\n\t\tct state established accept\n\t}\n}\ntable inet netpol2 {\n}\n";
+        assert_eq!(
+            table_block(listing, "inet", "netpol").as_deref(),
+            Some(
+                "table inet netpol {\n\tchain forward {\n\t\tct state established accept\n\t}\n}\n"
+            )
+        );
+        assert_eq!(table_block(listing, "inet", "missing"), None);
+        assert_eq!(
+            table_block("table inet netpol {\n\tchain x {\n", "inet", "netpol"),
+            None
+        );
+    }
+
     use super::*;
 
     #[test]
