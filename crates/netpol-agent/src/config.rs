@@ -17,7 +17,7 @@ pub enum LogFormat {
 }
 
 /// Where and how to follow the Kubernetes API.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct KubeConfig {
     /// An explicit API server URL (tests, `kubectl proxy`); `None` uses the in-cluster service
     /// account or the kubeconfig, as `kube::Config::infer` does.
@@ -29,6 +29,12 @@ pub struct KubeConfig {
     /// How often the API is asked again whether a missing VM CRD has been installed since
     /// (default 30 s).
     pub crd_recheck_interval: Duration,
+}
+
+impl Default for KubeConfig {
+    fn default() -> Self {
+        KubeConfig::in_cluster()
+    }
 }
 
 impl KubeConfig {
@@ -61,7 +67,11 @@ pub struct AgentConfig {
     /// a quiet period is synced at once; changes arriving within this window after a sync are
     /// handled together by one sync when it ends.
     pub coalesce_window: Duration,
-    /// The file watcher's debounce window.
+    /// The file watcher's debounce window: a file is read once no event touched the directory
+    /// for this long. Short (20 ms by default) because it adds to every change's enforcement
+    /// delay; a writer that is still writing keeps producing events and so keeps the window open,
+    /// and a file read half-written only fails to load (its last good content stays) until the
+    /// next event.
     pub file_debounce: Duration,
     /// How often the kernel's table is compared with what was applied.
     pub drift_interval: Duration,
@@ -87,7 +97,7 @@ impl AgentConfig {
             netns: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 9402)),
             coalesce_window: Duration::from_millis(100),
-            file_debounce: Duration::from_millis(50),
+            file_debounce: Duration::from_millis(20),
             drift_interval: Duration::from_secs(10),
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(60),

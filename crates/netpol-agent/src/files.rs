@@ -102,6 +102,7 @@ impl DirSource {
     /// Reads the tree and brings the store in line with it, as one store change: a sync never
     /// sees some of the files of one rescan and not others.
     pub fn rescan(&mut self) -> ScanSummary {
+        self.metrics.rescan(&self.source);
         let mut found = Vec::new();
         if let Err(error) = collect(&self.root, &mut found, 0) {
             // An unreadable root keeps the last known state rather than dropping every policy.
@@ -264,7 +265,10 @@ pub fn spawn(
             debounce,
             None,
             move |result: DebounceEventResult| match result {
-                Ok(events) if events.is_empty() => {}
+                // Only events that can change what a rescan reads: the watcher also reports
+                // opens and read-only closes, and the rescan itself opens every file, so
+                // following those would rescan the tree forever.
+                Ok(events) if !events.iter().any(|e| changes_content(&e.event.kind)) => {}
                 Ok(_) => {
                     let _ = tx.send(());
                 }
@@ -332,6 +336,17 @@ pub fn spawn(
     }))
 }
 
+/// Whether a file event can change what a rescan reads (not an open, a read or a read-only
+/// close).
+fn changes_content(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        notify::EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        notify::EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// How often an incomplete initial scan is retried without a file event.
 const INCOMPLETE_RESCAN: Duration = Duration::from_secs(2);
 
@@ -347,4 +362,63 @@ async fn rescan_blocking(dir: &Arc<std::sync::Mutex<DirSource>>) -> ScanSummary 
             ..ScanSummary::default()
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rescans(metrics: &Metrics, source: &str) -> u64 {
+        let text = metrics.encode();
+        text.lines()
+            .find(|l| l.starts_with("netpol_source_rescans_total{") && l.contains(source))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reading_the_files_does_not_trigger_another_rescan_but_a_write_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ns.yaml");
+        std::fs::write(
+            &file,
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
+        )
+        .unwrap();
+        let store = Store::new();
+        let metrics = Arc::new(Metrics::new());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        store.register_source("d");
+        let task = spawn(
+            "d".into(),
+            dir.path().to_path_buf(),
+            Duration::from_millis(20),
+            Arc::new(crate::real::K8sLoader::new()),
+            store.clone(),
+            metrics.clone(),
+            stop_rx,
+        )
+        .unwrap();
+        while !store.all_ready() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Many debounce windows without a change: the initial scan stays the only one.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(rescans(&metrics, "d"), 1);
+        std::fs::write(
+            &file,
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n",
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after_write = rescans(&metrics, "d");
+        assert!(
+            (2..=3).contains(&after_write),
+            "one write, {after_write} scans in all"
+        );
+        assert!(store.snapshot().0.namespace("b").is_some());
+        let _ = stop_tx.send(true);
+        let _ = task.await;
+    }
 }

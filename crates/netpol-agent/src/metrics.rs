@@ -38,6 +38,8 @@ pub struct Metrics {
     pub drift_check_errors: Counter,
     /// Errors loading source content, by source.
     pub source_errors: Family<Labels, Counter>,
+    /// Rescans of a manifest directory, by source.
+    pub source_rescans: Family<Labels, Counter>,
     /// Files (or objects) whose current content does not load and whose last good content is
     /// in force, by source.
     pub source_failing: Family<Labels, Gauge>,
@@ -172,6 +174,12 @@ impl Metrics {
             "Source contents that failed to load (last good content kept)",
             source_errors.clone(),
         );
+        let source_rescans = Family::<Labels, Counter>::default();
+        registry.register(
+            "netpol_source_rescans",
+            "Rescans of a manifest directory (one per debounced batch of file changes)",
+            source_rescans.clone(),
+        );
         let source_failing = Family::<Labels, Gauge>::default();
         registry.register(
             "netpol_source_failing",
@@ -235,6 +243,7 @@ impl Metrics {
             drift_repairs,
             drift_check_errors,
             source_errors,
+            source_rescans,
             source_failing,
             enforcement_delay,
             ready,
@@ -288,6 +297,12 @@ impl Metrics {
 
     pub fn source_error(&self, source: &str) {
         self.source_errors
+            .get_or_create(&label("source", source))
+            .inc();
+    }
+
+    pub fn rescan(&self, source: &str) {
+        self.source_rescans
             .get_or_create(&label("source", source))
             .inc();
     }

@@ -245,6 +245,9 @@ impl crate::store::ManifestLoader for K8sLoader {
         for d in loaded.diagnostics {
             match d.severity {
                 netpol_k8s::Severity::Error => outcome.errors.push(d.to_string()),
+                // One text alone cannot know whether another file or the API defines the
+                // namespace: the reconcile loop reports namespaces no source defines.
+                netpol_k8s::Severity::Warning if is_undefined_namespace(&d) => {}
                 netpol_k8s::Severity::Warning => outcome.warnings.push(d.to_string()),
                 netpol_k8s::Severity::Note => {}
             }
@@ -253,9 +256,35 @@ impl crate::store::ManifestLoader for K8sLoader {
     }
 }
 
+/// `netpol_k8s`'s "namespace X is used but not defined" warning.
+fn is_undefined_namespace(d: &netpol_k8s::Diagnostic) -> bool {
+    d.field_path.is_none()
+        && d.object
+            .as_deref()
+            .is_some_and(|o| o.starts_with("Namespace "))
+        && d.message.contains("is used but not defined")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_using_a_namespace_another_file_defines_loads_without_warnings() {
+        use crate::store::ManifestLoader;
+        let text = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n\
+            metadata: {name: deny, namespace: elsewhere}\nspec: {podSelector: {}}\n";
+        let outcome = K8sLoader::new().load("p.yaml", text);
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
+        assert_eq!(outcome.cluster.policies.len(), 1);
+        // Other warnings still come through.
+        let text = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n\
+            metadata: {name: deny, namespace: elsewhere}\n\
+            spec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.1/8}}]}]}\n";
+        let outcome = K8sLoader::new().load("p.yaml", text);
+        assert_eq!(outcome.warnings.len(), 1, "{:?}", outcome.warnings);
+    }
 
     #[test]
     fn counters_are_read_from_nft_json_and_anonymous_rule_counters_ignored() {

@@ -121,6 +121,8 @@ pub struct Reconciler {
     backoff: Duration,
     /// The oldest change not yet enforced.
     pending_since: Option<Instant>,
+    /// Namespaces last reported as used but not defined.
+    undefined_namespaces: Vec<String>,
 }
 
 enum Wake {
@@ -154,6 +156,7 @@ impl Reconciler {
             retry_at: None,
             backoff: config.retry_initial,
             pending_since: None,
+            undefined_namespaces: Vec::new(),
         }
     }
 
@@ -212,6 +215,7 @@ impl Reconciler {
         }
         let started = Instant::now();
         let (cluster, since) = self.store.snapshot();
+        self.report_undefined_namespaces(&cluster);
         let cluster = Arc::new(cluster);
         let assembled = started.elapsed();
         if let Some(since) = since {
@@ -309,6 +313,26 @@ impl Reconciler {
                 tracing::error!(%error, retry_in = ?delay, "apply failed; the previous ruleset stays in force");
                 Err(error.0)
             }
+        }
+    }
+
+    /// Warns when the namespaces that objects use but no source defines change: they get only
+    /// their `kubernetes.io/metadata.name` label, which namespaceSelectors may not expect.
+    fn report_undefined_namespaces(&mut self, cluster: &Cluster) {
+        let undefined: Vec<String> = cluster
+            .namespaces
+            .iter()
+            .filter(|n| n.implicit)
+            .map(|n| n.name.clone())
+            .collect();
+        if undefined != self.undefined_namespaces {
+            if !undefined.is_empty() {
+                tracing::warn!(
+                    namespaces = ?undefined,
+                    "namespaces used but not defined by any source: assuming each exists with only its kubernetes.io/metadata.name label"
+                );
+            }
+            self.undefined_namespaces = undefined;
         }
     }
 
