@@ -429,6 +429,7 @@ fn main() {
             l.starts_with("netpol_sync_duration_seconds_sum")
                 || l.starts_with("netpol_sync_duration_seconds_count")
                 || l.starts_with("netpol_syncs_total")
+                || l.starts_with("netpol_source_rescans_total")
                 || l.starts_with("netpol_ruleset_elements")
                 || l.starts_with("netpol_workloads")
                 || l.starts_with("netpol_local_policies")

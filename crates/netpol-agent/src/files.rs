@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::RecursiveMode;
-use notify_debouncer_full::{new_debouncer, DebounceEventResult};
+use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -260,32 +259,26 @@ pub fn spawn(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, AgentError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let mut debouncer =
-        new_debouncer(
-            debounce,
-            None,
-            move |result: DebounceEventResult| match result {
-                // Only events that can change what a rescan reads: the watcher also reports
-                // opens and read-only closes, and the rescan itself opens every file, so
-                // following those would rescan the tree forever.
-                Ok(events) if !events.iter().any(|e| changes_content(&e.event.kind)) => {}
-                Ok(_) => {
-                    let _ = tx.send(());
-                }
-                Err(errors) => {
-                    for e in errors {
-                        tracing::warn!(error = %e, "file watcher error; rescanning");
-                    }
-                    let _ = tx.send(());
-                }
-            },
-        )
+    let mut watcher =
+        notify::recommended_watcher(move |result: notify::Result<notify::Event>| match result {
+            // Only events that can change what a rescan reads: the watcher also reports opens
+            // and read-only closes, and the rescan itself opens every file, so following those
+            // would rescan the tree forever.
+            Ok(event) if !changes_content(&event.kind) => {}
+            Ok(_) => {
+                let _ = tx.send(());
+            }
+            Err(error) => {
+                tracing::warn!(%error, "file watcher error; rescanning");
+                let _ = tx.send(());
+            }
+        })
         .map_err(|e| AgentError::Watch {
             path: root.display().to_string(),
             message: e.to_string(),
         })?;
     // Watch before the initial scan so that no change between the two is missed.
-    debouncer
+    watcher
         .watch(&root, RecursiveMode::Recursive)
         .map_err(|e| AgentError::Watch {
             path: root.display().to_string(),
@@ -299,7 +292,7 @@ pub fn spawn(
         metrics,
     )));
     Ok(tokio::spawn(async move {
-        let _keep_watching = debouncer;
+        let _keep_watching = watcher;
         let mut ready = false;
         let mut last_reason: Option<String> = None;
         let mut summary = rescan_blocking(&dir).await;
@@ -326,7 +319,7 @@ pub fn spawn(
             tokio::select! {
                 got = rx.recv() => {
                     if got.is_none() { break; }
-                    while rx.try_recv().is_ok() {}
+                    if !settle(&mut rx, debounce).await { break; }
                 }
                 _ = async { match retry { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
                 _ = crate::stopped(&mut shutdown) => break,
@@ -335,6 +328,30 @@ pub fn spawn(
         }
     }))
 }
+
+/// After a first file event: waits until no event came for `debounce` (a writer still writing
+/// keeps producing events), but never longer than [`MAX_DEBOUNCE_WAITS`] windows in all, so a
+/// file rewritten without pause is still read regularly. False when the watcher is gone.
+async fn settle(rx: &mut mpsc::UnboundedReceiver<()>, debounce: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + debounce * MAX_DEBOUNCE_WAITS;
+    loop {
+        let quiet_until = (tokio::time::Instant::now() + debounce).min(deadline);
+        tokio::select! {
+            got = rx.recv() => {
+                if got.is_none() {
+                    return false;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return true;
+                }
+            }
+            _ = tokio::time::sleep_until(quiet_until) => return true,
+        }
+    }
+}
+
+/// The longest a rescan waits for quiet, in debounce windows.
+const MAX_DEBOUNCE_WAITS: u32 = 5;
 
 /// Whether a file event can change what a rescan reads (not an open, a read or a read-only
 /// close).
@@ -375,6 +392,49 @@ mod tests {
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_replaced_without_pause_is_still_read_while_it_is_being_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ns.yaml");
+        let namespace =
+            |i: u32| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: n{i}}}\n");
+        std::fs::write(&file, namespace(0)).unwrap();
+        let store = Store::new();
+        let metrics = Arc::new(Metrics::new());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        store.register_source("d");
+        let task = spawn(
+            "d".into(),
+            dir.path().to_path_buf(),
+            Duration::from_millis(20),
+            Arc::new(crate::real::K8sLoader::new()),
+            store.clone(),
+            metrics.clone(),
+            stop_rx,
+        )
+        .unwrap();
+        while !store.all_ready() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Replaced (write + rename) every 5 ms for 1 s: the quiet window never comes.
+        let tmp = dir.path().join(".ns.yaml.tmp");
+        for i in 1..=200 {
+            std::fs::write(&tmp, namespace(i)).unwrap();
+            std::fs::rename(&tmp, &file).unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let during = rescans(&metrics, "d");
+        // At most 5 debounce windows (100 ms) between rescans: about 10 in a second.
+        assert!(
+            during >= 5,
+            "only {during} scans while the file kept changing"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(store.snapshot().0.namespace("n200").is_some());
+        let _ = stop_tx.send(true);
+        let _ = task.await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
