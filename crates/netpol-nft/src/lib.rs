@@ -27,8 +27,8 @@
 //!   distinct peers (`podSelector`/`namespaceSelector` or `ipBlock`) that match it, plus for egress
 //!   what the relevant named ports resolve to on that workload. Workload addresses are classified
 //!   by a hash map (`in_wl4`, ...); other addresses by one small interval map built from every
-//!   ipBlock, split into disjoint ranges (`in_ext4`, ...). The class is carried in `meta mark`
-//!   (class 0 = matches no peer; other marks are hashed from what the class matches, so they
+//!   ipBlock, split into disjoint ranges (`in_ext4`, ...). The class is carried in the
+//!   conntrack mark of the connection being checked (`ct mark`; class 0 = matches no peer; other marks are hashed from what the class matches, so they
 //!   too stay put across recompiles).
 //! * **Grants**: per identity, `<chain>_any` (`l4proto . dport` ranges open to every peer),
 //!   `<chain>_all` (classes allowed every protocol and port), `<chain>_port`
@@ -63,13 +63,16 @@
 //! an allowed connection (port unreachable, fragmentation needed, ...) are conntrack `related` and
 //! pass through the first rule. Neighbour discovery never crosses `forward`, so it is unaffected.
 //!
-//! # Side effect on `meta mark`
+//! # The packet mark is left alone; the conntrack mark is scratch
 //!
-//! The peer class travels in the packet mark, so the first packet of a new connection that is
-//! checked for an isolated workload leaves this chain with its mark overwritten (replies and later
-//! packets are accepted by conntrack before any mark is touched). On nodes where another component
-//! relies on the mark of forwarded packets (kube-proxy's masquerade bit 0x4000, for example) that
-//! component must run its marking after this chain or use conntrack marks instead.
+//! The peer class travels in `ct mark` of the new connection being checked, never in the packet
+//! mark: kube-proxy's masquerade and drop bits (0x4000, 0x8000, set in `prerouting` and read in
+//! `postrouting`) and any CNI's packet marks pass through this table unchanged (a kernel test
+//! checks it). An accepted connection keeps its last class in `ct mark`; a component that relies
+//! on the conntrack mark of forwarded connections would conflict (kube-proxy marks packets, not
+//! connections; check what your CNI uses). nft 1.0.6 cannot feed a map lookup into a concatenation, which is why
+//! the class needs a register at all. Packets without conntrack (`notrack` by another table)
+//! cannot carry a class: a checked one is dropped (fails closed).
 
 mod build;
 mod interval;

@@ -12,20 +12,20 @@
 //!     ip daddr vmap @in_dispatch4          # local ingress-isolated destination -> jump in_<n>
 //!     ip6 daddr vmap @in_dispatch6
 //! }
-//! chain in_classify {                      # peer class into the mark
-//!     meta mark set 0x00000000
-//!     meta mark set ip saddr map @in_wl4 return
-//!     meta mark set ip6 saddr map @in_wl6 return
-//!     meta mark set ip saddr map @in_ext4
-//!     meta mark set ip6 saddr map @in_ext6
+//! chain in_classify {                      # peer class into the conntrack mark
+//!     ct mark set 0x00000000
+//!     ct mark set ip saddr map @in_wl4 return
+//!     ct mark set ip6 saddr map @in_wl6 return
+//!     ct mark set ip saddr map @in_ext4
+//!     ct mark set ip6 saddr map @in_ext6
 //! }
 //! chain in_<h> {                           # one per identity (h: 8 hex digits of a hash of its
 //!                                          # content); rules for empty maps are left out
 //!     counter name "pol_..." accept                                       # open identity only
 //!     counter name meta l4proto . th dport map @in_<h>_any accept
 //!     jump in_classify
-//!     counter name meta mark map @in_<h>_all accept
-//!     counter name meta mark . meta l4proto . th dport map @in_<h>_port accept
+//!     counter name ct mark map @in_<h>_all accept
+//!     counter name ct mark . meta l4proto . th dport map @in_<h>_port accept
 //!     limit name "denied_log" log prefix "netpol:ingress:in_<h>" group 28272   # NFLOG, rate-limited
 //!     counter name "denied_ingress" drop
 //! }
@@ -586,11 +586,11 @@ impl Renderer<'_> {
             &format!("{p}_classify"),
             None,
             vec![
-                "meta mark set 0x00000000".to_string(),
-                format!("meta mark set ip {field} map @{p}_wl4 return"),
-                format!("meta mark set ip6 {field} map @{p}_wl6 return"),
-                format!("meta mark set ip {field} map @{p}_ext4"),
-                format!("meta mark set ip6 {field} map @{p}_ext6"),
+                "ct mark set 0x00000000".to_string(),
+                format!("ct mark set ip {field} map @{p}_wl4 return"),
+                format!("ct mark set ip6 {field} map @{p}_wl6 return"),
+                format!("ct mark set ip {field} map @{p}_ext4"),
+                format!("ct mark set ip6 {field} map @{p}_ext6"),
             ],
         );
         for (i, ident) in d.identities.iter().enumerate() {
@@ -705,11 +705,11 @@ impl Renderer<'_> {
             rules.push(format!("jump {p}_classify"));
         }
         if has_all {
-            rules.push(format!("counter name meta mark map @{chain}_all {allow}"));
+            rules.push(format!("counter name ct mark map @{chain}_all {allow}"));
         }
         if has_port {
             rules.push(format!(
-                "counter name meta mark . meta l4proto . th dport map @{chain}_port {allow}"
+                "counter name ct mark . meta l4proto . th dport map @{chain}_port {allow}"
             ));
         }
         // Logged before the drop in a rule of its own: over the limit, the packet falls through
