@@ -394,20 +394,15 @@ mod tests {
             .unwrap_or(0)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_file_replaced_without_pause_is_still_read_while_it_is_being_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("ns.yaml");
-        let namespace =
-            |i: u32| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: n{i}}}\n");
-        std::fs::write(&file, namespace(0)).unwrap();
+    /// Follows `dir` as source "d" with a 20 ms debounce, once its initial scan is done.
+    async fn follow(dir: &Path) -> (Store, Arc<Metrics>, watch::Sender<bool>, JoinHandle<()>) {
         let store = Store::new();
         let metrics = Arc::new(Metrics::new());
         let (stop_tx, stop_rx) = watch::channel(false);
         store.register_source("d");
         let task = spawn(
             "d".into(),
-            dir.path().to_path_buf(),
+            dir.to_path_buf(),
             Duration::from_millis(20),
             Arc::new(crate::real::K8sLoader::new()),
             store.clone(),
@@ -418,6 +413,17 @@ mod tests {
         while !store.all_ready() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        (store, metrics, stop_tx, task)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_replaced_without_pause_is_still_read_while_it_is_being_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ns.yaml");
+        let namespace =
+            |i: u32| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: n{i}}}\n");
+        std::fs::write(&file, namespace(0)).unwrap();
+        let (store, metrics, stop_tx, task) = follow(dir.path()).await;
         // Replaced (write + rename) every 5 ms for 1 s: the quiet window never comes.
         let tmp = dir.path().join(".ns.yaml.tmp");
         for i in 1..=200 {
@@ -446,23 +452,7 @@ mod tests {
             "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
         )
         .unwrap();
-        let store = Store::new();
-        let metrics = Arc::new(Metrics::new());
-        let (stop_tx, stop_rx) = watch::channel(false);
-        store.register_source("d");
-        let task = spawn(
-            "d".into(),
-            dir.path().to_path_buf(),
-            Duration::from_millis(20),
-            Arc::new(crate::real::K8sLoader::new()),
-            store.clone(),
-            metrics.clone(),
-            stop_rx,
-        )
-        .unwrap();
-        while !store.all_ready() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let (store, metrics, stop_tx, task) = follow(dir.path()).await;
         // Many debounce windows without a change: the initial scan stays the only one.
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(rescans(&metrics, "d"), 1);

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -62,21 +61,6 @@ fn lab() -> Lab {
         ],
     })
     .expect("lab")
-}
-
-fn counter(netns: &str, name: &str) -> u64 {
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", netns, "nft", "list", "counter", "inet", "netpol", name,
-        ])
-        .output()
-        .expect("nft runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .skip_while(|w| *w != "packets")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no counter {name}: {text}"))
 }
 
 /// Everything that arrives within `quiet` of the previous record.
@@ -139,7 +123,7 @@ fn denied_packets_are_logged_with_their_chain_up_to_the_node_wide_limit_and_alwa
     // A flood of new UDP flows from ext: every packet is dropped and counted, only up to the
     // burst plus the rate over the elapsed time are logged.
     let sent = 600;
-    let before = counter(&node, "denied_ingress");
+    let before = counter_packets(&node, "netpol", "denied_ingress");
     let start = Instant::now();
     let requests: Vec<ProbeRequest> = (0..sent)
         .map(|_| ProbeRequest {
@@ -162,7 +146,7 @@ fn denied_packets_are_logged_with_their_chain_up_to_the_node_wide_limit_and_alwa
         logged.len()
     );
     assert_eq!(answered, 0, "the flood is denied");
-    let dropped = counter(&node, "denied_ingress") - before;
+    let dropped = counter_packets(&node, "netpol", "denied_ingress") - before;
     assert_eq!(dropped, sent as u64, "every packet is dropped and counted");
     // A second of slack: some kernels size the bucket as rate + burst rather than burst.
     let bound =

@@ -118,18 +118,6 @@ fn leaf(nss: &mut Namespaces, router: &str, tag: &str, n: usize, addr: &str) -> 
     name
 }
 
-fn counter(router: &str, name: &str) -> u64 {
-    let out = run(&[
-        "ip", "netns", "exec", router, "nft", "list", "counter", "inet", "netpol", name,
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .skip_while(|w| *w != "packets")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no counter {name}: {text}"))
-}
-
 /// Sends one new-connection packet: a UDP datagram, or a TCP SYN (the connect may fail; the SYN
 /// still crosses the router).
 fn send(ns: &str, proto: &str, dst: &str, port: u16) {
@@ -211,7 +199,7 @@ fn real_packets_through_the_users_page_table_credit_the_expected_counters() {
             "denied_egress",
         ]
         .iter()
-        .map(|n| counter(&router, n))
+        .map(|n| counter_packets(&router, "netpol", n))
         .collect();
         send(ns, proto, dst, port);
         let after: Vec<u64> = [
@@ -223,7 +211,7 @@ fn real_packets_through_the_users_page_table_credit_the_expected_counters() {
             "denied_egress",
         ]
         .iter()
-        .map(|n| counter(&router, n))
+        .map(|n| counter_packets(&router, "netpol", n))
         .collect();
         let moved: Vec<&str> = [
             from_b,
@@ -241,10 +229,12 @@ fn real_packets_through_the_users_page_table_credit_the_expected_counters() {
         assert_eq!(moved, vec![expect], "{ns} {proto} {dst}:{port}");
     }
     // Traffic not involving vm-a passes untouched: b -> c is neither isolated side.
-    let before = counter(&router, "denied_ingress") + counter(&router, "denied_egress");
+    let before = counter_packets(&router, "netpol", "denied_ingress")
+        + counter_packets(&router, "netpol", "denied_egress");
     send(&b, "udp", "10.66.20.72", 7);
     assert_eq!(
-        counter(&router, "denied_ingress") + counter(&router, "denied_egress"),
+        counter_packets(&router, "netpol", "denied_ingress")
+            + counter_packets(&router, "netpol", "denied_egress"),
         before
     );
 }

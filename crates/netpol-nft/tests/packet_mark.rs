@@ -39,19 +39,6 @@ fn nft(netns: &str, args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn packets(netns: &str, counter: &str) -> u64 {
-    let text = nft(
-        netns,
-        &["list", "counter", "inet", "kubeproxy", counter],
-        None,
-    );
-    text.split_whitespace()
-        .skip_while(|w| *w != "packets")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no counter {counter}: {text}"))
-}
-
 #[test]
 fn the_packet_mark_set_before_the_table_survives_it_for_checked_connections() {
     // SAFETY: geteuid has no preconditions.
@@ -117,7 +104,10 @@ fn the_packet_mark_set_before_the_table_survives_it_for_checked_connections() {
     assert!(probe(80), "db -> web:80 is allowed");
     assert!(!probe(81), "db -> web:81 is denied");
     assert!(probe(80), "and allowed again");
-    let (to_web, kept) = (packets(&node, "to_web"), packets(&node, "kept"));
+    let (to_web, kept) = (
+        counter_packets(&node, "kubeproxy", "to_web"),
+        counter_packets(&node, "kubeproxy", "kept"),
+    );
     // At least the two SYNs, each checked through the classification.
     assert!(to_web >= 2, "{to_web} packets seen leaving for web:80");
     assert_eq!(

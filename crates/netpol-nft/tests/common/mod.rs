@@ -217,6 +217,22 @@ pub fn users_page() -> Cluster {
 }
 
 /// Whether `nft -c` can be used here (binary present, allowed to talk netlink).
+/// The packet count of the named counter `name` of table `inet TABLE` in network namespace `netns`.
+pub fn counter_packets(netns: &str, table: &str, name: &str) -> u64 {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", netns, "nft", "list", "counter", "inet", table, name,
+        ])
+        .output()
+        .expect("nft runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter {name} in inet {table}: {text}"))
+}
+
 pub fn nft_available() -> bool {
     Command::new("nft")
         .args(["-c", "-f", "-"])
