@@ -16,7 +16,7 @@
 //! - Packets from other programs logging to the group (a prefix that is not netpol's) and
 //!   malformed messages are counted, not logged.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -56,7 +56,6 @@ impl DeniedLog {
     /// the caller to report; enforcement does not depend on it.
     pub fn start(
         netns: Option<&str>,
-        node: String,
         opts: EvalOptions,
         state: SharedState,
         metrics: Arc<Metrics>,
@@ -66,7 +65,7 @@ impl DeniedLog {
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("denied-flow-log".into())
-            .spawn(move || receive(socket, flag, Logger::new(node, opts, state, metrics)))
+            .spawn(move || receive(socket, flag, Logger::new(opts, state, metrics)))
             .map_err(|e| netpol_dataplane::DataplaneError::Io {
                 context: "starting the denied-flow log thread".into(),
                 source: e,
@@ -325,27 +324,21 @@ fn direction_label(d: Direction) -> &'static str {
 
 /// Turns records into events; owns the suppression windows and the explainer cache.
 struct Logger {
-    node: String,
     opts: EvalOptions,
     state: SharedState,
     metrics: Arc<Metrics>,
     windows: HashMap<FlowKey, Window>,
     explainer: Option<Explainer>,
-    /// The identity chains of the ruleset compiled from the cached cluster (for telling a stale
-    /// record from a disagreement); computed only when a disagreement needs it.
-    chains: Option<(Arc<Cluster>, Option<HashSet<String>>)>,
 }
 
 impl Logger {
-    fn new(node: String, opts: EvalOptions, state: SharedState, metrics: Arc<Metrics>) -> Self {
+    fn new(opts: EvalOptions, state: SharedState, metrics: Arc<Metrics>) -> Self {
         Logger {
-            node,
             opts,
             state,
             metrics,
             windows: HashMap::new(),
             explainer: None,
-            chains: None,
         }
     }
 
@@ -422,6 +415,7 @@ impl Logger {
 
     fn log(&mut self, direction: Direction, chain: &str, record: &NflogRecord) {
         let status = reconcile::status(&self.state);
+        let ruleset = status.enforced_ruleset;
         let explanation = match status.enforced_cluster {
             Some(cluster) => {
                 let fresh = match &self.explainer {
@@ -471,7 +465,7 @@ impl Logger {
         match explanation.agreement {
             Agreement::Denied => event!(info, "denied flow", "denied"),
             Agreement::Unknown => event!(info, "denied flow", "unknown"),
-            Agreement::Allowed if self.chain_is_current(chain) => {
+            Agreement::Allowed if chain_is_current(ruleset.as_deref(), chain) => {
                 self.metrics.denied_disagreement(d);
                 event!(error, "kernel denied a flow the policies allow", "allowed")
             }
@@ -483,33 +477,19 @@ impl Logger {
         }
         self.metrics.denied_logged(d);
     }
+}
 
-    /// Whether `chain` is an identity chain of the ruleset compiled from the cached state, i.e.
-    /// the dropping rule belongs to the ruleset the explanation was made against.
-    fn chain_is_current(&mut self, chain: &str) -> bool {
-        let Some(explainer) = &self.explainer else {
-            return false;
-        };
-        let cached = matches!(&self.chains, Some((c, _)) if Arc::ptr_eq(c, &explainer.cluster));
-        if !cached {
-            let chains = netpol_nft::compile(&explainer.cluster, self.opts, &self.node)
-                .ok()
-                .map(|r| {
-                    r.ir.ingress
-                        .identities
-                        .iter()
-                        .chain(r.ir.egress.identities.iter())
-                        .map(|i| i.chain.clone())
-                        .collect::<HashSet<String>>()
-                });
-            self.chains = Some((explainer.cluster.clone(), chains));
-        }
-        match &self.chains {
-            Some((_, Some(chains))) => chains.contains(chain),
-            // The state does not compile: it cannot be what is enforced; say so loudly anyway.
-            _ => true,
-        }
-    }
+/// Whether `chain` is an identity chain of the ruleset in force, i.e. the dropping rule belongs to
+/// the ruleset the explanation was made against. Without a known ruleset it is assumed current,
+/// so that a disagreement is reported loudly rather than hidden.
+fn chain_is_current(ruleset: Option<&netpol_nft::Ruleset>, chain: &str) -> bool {
+    ruleset.is_none_or(|r| {
+        r.ir.ingress
+            .identities
+            .iter()
+            .chain(r.ir.egress.identities.iter())
+            .any(|i| i.chain == chain)
+    })
 }
 
 #[cfg(test)]
@@ -629,7 +609,7 @@ spec:
         let metrics = Arc::new(Metrics::new());
         let state = SharedState::default();
         reconcile_set(&state, cluster());
-        let mut logger = Logger::new("n1".into(), EvalOptions::default(), state, metrics.clone());
+        let mut logger = Logger::new(EvalOptions::default(), state, metrics.clone());
         let t0 = Instant::now();
         let r = record("10.80.0.1", "10.80.0.2", 6, Some(81));
         logger.record(&r, t0);
@@ -661,6 +641,17 @@ spec:
         assert!(metrics
             .encode()
             .contains(r#"netpol_denied_log_ignored_records_total{reason="foreign_prefix"} 1"#));
+    }
+
+    #[test]
+    fn only_a_chain_of_the_ruleset_in_force_makes_a_disagreement() {
+        let ruleset = netpol_nft::compile(&cluster(), EvalOptions::default(), "n1").unwrap();
+        let chain = ruleset.ir.ingress.identities[0].chain.clone();
+        assert!(chain_is_current(Some(&ruleset), &chain));
+        // A record from a chain an earlier ruleset had.
+        assert!(!chain_is_current(Some(&ruleset), "in_00000000"));
+        // Nothing known to compare with: reported, not hidden.
+        assert!(chain_is_current(None, "in_00000000"));
     }
 
     fn reconcile_set(state: &SharedState, cluster: Arc<Cluster>) {

@@ -109,7 +109,6 @@ pub async fn run_with(
     let denied_log = if config.denied_flow_log {
         match denied::DeniedLog::start(
             config.netns.as_deref(),
-            config.node_name.clone(),
             config.eval_options,
             state.clone(),
             metrics.clone(),

@@ -85,6 +85,8 @@ pub struct Status {
     /// The cluster state the ruleset in force was compiled from (for explaining what the
     /// kernel does, e.g. which policies denied a logged flow).
     pub enforced_cluster: Option<Arc<Cluster>>,
+    /// The ruleset in force, compiled from `enforced_cluster` (when it is `netpol-nft`'s).
+    pub enforced_ruleset: Option<Arc<netpol_nft::Ruleset>>,
 }
 
 impl Status {
@@ -247,7 +249,7 @@ impl Reconciler {
                 .is_some_and(|a| a.text == compiled.text)
         {
             tracing::debug!(?assembled, ?compile_took, "ruleset unchanged");
-            update(&self.state, |s| s.enforced_cluster = Some(cluster));
+            self.publish_enforced(cluster);
             self.metrics.sync("unchanged");
             self.enforced(started);
             self.finish(started, Ok(()));
@@ -256,7 +258,7 @@ impl Reconciler {
         tracing::debug!(?assembled, ?compile_took, "compiled");
         match self.apply(compiled).await {
             Ok(()) => {
-                update(&self.state, |s| s.enforced_cluster = Some(cluster));
+                self.publish_enforced(cluster);
                 self.metrics.sync("applied");
                 self.enforced(started);
                 self.finish(started, Ok(()));
@@ -334,6 +336,15 @@ impl Reconciler {
             }
             self.undefined_namespaces = undefined;
         }
+    }
+
+    /// Records, as one change, the state the ruleset in force was compiled from and that ruleset.
+    fn publish_enforced(&self, cluster: Arc<Cluster>) {
+        let ruleset = self.applied.as_ref().and_then(|a| a.ruleset.clone());
+        update(&self.state, |s| {
+            s.enforced_cluster = Some(cluster);
+            s.enforced_ruleset = ruleset;
+        });
     }
 
     /// Lets the enforcer read back what it applied. If the table is not there any more, the
