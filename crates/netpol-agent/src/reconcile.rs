@@ -218,7 +218,6 @@ impl Reconciler {
         let started = Instant::now();
         let (cluster, since) = self.store.snapshot();
         self.report_undefined_namespaces(&cluster);
-        let cluster = Arc::new(cluster);
         let assembled = started.elapsed();
         if let Some(since) = since {
             self.pending_since = Some(self.pending_since.map_or(since, |p| p.min(since)));

@@ -38,7 +38,7 @@ struct Inner {
     pending_since: Option<Instant>,
     /// The last assembled cluster, and which of its parts changed in the sources since: a sync
     /// after a policy edit re-assembles only the policies, not the 10,000 workloads.
-    assembled: Option<Cluster>,
+    assembled: Option<Arc<Cluster>>,
     stale: Stale,
 }
 
@@ -244,7 +244,7 @@ impl Store {
     ///
     /// Only the parts that changed since the last snapshot are assembled again (see
     /// [`assemble`] for the rules); the result equals `assemble` of every source.
-    pub fn snapshot(&self) -> (Cluster, Option<Instant>) {
+    pub fn snapshot(&self) -> (Arc<Cluster>, Option<Instant>) {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let since = inner.pending_since.take();
@@ -253,18 +253,21 @@ impl Store {
         let cluster = match inner.assembled.as_mut() {
             Some(cached) if !stale.any() => cached,
             Some(cached) => {
+                // Copies the cluster first only if a sync still holds it (the state in force
+                // does): the cache and the state in force are one copy otherwise.
+                let cluster = Arc::make_mut(cached);
                 if stale.workloads {
-                    cached.workloads = assemble_workloads(sources);
+                    cluster.workloads = assemble_workloads(sources);
                 }
                 if stale.policies {
-                    cached.policies = assemble_policies(sources);
+                    cluster.policies = assemble_policies(sources);
                 }
                 // Implicit namespaces follow the workloads and policies: always redone (cheap).
-                cached.namespaces = assemble_namespaces(sources);
-                finish(cached);
+                cluster.namespaces = assemble_namespaces(sources);
+                finish(cluster);
                 cached
             }
-            None => inner.assembled.insert(assemble(sources)),
+            None => inner.assembled.insert(Arc::new(assemble(sources))),
         };
         (cluster.clone(), since)
     }
@@ -493,7 +496,7 @@ mod tests {
         let check = |s: &Store| {
             let (snapshot, _) = s.snapshot();
             let full = assemble(&s.lock().sources);
-            assert_eq!(snapshot, full);
+            assert_eq!(*snapshot, full);
         };
         let mut labels = Labels::new();
         labels.insert("team".into(), "x".into());
