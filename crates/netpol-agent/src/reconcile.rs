@@ -308,9 +308,7 @@ impl Reconciler {
             }
             Err(error) => {
                 self.metrics.apply_errors.inc();
-                let delay = self.backoff;
-                self.backoff = (self.backoff * 2).min(self.retry_max);
-                self.retry_at = Some(Instant::now() + delay);
+                let delay = self.schedule_retry();
                 tracing::error!(%error, retry_in = ?delay, "apply failed; the previous ruleset stays in force");
                 Err(error.0)
             }
@@ -346,6 +344,15 @@ impl Reconciler {
         });
     }
 
+    /// Schedules a full re-apply after the current backoff, doubles the backoff (up to
+    /// `retry_max`) and returns the delay.
+    fn schedule_retry(&mut self) -> Duration {
+        let delay = self.backoff;
+        self.backoff = (self.backoff * 2).min(self.retry_max);
+        self.retry_at = Some(Instant::now() + delay);
+        delay
+    }
+
     /// Lets the enforcer read back what it applied. If the table is not there any more, the
     /// whole ruleset is applied again, with the failed-apply backoff.
     async fn settle(&mut self) {
@@ -355,9 +362,7 @@ impl Reconciler {
             .unwrap_or_else(|e| Err(StepError(format!("settle task failed: {e}"))));
         if let Err(error) = result {
             self.metrics.drift_check_errors.inc();
-            let delay = self.backoff;
-            self.backoff = (self.backoff * 2).min(self.retry_max);
-            self.retry_at = Some(Instant::now() + delay);
+            let delay = self.schedule_retry();
             tracing::warn!(%error, retry_in = ?delay, "cannot read back the applied table; applying it again");
         }
     }
