@@ -74,26 +74,39 @@ fn denied_events(log: &Path) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn a_denied_connection_is_logged_once_with_its_policy_workloads_and_port_and_an_allowed_one_is_not()
-{
-    let lab = lab();
+/// An agent process (JSON logs) enforcing MANIFESTS in the lab's node, with `extra` flags; the
+/// temporary manifest and log directories live as long as the first value.
+fn start_agent(
+    lab: &Lab,
+    extra: &[&str],
+) -> (
+    (tempfile::TempDir, tempfile::TempDir),
+    std::path::PathBuf,
+    Agent,
+) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("state.yaml"), MANIFESTS).unwrap();
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("agent.log");
-    let agent = Agent::start(
-        &[
-            "--node",
-            "n1",
-            "--dir",
-            dir.path().to_str().unwrap(),
-            "--netns",
-            lab.node_netns("n1").unwrap(),
-            "--json",
-        ],
-        &log,
-    );
+    let mut args = vec![
+        "--node",
+        "n1",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--netns",
+        lab.node_netns("n1").unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let agent = Agent::start(&args, &log);
+    ((dir, logs), log, agent)
+}
+
+#[test]
+fn a_denied_connection_is_logged_once_with_its_policy_workloads_and_port_and_an_allowed_one_is_not()
+{
+    let lab = lab();
+    let (_dirs, log, agent) = start_agent(&lab, &[]);
     assert!(
         agent.wait_ready(Duration::from_secs(20)),
         "the agent never became ready:\n{}",
@@ -182,23 +195,7 @@ fn a_denied_connection_is_logged_once_with_its_policy_workloads_and_port_and_an_
 #[test]
 fn with_the_log_disabled_no_listener_is_started_and_denials_are_still_enforced() {
     let lab = lab();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("state.yaml"), MANIFESTS).unwrap();
-    let logs = tempfile::tempdir().unwrap();
-    let log = logs.path().join("agent.log");
-    let agent = Agent::start(
-        &[
-            "--node",
-            "n1",
-            "--dir",
-            dir.path().to_str().unwrap(),
-            "--netns",
-            lab.node_netns("n1").unwrap(),
-            "--json",
-            "--no-denied-flow-log",
-        ],
-        &log,
-    );
+    let (_dirs, log, agent) = start_agent(&lab, &["--no-denied-flow-log"]);
     assert!(agent.wait_ready(Duration::from_secs(20)));
     let denied = lab
         .probe(
