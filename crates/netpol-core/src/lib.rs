@@ -9,9 +9,12 @@
 pub mod analysis;
 mod bits;
 pub mod eval;
+pub mod hash;
 pub mod model;
+pub mod policy_set;
 pub mod synth;
 
 pub use analysis::{Analyzer, ConnectivityMap, TruthTable};
 pub use eval::{evaluate, explain, flow_addresses, DirectionVerdict, Endpoint, Verdict};
 pub use model::*;
+pub use policy_set::PolicySet;

@@ -1,0 +1,260 @@
+//! The two bulk queries: the truth table of one protocol and port, and the connectivity map.
+
+use std::collections::HashMap;
+
+use fixedbitset::FixedBitSet;
+
+use crate::bits::Bits;
+use crate::hash::FxBuildHasher;
+use crate::model::Protocol;
+use crate::policy_set::identities::pair_family;
+
+use super::{Analyzer, AnalyzerRule, ConnectivityMap, TruthTable};
+
+/// Which destinations a rule's ports admit on one protocol and port, ignoring peers.
+enum PortOk {
+    /// Every destination (a numeric entry matches).
+    All,
+    None,
+    /// Those whose named port resolves to the port.
+    Some(Bits),
+}
+
+impl Analyzer {
+    /// Identities `d` for which rule `r` admits traffic to/from d on (protocol, port), ignoring
+    /// peers: everyone, when a numeric entry matches; else those whose named port resolves to it.
+    fn port_ok(&self, r: &AnalyzerRule, protocol: Protocol, port: u16) -> PortOk {
+        let ports = self.set.port_set(r.ports);
+        if ports.numeric_matches(protocol, port) {
+            return PortOk::All;
+        }
+        let mut b = Bits::new(self.set.identity_count());
+        let mut any = false;
+        for named in ports.named.iter().filter(|n| n.protocol == protocol) {
+            for (id, ident) in self.set.identities.list.iter().enumerate() {
+                if ident.named_port(named.name, named.protocol) == Some(port) {
+                    b.set(id);
+                    any = true;
+                }
+            }
+        }
+        if any {
+            PortOk::Some(b)
+        } else {
+            PortOk::None
+        }
+    }
+
+    /// Whether each ordered pair of workloads may talk on one protocol and port.
+    pub fn truth_table(&self, protocol: Protocol, port: u16) -> TruthTable {
+        let port_ok: Vec<PortOk> = self
+            .rules
+            .iter()
+            .map(|r| self.port_ok(r, protocol, port))
+            .collect();
+        let side_rows: Vec<Bits> = self
+            .sides
+            .src_reps
+            .iter()
+            .map(|&s| self.side_row(s, &port_ok))
+            .collect();
+        self.expand_rows(protocol, port, &side_rows)
+    }
+
+    /// The destination identities source identity `s` may reach: its egress, then their ingress.
+    fn side_row(&self, s: usize, port_ok: &[PortOk]) -> Bits {
+        let ic = self.set.identity_count();
+        let all = Bits::full(ic);
+        let class = self.set.identities.list[s].class;
+        let [d4, d6] = &self.family_dsts[class];
+        let ok_of = |ri: usize| match &port_ok[ri] {
+            PortOk::None => None,
+            PortOk::All => Some(&all),
+            PortOk::Some(b) => Some(b),
+        };
+        // Egress of s: which destinations its egress rules admit.
+        let mut egress = Bits::new(ic);
+        if self.egress.isolated.get(s) {
+            let mut peers = Bits::new(ic);
+            for &ri in &self.egress.rules_of[s] {
+                let Some(ok) = ok_of(ri) else { continue };
+                let r = &self.rules[ri];
+                peers.clear();
+                peers.or_assign(&r.selected_peers);
+                if r.has_ip_peers {
+                    peers.or_and(&r.ip_peers[0], d4);
+                    peers.or_and(&r.ip_peers[1], d6);
+                }
+                egress.or_and(&peers, ok);
+            }
+        } else {
+            egress.clone_from(&all);
+        }
+        // Ingress: which destinations admit s (those no policy isolates admit everyone).
+        let mut ingress = self.ingress.isolated.complement();
+        for &ri in &self.ingress.rules {
+            let Some(ok) = ok_of(ri) else { continue };
+            let r = &self.rules[ri];
+            if r.selected_peers.get(s) {
+                ingress.or_and(&r.targets, ok);
+            } else if r.has_ip_peers {
+                if r.ip_peers[0].get(s) {
+                    ingress.or_and3(&r.targets, ok, d4);
+                }
+                if r.ip_peers[1].get(s) {
+                    ingress.or_and3(&r.targets, ok, d6);
+                }
+            }
+        }
+        egress.and_assign(&ingress);
+        egress
+    }
+
+    /// Expands side rows over identities to workload rows; a workload may always talk to itself.
+    fn expand_rows(&self, protocol: Protocol, port: u16, side_rows: &[Bits]) -> TruthTable {
+        let n = self.workload_count;
+        let mut per_side: Vec<Option<FixedBitSet>> = vec![None; side_rows.len()];
+        let mut rows: Vec<FixedBitSet> = Vec::with_capacity(n);
+        let mut allowed = 0usize;
+        for (w, &x) in self.identity_of.iter().enumerate() {
+            let side = self.sides.src_side[x];
+            let base = per_side[side].get_or_insert_with(|| {
+                let mut row = FixedBitSet::with_capacity(n);
+                let ir = &side_rows[side];
+                for (v, &d) in self.identity_of.iter().enumerate() {
+                    if ir.get(d) {
+                        row.insert(v);
+                    }
+                }
+                row
+            });
+            let mut row = base.clone();
+            row.insert(w);
+            allowed += row.count_ones(..);
+            rows.push(row);
+        }
+        TruthTable {
+            protocol,
+            port,
+            keys: self.keys.clone(),
+            order: self.order.clone(),
+            rows,
+            allowed_count: allowed,
+        }
+    }
+
+    /// Writes the atoms of rule `r`'s ports for destination identity `d` into `out` (ORed).
+    fn or_rule_atoms(&self, out: &mut Bits, r: &AnalyzerRule, d: usize) {
+        let ports = self.set.port_set(r.ports);
+        out.or_assign(&ports.base_atoms);
+        if ports.named.is_empty() {
+            return;
+        }
+        let ident = &self.set.identities.list[d];
+        for named in &ports.named {
+            if let Some(port) = ident.named_port(named.name, named.protocol) {
+                if port >= 1 {
+                    out.set(self.set.atoms.index(named.protocol, port));
+                }
+            }
+        }
+    }
+
+    /// The atoms allowed from source identity `s` to destination identity `d` (`e` and `i` are
+    /// scratch; the result is left in `e`).
+    fn pair_atoms(&self, s: usize, d: usize, e: &mut Bits, i: &mut Bits, all: &Bits) {
+        let f = pair_family(
+            self.set.identities.list[s].class,
+            self.set.identities.list[d].class,
+        );
+        if self.egress.isolated.get(s) {
+            e.clear();
+            for &ri in &self.egress.rules_of[s] {
+                let r = &self.rules[ri];
+                if r.peer_contains(d, f) {
+                    self.or_rule_atoms(e, r, d);
+                }
+            }
+        } else {
+            e.clone_from(all);
+        }
+        if self.ingress.isolated.get(d) && !e.is_empty() {
+            i.clear();
+            for &ri in &self.ingress.rules_of[d] {
+                let r = &self.rules[ri];
+                if r.peer_contains(s, f) {
+                    self.or_rule_atoms(i, r, d);
+                }
+            }
+            e.and_assign(i);
+        }
+    }
+
+    /// For every ordered pair of workloads, the ports allowed per protocol.
+    pub fn connectivity_map(&self) -> ConnectivityMap {
+        let a = self.set.atoms.total;
+        let all = Bits::full(a);
+        let mut interned = Interned::default();
+        let dst_count = self.sides.dst_reps.len();
+        let mut matrix: Vec<u32> = Vec::with_capacity(self.sides.src_reps.len() * dst_count);
+        let mut e = Bits::new(a);
+        let mut i = Bits::new(a);
+        for &s in &self.sides.src_reps {
+            for &d in &self.sides.dst_reps {
+                self.pair_atoms(s, d, &mut e, &mut i, &all);
+                matrix.push(interned.id(&e));
+            }
+        }
+        let port_sets: Vec<[Vec<(u16, u16)>; 3]> = interned
+            .sets
+            .iter()
+            .map(|b| Protocol::ALL.map(|p| self.set.atoms.ranges(b, p)))
+            .collect();
+        let identity_of = &self.identity_of;
+        ConnectivityMap {
+            keys: self.keys.clone(),
+            order: self.order.clone(),
+            src_of: identity_of
+                .iter()
+                .map(|&x| self.sides.src_side[x])
+                .collect(),
+            dst_of: identity_of
+                .iter()
+                .map(|&x| self.sides.dst_side[x])
+                .collect(),
+            dst_count,
+            matrix,
+            port_sets,
+        }
+    }
+}
+
+/// Distinct atom sets, each numbered once.
+#[derive(Default)]
+struct Interned {
+    index: HashMap<Vec<u64>, u32, FxBuildHasher>,
+    sets: Vec<Bits>,
+    /// Neighbouring pairs often share a result: the hash lookup is skipped then.
+    last: Option<(Bits, u32)>,
+}
+
+impl Interned {
+    fn id(&mut self, e: &Bits) -> u32 {
+        if let Some((prev, id)) = &self.last {
+            if prev == e {
+                return *id;
+            }
+        }
+        let id = match self.index.get(e.words()) {
+            Some(&id) => id,
+            None => {
+                let id = u32::try_from(self.sets.len()).unwrap_or(u32::MAX);
+                self.index.insert(e.words().to_vec(), id);
+                self.sets.push(e.clone());
+                id
+            }
+        };
+        self.last = Some((e.clone(), id));
+        id
+    }
+}

@@ -1,0 +1,304 @@
+//! Identities: workloads that no selector, named port or ipBlock can tell apart, grouped once.
+//!
+//! Two workloads share an identity when they have the same namespace, labels and named ports and
+//! (only when ipBlocks can match workloads) the same ipBlock membership of the address each family
+//! of flow would use. Everything the policy set evaluates (peers, subjects) is a bitset over
+//! identities, so the cost of a selector is paid once per identity, not once per workload.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use crate::bits::Bits;
+use crate::eval::namespace_labels;
+use crate::model::{Cluster, IpBlock, Labels, Protocol, Workload};
+use crate::policy_set::ports::PortNames;
+
+/// The index of an identity in [`crate::PolicySet::identity_count`] order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdentityId(pub u32);
+
+impl IdentityId {
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// An address family, for choosing which address of a workload a flow uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub(crate) fn of(a: &IpAddr) -> Family {
+        if a.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+
+    /// 0 for IPv4, 1 for IPv6: the index of per-family arrays.
+    pub(crate) fn index(self) -> usize {
+        usize::from(self == Family::V6)
+    }
+}
+
+/// The families of a workload's addresses in order of first appearance, as an index into
+/// [`CLASS_FAMILIES`]; this is all [`crate::eval::flow_addresses`] needs to pick a pair's family.
+pub(crate) fn family_class(w: &Workload) -> usize {
+    let mut order: Vec<Family> = Vec::new();
+    for a in &w.addresses {
+        let f = Family::of(a);
+        if !order.contains(&f) {
+            order.push(f);
+        }
+    }
+    match order.as_slice() {
+        [] => 0,
+        [Family::V4] => 1,
+        [Family::V6] => 2,
+        [Family::V4, Family::V6] => 3,
+        _ => 4,
+    }
+}
+
+/// The families of each family class, in order of preference.
+pub(crate) const CLASS_FAMILIES: [&[Family]; 5] = [
+    &[],
+    &[Family::V4],
+    &[Family::V6],
+    &[Family::V4, Family::V6],
+    &[Family::V6, Family::V4],
+];
+
+/// The family a flow between workloads of these classes uses (see `flow_addresses`).
+pub(crate) fn pair_family(src_class: usize, dst_class: usize) -> Option<Family> {
+    let src = CLASS_FAMILIES.get(src_class)?;
+    let dst = CLASS_FAMILIES.get(dst_class)?;
+    src.iter().copied().find(|f| dst.contains(f))
+}
+
+/// A named port of an identity: the first port of each (name, protocol), as
+/// [`Workload::resolve_named_port`] finds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct NamedPortValue {
+    pub(crate) name: u32,
+    pub(crate) protocol: Protocol,
+    pub(crate) port: u16,
+}
+
+/// What one identity stands for.
+pub(crate) struct Identity {
+    pub(crate) namespace: usize,
+    pub(crate) labels: Labels,
+    /// Family class (see [`family_class`]).
+    pub(crate) class: usize,
+    pub(crate) named_ports: Vec<NamedPortValue>,
+}
+
+impl Identity {
+    pub(crate) fn named_port(&self, name: u32, protocol: Protocol) -> Option<u16> {
+        self.named_ports
+            .iter()
+            .find(|n| n.name == name && n.protocol == protocol)
+            .map(|n| n.port)
+    }
+}
+
+/// Namespaces by index: the cluster's own, then any a workload or policy names that no object
+/// defined (with only their name label), so every lookup has an answer.
+pub(crate) struct Namespaces {
+    index: HashMap<String, usize>,
+    pub(crate) labels: Vec<Labels>,
+}
+
+impl Namespaces {
+    pub(crate) fn new(cluster: &Cluster) -> Self {
+        let mut ns = Namespaces {
+            index: HashMap::new(),
+            labels: Vec::new(),
+        };
+        for n in &cluster.namespaces {
+            ns.add(&n.name, || n.labels.clone());
+        }
+        let named = cluster
+            .workloads
+            .iter()
+            .map(|w| w.namespace.as_str())
+            .chain(cluster.policies.iter().map(|p| p.namespace.as_str()));
+        for name in named {
+            ns.add(name, || namespace_labels(cluster, name));
+        }
+        ns
+    }
+
+    fn add(&mut self, name: &str, labels: impl FnOnce() -> Labels) {
+        if !self.index.contains_key(name) {
+            self.index.insert(name.to_string(), self.labels.len());
+            self.labels.push(labels());
+        }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> usize {
+        self.index.get(name).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.labels.len()
+    }
+}
+
+/// Which blocks contain the flow address of one family.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct FamilyBlocks {
+    v4: bool,
+    members: Vec<bool>,
+}
+
+/// What two workloads must share to share an identity.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct IdentityKey {
+    namespace: usize,
+    labels: Labels,
+    named_ports: Vec<(String, Protocol, u16)>,
+    blocks: Vec<FamilyBlocks>,
+}
+
+/// Every identity of a cluster and the identity of each workload.
+pub(crate) struct Identities {
+    pub(crate) of_workload: Vec<IdentityId>,
+    pub(crate) list: Vec<Identity>,
+    /// Per identity, per family: which blocks (by [`crate::policy_set::peers::BlockId`] index)
+    /// contain its flow address of that family.
+    pub(crate) blocks: Vec<[Vec<bool>; 2]>,
+    /// Identities per namespace index.
+    pub(crate) by_namespace: Vec<Bits>,
+    pub(crate) port_names: PortNames,
+}
+
+impl Identities {
+    /// Groups the workloads; `blocks` are the ipBlocks that can match workloads (empty when
+    /// they cannot).
+    pub(crate) fn new(cluster: &Cluster, namespaces: &Namespaces, blocks: &[IpBlock]) -> Self {
+        let mut ids = Identities {
+            of_workload: Vec::with_capacity(cluster.workloads.len()),
+            list: Vec::new(),
+            blocks: Vec::new(),
+            by_namespace: Vec::new(),
+            port_names: PortNames::default(),
+        };
+        let mut index: HashMap<IdentityKey, IdentityId> = HashMap::new();
+        for w in &cluster.workloads {
+            let namespace = namespaces.get(&w.namespace);
+            let named = first_named_ports(w);
+            let per_family = block_membership(w, blocks);
+            let class = family_class(w);
+            let key = IdentityKey {
+                namespace,
+                labels: w.labels.clone(),
+                named_ports: named
+                    .iter()
+                    .map(|((n, p), v)| (n.clone(), *p, *v))
+                    .collect(),
+                blocks: key_blocks(class, &per_family, blocks.is_empty()),
+            };
+            let next = IdentityId(u32::try_from(ids.list.len()).unwrap_or(u32::MAX));
+            let id = *index.entry(key).or_insert(next);
+            if id == next {
+                ids.push(w, namespace, class, &named, per_family);
+            }
+            ids.of_workload.push(id);
+        }
+        ids.by_namespace = vec![Bits::new(ids.list.len()); namespaces.len()];
+        for (id, ident) in ids.list.iter().enumerate() {
+            if let Some(b) = ids.by_namespace.get_mut(ident.namespace) {
+                b.set(id);
+            }
+        }
+        ids
+    }
+
+    fn push(
+        &mut self,
+        w: &Workload,
+        namespace: usize,
+        class: usize,
+        named: &BTreeMap<(String, Protocol), u16>,
+        per_family: [Vec<bool>; 2],
+    ) {
+        let named_ports = named
+            .iter()
+            .map(|((name, protocol), port)| NamedPortValue {
+                name: self.port_names.intern(name),
+                protocol: *protocol,
+                port: *port,
+            })
+            .collect();
+        self.list.push(Identity {
+            namespace,
+            labels: w.labels.clone(),
+            class,
+            named_ports,
+        });
+        self.blocks.push(per_family);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+}
+
+/// The first port of each (name, protocol), as `resolve_named_port` finds it.
+fn first_named_ports(w: &Workload) -> BTreeMap<(String, Protocol), u16> {
+    let mut named = BTreeMap::new();
+    for np in &w.named_ports {
+        named
+            .entry((np.name.clone(), np.protocol))
+            .or_insert(np.port);
+    }
+    named
+}
+
+/// Per family: which blocks contain the workload's first address of that family.
+fn block_membership(w: &Workload, blocks: &[IpBlock]) -> [Vec<bool>; 2] {
+    let mut per_family: [Vec<bool>; 2] = [Vec::new(), Vec::new()];
+    if blocks.is_empty() {
+        return per_family;
+    }
+    for fam in [Family::V4, Family::V6] {
+        if let Some(a) = w.addresses.iter().find(|a| Family::of(a) == fam) {
+            per_family[fam.index()] = blocks.iter().map(|b| b.contains(*a)).collect();
+        }
+    }
+    per_family
+}
+
+/// The block part of the identity key: membership per family, in the class's family order.
+fn key_blocks(class: usize, per_family: &[Vec<bool>; 2], no_blocks: bool) -> Vec<FamilyBlocks> {
+    if no_blocks {
+        return Vec::new();
+    }
+    CLASS_FAMILIES[class]
+        .iter()
+        .map(|fam| FamilyBlocks {
+            v4: *fam == Family::V4,
+            members: per_family[fam.index()].clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_uses_the_first_source_family_the_destination_has() {
+        assert_eq!(pair_family(4, 3), Some(Family::V6));
+        assert_eq!(pair_family(3, 4), Some(Family::V4));
+        assert_eq!(pair_family(1, 2), None);
+        assert_eq!(pair_family(0, 3), None);
+        assert_eq!(pair_family(4, 1), Some(Family::V4));
+    }
+}

@@ -1,0 +1,316 @@
+//! The compiled policy set: one cluster's policies, built once, in the form both fast paths (the
+//! bitset [`crate::Analyzer`] and the nftables compiler) consume. Neither fast path matches peers
+//! on its own; the plain per-pair evaluator ([`crate::evaluate`]) stays independent of all this,
+//! as the oracle the property tests hold both against.
+//!
+//! What it holds:
+//! * **identities** ([`identities`]): workloads no selector, named port or ipBlock can tell apart;
+//! * **distinct peers** ([`peers`]): every selector peer and ipBlock once, evaluated once into the
+//!   identities it matches (selectors) or the addresses it contains (blocks); a policy's subjects
+//!   are a selector evaluated the same way;
+//! * **port sets and atoms** ([`ports`]): every distinct `ports` list once, compiled against the
+//!   atoms of the port space;
+//! * **an ordered list of rules** ([`rules`]): each with tier, priority, action, subjects (its
+//!   policy's), peers, ports and provenance, sorted in the order a direction walks them: tier,
+//!   then priority, then policy key, then written order. Today every rule is tier NetworkPolicy,
+//!   action Allow, priority 0; the admin tiers add rules, not structure.
+//!
+//! Selector peers are evaluated lazily and kept: the analyzer asks for every peer, a node's
+//! compiler only for those of the policies isolating its workloads, so compiling one node does not
+//! pay for the whole cluster's selectors.
+//!
+//! Everything is keyed by content (identities by what they are, peers by [`PeerKey`], port sets by
+//! their entries), so a change of one policy or one workload maps onto a bounded part of the set:
+//! see ARCHITECTURE.md ("Incremental compile") for how an update will use that.
+
+pub mod identities;
+pub mod peers;
+pub mod ports;
+pub mod rules;
+
+use std::collections::HashMap;
+
+use crate::bits::Bits;
+use crate::model::{Cluster, Direction, EvalOptions, IpBlock, Peer, Policy, Workload};
+use identities::{Identities, IdentityId, Namespaces};
+use peers::{BlockId, Blocks, MatchContext, PeerId, PeerKey, Peers};
+use ports::{Atoms, PortSet, PortSetId, PortSets};
+use rules::{
+    direction_index, Action, CompiledPolicy, CompiledRule, PolicyId, Provenance, RuleId, RulePeers,
+    Tier,
+};
+
+/// One cluster's policies compiled for the fast paths (see the module documentation).
+pub struct PolicySet {
+    opts: EvalOptions,
+    pub(crate) namespaces: Namespaces,
+    pub(crate) identities: Identities,
+    pub(crate) peers: Peers,
+    pub(crate) blocks: Blocks,
+    pub(crate) atoms: Atoms,
+    port_sets: PortSets,
+    policies: Vec<CompiledPolicy>,
+    /// Policy ids sorted by key (ties by index).
+    key_order: Vec<PolicyId>,
+    rules: Vec<CompiledRule>,
+    /// Namespace index -> its policies in key order (policies only select their own namespace).
+    namespace_policies: HashMap<usize, Vec<PolicyId>>,
+}
+
+impl PolicySet {
+    /// Compiles the policies of `cluster` under `opts`.
+    pub fn new(cluster: &Cluster, opts: EvalOptions) -> Self {
+        let namespaces = Namespaces::new(cluster);
+        let blocks = Blocks::new(if opts.ipblock_matches_workloads {
+            distinct_blocks(cluster)
+        } else {
+            Vec::new()
+        });
+        let identities = Identities::new(cluster, &namespaces, &blocks.list);
+        let mut set = PolicySet {
+            opts,
+            atoms: Atoms::of_cluster(cluster),
+            namespaces,
+            identities,
+            peers: Peers::new(),
+            blocks,
+            port_sets: PortSets::new(),
+            policies: Vec::with_capacity(cluster.policies.len()),
+            key_order: key_order(cluster),
+            rules: Vec::new(),
+            namespace_policies: HashMap::new(),
+        };
+        set.blocks.index_members(&set.identities);
+        set.compile_policies(cluster);
+        set
+    }
+
+    fn compile_policies(&mut self, cluster: &Cluster) {
+        let block_ids: HashMap<IpBlock, BlockId> = self
+            .blocks
+            .list
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.clone(), BlockId(u32::try_from(i).unwrap_or(u32::MAX))))
+            .collect();
+        for (i, p) in cluster.policies.iter().enumerate() {
+            let id = PolicyId(u32::try_from(i).unwrap_or(u32::MAX));
+            let subjects = self.peers.intern(PeerKey::subjects_of(p));
+            self.policies.push(CompiledPolicy {
+                id,
+                key: p.key(),
+                tier: Tier::NetworkPolicy,
+                priority: 0,
+                subjects,
+                isolates: [p.affects_ingress, p.affects_egress],
+                rules: [Vec::new(), Vec::new()],
+            });
+        }
+        for rank in 0..self.key_order.len() {
+            let id = self.key_order[rank];
+            let p = &cluster.policies[id.index()];
+            let ns = self.namespaces.get(&p.namespace);
+            self.namespace_policies.entry(ns).or_default().push(id);
+            for d in [Direction::Ingress, Direction::Egress] {
+                if p.affects(d) {
+                    self.compile_rules(p, id, d, &block_ids);
+                }
+            }
+        }
+    }
+
+    /// Appends the rules of one direction of a policy (the caller goes in evaluation order).
+    fn compile_rules(
+        &mut self,
+        p: &Policy,
+        id: PolicyId,
+        d: Direction,
+        block_ids: &HashMap<IpBlock, BlockId>,
+    ) {
+        for (index, rule) in p.rules(d).iter().enumerate() {
+            let peers = if rule.peers.is_empty() {
+                RulePeers::Any
+            } else {
+                RulePeers::Listed(
+                    rule.peers
+                        .iter()
+                        .map(|peer| self.intern_peer(p, peer, block_ids))
+                        .collect(),
+                )
+            };
+            let ports =
+                self.port_sets
+                    .intern(&rule.ports, &self.atoms, &self.identities.port_names);
+            let rule_id = RuleId(u32::try_from(self.rules.len()).unwrap_or(u32::MAX));
+            self.rules.push(CompiledRule {
+                tier: Tier::NetworkPolicy,
+                priority: 0,
+                action: Action::Allow,
+                direction: d,
+                policy: id,
+                index,
+                peers,
+                ports,
+            });
+            self.policies[id.index()].rules[direction_index(d)].push(rule_id);
+        }
+    }
+
+    fn intern_peer(
+        &mut self,
+        p: &Policy,
+        peer: &Peer,
+        block_ids: &HashMap<IpBlock, BlockId>,
+    ) -> PeerId {
+        let key = PeerKey::of(p, peer);
+        let block = key.block().and_then(|b| block_ids.get(b).copied());
+        let id = self.peers.intern(key);
+        if block.is_some() {
+            self.peers.block_of[id.index()] = block;
+        }
+        id
+    }
+
+    /// The options the set was compiled under.
+    pub fn options(&self) -> EvalOptions {
+        self.opts
+    }
+
+    /// Number of identities.
+    pub fn identity_count(&self) -> usize {
+        self.identities.len()
+    }
+
+    /// The identity of a workload (by index into `Cluster::workloads`).
+    pub fn identity_of(&self, workload: usize) -> Option<IdentityId> {
+        self.identities.of_workload.get(workload).copied()
+    }
+
+    /// Every rule, in evaluation order.
+    pub fn rules(&self) -> &[CompiledRule] {
+        &self.rules
+    }
+
+    /// One rule.
+    pub fn rule(&self, id: RuleId) -> &CompiledRule {
+        &self.rules[id.index()]
+    }
+
+    /// One policy.
+    pub fn policy(&self, id: PolicyId) -> &CompiledPolicy {
+        &self.policies[id.index()]
+    }
+
+    /// Every policy id, sorted by `namespace/name`.
+    pub fn policies_by_key(&self) -> &[PolicyId] {
+        &self.key_order
+    }
+
+    /// One distinct peer.
+    pub fn peer(&self, id: PeerId) -> &PeerKey {
+        &self.peers.keys[id.index()]
+    }
+
+    /// One distinct port set.
+    pub fn port_set(&self, id: PortSetId) -> &PortSet {
+        self.port_sets.get(id)
+    }
+
+    /// Where a rule was written.
+    pub fn provenance(&self, id: RuleId, cluster: &Cluster) -> Provenance {
+        let rule = self.rule(id);
+        let policy = &cluster.policies[rule.policy.index()];
+        Provenance {
+            policy: policy.key(),
+            direction: rule.direction,
+            rule: rule.index,
+            origin: policy.origin.clone(),
+        }
+    }
+
+    pub(crate) fn match_context(&self) -> MatchContext<'_> {
+        MatchContext {
+            namespaces: &self.namespaces,
+            identities: &self.identities,
+        }
+    }
+
+    /// The identities a selector peer matches (empty for an ipBlock peer).
+    pub(crate) fn peer_members(&self, id: PeerId) -> &Bits {
+        self.peers.members(id, &self.match_context())
+    }
+
+    /// The identities a policy applies to.
+    pub(crate) fn subjects(&self, id: PolicyId) -> &Bits {
+        self.peer_members(self.policy(id).subjects)
+    }
+
+    /// Whether a selector peer matches an identity (never for an ipBlock peer: use the block).
+    pub fn peer_matches(&self, peer: PeerId, identity: IdentityId) -> bool {
+        self.peer_members(peer).get(identity.index())
+    }
+
+    /// The policies isolating `workload` (index into `Cluster::workloads`) in `direction`, in key
+    /// order. Only the policies of its namespace are tried, and only against its identity.
+    pub fn isolating(&self, workload: &Workload, index: usize, d: Direction) -> Vec<PolicyId> {
+        let Some(identity) = self.identity_of(index) else {
+            return Vec::new();
+        };
+        let ns = self.namespaces.get(&workload.namespace);
+        let Some(candidates) = self.namespace_policies.get(&ns) else {
+            return Vec::new();
+        };
+        let labels = &self.identities.list[identity.index()].labels;
+        candidates
+            .iter()
+            .copied()
+            .filter(|&id| {
+                let p = self.policy(id);
+                p.isolates(d) && self.selects(p, labels, identity)
+            })
+            .collect()
+    }
+
+    /// Whether policy `p` selects an identity with `labels`: its subject bitset when already
+    /// evaluated, else its pod selector directly (a node's compiler asks about a few workloads).
+    fn selects(&self, p: &CompiledPolicy, labels: &crate::Labels, identity: IdentityId) -> bool {
+        match self.peers.evaluated(p.subjects) {
+            Some(bits) => bits.get(identity.index()),
+            None => match self.peer(p.subjects) {
+                PeerKey::Selector {
+                    pods: Some(pods), ..
+                } => pods.matches(labels),
+                _ => true,
+            },
+        }
+    }
+}
+
+/// Every distinct ipBlock of the cluster, in order of first appearance.
+fn distinct_blocks(cluster: &Cluster) -> Vec<IpBlock> {
+    let mut seen: HashMap<&IpBlock, ()> = HashMap::new();
+    let mut out = Vec::new();
+    for p in &cluster.policies {
+        for r in p.ingress.iter().chain(&p.egress) {
+            for peer in &r.peers {
+                if let Peer::IpBlock(b) = peer {
+                    if seen.insert(b, ()).is_none() {
+                        out.push(b.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Policy ids sorted by key; the index breaks ties.
+fn key_order(cluster: &Cluster) -> Vec<PolicyId> {
+    let mut order: Vec<usize> = (0..cluster.policies.len()).collect();
+    // Cached: the key is a fresh String, too costly to build on every comparison.
+    order.sort_by_cached_key(|&i| (cluster.policies[i].key(), i));
+    order
+        .into_iter()
+        .map(|i| PolicyId(u32::try_from(i).unwrap_or(u32::MAX)))
+        .collect()
+}
