@@ -76,6 +76,7 @@
 
 mod build;
 mod interval;
+mod naming;
 pub mod render;
 mod update;
 
@@ -85,7 +86,7 @@ use std::net::IpAddr;
 use netpol_core::{Direction, Protocol};
 use serde::Serialize;
 
-pub use build::compile;
+pub use build::{compile, compile_policy_set};
 pub use update::update_script;
 
 /// The NFLOG group denied packets are logged to (see [`render`]).

@@ -47,6 +47,7 @@ use std::fmt::Write as _;
 use netpol_core::{Direction, Protocol};
 
 use crate::interval::{addr_key, render_range};
+use crate::naming::{assign_unique, hash32};
 use crate::{DirectionIr, Grant, Identity, RulesetIr};
 
 /// The name of the table.
@@ -272,39 +273,6 @@ pub(crate) fn identity_names(ir: &RulesetIr, d: &DirectionIr) -> (Vec<String>, V
         .map(|h| format!("{p}_{h:08x}"))
         .collect();
     (names, objects)
-}
-
-/// FNV-1a, folded to 32 bits: stable across platforms and Rust versions (unlike `std`'s hasher).
-pub(crate) fn hash32(bytes: &[u8]) -> u32 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    // Truncation intended: fold both halves in.
-    ((h >> 32) ^ h) as u32
-}
-
-/// Gives every item its hash, except that items whose hash is taken (or not `allowed`) get the
-/// next free value, items being served in (hash, content) order so the outcome depends only on
-/// the set of items.
-pub(crate) fn assign_unique<T: Ord>(
-    hashes: &[u32],
-    contents: &[T],
-    allowed: impl Fn(u32) -> bool,
-) -> Vec<u32> {
-    let mut order: Vec<usize> = (0..hashes.len()).collect();
-    order.sort_by(|&a, &b| (hashes[a], &contents[a]).cmp(&(hashes[b], &contents[b])));
-    let mut used = std::collections::BTreeSet::new();
-    let mut out = vec![0u32; hashes.len()];
-    for i in order {
-        let mut h = hashes[i];
-        while !allowed(h) || !used.insert(h) {
-            h = h.wrapping_add(1);
-        }
-        out[i] = h;
-    }
-    out
 }
 
 fn prefix(d: Direction) -> &'static str {

@@ -1,0 +1,255 @@
+//! From the compiled policy set to the IR of one node: local identities, peer classes and grant
+//! segments. The peers and subjects come from [`netpol_core::PolicySet`]; nothing here matches a
+//! selector or an ipBlock against a workload on its own.
+//!
+//! The steps, per direction (the two directions are built side by side on two threads):
+//! [`classes`] classifies every address the relevant peers care about into peer classes,
+//! [`grants`] turns the rules isolating each local workload into port segments per class, and
+//! [`direction`] groups local workloads with identical grants into identities. Naming (chain names
+//! and mark values derived from content) is a pass of its own over the finished IR
+//! ([`crate::naming`]).
+
+mod classes;
+mod direction;
+mod grants;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use netpol_core::policy_set::rules::PolicyId;
+use netpol_core::{Cluster, Direction, EvalOptions, PolicySet, Workload};
+
+use crate::{
+    CompileError, DirectionIr, LocalWorkload, PolicyCounter, Ruleset, RulesetIr, Summary,
+    NON_PORT_PROTOCOLS,
+};
+
+/// Compiles the table enforcing the policies of the workloads that run on `node`.
+///
+/// Deterministic: the same cluster, options and node give the same text. Workloads without an
+/// address cannot be enforced by address and are left out of the dispatch maps.
+pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Ruleset, CompileError> {
+    if node.is_empty() {
+        return Err(CompileError::EmptyNodeName);
+    }
+    check_addresses(cluster)?;
+    Ok(compile_checked(
+        cluster,
+        &PolicySet::new(cluster, opts),
+        node,
+    ))
+}
+
+/// [`compile`] from a policy set already compiled from `cluster` (one set serves every node).
+pub fn compile_policy_set(
+    cluster: &Cluster,
+    set: &PolicySet,
+    node: &str,
+) -> Result<Ruleset, CompileError> {
+    if node.is_empty() {
+        return Err(CompileError::EmptyNodeName);
+    }
+    check_addresses(cluster)?;
+    Ok(compile_checked(cluster, set, node))
+}
+
+fn compile_checked(cluster: &Cluster, set: &PolicySet, node: &str) -> Ruleset {
+    let local = local_workloads(cluster, node);
+    let isolation = Isolation::of(cluster, set, &local);
+    let policies = counter_names(
+        &isolation
+            .relevant
+            .iter()
+            .map(|&id| set.policy(id).key.clone())
+            .collect::<Vec<_>>(),
+    );
+    let ctx = direction::Ctx {
+        cluster,
+        set,
+        ir_index: &isolation.ir_index,
+    };
+    // The two directions are independent: built side by side (the agent's change latency).
+    let (ingress, egress) = std::thread::scope(|scope| {
+        let egress = scope.spawn(|| ctx.direction(Direction::Egress, &isolation.egress));
+        let ingress = ctx.direction(Direction::Ingress, &isolation.ingress);
+        let egress = egress
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (ingress, egress)
+    });
+    let opts = set.options();
+    let mut ir = RulesetIr {
+        node: node.to_string(),
+        ipblock_matches_workloads: opts.ipblock_matches_workloads,
+        policies,
+        ingress,
+        egress,
+    };
+    let pre = crate::naming::name(&mut ir);
+    let (text, elements, objects) = crate::render::render(&ir, pre);
+    let summary = summary(cluster, &local, &ir, elements);
+    Ruleset {
+        text,
+        summary,
+        ir,
+        objects,
+    }
+}
+
+/// The workloads on `node`, sorted by key then kind (the index breaks ties, so this unstable
+/// cached sort orders like a stable one).
+fn local_workloads(cluster: &Cluster, node: &str) -> Vec<usize> {
+    let mut local: Vec<usize> = (0..cluster.workloads.len())
+        .filter(|&i| cluster.workloads[i].node.as_deref() == Some(node))
+        .collect();
+    local.sort_by_cached_key(|&i| {
+        let w = &cluster.workloads[i];
+        (w.key(), w.kind, i)
+    });
+    local
+}
+
+/// A local workload isolated in one direction and the policies isolating it (in key order).
+pub(crate) struct Isolated {
+    pub(crate) workload: usize,
+    pub(crate) policies: Vec<PolicyId>,
+}
+
+/// Which policies isolate each local workload, per direction, and the IR's policy numbering.
+struct Isolation {
+    ingress: Vec<Isolated>,
+    egress: Vec<Isolated>,
+    /// Policies isolating some local workload, in key order: the IR's policy list.
+    relevant: Vec<PolicyId>,
+    /// Policy -> its index in `relevant`.
+    ir_index: BTreeMap<PolicyId, usize>,
+}
+
+impl Isolation {
+    fn of(cluster: &Cluster, set: &PolicySet, local: &[usize]) -> Self {
+        let mut relevant: BTreeSet<PolicyId> = BTreeSet::new();
+        let mut per_direction = |d: Direction| -> Vec<Isolated> {
+            let mut list = Vec::new();
+            for &wi in local {
+                let w = &cluster.workloads[wi];
+                let policies = set.isolating(w, wi, d);
+                if !policies.is_empty() && !w.addresses.is_empty() {
+                    relevant.extend(policies.iter().copied());
+                    list.push(Isolated {
+                        workload: wi,
+                        policies,
+                    });
+                }
+            }
+            list
+        };
+        let ingress = per_direction(Direction::Ingress);
+        let egress = per_direction(Direction::Egress);
+        let relevant: Vec<PolicyId> = set
+            .policies_by_key()
+            .iter()
+            .copied()
+            .filter(|id| relevant.contains(id))
+            .collect();
+        let ir_index = relevant
+            .iter()
+            .enumerate()
+            .map(|(ir, &id)| (id, ir))
+            .collect();
+        Isolation {
+            ingress,
+            egress,
+            relevant,
+            ir_index,
+        }
+    }
+}
+
+fn summary(
+    cluster: &Cluster,
+    local: &[usize],
+    ir: &RulesetIr,
+    elements: BTreeMap<String, usize>,
+) -> Summary {
+    let local_workloads = local
+        .iter()
+        .map(|&wi| {
+            let w = &cluster.workloads[wi];
+            let identity_of = |d: &DirectionIr| {
+                w.addresses
+                    .first()
+                    .and_then(|a| d.dispatch.get(a))
+                    .map(|x| x.identity)
+            };
+            LocalWorkload {
+                key: w.key(),
+                addresses: w.addresses.clone(),
+                ingress_identity: identity_of(&ir.ingress),
+                egress_identity: identity_of(&ir.egress),
+            }
+        })
+        .collect();
+    Summary {
+        node: ir.node.clone(),
+        ipblock_matches_workloads: ir.ipblock_matches_workloads,
+        local_workloads,
+        policies: ir.policies.clone(),
+        ingress_identities: ir.ingress.identities.len(),
+        egress_identities: ir.egress.identities.len(),
+        ingress_classes: ir.ingress.classes.len(),
+        egress_classes: ir.egress.classes.len(),
+        total_elements: elements.values().sum(),
+        elements,
+        non_port_protocols: NON_PORT_PROTOCOLS.to_string(),
+    }
+}
+
+/// Every address must belong to one workload only.
+fn check_addresses(cluster: &Cluster) -> Result<(), CompileError> {
+    // Hashed: only membership matters, and the first clash in workload order is reported.
+    let mut owners: HashMap<IpAddr, &Workload> = HashMap::with_capacity(cluster.workloads.len());
+    for w in &cluster.workloads {
+        for a in &w.addresses {
+            if let Some(prev) = owners.insert(*a, w) {
+                if !std::ptr::eq(prev, w) {
+                    return Err(CompileError::DuplicateAddress {
+                        address: *a,
+                        first: format!("{}/{}", prev.kind.short_name(), prev.key()),
+                        second: format!("{}/{}", w.kind.short_name(), w.key()),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `pol_<namespace>_<name>` with characters nft identifiers cannot hold replaced, made unique.
+fn counter_names(keys: &[String]) -> Vec<PolicyCounter> {
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    keys.iter()
+        .map(|key| {
+            let base: String = format!("pol_{}", key.replacen('/', "_", 1))
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .take(200)
+                .collect();
+            let mut name = base.clone();
+            let mut n = 2;
+            while !used.insert(name.clone()) {
+                name = format!("{base}_{n}");
+                n += 1;
+            }
+            PolicyCounter {
+                key: key.clone(),
+                counter: name,
+            }
+        })
+        .collect()
+}
