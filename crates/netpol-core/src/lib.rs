@@ -12,6 +12,7 @@ pub mod eval;
 pub mod hash;
 pub mod model;
 pub mod policy_set;
+pub mod render;
 pub mod synth;
 
 pub use analysis::{Analyzer, ConnectivityMap, TruthTable};

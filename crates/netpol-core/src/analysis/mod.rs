@@ -21,7 +21,8 @@ use crate::policy_set::ports::PortSetId;
 use crate::policy_set::rules::{PolicyId, RulePeers};
 use crate::policy_set::PolicySet;
 
-pub use outputs::{output_keys, render_ranges, workload_order, ConnectivityMap, TruthTable};
+pub use crate::render::render_ranges;
+pub use outputs::{output_keys, workload_order, ConnectivityMap, TruthTable};
 
 /// A rule of an isolating policy, against identities.
 struct AnalyzerRule {

@@ -3,7 +3,6 @@
 //! streaming `Serialize`), and the workload names and order every output uses.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use fixedbitset::FixedBitSet;
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -215,49 +214,6 @@ impl ConnectivityMap {
         // The streaming `Serialize` below is the one definition of the document.
         serde_json::to_value(self).unwrap_or_default()
     }
-
-    /// One line per ordered pair of distinct workloads with anything allowed, in output order:
-    /// `p/b -> p/a  TCP 80-90, UDP 53`. Self pairs are left out: a workload always reaches itself
-    /// on every port, and a line per workload saying so would bury the real answers.
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        for &f in &self.order {
-            for &t in self.order.iter().filter(|&&t| t != f) {
-                let parts: Vec<String> = Protocol::ALL
-                    .iter()
-                    .filter_map(|p| {
-                        let r = self.ports(f, t, *p);
-                        (!r.is_empty()).then(|| format!("{p} {}", render_ranges(r)))
-                    })
-                    .collect();
-                if !parts.is_empty() {
-                    let _ = writeln!(
-                        out,
-                        "{} -> {}  {}",
-                        self.keys[f],
-                        self.keys[t],
-                        parts.join(", ")
-                    );
-                }
-            }
-        }
-        out
-    }
-}
-
-/// `80-90,443` style: single ports as `53`, ranges as `lo-hi`, joined by `,`.
-pub fn render_ranges(ranges: &[(u16, u16)]) -> String {
-    ranges
-        .iter()
-        .map(|(lo, hi)| {
-            if lo == hi {
-                lo.to_string()
-            } else {
-                format!("{lo}-{hi}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// Serializes to the same document as [`ConnectivityMap::to_json`], streaming.
@@ -291,15 +247,5 @@ impl Serialize for ConnectivityMap {
             },
         )?;
         m.end()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_render_single_ports_without_a_dash() {
-        assert_eq!(render_ranges(&[(53, 53), (80, 90)]), "53,80-90");
     }
 }

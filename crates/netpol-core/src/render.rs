@@ -1,0 +1,235 @@
+//! The one text rendering of core values: labels, peers and rules in words, a verdict's
+//! explanation, the connectivity map as lines and port ranges (`80-90,443`). Every text output of
+//! `check` and `matrix` that is not a table comes from here; tables are the CLI's.
+
+use std::fmt::Write as _;
+
+use crate::analysis::ConnectivityMap;
+use crate::eval::{DirectionVerdict, Verdict};
+use crate::model::{Direction, Labels, Peer, Policy, Protocol, Rule};
+
+/// `a=b,c=d`, or `<none>`.
+pub fn render_labels(labels: &Labels) -> String {
+    if labels.is_empty() {
+        return "<none>".to_string();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One peer in words, as seen from `policy`.
+pub fn render_peer(policy: &Policy, peer: &Peer) -> String {
+    match peer {
+        Peer::IpBlock(b) => format!("ipBlock {b}"),
+        Peer::Selector {
+            pod_selector,
+            namespace_selector,
+        } => match (namespace_selector, pod_selector) {
+            (None, Some(pod)) => format!("podSelector {pod} (namespace {})", policy.namespace),
+            (None, None) => format!("every workload of namespace {}", policy.namespace),
+            (Some(ns), None) => format!("namespaceSelector {ns}"),
+            (Some(ns), Some(pod)) => format!("namespaceSelector {ns} and podSelector {pod}"),
+        },
+    }
+}
+
+/// A rule in words: `ingress[0] from podSelector vm=b (namespace x), ports TCP 80, UDP 53`.
+pub fn render_rule(policy: &Policy, direction: Direction, index: usize, rule: &Rule) -> String {
+    let mut s = format!("{direction}[{index}] ");
+    let field = match direction {
+        Direction::Ingress => "from",
+        Direction::Egress => "to",
+    };
+    if rule.peers.is_empty() {
+        let _ = write!(s, "{field} anywhere");
+    } else {
+        let peers: Vec<String> = rule.peers.iter().map(|p| render_peer(policy, p)).collect();
+        let _ = write!(s, "{field} {}", peers.join(" or "));
+    }
+    if rule.ports.is_empty() {
+        s.push_str(", all ports");
+    } else {
+        let ports: Vec<String> = rule.ports.iter().map(|p| p.to_string()).collect();
+        let _ = write!(s, ", ports {}", ports.join(", "));
+    }
+    s
+}
+
+impl Verdict {
+    /// The verdict as multi-line text for a person.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{}  {} -> {}  {}/{}",
+            if self.allowed { "ALLOWED" } else { "DENIED" },
+            self.src,
+            self.dst,
+            self.protocol,
+            self.port
+        );
+        if let (Some(a), Some(b)) = (self.src_address, self.dst_address) {
+            let _ = writeln!(out, "  addresses: {a} -> {b}");
+        }
+        explain_side(&mut out, &format!("egress from {}", self.src), &self.egress);
+        explain_side(&mut out, &format!("ingress to {}", self.dst), &self.ingress);
+        out
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.explain())
+    }
+}
+
+/// The verdict as multi-line text (same as [`Verdict::explain`]); the cluster is not needed
+/// because the verdict already carries names, origins and rule texts.
+pub fn explain(verdict: &Verdict) -> String {
+    verdict.explain()
+}
+
+fn with_origin(policy: &str, origin: &Option<String>) -> String {
+    match origin {
+        Some(o) => format!("{policy} ({o})"),
+        None => policy.to_string(),
+    }
+}
+
+fn isolated_line(out: &mut String, isolated_by: &[String]) {
+    let _ = writeln!(
+        out,
+        "    isolated by {} {}: {}",
+        isolated_by.len(),
+        if isolated_by.len() == 1 {
+            "policy"
+        } else {
+            "policies"
+        },
+        isolated_by.join(", ")
+    );
+}
+
+fn explain_side(out: &mut String, title: &str, side: &DirectionVerdict) {
+    match side {
+        DirectionVerdict::NotApplicable => {
+            let _ = writeln!(
+                out,
+                "  {title}: not applicable (an external address; policies apply only to workloads)"
+            );
+        }
+        DirectionVerdict::SelfTraffic => {
+            let _ = writeln!(
+                out,
+                "  {title}: allowed (traffic from a workload to itself is always allowed)"
+            );
+        }
+        DirectionVerdict::Open => {
+            let _ = writeln!(
+                out,
+                "  {title}: open (no policy selects it for {})",
+                if title.starts_with("egress") {
+                    "egress"
+                } else {
+                    "ingress"
+                }
+            );
+        }
+        DirectionVerdict::UnknownWorkload { index } => {
+            let _ = writeln!(out, "  {title}: denied (no workload with index {index})");
+        }
+        DirectionVerdict::Allowed {
+            isolated_by,
+            allowed_by,
+        } => {
+            let _ = writeln!(out, "  {title}: allowed");
+            isolated_line(out, isolated_by);
+            for (i, m) in allowed_by.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "    {} by {}: {}",
+                    if i == 0 { "allowed" } else { "also allowed" },
+                    with_origin(&m.policy, &m.origin),
+                    m.rule_text
+                );
+            }
+        }
+        DirectionVerdict::Denied {
+            isolated_by,
+            denials,
+        } => {
+            let _ = writeln!(out, "  {title}: denied");
+            isolated_line(out, isolated_by);
+            for d in denials {
+                let who = with_origin(&d.policy, &d.origin);
+                match &d.rule_text {
+                    None => {
+                        let _ = writeln!(out, "    {who}: {}", d.reason);
+                    }
+                    Some(rule) => {
+                        let _ = writeln!(out, "    {who}: nearest rule {rule}");
+                        let _ = writeln!(out, "      does not match: {}", d.reason);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ConnectivityMap {
+    /// One line per ordered pair of distinct workloads with anything allowed, in output order:
+    /// `p/b -> p/a  TCP 80-90, UDP 53`. Self pairs are left out: a workload always reaches itself
+    /// on every port, and a line per workload saying so would bury the real answers.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for &f in &self.order {
+            for &t in self.order.iter().filter(|&&t| t != f) {
+                let parts: Vec<String> = Protocol::ALL
+                    .iter()
+                    .filter_map(|p| {
+                        let r = self.ports(f, t, *p);
+                        (!r.is_empty()).then(|| format!("{p} {}", render_ranges(r)))
+                    })
+                    .collect();
+                if !parts.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "{} -> {}  {}",
+                        self.keys[f],
+                        self.keys[t],
+                        parts.join(", ")
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `80-90,443` style: single ports as `53`, ranges as `lo-hi`, joined by `,`.
+pub fn render_ranges(ranges: &[(u16, u16)]) -> String {
+    ranges
+        .iter()
+        .map(|(lo, hi)| {
+            if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}-{hi}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_render_single_ports_without_a_dash() {
+        assert_eq!(render_ranges(&[(53, 53), (80, 90)]), "53,80-90");
+    }
+}
