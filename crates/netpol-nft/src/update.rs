@@ -39,112 +39,150 @@ use crate::Ruleset;
 /// then. The script assumes the loaded table is exactly `old`'s; if it is not, applying it fails
 /// as a whole and changes nothing.
 pub fn update_script(old: &Ruleset, new: &Ruleset) -> Option<String> {
-    let before = &old.objects;
-    let after = &new.objects;
-    let old_by_name: BTreeMap<&str, &Object> = before.iter().map(|o| (o.name(), o)).collect();
-    let new_by_name: BTreeMap<&str, &Object> = after.iter().map(|o| (o.name(), o)).collect();
+    let diff = Diff::of(&old.objects, &new.objects)?;
+    Some(diff.script(&new.ir.node))
+}
 
-    let mut added: Vec<&Object> = Vec::new();
-    // (map, keys to delete, elements to add)
-    let mut changed: Vec<(&str, Vec<&str>, Vec<&str>)> = Vec::new();
-    for o in after {
-        match old_by_name.get(o.name()) {
-            None => added.push(o),
-            Some(prev) if *prev == o => {}
-            Some(prev) => match (prev, o) {
-                (
-                    Object::Map {
-                        header: h0,
-                        elements: e0,
-                        ..
-                    },
-                    Object::Map {
-                        name,
-                        header: h1,
-                        elements: e1,
-                    },
-                ) if h0 == h1 => {
-                    let old_elems: BTreeMap<&str, &str> =
-                        e0.iter().map(|(k, e)| (k.as_str(), e.as_str())).collect();
-                    let new_elems: BTreeMap<&str, &str> =
-                        e1.iter().map(|(k, e)| (k.as_str(), e.as_str())).collect();
-                    let delete: Vec<&str> = old_elems
-                        .iter()
-                        .filter(|(k, e)| new_elems.get(*k) != Some(*e))
-                        .map(|(k, _)| *k)
-                        .collect();
-                    let add: Vec<&str> = new_elems
-                        .iter()
-                        .filter(|(k, e)| old_elems.get(*k) != Some(*e))
-                        .map(|(_, e)| *e)
-                        .collect();
-                    changed.push((name, delete, add));
-                }
-                _ => return None,
-            },
+/// The elements of one shared map that an update deletes (by key) and adds (whole).
+struct MapChange<'a> {
+    map: &'a str,
+    delete: Vec<&'a str>,
+    add: Vec<&'a str>,
+}
+
+/// What differs between two tables' objects.
+struct Diff<'a> {
+    added: Vec<&'a Object>,
+    changed: Vec<MapChange<'a>>,
+    removed: Vec<&'a Object>,
+}
+
+impl<'a> Diff<'a> {
+    /// `None` when an object keeps its name but changes its declaration (not a map's elements).
+    fn of(before: &'a [Object], after: &'a [Object]) -> Option<Self> {
+        let old_by_name: BTreeMap<&str, &Object> = before.iter().map(|o| (o.name(), o)).collect();
+        let new_by_name: BTreeMap<&str, &Object> = after.iter().map(|o| (o.name(), o)).collect();
+        let mut diff = Diff {
+            added: Vec::new(),
+            changed: Vec::new(),
+            removed: before
+                .iter()
+                .filter(|o| !new_by_name.contains_key(o.name()))
+                .collect(),
+        };
+        for o in after {
+            match old_by_name.get(o.name()) {
+                None => diff.added.push(o),
+                Some(prev) if *prev == o => {}
+                Some(prev) => diff.changed.push(map_change(prev, o)?),
+            }
+        }
+        Some(diff)
+    }
+
+    /// The transaction, in the order the module documentation gives.
+    fn script(&self, node: &str) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# netpol: incremental update for node {node} ({} objects added, {} maps changed, {} objects removed)",
+            self.added.len(),
+            self.changed.len(),
+            self.removed.len()
+        );
+        if !self.added.is_empty() {
+            let _ = writeln!(out, "table inet {TABLE} {{");
+            for o in &self.added {
+                o.write(&mut out);
+            }
+            out.push_str("}\n");
+        }
+        for c in &self.changed {
+            write_elements(&mut out, "delete", c.map, &c.delete);
+        }
+        for c in &self.changed {
+            write_elements(&mut out, "add", c.map, &c.add);
+        }
+        self.write_removals(&mut out);
+        out
+    }
+
+    /// Chains first (nothing jumps to them any more), then maps, counters and limits.
+    fn write_removals(&self, out: &mut String) {
+        for o in &self.removed {
+            if let Object::Chain { name, .. } = o {
+                let _ = writeln!(out, "flush chain inet {TABLE} {name}");
+                let _ = writeln!(out, "delete chain inet {TABLE} {name}");
+            }
+        }
+        for (kind, o) in ["map", "counter", "limit"]
+            .iter()
+            .flat_map(|k| self.removed.iter().map(move |o| (*k, o)))
+        {
+            let name = match (kind, o) {
+                ("map", Object::Map { name, .. })
+                | ("counter", Object::Counter { name, .. })
+                | ("limit", Object::Limit { name, .. }) => name,
+                _ => continue,
+            };
+            let _ = writeln!(out, "delete {kind} inet {TABLE} {name}");
         }
     }
-    let removed: Vec<&Object> = before
-        .iter()
-        .filter(|o| !new_by_name.contains_key(o.name()))
-        .collect();
+}
 
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# netpol: incremental update for node {} ({} objects added, {} maps changed, {} objects removed)",
-        new.ir.node,
-        added.len(),
-        changed.len(),
-        removed.len()
-    );
-    if !added.is_empty() {
-        let _ = writeln!(out, "table inet {TABLE} {{");
-        for o in &added {
-            o.write(&mut out);
-        }
-        out.push_str("}\n");
-    }
-    let elements = |out: &mut String, verb: &str, map: &str, items: &[&str]| {
-        if items.is_empty() {
-            return;
-        }
-        let _ = writeln!(out, "{verb} element inet {TABLE} {map} {{");
-        let n = items.len();
-        for (i, e) in items.iter().enumerate() {
-            let sep = if i + 1 < n { "," } else { "" };
-            let _ = writeln!(out, "\t{e}{sep}");
-        }
-        out.push_str("}\n");
+/// The element changes of a map whose header stayed; `None` for any other changed object.
+fn map_change<'a>(prev: &'a Object, next: &'a Object) -> Option<MapChange<'a>> {
+    let (
+        Object::Map {
+            header: h0,
+            elements: e0,
+            ..
+        },
+        Object::Map {
+            name,
+            header: h1,
+            elements: e1,
+        },
+    ) = (prev, next)
+    else {
+        return None;
     };
-    for (map, delete, _) in &changed {
-        elements(&mut out, "delete", map, delete);
+    if h0 != h1 {
+        return None;
     }
-    for (map, _, add) in &changed {
-        elements(&mut out, "add", map, add);
+    let old_elems: BTreeMap<&str, &str> =
+        e0.iter().map(|(k, e)| (k.as_str(), e.as_str())).collect();
+    let new_elems: BTreeMap<&str, &str> =
+        e1.iter().map(|(k, e)| (k.as_str(), e.as_str())).collect();
+    let delete = old_elems
+        .iter()
+        .filter(|(k, e)| new_elems.get(*k) != Some(*e))
+        .map(|(k, _)| *k)
+        .collect();
+    let add = new_elems
+        .iter()
+        .filter(|(k, e)| old_elems.get(*k) != Some(*e))
+        .map(|(_, e)| *e)
+        .collect();
+    Some(MapChange {
+        map: name,
+        delete,
+        add,
+    })
+}
+
+/// `delete element ...` / `add element ...` of one map; nothing when `items` is empty.
+fn write_elements(out: &mut String, verb: &str, map: &str, items: &[&str]) {
+    if items.is_empty() {
+        return;
     }
-    for o in &removed {
-        if let Object::Chain { name, .. } = o {
-            let _ = writeln!(out, "flush chain inet {TABLE} {name}");
-            let _ = writeln!(out, "delete chain inet {TABLE} {name}");
-        }
+    let _ = writeln!(out, "{verb} element inet {TABLE} {map} {{");
+    let n = items.len();
+    for (i, e) in items.iter().enumerate() {
+        let sep = if i + 1 < n { "," } else { "" };
+        let _ = writeln!(out, "\t{e}{sep}");
     }
-    for o in &removed {
-        if let Object::Map { name, .. } = o {
-            let _ = writeln!(out, "delete map inet {TABLE} {name}");
-        }
-    }
-    for o in &removed {
-        if let Object::Counter { name, .. } = o {
-            let _ = writeln!(out, "delete counter inet {TABLE} {name}");
-        }
-    }
-    for o in &removed {
-        if let Object::Limit { name, .. } = o {
-            let _ = writeln!(out, "delete limit inet {TABLE} {name}");
-        }
-    }
-    Some(out)
+    out.push_str("}\n");
 }
 
 #[cfg(test)]
