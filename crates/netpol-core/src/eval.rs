@@ -225,75 +225,34 @@ pub fn evaluate(
     protocol: Protocol,
     port: u16,
 ) -> Verdict {
-    let src_w = match src {
-        Endpoint::Workload(i) => cluster.workloads.get(*i),
-        Endpoint::External(_) => None,
-    };
-    let dst_w = match dst {
-        Endpoint::Workload(i) => cluster.workloads.get(*i),
-        Endpoint::External(_) => None,
-    };
-    let (src_address, dst_address) = match (src, dst) {
-        (Endpoint::External(a), Endpoint::External(b)) => (Some(*a), Some(*b)),
-        (Endpoint::External(a), Endpoint::Workload(_)) => (Some(*a), None),
-        (Endpoint::Workload(_), Endpoint::External(b)) => (None, Some(*b)),
-        (Endpoint::Workload(_), Endpoint::Workload(_)) => match (src_w, dst_w) {
-            (Some(s), Some(d)) => match flow_addresses(s, d) {
-                Some((a, b)) => (Some(a), Some(b)),
-                None => (None, None),
-            },
-            _ => (None, None),
-        },
-    };
+    let src_side = Side::of(cluster, src);
+    let dst_side = Side::of(cluster, dst);
+    let (src_address, dst_address) = endpoint_addresses(&src_side, &dst_side);
     let ctx = FlowCtx {
         cluster,
         opts,
         protocol,
         port,
-        dst: dst_w,
+        dst: dst_side.workload,
     };
     let self_traffic =
         matches!((src, dst), (Endpoint::Workload(a), Endpoint::Workload(b)) if a == b);
-
-    let egress = match (src, src_w) {
-        (Endpoint::External(_), _) => DirectionVerdict::NotApplicable,
-        (Endpoint::Workload(i), None) => DirectionVerdict::UnknownWorkload { index: *i },
-        (Endpoint::Workload(_), Some(_)) if self_traffic => DirectionVerdict::SelfTraffic,
-        (Endpoint::Workload(_), Some(s)) => {
-            let peer = match (dst, dst_w) {
-                (Endpoint::External(a), _) => Some(PeerView::External(*a)),
-                (Endpoint::Workload(_), Some(d)) => Some(PeerView::Workload {
-                    workload: d,
-                    address: dst_address,
-                }),
-                (Endpoint::Workload(_), None) => None,
-            };
-            match peer {
-                Some(peer) => evaluate_direction(&ctx, Direction::Egress, s, &peer),
-                // The destination does not exist; the ingress side reports it.
-                None => DirectionVerdict::Open,
-            }
-        }
-    };
-    let ingress = match (dst, dst_w) {
-        (Endpoint::External(_), _) => DirectionVerdict::NotApplicable,
-        (Endpoint::Workload(i), None) => DirectionVerdict::UnknownWorkload { index: *i },
-        (Endpoint::Workload(_), Some(_)) if self_traffic => DirectionVerdict::SelfTraffic,
-        (Endpoint::Workload(_), Some(d)) => {
-            let peer = match (src, src_w) {
-                (Endpoint::External(a), _) => Some(PeerView::External(*a)),
-                (Endpoint::Workload(_), Some(s)) => Some(PeerView::Workload {
-                    workload: s,
-                    address: src_address,
-                }),
-                (Endpoint::Workload(_), None) => None,
-            };
-            match peer {
-                Some(peer) => evaluate_direction(&ctx, Direction::Ingress, d, &peer),
-                None => DirectionVerdict::Open,
-            }
-        }
-    };
+    let egress = side_verdict(
+        &ctx,
+        Direction::Egress,
+        &src_side,
+        &dst_side,
+        dst_address,
+        self_traffic,
+    );
+    let ingress = side_verdict(
+        &ctx,
+        Direction::Ingress,
+        &dst_side,
+        &src_side,
+        src_address,
+        self_traffic,
+    );
     Verdict {
         src: src.describe(cluster),
         dst: dst.describe(cluster),
@@ -307,12 +266,86 @@ pub fn evaluate(
     }
 }
 
+/// One end of a flow: the endpoint and, for a workload index in range, the workload.
+struct Side<'a> {
+    endpoint: &'a Endpoint,
+    workload: Option<&'a Workload>,
+}
+
+impl<'a> Side<'a> {
+    fn of(cluster: &'a Cluster, endpoint: &'a Endpoint) -> Self {
+        let workload = match endpoint {
+            Endpoint::Workload(i) => cluster.workloads.get(*i),
+            Endpoint::External(_) => None,
+        };
+        Side { endpoint, workload }
+    }
+}
+
+/// The addresses the flow uses: external ones as given, workload ones by [`flow_addresses`].
+fn endpoint_addresses(src: &Side<'_>, dst: &Side<'_>) -> (Option<IpAddr>, Option<IpAddr>) {
+    match (src.endpoint, dst.endpoint) {
+        (Endpoint::External(a), Endpoint::External(b)) => (Some(*a), Some(*b)),
+        (Endpoint::External(a), Endpoint::Workload(_)) => (Some(*a), None),
+        (Endpoint::Workload(_), Endpoint::External(b)) => (None, Some(*b)),
+        (Endpoint::Workload(_), Endpoint::Workload(_)) => match (src.workload, dst.workload) {
+            (Some(s), Some(d)) => match flow_addresses(s, d) {
+                Some((a, b)) => (Some(a), Some(b)),
+                None => (None, None),
+            },
+            _ => (None, None),
+        },
+    }
+}
+
+/// The verdict of `subject`'s side in `direction` (egress of the source, ingress of the
+/// destination) against `other`, the far end, which uses `other_address` in this flow.
+fn side_verdict(
+    ctx: &FlowCtx<'_>,
+    direction: Direction,
+    subject: &Side<'_>,
+    other: &Side<'_>,
+    other_address: Option<IpAddr>,
+    self_traffic: bool,
+) -> DirectionVerdict {
+    let s = match (subject.endpoint, subject.workload) {
+        (Endpoint::External(_), _) => return DirectionVerdict::NotApplicable,
+        (Endpoint::Workload(i), None) => return DirectionVerdict::UnknownWorkload { index: *i },
+        (Endpoint::Workload(_), Some(_)) if self_traffic => return DirectionVerdict::SelfTraffic,
+        (Endpoint::Workload(_), Some(s)) => s,
+    };
+    let peer = match (other.endpoint, other.workload) {
+        (Endpoint::External(a), _) => PeerView::External(*a),
+        (Endpoint::Workload(_), Some(w)) => PeerView::Workload {
+            workload: w,
+            address: other_address,
+        },
+        // The other end does not exist; its own side reports it.
+        (Endpoint::Workload(_), None) => return DirectionVerdict::Open,
+    };
+    evaluate_direction(ctx, direction, s, &peer)
+}
+
 /// How a rule's ports compare with the flow.
 enum PortOutcome {
     /// Matched; the index of the matching entry, `None` when the rule lists no ports.
     Match(Option<usize>),
     WrongProtocol,
     WrongPort,
+}
+
+/// The nearest miss of a policy's rules: lower score = nearer.
+struct NearestRule {
+    score: u8,
+    rule: usize,
+    mismatch: Mismatch,
+    reason: String,
+}
+
+/// What one isolating policy says about the flow.
+struct PolicyOutcome {
+    allowed_by: Vec<RuleMatch>,
+    nearest: Option<NearestRule>,
 }
 
 fn evaluate_direction(
@@ -334,80 +367,12 @@ fn evaluate_direction(
     let mut allowed_by = Vec::new();
     let mut denials = Vec::new();
     for policy in &isolating {
-        let rules = policy.rules(direction);
-        let origin = policy.origin.as_ref().map(|o| o.to_string());
-        // (score, rule index, mismatch, reason): lower score = nearer.
-        let mut nearest: Option<(u8, usize, Mismatch, String)> = None;
-        let mut policy_allows = false;
-        for (ri, rule) in rules.iter().enumerate() {
-            let peer_result = rule_peer_matches(ctx, policy, rule, direction, peer);
-            let port_result = rule_port_matches(ctx, rule);
-            match (&peer_result, &port_result) {
-                (Ok(peer_idx), PortOutcome::Match(port_idx)) => {
-                    policy_allows = true;
-                    allowed_by.push(RuleMatch {
-                        policy: policy.key(),
-                        origin: origin.clone(),
-                        direction,
-                        rule: ri,
-                        peer: *peer_idx,
-                        port: *port_idx,
-                        rule_text: render_rule(policy, direction, ri, rule),
-                    });
-                }
-                _ => {
-                    let (score, mismatch, reason) = match (peer_result, port_result) {
-                        (Ok(_), PortOutcome::WrongPort) => {
-                            (1, Mismatch::Port, port_reason(ctx, rule))
-                        }
-                        (Ok(_), PortOutcome::WrongProtocol) => {
-                            (1, Mismatch::Protocol, protocol_reason(ctx, rule))
-                        }
-                        (Err(peer_reason), PortOutcome::Match(_)) => {
-                            (1, Mismatch::Peer, peer_reason)
-                        }
-                        (Err(peer_reason), PortOutcome::WrongPort) => (
-                            2,
-                            Mismatch::PeerAndPort,
-                            format!("{peer_reason}; {}", port_reason(ctx, rule)),
-                        ),
-                        (Err(peer_reason), PortOutcome::WrongProtocol) => (
-                            2,
-                            Mismatch::PeerAndPort,
-                            format!("{peer_reason}; {}", protocol_reason(ctx, rule)),
-                        ),
-                        // Handled by the outer arm.
-                        (Ok(_), PortOutcome::Match(_)) => continue,
-                    };
-                    if nearest.as_ref().is_none_or(|(s, ..)| score < *s) {
-                        nearest = Some((score, ri, mismatch, reason));
-                    }
-                }
-            }
+        let outcome = evaluate_policy(ctx, policy, direction, peer);
+        if outcome.allowed_by.is_empty() {
+            denials.push(denial(policy, direction, outcome.nearest));
+        } else {
+            allowed_by.extend(outcome.allowed_by);
         }
-        if policy_allows {
-            continue;
-        }
-        denials.push(match nearest {
-            None => PolicyDenial {
-                policy: policy.key(),
-                origin,
-                direction,
-                rule: None,
-                rule_text: None,
-                mismatch: Mismatch::NoRules,
-                reason: format!("has no {direction} rules, so it denies all {direction}"),
-            },
-            Some((_, ri, mismatch, reason)) => PolicyDenial {
-                policy: policy.key(),
-                origin,
-                direction,
-                rule: Some(ri),
-                rule_text: rules.get(ri).map(|r| render_rule(policy, direction, ri, r)),
-                mismatch,
-                reason,
-            },
-        });
     }
     if allowed_by.is_empty() {
         DirectionVerdict::Denied {
@@ -419,6 +384,103 @@ fn evaluate_direction(
             isolated_by,
             allowed_by,
         }
+    }
+}
+
+/// Every rule of `policy` for `direction` against the flow: the matches, else the nearest miss.
+fn evaluate_policy(
+    ctx: &FlowCtx<'_>,
+    policy: &Policy,
+    direction: Direction,
+    peer: &PeerView<'_>,
+) -> PolicyOutcome {
+    let origin = policy.origin.as_ref().map(|o| o.to_string());
+    let mut out = PolicyOutcome {
+        allowed_by: Vec::new(),
+        nearest: None,
+    };
+    for (ri, rule) in policy.rules(direction).iter().enumerate() {
+        let peer_result = rule_peer_matches(ctx, policy, rule, direction, peer);
+        let port_result = rule_port_matches(ctx, rule);
+        if let (Ok(peer_idx), PortOutcome::Match(port_idx)) = (&peer_result, &port_result) {
+            out.allowed_by.push(RuleMatch {
+                policy: policy.key(),
+                origin: origin.clone(),
+                direction,
+                rule: ri,
+                peer: *peer_idx,
+                port: *port_idx,
+                rule_text: render_rule(policy, direction, ri, rule),
+            });
+            continue;
+        }
+        let miss = rule_miss(ctx, rule, ri, peer_result, port_result);
+        if let Some(miss) = miss {
+            if out.nearest.as_ref().is_none_or(|n| miss.score < n.score) {
+                out.nearest = Some(miss);
+            }
+        }
+    }
+    out
+}
+
+/// Why a rule does not match (`None` when it does).
+fn rule_miss(
+    ctx: &FlowCtx<'_>,
+    rule: &Rule,
+    index: usize,
+    peer_result: Result<Option<usize>, String>,
+    port_result: PortOutcome,
+) -> Option<NearestRule> {
+    let (score, mismatch, reason) = match (peer_result, port_result) {
+        (Ok(_), PortOutcome::WrongPort) => (1, Mismatch::Port, port_reason(ctx, rule)),
+        (Ok(_), PortOutcome::WrongProtocol) => (1, Mismatch::Protocol, protocol_reason(ctx, rule)),
+        (Err(peer_reason), PortOutcome::Match(_)) => (1, Mismatch::Peer, peer_reason),
+        (Err(peer_reason), PortOutcome::WrongPort) => (
+            2,
+            Mismatch::PeerAndPort,
+            format!("{peer_reason}; {}", port_reason(ctx, rule)),
+        ),
+        (Err(peer_reason), PortOutcome::WrongProtocol) => (
+            2,
+            Mismatch::PeerAndPort,
+            format!("{peer_reason}; {}", protocol_reason(ctx, rule)),
+        ),
+        (Ok(_), PortOutcome::Match(_)) => return None,
+    };
+    Some(NearestRule {
+        score,
+        rule: index,
+        mismatch,
+        reason,
+    })
+}
+
+/// The denial of a policy none of whose rules matched, with its nearest rule.
+fn denial(policy: &Policy, direction: Direction, nearest: Option<NearestRule>) -> PolicyDenial {
+    let origin = policy.origin.as_ref().map(|o| o.to_string());
+    match nearest {
+        None => PolicyDenial {
+            policy: policy.key(),
+            origin,
+            direction,
+            rule: None,
+            rule_text: None,
+            mismatch: Mismatch::NoRules,
+            reason: format!("has no {direction} rules, so it denies all {direction}"),
+        },
+        Some(n) => PolicyDenial {
+            policy: policy.key(),
+            origin,
+            direction,
+            rule: Some(n.rule),
+            rule_text: policy
+                .rules(direction)
+                .get(n.rule)
+                .map(|r| render_rule(policy, direction, n.rule, r)),
+            mismatch: n.mismatch,
+            reason: n.reason,
+        },
     }
 }
 
