@@ -1,11 +1,13 @@
-//! `netpol lab`: the lab of `probe`, kept up for exploring by hand.
+//! `netpol lab`: the lab of `probe`, kept up for exploring by hand (the lab itself is
+//! `netpol-lab`'s).
 
 use anyhow::{anyhow, Context, Result};
 use netpol_core::Protocol;
+use netpol_lab::{preflight, ClusterLab, LabInventory, LabPlan};
 
 use crate::cli::LabArgs;
+use crate::commands::probe::warn_skipped;
 use crate::input;
-use crate::lab_run::{external_host_name, preflight, LabPlan, LabRun};
 use crate::output::{join_addresses, kubectl_table, render};
 
 pub fn run(args: &LabArgs) -> Result<u8> {
@@ -13,8 +15,8 @@ pub fn run(args: &LabArgs) -> Result<u8> {
     let listen = parse_listeners(&args.listen)?;
     let input = input::load(&args.input);
     input.require_complete("fix them first, a partial cluster would enforce something else")?;
-    netpol_dataplane::install_interrupt_cleanup()?;
-    let run = LabRun::build(
+    netpol_lab::install_interrupt_cleanup()?;
+    let mut lab = ClusterLab::build(
         &input.cluster,
         input.opts,
         &LabPlan {
@@ -22,41 +24,11 @@ pub fn run(args: &LabArgs) -> Result<u8> {
             externals: args.external.clone(),
         },
     )?;
-    for key in &run.skipped {
-        eprintln!("netpol: warning: {key} has no address: left out of the lab");
-    }
+    warn_skipped(&lab);
     if !args.no_enforce {
-        run.enforce(&input.cluster.policies)?;
+        lab.enforce(&input.cluster.policies)?;
     }
-    let mut table = kubectl_table(&["HOST", "NODE", "ADDRESSES", "NETNS"]);
-    for node in &run.nodes {
-        table.add_row(vec![
-            format!("node {node}"),
-            node.clone(),
-            String::new(),
-            run.lab.node_netns(node).unwrap_or("?").to_string(),
-        ]);
-    }
-    let keys = netpol_core::analysis::output_keys(&run.cluster);
-    for &i in &run.members {
-        let w = &run.cluster.workloads[i];
-        table.add_row(vec![
-            keys[i].clone(),
-            w.node.clone().unwrap_or_default(),
-            join_addresses(&w.addresses),
-            run.lab.host_netns(&keys[i]).unwrap_or("?").to_string(),
-        ]);
-    }
-    for address in &args.external {
-        let name = external_host_name(*address);
-        table.add_row(vec![
-            name.clone(),
-            "(outside)".to_string(),
-            address.to_string(),
-            run.lab.host_netns(&name).unwrap_or("?").to_string(),
-        ]);
-    }
-    print!("{}", render(&table));
+    print!("{}", render_inventory(&lab.inventory()));
     println!(
         "listeners on every host: {}; rulesets {}",
         listen
@@ -75,6 +47,37 @@ pub fn run(args: &LabArgs) -> Result<u8> {
         // The interrupt handler removes the namespaces and exits; nothing to do meanwhile.
         std::thread::park();
     }
+}
+
+/// One row per node, workload and external host, with the namespace to enter.
+fn render_inventory(inventory: &LabInventory) -> String {
+    let netns = |n: &Option<String>| n.as_deref().unwrap_or("?").to_string();
+    let mut table = kubectl_table(&["HOST", "NODE", "ADDRESSES", "NETNS"]);
+    for node in &inventory.nodes {
+        table.add_row(vec![
+            format!("node {}", node.name),
+            node.name.clone(),
+            String::new(),
+            netns(&node.netns),
+        ]);
+    }
+    for host in &inventory.workloads {
+        table.add_row(vec![
+            host.name.clone(),
+            host.node.clone().unwrap_or_default(),
+            join_addresses(&host.addresses),
+            netns(&host.netns),
+        ]);
+    }
+    for host in &inventory.externals {
+        table.add_row(vec![
+            host.name.clone(),
+            "(outside)".to_string(),
+            join_addresses(&host.addresses),
+            netns(&host.netns),
+        ]);
+    }
+    render(&table)
 }
 
 fn parse_listeners(specs: &[String]) -> Result<Vec<(Protocol, u16)>> {

@@ -1,11 +1,13 @@
-//! `netpol probe`: real packets between every pair of workloads, compared with the analyzer.
+//! `netpol probe`: real packets between every pair of workloads, compared with the analyzer
+//! (the lab itself is `netpol-lab`'s).
 
 use anyhow::Result;
 use netpol_core::Protocol;
+use netpol_lab::{preflight, ClusterLab, LabPlan, Mismatch, PairMatrix, ProbeReport};
+use serde::Serialize;
 
 use crate::cli::{ProbeArgs, ProbeFormat};
 use crate::input;
-use crate::lab_run::{preflight, LabPlan, LabRun, ProbeReport};
 use crate::output::grid;
 
 pub fn run(args: &ProbeArgs) -> Result<u8> {
@@ -15,8 +17,8 @@ pub fn run(args: &ProbeArgs) -> Result<u8> {
     input.require_complete(
         "fix them before probing, a partial cluster would enforce something else",
     )?;
-    netpol_dataplane::install_interrupt_cleanup()?;
-    let run = LabRun::build(
+    netpol_lab::install_interrupt_cleanup()?;
+    let mut lab = ClusterLab::build(
         &input.cluster,
         input.opts,
         &LabPlan {
@@ -24,28 +26,58 @@ pub fn run(args: &ProbeArgs) -> Result<u8> {
             externals: Vec::new(),
         },
     )?;
-    for key in &run.skipped {
-        eprintln!("netpol: warning: {key} has no address: left out of the lab");
-    }
-    run.enforce(&input.cluster.policies)?;
-    let report = run.probe_matrix(&input.cluster.policies, protocol, args.port)?;
+    warn_skipped(&lab);
+    lab.enforce(&input.cluster.policies)?;
+    let report = lab.probe_matrix(protocol, args.port)?;
     match args.output {
-        ProbeFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ProbeFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&ProbeDocument::of(&report))?
+        ),
         ProbeFormat::Table => print!("{}", render_report(&report)),
     }
     Ok(if report.mismatches.is_empty() { 0 } else { 1 })
 }
 
+/// Workloads without an address cannot be in a lab; say which were left out.
+pub fn warn_skipped(lab: &ClusterLab) {
+    for key in lab.skipped() {
+        eprintln!("netpol: warning: {key} has no address: left out of the lab");
+    }
+}
+
+/// What `netpol probe -o json` prints: the matrix JSON schema (`port`, `protocol`, `workloads`,
+/// `allowed`) with observed values, plus `mismatches` against the prediction.
+#[derive(Serialize)]
+struct ProbeDocument<'a> {
+    port: u16,
+    protocol: Protocol,
+    workloads: &'a [String],
+    allowed: &'a PairMatrix,
+    mismatches: &'a [Mismatch],
+}
+
+impl<'a> ProbeDocument<'a> {
+    fn of(report: &'a ProbeReport) -> Self {
+        ProbeDocument {
+            port: report.port,
+            protocol: report.protocol,
+            workloads: &report.workloads,
+            allowed: &report.observed,
+            mismatches: &report.mismatches,
+        }
+    }
+}
+
 /// The observed grid (`.` reached, `X` blocked; `!` marks a cell that differs from the
 /// prediction), the method, and a verdict line.
-pub fn render_report(report: &ProbeReport) -> String {
+fn render_report(report: &ProbeReport) -> String {
     let names = &report.workloads;
     let corner = format!("{}/{} FROM\\TO", report.protocol, report.port);
     let mut out = grid(&corner, names, |r, c| {
-        let seen = report.observed(&names[r], &names[c]);
-        let expected = report.predicted(&names[r], &names[c]);
+        let seen = report.observed.at(r, c);
         let mut cell = if seen { "." } else { "X" }.to_string();
-        if seen != expected {
+        if seen != report.predicted.at(r, c) {
             cell.push('!');
         }
         cell
@@ -55,7 +87,7 @@ pub fn render_report(report: &ProbeReport) -> String {
     if report.mismatches.is_empty() {
         out.push_str(&format!(
             "OK: the kernel did what the analyzer predicted for all {} pairs\n",
-            names.len() * names.len()
+            report.probe_count()
         ));
     } else {
         for m in &report.mismatches {

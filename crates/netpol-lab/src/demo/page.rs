@@ -1,0 +1,177 @@
+//! The user's page as the demo walks it: the bundled manifests (examples/test-project and the
+//! page's indentation mistake, compiled into the binary so the demo runs from anywhere), the
+//! steps in order, and the flows probed besides the VM matrix.
+
+use netpol_core::Protocol;
+
+/// A manifest file: the name the demo shows and its text.
+pub(super) struct Bundled {
+    pub name: &'static str,
+    pub text: &'static str,
+}
+
+/// The namespaces and VMs every step starts from.
+pub(super) const BASE: [Bundled; 3] = [
+    Bundled {
+        name: "examples/test-project/namespaces.yaml",
+        text: include_str!("../../../../examples/test-project/namespaces.yaml"),
+    },
+    Bundled {
+        name: "examples/test-project/vms-test-project.yaml",
+        text: include_str!("../../../../examples/test-project/vms-test-project.yaml"),
+    },
+    Bundled {
+        name: "examples/test-project/vms-another-project.yaml",
+        text: include_str!("../../../../examples/test-project/vms-another-project.yaml"),
+    },
+];
+
+/// The name the base manifests load under, together.
+pub(super) const BASE_NAME: &str = "examples/test-project";
+
+const DENY_INGRESS: Bundled = Bundled {
+    name: "examples/test-project/policies/01-vm-a-deny-ingress.yaml",
+    text: include_str!("../../../../examples/test-project/policies/01-vm-a-deny-ingress.yaml"),
+};
+/// The policy step 8 loads together with the mistake (vm-a isolated both ways).
+pub(super) const DENY_INGRESS_EGRESS: Bundled = Bundled {
+    name: "examples/test-project/policies/02-vm-a-deny-ingress-egress.yaml",
+    text: include_str!(
+        "../../../../examples/test-project/policies/02-vm-a-deny-ingress-egress.yaml"
+    ),
+};
+const ALLOW_FROM_VM_B: Bundled = Bundled {
+    name: "examples/test-project/policies/03-allow-ingress-from-vm-b-to-vm-a.yaml",
+    text: include_str!(
+        "../../../../examples/test-project/policies/03-allow-ingress-from-vm-b-to-vm-a.yaml"
+    ),
+};
+const ALLOW_DNS: Bundled = Bundled {
+    name: "examples/test-project/policies/04-allow-egress-from-vm-a-to-8-8-8-8.yaml",
+    text: include_str!(
+        "../../../../examples/test-project/policies/04-allow-egress-from-vm-a-to-8-8-8-8.yaml"
+    ),
+};
+const PORT_RANGE: Bundled = Bundled {
+    name: "examples/test-project/policies/05-allow-egress-from-vm-a-port-range.yaml",
+    text: include_str!(
+        "../../../../examples/test-project/policies/05-allow-egress-from-vm-a-port-range.yaml"
+    ),
+};
+const ALLOW_NAMESPACE: Bundled = Bundled {
+    name: "examples/test-project/policies/06-allow-ingress-from-namespace-another-project-to-vm-a.yaml",
+    text: include_str!("../../../../examples/test-project/policies/06-allow-ingress-from-namespace-another-project-to-vm-a.yaml"),
+};
+/// The page's mistake: `ports` indented under the peer.
+pub(super) const MISTAKE: Bundled = Bundled {
+    name: "examples/mistakes/egress-ports-under-peer.yaml",
+    text: include_str!("../../../../examples/mistakes/egress-ports-under-peer.yaml"),
+};
+
+/// The port every VM-to-VM matrix is probed on.
+pub const MATRIX_PORT: u16 = 80;
+
+/// A flow to the external DNS host.
+pub(super) struct Flow {
+    pub from: &'static str,
+    pub protocol: Protocol,
+    pub port: u16,
+}
+
+/// Flows to the external DNS host probed at every policy step.
+pub(super) const EXTERNAL_FLOWS: [Flow; 4] = [
+    Flow {
+        from: "test-project/vm-a",
+        protocol: Protocol::Tcp,
+        port: 53,
+    },
+    Flow {
+        from: "test-project/vm-a",
+        protocol: Protocol::Udp,
+        port: 53,
+    },
+    Flow {
+        from: "test-project/vm-a",
+        protocol: Protocol::Tcp,
+        port: 32000,
+    },
+    Flow {
+        from: "test-project/vm-b",
+        protocol: Protocol::Tcp,
+        port: 53,
+    },
+];
+
+/// Flows probed after the mistaken policy is loaded: the misplaced `ports` opens every port.
+pub(super) const MISTAKE_FLOWS: [Flow; 2] = [
+    Flow {
+        from: "test-project/vm-a",
+        protocol: Protocol::Tcp,
+        port: 53,
+    },
+    Flow {
+        from: "test-project/vm-a",
+        protocol: Protocol::Tcp,
+        port: 80,
+    },
+];
+
+/// What every host of the demo listens on: the matrix port and the external flows' ports.
+pub(super) const LISTEN: [(Protocol, u16); 4] = [
+    (Protocol::Tcp, MATRIX_PORT),
+    (Protocol::Tcp, 53),
+    (Protocol::Udp, 53),
+    (Protocol::Tcp, 32000),
+];
+
+/// One step of the page.
+pub(super) struct Step {
+    pub title: &'static str,
+    /// The policy added at this step (cumulative), or none for the first step.
+    pub adds: Option<Bundled>,
+    pub explanation: &'static str,
+}
+
+/// The page's policy steps, in order; step 8 (the mistake) follows them.
+pub(super) const STEPS: [Step; 7] = [
+    Step {
+        title: "No policy",
+        adds: None,
+        explanation: "No policy selects any VM, so every VM is open in both directions.",
+    },
+    Step {
+        title: "Isolate all incoming traffic of vm-a",
+        adds: Some(DENY_INGRESS),
+        explanation: "vm-a is selected for Ingress and the policy has no ingress rules: nothing may reach vm-a. vm-a can still send.",
+    },
+    Step {
+        title: "Isolate incoming and outgoing traffic of vm-a",
+        adds: Some(DENY_INGRESS_EGRESS),
+        explanation: "policyTypes now also lists Egress with no egress rules: vm-a can neither receive nor send.",
+    },
+    Step {
+        title: "Allow incoming traffic from vm-b to vm-a",
+        adds: Some(ALLOW_FROM_VM_B),
+        explanation: "Policies are additive: this rule adds vm-b (podSelector vm: b, same namespace) to what vm-a accepts, on every port.",
+    },
+    Step {
+        title: "Allow outgoing traffic from vm-a to the DNS host on TCP 53",
+        adds: Some(ALLOW_DNS),
+        explanation: "vm-a may now open TCP 53 to the DNS host; UDP 53 and other ports stay blocked (the rule names TCP only).",
+    },
+    Step {
+        title: "A port range with endPort",
+        adds: Some(PORT_RANGE),
+        explanation: "TCP 32000-32768 to the DNS host is added; the range includes both ends.",
+    },
+    Step {
+        title: "Allow incoming traffic from the namespace another-project",
+        adds: Some(ALLOW_NAMESPACE),
+        explanation: "namespaceSelector kubernetes.io/metadata.name: another-project (the label every namespace gets) lets vm-c reach vm-a.",
+    },
+];
+
+/// Step 8.
+pub(super) const MISTAKE_TITLE: &str = "the page's indentation mistake";
+pub(super) const MISTAKE_EXPLANATION: &str = "Loaded anyway (as kubectl --validate=warn or an old API server would), with vm-a isolated both ways:";
+pub(super) const MISTAKE_CONCLUSION: &str = "The misplaced `ports` is dropped, so the rule allows every port to the DNS host (TCP 80 gets through).";
