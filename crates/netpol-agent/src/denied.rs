@@ -465,7 +465,7 @@ impl Logger {
         match explanation.agreement {
             Agreement::Denied => event!(info, "denied flow", "denied"),
             Agreement::Unknown => event!(info, "denied flow", "unknown"),
-            Agreement::Allowed if chain_is_current(ruleset.as_deref(), chain) => {
+            Agreement::Allowed if chain_is_current(ruleset.as_deref(), direction, chain) => {
                 self.metrics.denied_disagreement(d);
                 event!(error, "kernel denied a flow the policies allow", "allowed")
             }
@@ -482,14 +482,12 @@ impl Logger {
 /// Whether `chain` is an identity chain of the ruleset in force, i.e. the dropping rule belongs to
 /// the ruleset the explanation was made against. Without a known ruleset it is assumed current,
 /// so that a disagreement is reported loudly rather than hidden.
-fn chain_is_current(ruleset: Option<&netpol_nft::Ruleset>, chain: &str) -> bool {
-    ruleset.is_none_or(|r| {
-        r.ir.ingress
-            .identities
-            .iter()
-            .chain(r.ir.egress.identities.iter())
-            .any(|i| i.chain == chain)
-    })
+fn chain_is_current(
+    ruleset: Option<&netpol_nft::Ruleset>,
+    direction: Direction,
+    chain: &str,
+) -> bool {
+    ruleset.is_none_or(|r| r.denied_chain(direction, chain).is_some())
 }
 
 #[cfg(test)]
@@ -646,12 +644,21 @@ spec:
     #[test]
     fn only_a_chain_of_the_ruleset_in_force_makes_a_disagreement() {
         let ruleset = netpol_nft::compile(&cluster(), EvalOptions::default(), "n1").unwrap();
-        let chain = ruleset.ir.ingress.identities[0].chain.clone();
-        assert!(chain_is_current(Some(&ruleset), &chain));
+        let chain = ruleset
+            .denied_chains()
+            .find(|c| c.direction == Direction::Ingress)
+            .unwrap()
+            .chain
+            .to_string();
+        assert!(chain_is_current(Some(&ruleset), Direction::Ingress, &chain));
         // A record from a chain an earlier ruleset had.
-        assert!(!chain_is_current(Some(&ruleset), "in_00000000"));
+        assert!(!chain_is_current(
+            Some(&ruleset),
+            Direction::Ingress,
+            "in_00000000"
+        ));
         // Nothing known to compare with: reported, not hidden.
-        assert!(chain_is_current(None, "in_00000000"));
+        assert!(chain_is_current(None, Direction::Ingress, "in_00000000"));
     }
 
     fn reconcile_set(state: &SharedState, cluster: Arc<Cluster>) {
