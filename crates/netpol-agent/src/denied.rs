@@ -75,7 +75,7 @@ impl DeniedLog {
         })
     }
 
-    /// Stops the thread and waits for it (at most about one [`TICK`]).
+    /// Stops the thread and waits for it (at most about one `TICK`).
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {

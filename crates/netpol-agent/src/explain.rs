@@ -35,7 +35,7 @@ pub struct Explanation {
     pub dst_workload: String,
     /// The policies isolating the denying side's workload in that direction.
     pub policies: Vec<String>,
-    /// Why, in a sentence (at most [`MAX_REASON`] bytes).
+    /// Why, in a sentence (cut to 400 bytes).
     pub reason: String,
     /// Whether the evaluator agrees with the drop.
     pub agreement: Agreement,
