@@ -104,13 +104,15 @@ async fn metrics_handler(State(app): State<App>) -> impl IntoResponse {
             Ok(Ok(values)) => {
                 let values = values
                     .into_iter()
-                    .filter_map(|(counter, packets, bytes)| {
-                        s.counters.get(&counter).map(|policy| PolicyCounterValue {
-                            policy: policy.clone(),
-                            counter,
-                            packets,
-                            bytes,
-                        })
+                    .filter_map(|reading| {
+                        s.counters
+                            .get(&reading.name)
+                            .map(|policy| PolicyCounterValue {
+                                policy: policy.clone(),
+                                counter: reading.name,
+                                packets: reading.packets,
+                                bytes: reading.bytes,
+                            })
                     })
                     .collect();
                 app.metrics.set_policy_counters(values);

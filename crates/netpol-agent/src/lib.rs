@@ -12,6 +12,7 @@
 mod config;
 pub mod denied;
 mod error;
+pub mod explain;
 pub mod files;
 pub mod http;
 pub mod kube_source;
@@ -105,29 +106,7 @@ pub async fn run_with(
     .await?;
     tracing::info!(listen = %server.local_addr, node = %config.node_name, "agent started");
 
-    // Logging denials is an aid, not enforcement: if the group cannot be had, say so and go on.
-    let denied_log = if config.denied_flow_log {
-        match denied::DeniedLog::start(
-            config.netns.as_deref(),
-            config.eval_options,
-            state.clone(),
-            metrics.clone(),
-        ) {
-            Ok(d) => {
-                tracing::info!(
-                    group = netpol_nft::DENIED_LOG_GROUP,
-                    "denied-flow log listening"
-                );
-                Some(d)
-            }
-            Err(error) => {
-                tracing::error!(%error, "denied-flow log unavailable; denials are only counted");
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let denied_log = start_denied_log(&config, &state, &metrics);
 
     let result =
         reconcile::Reconciler::new(&config, store, compiler, enforcer.clone(), metrics, state)
@@ -143,16 +122,50 @@ pub async fn run_with(
         let _ = tokio::task::spawn_blocking(move || d.stop()).await;
     }
     if config.cleanup_on_exit {
-        let e = enforcer.clone();
-        match tokio::task::spawn_blocking(move || e.remove()).await {
-            Ok(Ok(())) => tracing::info!("removed the ruleset on exit (cleanup_on_exit)"),
-            Ok(Err(error)) => tracing::error!(%error, "could not remove the ruleset on exit"),
-            Err(error) => tracing::error!(%error, "cleanup task failed"),
-        }
+        remove_ruleset(enforcer).await;
     } else {
         tracing::info!("leaving the ruleset in place on exit");
     }
     result
+}
+
+/// Starts the denied-flow log when configured. Logging denials is an aid, not enforcement: if
+/// the group cannot be had, this says so and the agent goes on without it.
+fn start_denied_log(
+    config: &AgentConfig,
+    state: &reconcile::SharedState,
+    metrics: &Arc<metrics::Metrics>,
+) -> Option<denied::DeniedLog> {
+    if !config.denied_flow_log {
+        return None;
+    }
+    match denied::DeniedLog::start(
+        config.netns.as_deref(),
+        config.eval_options,
+        state.clone(),
+        metrics.clone(),
+    ) {
+        Ok(d) => {
+            tracing::info!(
+                group = netpol_nft::DENIED_LOG_GROUP,
+                "denied-flow log listening"
+            );
+            Some(d)
+        }
+        Err(error) => {
+            tracing::error!(%error, "denied-flow log unavailable; denials are only counted");
+            None
+        }
+    }
+}
+
+/// Deletes the table on exit (`cleanup_on_exit`), reporting the outcome.
+async fn remove_ruleset(enforcer: Arc<dyn Enforcer>) {
+    match tokio::task::spawn_blocking(move || enforcer.remove()).await {
+        Ok(Ok(())) => tracing::info!("removed the ruleset on exit (cleanup_on_exit)"),
+        Ok(Err(error)) => tracing::error!(%error, "could not remove the ruleset on exit"),
+        Err(error) => tracing::error!(%error, "cleanup task failed"),
+    }
 }
 
 /// Resolves once `shutdown` is true (or its sender is gone).

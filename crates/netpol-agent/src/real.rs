@@ -1,15 +1,18 @@
 //! The real collaborators: the `netpol-nft` compiler and the `netpol-dataplane` kernel access
 //! (plus the `netpol-k8s` loader, see [`K8sLoader`]).
+//!
+//! The kernel is reached only through `netpol_dataplane::nft`, and only for the table
+//! `netpol_nft` names ([`netpol_nft::FAMILY`], [`netpol_nft::TABLE`]); what the kernel lists back
+//! is read by `netpol_nft` ([`netpol_nft::CounterReading`]), not here.
 
 use std::sync::Mutex;
 
 use netpol_core::{Cluster, EvalOptions};
 use netpol_dataplane::nft::{self, Drift, Fingerprint, Listing};
+use netpol_nft::{CounterReading, FAMILY, TABLE};
 
 use crate::reconcile::{Compiled, Compiler, Enforcer, StepError};
 
-const FAMILY: &str = "inet";
-const TABLE: &str = "netpol";
 /// Above this many set elements the drift check compares chains and rules only. Measured with the
 /// agent_scale bench (33k elements, 2.4 MB script): a full listing takes ~1 s of CPU, after every
 /// apply and at every drift check, while the terse one takes a fraction of that.
@@ -34,12 +37,7 @@ impl Compiler for NftCompiler {
             local_workloads: ruleset.summary.local_workloads.len(),
             total_workloads: cluster.workloads.len(),
             policies: cluster.policies.len(),
-            counters: ruleset
-                .summary
-                .policies
-                .iter()
-                .map(|p| (p.key.clone(), p.counter.clone()))
-                .collect(),
+            counters: ruleset.policy_counters().to_vec(),
             elements: ruleset.summary.total_elements,
             text: ruleset.text.clone(),
             ruleset: Some(std::sync::Arc::new(ruleset)),
@@ -177,11 +175,12 @@ impl Enforcer for KernelEnforcer {
         }
     }
 
-    fn counters(&self) -> Result<Vec<(String, u64, u64)>, StepError> {
-        let Some(json) = nft::table_json(self.netns.as_deref(), FAMILY, TABLE).map_err(err)? else {
+    fn counters(&self) -> Result<Vec<CounterReading>, StepError> {
+        let Some(json) = nft::table_json_text(self.netns.as_deref(), FAMILY, TABLE).map_err(err)?
+        else {
             return Ok(Vec::new());
         };
-        Ok(parse_counters(&json))
+        CounterReading::parse_listing(&json).map_err(|e| StepError(e.to_string()))
     }
 
     fn remove(&self) -> Result<(), StepError> {
@@ -191,26 +190,6 @@ impl Enforcer for KernelEnforcer {
         *self.lock_pending() = None;
         Ok(())
     }
-}
-
-/// Named counter objects from `nft -j list ...` output.
-pub fn parse_counters(json: &serde_json::Value) -> Vec<(String, u64, u64)> {
-    json.get("nftables")
-        .and_then(|v| v.as_array())
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| {
-                    let c = item.get("counter")?;
-                    Some((
-                        c.get("name")?.as_str()?.to_string(),
-                        c.get("packets")?.as_u64()?,
-                        c.get("bytes")?.as_u64()?,
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// `netpol_k8s::load_str`: the same decoding, validation and defaulting as `netpol check`.
@@ -284,16 +263,5 @@ mod tests {
             spec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.1/8}}]}]}\n";
         let outcome = K8sLoader::new().load("p.yaml", text);
         assert_eq!(outcome.warnings.len(), 1, "{:?}", outcome.warnings);
-    }
-
-    #[test]
-    fn counters_are_read_from_nft_json_and_anonymous_rule_counters_ignored() {
-        let json: serde_json::Value = serde_json::from_str(
-            r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
-            {"counter": {"family": "inet", "name": "pol_a_b", "table": "netpol", "handle": 2, "packets": 3, "bytes": 180}},
-            {"rule": {"expr": [{"counter": {"packets": 9, "bytes": 9}}]}}]}"#,
-        )
-        .unwrap();
-        assert_eq!(parse_counters(&json), vec![("pol_a_b".to_string(), 3, 180)]);
     }
 }

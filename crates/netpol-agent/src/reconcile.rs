@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use netpol_core::Cluster;
+use netpol_nft::{CounterReading, PolicyCounter};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
 
@@ -31,11 +32,13 @@ pub struct Compiled {
     pub local_workloads: usize,
     pub total_workloads: usize,
     pub policies: usize,
-    /// `(policy key, counter name)` of every policy with a counter in the table.
-    pub counters: Vec<(String, String)>,
+    /// Every policy with a counter object in the table, and that object's name.
+    pub counters: Vec<PolicyCounter>,
     pub elements: usize,
-    /// The compiler's full result, when it is `netpol-nft`'s: lets the kernel side turn the
-    /// applied table into this one with an incremental transaction instead of a full replace.
+    /// The compiler's full result, when it is `netpol-nft`'s: an opaque handle the kernel side
+    /// hands to [`netpol_nft::update_script`] (to turn the applied table into this one with an
+    /// incremental transaction instead of a full replace) and the denied-flow log asks which
+    /// chains it has ([`netpol_nft::Ruleset::denied_chain`]).
     pub ruleset: Option<Arc<netpol_nft::Ruleset>>,
 }
 
@@ -65,8 +68,8 @@ pub trait Enforcer: Send + Sync {
     }
     /// `Ok(None)` when the table is what was last applied, `Ok(Some(description))` otherwise.
     fn check_drift(&self) -> Result<Option<String>, StepError>;
-    /// The named counters of the table: `(name, packets, bytes)`.
-    fn counters(&self) -> Result<Vec<(String, u64, u64)>, StepError>;
+    /// The named counters of the table, as the kernel holds them now.
+    fn counters(&self) -> Result<Vec<CounterReading>, StepError>;
     /// Deletes the table.
     fn remove(&self) -> Result<(), StepError>;
 }
@@ -295,7 +298,7 @@ impl Reconciler {
                 let counters = compiled
                     .counters
                     .iter()
-                    .map(|(p, c)| (c.clone(), p.clone()))
+                    .map(|c| (c.counter.clone(), c.key.clone()))
                     .collect();
                 update(&self.state, |s| {
                     s.counters = counters;

@@ -67,7 +67,7 @@ impl Enforcer for Sabotaged {
     fn check_drift(&self) -> Result<Option<String>, StepError> {
         self.inner.check_drift()
     }
-    fn counters(&self) -> Result<Vec<(String, u64, u64)>, StepError> {
+    fn counters(&self) -> Result<Vec<netpol_nft::CounterReading>, StepError> {
         self.inner.counters()
     }
     fn remove(&self) -> Result<(), StepError> {

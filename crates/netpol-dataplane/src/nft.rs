@@ -138,12 +138,14 @@ pub fn list_table(
     list_table_with(netns, family, name, Listing::Terse)
 }
 
-/// The table as nft's JSON (`nft -j list table`), counters included; `None` when absent.
-pub fn table_json(
+/// The table as nft prints it in JSON (`nft -j list table`), counters included, as text for the
+/// crate that knows what the table holds to read (`netpol_nft::CounterReading`); `None` when
+/// absent.
+pub fn table_json_text(
     netns: Option<&str>,
     family: &str,
     name: &str,
-) -> Result<Option<serde_json::Value>, DataplaneError> {
+) -> Result<Option<String>, DataplaneError> {
     validate_table(family, name)?;
     if !table_exists(netns, family, name)? {
         return Ok(None);
@@ -154,7 +156,19 @@ pub fn table_json(
         &["-j", "list", "table", family, name],
         None,
     )?;
-    serde_json::from_str(&finished.stdout)
+    Ok(Some(finished.stdout))
+}
+
+/// [`table_json_text`], parsed as JSON.
+pub fn table_json(
+    netns: Option<&str>,
+    family: &str,
+    name: &str,
+) -> Result<Option<serde_json::Value>, DataplaneError> {
+    let Some(text) = table_json_text(netns, family, name)? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text)
         .map(Some)
         .map_err(|e| DataplaneError::Parse(format!("nft -j output is not JSON: {e}")))
 }

@@ -186,7 +186,7 @@ fn main() {
         })
         .collect();
     let mut ports: Vec<u16> = vec![80, 443, 8080, 8443, 5432, 6379, 3306, 9090, 9100, 53, 5000];
-    for ident in &r.ir.ingress.identities {
+    for ident in &r.ir().ingress.identities {
         for s in &ident.rules.any_peer {
             ports.push(s.first);
         }
@@ -197,11 +197,11 @@ fn main() {
     ports.retain(|p| *p != 0);
     let mut chosen = None;
     'search: for (sk, sa) in &local {
-        if !r.ir.egress.dispatch.contains_key(sa) {
+        if !r.ir().egress.dispatch.contains_key(sa) {
             continue;
         }
         for (dk, da) in &local {
-            if sa == da || !r.ir.ingress.dispatch.contains_key(da) {
+            if sa == da || !r.ir().ingress.dispatch.contains_key(da) {
                 continue;
             }
             for &p in &ports {
@@ -218,10 +218,10 @@ fn main() {
          egress identity {} of {}, ingress identity {} of {}",
         r.text.len(),
         r.summary.total_elements,
-        r.ir.egress.dispatch[&sa].identity,
-        r.ir.egress.identities.len(),
-        r.ir.ingress.dispatch[&da].identity,
-        r.ir.ingress.identities.len()
+        r.ir().egress.dispatch[&sa].identity,
+        r.ir().egress.identities.len(),
+        r.ir().ingress.dispatch[&da].identity,
+        r.ir().ingress.identities.len()
     );
     println!(
         "load average before: {}",

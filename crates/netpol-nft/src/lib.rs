@@ -77,6 +77,7 @@
 mod build;
 mod interval;
 mod naming;
+mod readback;
 pub mod render;
 mod update;
 
@@ -87,7 +88,13 @@ use netpol_core::{Direction, Protocol};
 use serde::Serialize;
 
 pub use build::{compile, compile_policy_set};
+pub use readback::{ChainInfo, CounterReading, ReadbackError};
+pub use render::TABLE;
 pub use update::update_script;
+
+/// The address family of [`TABLE`]: every script this crate renders creates `table inet netpol`,
+/// and the kernel access layer is told to list, fingerprint or delete that same table.
+pub const FAMILY: &str = "inet";
 
 /// The NFLOG group denied packets are logged to (see [`render`]).
 ///
@@ -158,8 +165,10 @@ pub struct Ruleset {
     pub text: String,
     /// Counts and names for humans and JSON output.
     pub summary: Summary,
-    /// What the text encodes, for [`verdict`] and for later incremental updates.
-    pub ir: RulesetIr,
+    /// What the text encodes, for [`verdict`] and for later incremental updates. Private so that
+    /// users of a compiled ruleset ask it questions ([`Ruleset::denied_chain`], ...) instead of
+    /// walking the IR; [`Ruleset::ir`] reads it for interpreters and tests.
+    ir: RulesetIr,
     /// The table's objects as rendered into `text`, kept so [`update_script`] compares them
     /// without rendering again. Derived from `ir`, so equality is unaffected.
     #[serde(skip)]
@@ -170,6 +179,42 @@ impl Ruleset {
     /// See [`verdict`].
     pub fn verdict(&self, src: IpAddr, dst: IpAddr, protocol: Protocol, port: u16) -> bool {
         verdict(&self.ir, src, dst, protocol, port)
+    }
+
+    /// What the text encodes (for [`verdict`], [`verdict_other_protocol`] and tests that inspect
+    /// the compiled structure).
+    pub fn ir(&self) -> &RulesetIr {
+        &self.ir
+    }
+
+    /// The policies with a counter object in the table (those isolating a local workload),
+    /// sorted by key.
+    pub fn policy_counters(&self) -> &[PolicyCounter] {
+        &self.summary.policies
+    }
+
+    /// What identity chain `chain` of `direction` stands for, or `None` when this ruleset has no
+    /// such chain (e.g. a denied-packet log message from a ruleset applied before this one).
+    pub fn denied_chain(&self, direction: Direction, chain: &str) -> Option<ChainInfo<'_>> {
+        self.denied_chains()
+            .find(|c| c.direction == direction && c.chain == chain)
+    }
+
+    /// Every identity chain of the table (each ends with the log-and-drop rules), ingress first.
+    pub fn denied_chains(&self) -> impl Iterator<Item = ChainInfo<'_>> {
+        [
+            (Direction::Ingress, &self.ir.ingress),
+            (Direction::Egress, &self.ir.egress),
+        ]
+        .into_iter()
+        .flat_map(|(direction, d)| {
+            d.identities.iter().map(move |i| ChainInfo {
+                direction,
+                chain: &i.chain,
+                workloads: &i.workloads,
+                policies: &i.policies,
+            })
+        })
     }
 }
 

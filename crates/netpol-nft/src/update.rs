@@ -29,6 +29,7 @@ use std::fmt::Write as _;
 
 use crate::render::{Object, TABLE};
 use crate::Ruleset;
+use crate::FAMILY;
 
 /// A script for `nft -f` that changes the loaded table of `old` into the table of `new`, in one
 /// transaction, touching only the counters, maps, chains and elements that differ. Counters that
@@ -91,7 +92,7 @@ impl<'a> Diff<'a> {
             self.removed.len()
         );
         if !self.added.is_empty() {
-            let _ = writeln!(out, "table inet {TABLE} {{");
+            let _ = writeln!(out, "table {FAMILY} {TABLE} {{");
             for o in &self.added {
                 o.write(&mut out);
             }
@@ -111,8 +112,8 @@ impl<'a> Diff<'a> {
     fn write_removals(&self, out: &mut String) {
         for o in &self.removed {
             if let Object::Chain { name, .. } = o {
-                let _ = writeln!(out, "flush chain inet {TABLE} {name}");
-                let _ = writeln!(out, "delete chain inet {TABLE} {name}");
+                let _ = writeln!(out, "flush chain {FAMILY} {TABLE} {name}");
+                let _ = writeln!(out, "delete chain {FAMILY} {TABLE} {name}");
             }
         }
         for (kind, o) in ["map", "counter", "limit"]
@@ -125,7 +126,7 @@ impl<'a> Diff<'a> {
                 | ("limit", Object::Limit { name, .. }) => name,
                 _ => continue,
             };
-            let _ = writeln!(out, "delete {kind} inet {TABLE} {name}");
+            let _ = writeln!(out, "delete {kind} {FAMILY} {TABLE} {name}");
         }
     }
 }
@@ -176,7 +177,7 @@ fn write_elements(out: &mut String, verb: &str, map: &str, items: &[&str]) {
     if items.is_empty() {
         return;
     }
-    let _ = writeln!(out, "{verb} element inet {TABLE} {map} {{");
+    let _ = writeln!(out, "{verb} element {FAMILY} {TABLE} {map} {{");
     let n = items.len();
     for (i, e) in items.iter().enumerate() {
         let sep = if i + 1 < n { "," } else { "" };

@@ -85,8 +85,8 @@ fn denied_packets_are_logged_with_their_chain_up_to_the_node_wide_limit_and_alwa
         let i = d.dispatch.get(&ip(addr)).expect("dispatched").identity;
         d.identities[i].chain.clone()
     };
-    let web_in = denied_log_prefix(Direction::Ingress, &chain_of(&r.ir.ingress, WEB));
-    let db_out = denied_log_prefix(Direction::Egress, &chain_of(&r.ir.egress, DB));
+    let web_in = denied_log_prefix(Direction::Ingress, &chain_of(&r.ir().ingress, WEB));
+    let db_out = denied_log_prefix(Direction::Egress, &chain_of(&r.ir().egress, DB));
 
     // db -> web:81 is denied by db's egress before web's ingress is looked at.
     let probe = |from: &str, to: &str, port| {

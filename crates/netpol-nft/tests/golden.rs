@@ -46,9 +46,9 @@ fn the_users_page_table_decides_like_the_page_says() {
     // Traffic not touching vm-a is not this node's business.
     assert!(r.verdict(b, vmc, Protocol::Tcp, 1));
     // ICMP: vm-b's rule has no ports, so it allows every protocol; the DNS rule has ports.
-    assert!(verdict_other_protocol(&r.ir, b, a));
-    assert!(!verdict_other_protocol(&r.ir, dns, a));
-    assert!(!verdict_other_protocol(&r.ir, a, dns));
+    assert!(verdict_other_protocol(r.ir(), b, a));
+    assert!(!verdict_other_protocol(r.ir(), dns, a));
+    assert!(!verdict_other_protocol(r.ir(), a, dns));
     // Every decision above agrees with the reference evaluator.
     let idx = |name: &str| c.workloads.iter().position(|w| w.name == name).unwrap();
     for (s, d, p, port) in [

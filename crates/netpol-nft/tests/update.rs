@@ -245,8 +245,8 @@ fn a_port_edit_replaces_the_identity_and_repoints_its_dispatch_element_only() {
     let old = compile(&one_policy("allow-db", 5432), opts, "n1").unwrap();
     let new = compile(&one_policy("allow-db", 5433), opts, "n1").unwrap();
     let (old_chain, new_chain) = (
-        old.ir.ingress.identities[0].chain.clone(),
-        new.ir.ingress.identities[0].chain.clone(),
+        old.ir().ingress.identities[0].chain.clone(),
+        new.ir().ingress.identities[0].chain.clone(),
     );
     assert_ne!(old_chain, new_chain, "the chain name follows the content");
     let script = update_script(&old, &new).unwrap();

@@ -49,6 +49,7 @@ use netpol_core::{Direction, Protocol};
 mod table;
 
 use crate::naming::{assign_unique, hash32};
+use crate::FAMILY;
 use crate::{DirectionIr, RulesetIr};
 use table::Renderer;
 
@@ -224,9 +225,9 @@ pub(crate) fn render(
         ir.node, ir.ipblock_matches_workloads
     );
     out.push_str("# Atomic replacement: create (no-op if present), delete, recreate.\n");
-    let _ = writeln!(out, "table inet {TABLE} {{}}");
-    let _ = writeln!(out, "delete table inet {TABLE}");
-    let _ = writeln!(out, "table inet {TABLE} {{");
+    let _ = writeln!(out, "table {FAMILY} {TABLE} {{}}");
+    let _ = writeln!(out, "delete table {FAMILY} {TABLE}");
+    let _ = writeln!(out, "table {FAMILY} {TABLE} {{");
     let mut elements = BTreeMap::new();
     for o in &objects {
         if let Object::Map {
