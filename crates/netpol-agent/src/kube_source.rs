@@ -260,99 +260,140 @@ async fn watch_kind(
     mode: Mode,
     mut shutdown: watch::Receiver<bool>,
 ) -> Ended {
-    let Ctx {
-        client,
-        loader,
-        store,
-        metrics,
-    } = ctx;
-    let source = source_name(kind);
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(kind));
+    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource(kind));
     let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
     let mut stream = std::pin::pin!(stream);
-    let mut relist: Option<BTreeMap<String, Cluster>> = None;
-    let mut conv = Converter {
-        kind,
-        loader,
-        metrics: metrics.clone(),
-        source: source.clone(),
-    };
-    let mut not_found = 0u32;
-    let mut listed = false;
+    let mut w = KindWatch::new(ctx, kind, mode);
     loop {
         let event = tokio::select! {
             e = stream.next() => e,
             _ = crate::stopped(&mut shutdown) => return Ended::Stopped,
         };
-        let Some(event) = event else {
-            return Ended::Stopped;
-        };
-        if event.is_ok() {
-            not_found = 0;
-        }
         match event {
-            Ok(Event::Init) => {
-                tracing::debug!(%source, "relist started");
-                relist = Some(BTreeMap::new());
+            None => return Ended::Stopped,
+            Some(Ok(event)) => w.event(event),
+            Some(Err(error)) => {
+                if let Some(ended) = w.error(error).await {
+                    return ended;
+                }
             }
-            Ok(Event::InitApply(obj)) => {
+        }
+    }
+}
+
+/// The state of one kind's watch between events.
+struct KindWatch {
+    client: Client,
+    store: Store,
+    metrics: Arc<Metrics>,
+    kind: Kind,
+    mode: Mode,
+    source: String,
+    conv: Converter,
+    /// The relist being received (`Init` .. `InitDone`), applied in one step at its end.
+    relist: Option<BTreeMap<String, Cluster>>,
+    /// Consecutive 404 Not Found errors.
+    not_found: u32,
+    /// An initial list completed once.
+    listed: bool,
+}
+
+impl KindWatch {
+    fn new(ctx: Ctx, kind: Kind, mode: Mode) -> Self {
+        let source = source_name(kind);
+        let conv = Converter {
+            kind,
+            loader: ctx.loader,
+            metrics: ctx.metrics.clone(),
+            source: source.clone(),
+        };
+        KindWatch {
+            client: ctx.client,
+            store: ctx.store,
+            metrics: ctx.metrics,
+            kind,
+            mode,
+            source,
+            conv,
+            relist: None,
+            not_found: 0,
+            listed: false,
+        }
+    }
+
+    fn event(&mut self, event: Event<DynamicObject>) {
+        self.not_found = 0;
+        let source = &self.source;
+        match event {
+            Event::Init => {
+                tracing::debug!(%source, "relist started");
+                self.relist = Some(BTreeMap::new());
+            }
+            Event::InitApply(obj) => {
                 let key = object_key(&obj);
-                if let Some(buffer) = relist.as_mut() {
+                if let Some(buffer) = self.relist.as_mut() {
                     // During a relist a failed conversion keeps the previous good version.
-                    match conv.convert(obj) {
+                    match self.conv.convert(obj) {
                         Ok(c) => {
                             buffer.insert(key, c);
                         }
                         Err(()) => {
-                            if let Some(old) = store.get(&source, &key) {
+                            if let Some(old) = self.store.get(source, &key) {
                                 buffer.insert(key, old);
                             }
                         }
                     }
                 }
             }
-            Ok(Event::InitDone) => {
-                let buffer = relist.take().unwrap_or_default();
-                if mode == Mode::CrdLate && !listed {
-                    tracing::info!(%source, objects = buffer.len(), "initial list of {} applied (CRD installed after start)", kind.kind);
-                } else {
-                    tracing::info!(%source, objects = buffer.len(), "list complete");
-                }
-                listed = true;
-                store.replace_source(&source, buffer);
-                if mode != Mode::CrdLate {
-                    store.mark_ready(&source);
-                }
-            }
-            Ok(Event::Apply(obj)) => {
+            Event::InitDone => self.relist_done(),
+            Event::Apply(obj) => {
                 let key = object_key(&obj);
-                if let Ok(c) = conv.convert(obj) {
-                    store.upsert(&source, &key, c);
+                if let Ok(c) = self.conv.convert(obj) {
+                    self.store.upsert(source, &key, c);
                 }
             }
-            Ok(Event::Delete(obj)) => {
-                store.remove(&source, &object_key(&obj));
-            }
-            Err(error) => {
-                // The watcher retries with backoff (and relists after 410 Gone) by itself.
-                metrics.source_error(&source);
-                if mode == Mode::BuiltIn || !is_not_found(&error) {
-                    tracing::warn!(%source, %error, "watch error; retrying");
-                    continue;
-                }
-                not_found += 1;
-                tracing::warn!(%source, %error, "{} not found (CRD being removed?); retrying", kind.plural);
-                if not_found < NOT_FOUND_BEFORE_RECHECK {
-                    continue;
-                }
-                if confirmed_not_served(&client, kind).await {
-                    crd_removed(&store, kind, mode);
-                    return Ended::NotServed(kind);
-                }
-                // Discovery still lists it (a CRD being re-created) or cannot be asked now.
-                tracing::warn!(%source, "{} is not confirmed gone by discovery; retrying", kind.plural);
+            Event::Delete(obj) => {
+                self.store.remove(source, &object_key(&obj));
             }
         }
+    }
+
+    fn relist_done(&mut self) {
+        let (source, kind) = (&self.source, self.kind);
+        let buffer = self.relist.take().unwrap_or_default();
+        if self.mode == Mode::CrdLate && !self.listed {
+            tracing::info!(%source, objects = buffer.len(), "initial list of {} applied (CRD installed after start)", kind.kind);
+        } else {
+            tracing::info!(%source, objects = buffer.len(), "list complete");
+        }
+        self.listed = true;
+        self.store.replace_source(source, buffer);
+        if self.mode != Mode::CrdLate {
+            self.store.mark_ready(source);
+        }
+    }
+
+    /// A watch error: `Some` when the watch must end (its CRD is gone).
+    async fn error(&mut self, error: watcher::Error) -> Option<Ended> {
+        let (source, kind) = (&self.source, self.kind);
+        // The watcher retries with backoff (and relists after 410 Gone) by itself.
+        self.metrics.source_error(source);
+        if self.mode == Mode::BuiltIn || !is_not_found(&error) {
+            tracing::warn!(%source, %error, "watch error; retrying");
+            return None;
+        }
+        self.not_found += 1;
+        tracing::warn!(%source, %error, "{} not found (CRD being removed?); retrying", kind.plural);
+        if self.not_found < NOT_FOUND_BEFORE_RECHECK {
+            return None;
+        }
+        if confirmed_not_served(&self.client, kind).await {
+            crd_removed(&self.store, kind, self.mode);
+            return Some(Ended::NotServed(kind));
+        }
+        // Discovery still lists it (a CRD being re-created) or cannot be asked now.
+        tracing::warn!(%source, "{} is not confirmed gone by discovery; retrying", kind.plural);
+        None
     }
 }
 

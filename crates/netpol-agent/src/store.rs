@@ -417,17 +417,6 @@ mod tests {
 
     #[test]
     fn a_vm_its_instance_and_its_launcher_from_three_sources_are_one_workload() {
-        let one = |w: Workload| {
-            let mut entries = BTreeMap::new();
-            entries.insert(
-                w.key(),
-                Cluster {
-                    workloads: vec![w],
-                    ..Cluster::default()
-                },
-            );
-            entries
-        };
         let mut vm = workload(WorkloadKind::VirtualMachine, "a", "vm1", "10.0.0.5", "n2");
         vm.node = None;
         let vmi = workload(
@@ -437,20 +426,25 @@ mod tests {
             "10.0.0.5",
             "n2",
         );
-        let mut launcher = workload(
+        let mut pod = workload(
             WorkloadKind::Pod,
             "a",
             "virt-launcher-vm1",
             "10.0.0.5",
             "n1",
         );
-        launcher
-            .labels
-            .insert(netpol_k8s::fold::DECKHOUSE_VM_LABEL.into(), "vm1".into());
-        let mut src = BTreeMap::new();
-        src.insert("kube:virtualmachines".to_string(), one(vm));
-        src.insert("kube:virtualmachineinstances".to_string(), one(vmi));
-        src.insert("kube:pods".to_string(), one(launcher));
+        let label = netpol_k8s::fold::DECKHOUSE_VM_LABEL;
+        pod.labels.insert(label.into(), "vm1".into());
+        let src: Sources = [("kube:vms", vm), ("kube:vmis", vmi), ("kube:pods", pod)]
+            .into_iter()
+            .map(|(source, w)| {
+                let objects = Cluster {
+                    workloads: vec![w],
+                    ..Cluster::default()
+                };
+                (source.into(), BTreeMap::from([("a/vm1".into(), objects)]))
+            })
+            .collect();
         let c = assemble(&src);
         let keys: Vec<_> = c.workloads.iter().map(|w| (w.kind, w.key())).collect();
         assert_eq!(keys, [(WorkloadKind::VirtualMachine, "a/vm1".to_string())]);

@@ -10,7 +10,7 @@
 mod common;
 mod fake_apiserver;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -182,9 +182,77 @@ fn api_object(mut object: Value) -> Value {
     object
 }
 
+/// An agent following `fake`, enforcing in a throwaway network namespace.
+struct ApiAgent {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Cluster>>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), netpol_agent::AgentError>>,
+    netns: netpol_dataplane::Netns,
+}
+
+impl ApiAgent {
+    fn start(fake: &FakeApi) -> ApiAgent {
+        netpol_agent::logging::init(netpol_agent::LogFormat::Text);
+        let netns = netpol_dataplane::Netns::create("agentfold").unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut config = AgentConfig::new(NODE);
+        config.kube = Some(KubeConfig {
+            api_server: Some(fake.url()),
+            ..KubeConfig::in_cluster()
+        });
+        config.netns = Some(netns.name().to_string());
+        config.listen = addr;
+        config.coalesce_window = Duration::from_millis(20);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let compiler = Arc::new(Recording {
+            real: NftCompiler::new(config.eval_options),
+            seen: seen.clone(),
+        });
+        let enforcer = Arc::new(KernelEnforcer::new(config.netns.clone()));
+        let loader = Arc::new(K8sLoader::new());
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(netpol_agent::run_with(
+            config, loader, compiler, enforcer, stop_rx,
+        ));
+        ApiAgent {
+            addr,
+            seen,
+            stop,
+            task,
+            netns,
+        }
+    }
+
+    /// Waits until `/readyz` says the first ruleset was compiled AND applied; its last answer.
+    async fn wait_enforcing(&self) -> (bool, Option<(u16, String)>) {
+        let addr = self.addr;
+        tokio::task::spawn_blocking(move || {
+            let ok = wait_until(Duration::from_secs(20), || {
+                common::http_get(addr, "/readyz").is_some_and(|(s, _)| s == 200)
+            });
+            (ok.is_some(), common::http_get(addr, "/readyz"))
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        drop(self.netns);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vm_its_instance_and_its_launcher_from_three_watches_are_enforced_as_one_workload() {
-    netpol_agent::logging::init(netpol_agent::LogFormat::Text);
     // THE API SERVER IS A FAKE (tests/fake_apiserver); both VM CRDs are installed.
     let fake = FakeApi::start().await;
     fake.serve_group(
@@ -202,47 +270,11 @@ async fn a_vm_its_instance_and_its_launcher_from_three_watches_are_enforced_as_o
     fake.apply("networkpolicies", api_object(policy()));
     fake.apply("virtualmachines", api_object(vm()));
     fake.apply("virtualmachineinstances", api_object(vmi()));
+    let agent = ApiAgent::start(&fake);
 
-    let netns = netpol_dataplane::Netns::create("agentfold").unwrap();
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut config = AgentConfig::new(NODE);
-    config.kube = Some(KubeConfig {
-        api_server: Some(fake.url()),
-        ..KubeConfig::in_cluster()
-    });
-    config.netns = Some(netns.name().to_string());
-    config.listen = addr;
-    config.coalesce_window = Duration::from_millis(20);
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let compiler = Arc::new(Recording {
-        real: NftCompiler::new(config.eval_options),
-        seen: seen.clone(),
-    });
-    let enforcer = Arc::new(KernelEnforcer::new(config.netns.clone()));
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(netpol_agent::run_with(
-        config,
-        Arc::new(K8sLoader::new()),
-        compiler,
-        enforcer,
-        stop_rx,
-    ));
-
-    // Enforcing means ready: the first ruleset was compiled AND applied.
-    let ready = tokio::task::spawn_blocking(move || {
-        wait_until(Duration::from_secs(20), || {
-            common::http_get(addr, "/readyz").is_some_and(|(s, _)| s == 200)
-        })
-        .is_some()
-    })
-    .await
-    .unwrap();
-    let readyz = common::http_get(addr, "/readyz");
+    let (ready, readyz) = agent.wait_enforcing().await;
     assert!(ready, "the agent never enforced: {readyz:?}");
-    let last = seen.lock().unwrap().last().cloned().unwrap();
+    let last = agent.seen.lock().unwrap().last().cloned().unwrap();
     let workloads: Vec<(WorkloadKind, String, Option<&str>)> = last
         .workloads
         .iter()
@@ -260,15 +292,10 @@ async fn a_vm_its_instance_and_its_launcher_from_three_watches_are_enforced_as_o
         ]
     );
     // The node's kernel holds the VM's address in the enforced table.
-    let listing = nft::list_table_with(Some(netns.name()), "inet", "netpol", Listing::Full)
+    let ns = agent.netns.name();
+    let listing = nft::list_table_with(Some(ns), "inet", "netpol", Listing::Full)
         .unwrap()
         .expect("the table is in the kernel");
     assert!(listing.contains(VM_IP), "{listing}");
-
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    agent.stop().await;
 }
