@@ -313,7 +313,7 @@ fn assemble_namespaces(sources: &Sources) -> Vec<netpol_core::Namespace> {
 /// ([`netpol_k8s::Folding`]): the fragments are loaded unfolded (`netpol_k8s::load_fragment`),
 /// so folding happens once, over everything, exactly as `netpol_k8s::load_paths` does it.
 fn assemble_workloads(sources: &Sources) -> Vec<netpol_core::Workload> {
-    // Keys and values borrow from the fragments; each kept workload is cloned once, at the end.
+    // Keys and values borrow from the fragments; each workload is cloned once, at the end.
     let mut workloads: BTreeMap<(&str, &str, WorkloadKind), &netpol_core::Workload> =
         BTreeMap::new();
     for w in fragments(sources).flat_map(|f| &f.workloads) {
