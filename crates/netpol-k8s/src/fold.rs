@@ -44,8 +44,11 @@ pub enum FoldReason {
 /// Workload `folded` (an index into the input) is part of workload `into`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Fold {
+    /// The workload that is not one of its own.
     pub folded: usize,
+    /// The VM (or instance) it is part of.
     pub into: usize,
+    /// Why.
     pub reason: FoldReason,
 }
 

@@ -43,13 +43,18 @@ pub enum ValidationMode {
 /// Options of [`load_paths`] and [`load_str`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
+    /// What unknown and duplicate fields do.
     pub validation: ValidationMode,
 }
 
+/// How bad a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Severity {
+    /// The object (or file) was rejected.
     Error,
+    /// The object loaded, but maybe not as its author meant.
     Warning,
+    /// Information: something was skipped or folded, as intended.
     Note,
 }
 
@@ -80,7 +85,9 @@ pub enum DiagnosticKind {
 /// One message about the input, pointing at the file, line and column it is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// How bad it is.
     pub severity: Severity,
+    /// What it is about, for programs.
     pub kind: DiagnosticKind,
     /// The path as given (or found in a directory), `-` for standard input.
     pub file: String,
@@ -92,7 +99,9 @@ pub struct Diagnostic {
     pub object: Option<String>,
     /// `spec.egress[0].to[0].ports`
     pub field_path: Option<String>,
+    /// What is wrong, in the API server's words where it has some.
     pub message: String,
+    /// How to fix it.
     pub hint: Option<String>,
 }
 
@@ -171,7 +180,9 @@ impl fmt::Display for Diagnostic {
 /// The result of loading: the cluster made of every object that loaded, and every diagnostic.
 #[derive(Clone, Debug, Default)]
 pub struct Loaded {
+    /// The objects that loaded.
     pub cluster: Cluster,
+    /// Every message, in input order (cross-object ones last).
     pub diagnostics: Vec<Diagnostic>,
 }
 

@@ -14,24 +14,34 @@ use serde_json::{Map, Value};
 /// The kinds netpol reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KnownKind {
+    /// core/v1 Namespace.
     Namespace,
+    /// core/v1 Pod.
     Pod,
+    /// networking.k8s.io/v1 NetworkPolicy.
     NetworkPolicy,
+    /// virtualization.deckhouse.io/v1alpha2 VirtualMachine.
     VirtualMachine,
+    /// kubevirt.io/v1 VirtualMachineInstance.
     VirtualMachineInstance,
 }
 
 /// One kind netpol reads, and which of its fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KindSchema {
+    /// Which kind, for matching without strings.
     pub id: KnownKind,
+    /// `kind` of its objects.
     pub kind: &'static str,
     /// `""` for the core group.
     pub group: &'static str,
+    /// The one version netpol reads.
     pub version: &'static str,
     /// `group/version`, or `version` for the core group (`apiVersion` of its objects).
     pub api_version: &'static str,
+    /// The resource name in API paths (`/api/v1/pods`).
     pub plural: &'static str,
+    /// Namespaced (rather than cluster-scoped).
     pub namespaced: bool,
     /// Served by a CustomResourceDefinition that may be missing (and come and go).
     pub crd: bool,
@@ -48,6 +58,7 @@ pub const METADATA_FIELDS: &[&str] = &[
     "metadata.labels",
 ];
 
+/// Namespaces: only their name and labels matter (namespaceSelectors).
 pub const NAMESPACE: KindSchema = KindSchema {
     id: KnownKind::Namespace,
     kind: "Namespace",
@@ -60,6 +71,7 @@ pub const NAMESPACE: KindSchema = KindSchema {
     fields: &[],
 };
 
+/// Pods: labels, addresses, node, phase, named container ports, hostNetwork.
 pub const POD: KindSchema = KindSchema {
     id: KnownKind::Pod,
     kind: "Pod",
@@ -84,6 +96,7 @@ pub const POD: KindSchema = KindSchema {
     ],
 };
 
+/// NetworkPolicies: the whole spec.
 pub const NETWORK_POLICY: KindSchema = KindSchema {
     id: KnownKind::NetworkPolicy,
     kind: "NetworkPolicy",
