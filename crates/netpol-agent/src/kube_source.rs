@@ -1,12 +1,14 @@
-//! The Kubernetes API source: one `kube::runtime::watcher` per kind (NetworkPolicy, Namespace,
-//! Pod, and the VM kinds whose CRDs exist).
+//! The Kubernetes API source: one `kube::runtime::watcher` per kind of netpol-k8s's schema of
+//! what netpol reads (`netpol_k8s::schema`: Namespace, Pod, NetworkPolicy, and the VM kinds whose
+//! CRDs exist).
 //!
 //! Objects are watched as `DynamicObject`s so that one malformed object can never fail a whole
-//! list; each object is pruned to the fields netpol reads (managedFields, annotations and all of
-//! the spec and status that enforcement does not need are dropped at once, which keeps memory low)
-//! and converted by the same loader as manifest files (`netpol-k8s`), so validation and defaulting
-//! are exactly those of `netpol check`. An object that does not convert is skipped with a warning
-//! naming it; when an update of a known object does not convert, its last good version stays.
+//! list; each object is pruned to the fields the schema lists (managedFields, annotations and all
+//! of the spec and status that enforcement does not need are dropped at once, which keeps memory
+//! low) and converted by the same loader as manifest files (`netpol-k8s`), so validation and
+//! defaulting are exactly those of `netpol check`. An object that does not convert is skipped with
+//! a warning naming it; when an update of a known object does not convert, its last good version
+//! stays.
 //!
 //! Relists are buffered: `Init` starts a fresh buffer, `InitApply` fills it and only `InitDone`
 //! replaces the kind's objects in the store in one step, so a partial relist is never applied.
@@ -26,7 +28,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::Client;
 use netpol_core::Cluster;
-use serde_json::{json, Map, Value};
+use netpol_k8s::schema::{self, KindSchema, KnownKind};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::MissedTickBehavior;
@@ -35,64 +37,32 @@ use crate::metrics::Metrics;
 use crate::store::{ManifestLoader, Store};
 use crate::{AgentError, KubeConfig};
 
-/// One watched kind.
-#[derive(Clone, Debug)]
-pub struct Kind {
-    pub kind: &'static str,
-    pub api_version: &'static str,
-    pub group: &'static str,
-    pub version: &'static str,
-    pub plural: &'static str,
+/// One watched kind: an entry of netpol-k8s's schema of what netpol reads.
+pub type Kind = &'static KindSchema;
+
+fn resource(kind: Kind) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(kind.group, kind.version, kind.kind),
+        kind.plural,
+    )
 }
 
-pub const NAMESPACE: Kind = Kind {
-    kind: "Namespace",
-    api_version: "v1",
-    group: "",
-    version: "v1",
-    plural: "namespaces",
-};
-pub const POD: Kind = Kind {
-    kind: "Pod",
-    api_version: "v1",
-    group: "",
-    version: "v1",
-    plural: "pods",
-};
-pub const NETWORK_POLICY: Kind = Kind {
-    kind: "NetworkPolicy",
-    api_version: "networking.k8s.io/v1",
-    group: "networking.k8s.io",
-    version: "v1",
-    plural: "networkpolicies",
-};
-pub const VIRTUAL_MACHINE: Kind = Kind {
-    kind: "VirtualMachine",
-    api_version: "virtualization.deckhouse.io/v1alpha2",
-    group: "virtualization.deckhouse.io",
-    version: "v1alpha2",
-    plural: "virtualmachines",
-};
-pub const VIRTUAL_MACHINE_INSTANCE: Kind = Kind {
-    kind: "VirtualMachineInstance",
-    api_version: "kubevirt.io/v1",
-    group: "kubevirt.io",
-    version: "v1",
-    plural: "virtualmachineinstances",
-};
+/// The store's source name for `kind`.
+pub fn source_name(kind: Kind) -> String {
+    format!("kube:{}", kind.plural)
+}
 
-impl Kind {
-    fn resource(&self) -> ApiResource {
-        ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(self.group, self.version, self.kind),
-            self.plural,
-        )
-    }
-
-    /// The store's source name for this kind.
-    pub fn source(&self) -> String {
-        format!("kube:{}", self.plural)
-    }
+/// The kinds to watch: every built-in kind of the schema, and the CRD kinds `config` enables.
+fn watched(config: &KubeConfig) -> (Vec<Kind>, Vec<Kind>) {
+    let enabled = |k: Kind| match k.id {
+        KnownKind::VirtualMachine => config.watch_virtual_machines,
+        KnownKind::VirtualMachineInstance => config.watch_virtual_machine_instances,
+        _ => true,
+    };
+    schema::KINDS
+        .iter()
+        .filter(|k| enabled(k))
+        .partition(|k| !k.crd)
 }
 
 /// Builds the client from the configuration.
@@ -116,7 +86,7 @@ pub async fn client(config: &KubeConfig) -> Result<Client, AgentError> {
 ///
 /// Discovery (`GET /apis/<group>/<version>`) is open to every authenticated client
 /// (`system:discovery`), so asking again needs no RBAC beyond the agent's get/list/watch rules.
-async fn served(client: &Client, kind: &Kind) -> Result<bool, kube::Error> {
+async fn served(client: &Client, kind: Kind) -> Result<bool, kube::Error> {
     client
         .list_api_group_resources(kind.api_version)
         .await
@@ -168,18 +138,11 @@ pub async fn spawn(
     shutdown: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>, AgentError> {
     let client = client(&config).await?;
-    let builtin = [NAMESPACE, POD, NETWORK_POLICY];
-    let mut optional = Vec::new();
-    if config.watch_virtual_machines {
-        optional.push(VIRTUAL_MACHINE);
-    }
-    if config.watch_virtual_machine_instances {
-        optional.push(VIRTUAL_MACHINE_INSTANCE);
-    }
+    let (builtin, optional) = watched(&config);
     let mut served_at_start = Vec::new();
     let mut missing = Vec::new();
     for kind in optional {
-        match served(&client, &kind).await {
+        match served(&client, kind).await {
             Ok(true) => served_at_start.push(kind),
             Ok(false) => {
                 tracing::info!(kind = kind.kind, api_version = kind.api_version, every = ?config.crd_recheck_interval,
@@ -195,7 +158,7 @@ pub async fn spawn(
     }
     // Every kind known now must finish its initial list before anything is applied.
     for k in builtin.iter().chain(&served_at_start) {
-        store.register_source(&k.source());
+        store.register_source(&source_name(k));
     }
     let ctx = Ctx {
         client,
@@ -262,7 +225,7 @@ async fn follow_crd_kinds(
             _ = tick.tick(), if !missing.is_empty() => {
                 let mut still_missing = Vec::new();
                 for kind in missing.drain(..) {
-                    match served(&ctx.client, &kind).await {
+                    match served(&ctx.client, kind).await {
                         Ok(true) => {
                             tracing::info!(
                                 kind = kind.kind,
@@ -297,99 +260,140 @@ async fn watch_kind(
     mode: Mode,
     mut shutdown: watch::Receiver<bool>,
 ) -> Ended {
-    let Ctx {
-        client,
-        loader,
-        store,
-        metrics,
-    } = ctx;
-    let source = kind.source();
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource());
+    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource(kind));
     let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
     let mut stream = std::pin::pin!(stream);
-    let mut relist: Option<BTreeMap<String, Cluster>> = None;
-    let mut conv = Converter {
-        kind: kind.clone(),
-        loader,
-        metrics: metrics.clone(),
-        source: source.clone(),
-    };
-    let mut not_found = 0u32;
-    let mut listed = false;
+    let mut w = KindWatch::new(ctx, kind, mode);
     loop {
         let event = tokio::select! {
             e = stream.next() => e,
             _ = crate::stopped(&mut shutdown) => return Ended::Stopped,
         };
-        let Some(event) = event else {
-            return Ended::Stopped;
-        };
-        if event.is_ok() {
-            not_found = 0;
-        }
         match event {
-            Ok(Event::Init) => {
-                tracing::debug!(%source, "relist started");
-                relist = Some(BTreeMap::new());
+            None => return Ended::Stopped,
+            Some(Ok(event)) => w.event(event),
+            Some(Err(error)) => {
+                if let Some(ended) = w.error(error).await {
+                    return ended;
+                }
             }
-            Ok(Event::InitApply(obj)) => {
+        }
+    }
+}
+
+/// The state of one kind's watch between events.
+struct KindWatch {
+    client: Client,
+    store: Store,
+    metrics: Arc<Metrics>,
+    kind: Kind,
+    mode: Mode,
+    source: String,
+    conv: Converter,
+    /// The relist being received (`Init` .. `InitDone`), applied in one step at its end.
+    relist: Option<BTreeMap<String, Cluster>>,
+    /// Consecutive 404 Not Found errors.
+    not_found: u32,
+    /// An initial list completed once.
+    listed: bool,
+}
+
+impl KindWatch {
+    fn new(ctx: Ctx, kind: Kind, mode: Mode) -> Self {
+        let source = source_name(kind);
+        let conv = Converter {
+            kind,
+            loader: ctx.loader,
+            metrics: ctx.metrics.clone(),
+            source: source.clone(),
+        };
+        KindWatch {
+            client: ctx.client,
+            store: ctx.store,
+            metrics: ctx.metrics,
+            kind,
+            mode,
+            source,
+            conv,
+            relist: None,
+            not_found: 0,
+            listed: false,
+        }
+    }
+
+    fn event(&mut self, event: Event<DynamicObject>) {
+        self.not_found = 0;
+        let source = &self.source;
+        match event {
+            Event::Init => {
+                tracing::debug!(%source, "relist started");
+                self.relist = Some(BTreeMap::new());
+            }
+            Event::InitApply(obj) => {
                 let key = object_key(&obj);
-                if let Some(buffer) = relist.as_mut() {
+                if let Some(buffer) = self.relist.as_mut() {
                     // During a relist a failed conversion keeps the previous good version.
-                    match conv.convert(obj) {
+                    match self.conv.convert(obj) {
                         Ok(c) => {
                             buffer.insert(key, c);
                         }
                         Err(()) => {
-                            if let Some(old) = store.get(&source, &key) {
+                            if let Some(old) = self.store.get(source, &key) {
                                 buffer.insert(key, old);
                             }
                         }
                     }
                 }
             }
-            Ok(Event::InitDone) => {
-                let buffer = relist.take().unwrap_or_default();
-                if mode == Mode::CrdLate && !listed {
-                    tracing::info!(%source, objects = buffer.len(), "initial list of {} applied (CRD installed after start)", kind.kind);
-                } else {
-                    tracing::info!(%source, objects = buffer.len(), "list complete");
-                }
-                listed = true;
-                store.replace_source(&source, buffer);
-                if mode != Mode::CrdLate {
-                    store.mark_ready(&source);
-                }
-            }
-            Ok(Event::Apply(obj)) => {
+            Event::InitDone => self.relist_done(),
+            Event::Apply(obj) => {
                 let key = object_key(&obj);
-                if let Ok(c) = conv.convert(obj) {
-                    store.upsert(&source, &key, c);
+                if let Ok(c) = self.conv.convert(obj) {
+                    self.store.upsert(source, &key, c);
                 }
             }
-            Ok(Event::Delete(obj)) => {
-                store.remove(&source, &object_key(&obj));
-            }
-            Err(error) => {
-                // The watcher retries with backoff (and relists after 410 Gone) by itself.
-                metrics.source_error(&source);
-                if mode == Mode::BuiltIn || !is_not_found(&error) {
-                    tracing::warn!(%source, %error, "watch error; retrying");
-                    continue;
-                }
-                not_found += 1;
-                tracing::warn!(%source, %error, "{} not found (CRD being removed?); retrying", kind.plural);
-                if not_found < NOT_FOUND_BEFORE_RECHECK {
-                    continue;
-                }
-                if confirmed_not_served(&client, &kind).await {
-                    crd_removed(&store, &kind, mode);
-                    return Ended::NotServed(kind);
-                }
-                // Discovery still lists it (a CRD being re-created) or cannot be asked now.
-                tracing::warn!(%source, "{} is not confirmed gone by discovery; retrying", kind.plural);
+            Event::Delete(obj) => {
+                self.store.remove(source, &object_key(&obj));
             }
         }
+    }
+
+    fn relist_done(&mut self) {
+        let (source, kind) = (&self.source, self.kind);
+        let buffer = self.relist.take().unwrap_or_default();
+        if self.mode == Mode::CrdLate && !self.listed {
+            tracing::info!(%source, objects = buffer.len(), "initial list of {} applied (CRD installed after start)", kind.kind);
+        } else {
+            tracing::info!(%source, objects = buffer.len(), "list complete");
+        }
+        self.listed = true;
+        self.store.replace_source(source, buffer);
+        if self.mode != Mode::CrdLate {
+            self.store.mark_ready(source);
+        }
+    }
+
+    /// A watch error: `Some` when the watch must end (its CRD is gone).
+    async fn error(&mut self, error: watcher::Error) -> Option<Ended> {
+        let (source, kind) = (&self.source, self.kind);
+        // The watcher retries with backoff (and relists after 410 Gone) by itself.
+        self.metrics.source_error(source);
+        if self.mode == Mode::BuiltIn || !is_not_found(&error) {
+            tracing::warn!(%source, %error, "watch error; retrying");
+            return None;
+        }
+        self.not_found += 1;
+        tracing::warn!(%source, %error, "{} not found (CRD being removed?); retrying", kind.plural);
+        if self.not_found < NOT_FOUND_BEFORE_RECHECK {
+            return None;
+        }
+        if confirmed_not_served(&self.client, kind).await {
+            crd_removed(&self.store, kind, self.mode);
+            return Some(Ended::NotServed(kind));
+        }
+        // Discovery still lists it (a CRD being re-created) or cannot be asked now.
+        tracing::warn!(%source, "{} is not confirmed gone by discovery; retrying", kind.plural);
+        None
     }
 }
 
@@ -408,7 +412,7 @@ fn is_not_found(error: &watcher::Error) -> bool {
 
 /// True only when discovery answers that `kind` is not served: its group version is unknown
 /// (404) or no longer lists the resource. A transport error proves nothing and is `false`.
-async fn confirmed_not_served(client: &Client, kind: &Kind) -> bool {
+async fn confirmed_not_served(client: &Client, kind: Kind) -> bool {
     match served(client, kind).await {
         Ok(served) => !served,
         Err(kube::Error::Api(status)) => status.is_not_found(),
@@ -424,8 +428,8 @@ async fn confirmed_not_served(client: &Client, kind: &Kind) -> bool {
 /// hold their addresses, since assembly folds a pod into the VM with its address) until some
 /// unrelated restart changed enforcement. Normally the watch has already seen a DELETED event per
 /// object before the 404s, so this only removes what was missed. Readiness is unaffected.
-fn crd_removed(store: &Store, kind: &Kind, mode: Mode) {
-    let source = kind.source();
+fn crd_removed(store: &Store, kind: Kind, mode: Mode) {
+    let source = source_name(kind);
     let removed = store.keys(&source).len();
     tracing::warn!(%source, removed_objects = removed,
         "CRD no longer served; stopped watching {}, its objects are removed from the enforced state; watching again once it is reinstalled", kind.kind);
@@ -456,7 +460,7 @@ impl Converter {
     /// Prunes and loads one object; `Err` when it does not load (already logged and counted).
     fn convert(&mut self, obj: DynamicObject) -> Result<Cluster, ()> {
         let key = object_key(&obj);
-        let value = prune(&self.kind, obj);
+        let value = prune(self.kind, &obj);
         let name = format!("{}/{}", self.kind.kind, key.trim_start_matches('/'));
         let text = value.to_string();
         let outcome = self.loader.load(&name, &text);
@@ -473,100 +477,17 @@ impl Converter {
     }
 }
 
-fn pick(from: &Value, fields: &[&str]) -> Value {
-    let mut out = Map::new();
-    if let Some(m) = from.as_object() {
-        for f in fields {
-            if let Some(v) = m.get(*f) {
-                out.insert((*f).to_string(), v.clone());
-            }
-        }
-    }
-    Value::Object(out)
-}
-
-fn pick_containers(spec: &Value, field: &str) -> Option<Value> {
-    let list = spec.get(field)?.as_array()?;
-    Some(Value::Array(
-        list.iter()
-            .map(|c| pick(c, &["name", "ports", "restartPolicy"]))
-            .collect(),
-    ))
-}
-
-/// Keeps only what netpol reads: metadata name, namespace and labels, and the kind's spec/status
-/// fields that the model holds. Everything else (managedFields, annotations, volumes, ...) goes.
-pub fn prune(kind: &Kind, obj: DynamicObject) -> Value {
-    let mut metadata = Map::new();
-    if let Some(n) = obj.metadata.name {
-        metadata.insert("name".into(), Value::String(n));
-    }
-    if let Some(ns) = obj.metadata.namespace {
-        metadata.insert("namespace".into(), Value::String(ns));
-    }
-    if let Some(labels) = obj.metadata.labels {
-        metadata.insert("labels".into(), json!(labels));
-    }
-    let data = obj.data;
-    let mut out = Map::new();
-    out.insert("apiVersion".into(), Value::String(kind.api_version.into()));
-    out.insert("kind".into(), Value::String(kind.kind.into()));
-    out.insert("metadata".into(), Value::Object(metadata));
-    let spec = data.get("spec").cloned().unwrap_or(Value::Null);
-    let status = data.get("status").cloned().unwrap_or(Value::Null);
-    match kind.kind {
-        "NetworkPolicy" if !spec.is_null() => {
-            out.insert("spec".into(), spec);
-        }
-        "Pod" => {
-            let mut s = pick(&spec, &["nodeName", "hostNetwork"]);
-            if let Some(m) = s.as_object_mut() {
-                if let Some(c) = pick_containers(&spec, "containers") {
-                    m.insert("containers".into(), c);
-                }
-                if let Some(c) = pick_containers(&spec, "initContainers") {
-                    m.insert("initContainers".into(), c);
-                }
-            }
-            out.insert("spec".into(), s);
-            out.insert(
-                "status".into(),
-                pick(&status, &["phase", "podIP", "podIPs"]),
-            );
-        }
-        "VirtualMachine" => {
-            out.insert(
-                "status".into(),
-                pick(&status, &["ipAddress", "nodeName", "phase"]),
-            );
-        }
-        "VirtualMachineInstance" => {
-            let mut s = pick(&status, &["nodeName", "phase"]);
-            if let (Some(m), Some(ifaces)) = (
-                s.as_object_mut(),
-                status.get("interfaces").and_then(Value::as_array),
-            ) {
-                m.insert(
-                    "interfaces".into(),
-                    Value::Array(
-                        ifaces
-                            .iter()
-                            .map(|i| pick(i, &["ipAddress", "ipAddresses"]))
-                            .collect(),
-                    ),
-                );
-            }
-            out.insert("status".into(), s);
-        }
-        _ => {}
-    }
-    Value::Object(out)
+/// Keeps only what netpol reads (the schema's fields of the kind): managedFields, annotations,
+/// volumes and the rest never reach the loader, nor stay in memory.
+pub fn prune(kind: Kind, obj: &DynamicObject) -> serde_json::Value {
+    kind.prune_parts(&obj.metadata, &obj.data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use kube::core::Status;
+    use serde_json::json;
 
     #[test]
     fn only_a_not_found_answer_counts_as_a_missing_resource() {
@@ -605,7 +526,7 @@ mod tests {
             "status": {"phase": "Running", "podIP": "10.0.0.1", "conditions": [{"type": "Ready"}]}
         }))
         .unwrap();
-        let v = prune(&POD, obj);
+        let v = prune(&schema::POD, &obj);
         assert_eq!(
             v,
             json!({

@@ -215,8 +215,11 @@ impl Default for K8sLoader {
 }
 
 impl crate::store::ManifestLoader for K8sLoader {
+    /// One text's objects as they are (`netpol_k8s::load_fragment`): what needs every object,
+    /// VM folding and namespaces used but not defined, is the store's and the reconcile loop's
+    /// (one text alone cannot know what another file or the API holds), so no text reports them.
     fn load(&self, name: &str, text: &str) -> crate::store::LoadOutcome {
-        let loaded = netpol_k8s::load_str(name, text, &self.opts);
+        let loaded = netpol_k8s::load_fragment(name, text, &self.opts);
         let mut outcome = crate::store::LoadOutcome {
             cluster: loaded.cluster,
             ..Default::default()
@@ -224,24 +227,12 @@ impl crate::store::ManifestLoader for K8sLoader {
         for d in loaded.diagnostics {
             match d.severity {
                 netpol_k8s::Severity::Error => outcome.errors.push(d.to_string()),
-                // One text alone cannot know whether another file or the API defines the
-                // namespace: the reconcile loop reports namespaces no source defines.
-                netpol_k8s::Severity::Warning if is_undefined_namespace(&d) => {}
                 netpol_k8s::Severity::Warning => outcome.warnings.push(d.to_string()),
                 netpol_k8s::Severity::Note => {}
             }
         }
         outcome
     }
-}
-
-/// `netpol_k8s`'s "namespace X is used but not defined" warning.
-fn is_undefined_namespace(d: &netpol_k8s::Diagnostic) -> bool {
-    d.field_path.is_none()
-        && d.object
-            .as_deref()
-            .is_some_and(|o| o.starts_with("Namespace "))
-        && d.message.contains("is used but not defined")
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 //! memory per workload small.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -278,9 +277,10 @@ impl Store {
 /// * A namespace defined by an object wins over an implicit one; the first definition (in source
 ///   and key order) wins over later ones.
 /// * A workload or policy key defined twice keeps the first definition.
-/// * A Pod whose address a VM or VMI holds is left out: during live migration the source and
-///   target launcher pods both carry the VM's address, and the VM (enforced on the node in its
-///   `status.nodeName`) is the one workload behind it.
+/// * A VM, its instance and its launcher pods are one workload, by the loader's own rule
+///   ([`netpol_k8s::fold`]), whichever files or watches they come from: during live migration
+///   the source and target launcher pods both carry the VM's address, and the VM (enforced on
+///   the node in its `status.nodeName`) is the one workload behind them.
 pub fn assemble(sources: &BTreeMap<String, BTreeMap<String, Cluster>>) -> Cluster {
     let mut cluster = Cluster {
         namespaces: assemble_namespaces(sources),
@@ -309,8 +309,9 @@ fn assemble_namespaces(sources: &Sources) -> Vec<netpol_core::Namespace> {
     namespaces.into_values().cloned().collect()
 }
 
-/// Every workload once (first definition wins), launcher pods holding a VM's address left out,
-/// sorted by namespace, name and kind.
+/// Every workload once (first definition wins), sorted by namespace, name and kind, then folded
+/// ([`netpol_k8s::Folding`]): the fragments are loaded unfolded (`netpol_k8s::load_fragment`),
+/// so folding happens once, over everything, exactly as `netpol_k8s::load_paths` does it.
 fn assemble_workloads(sources: &Sources) -> Vec<netpol_core::Workload> {
     // Keys and values borrow from the fragments; each workload is cloned once, at the end.
     let mut workloads: BTreeMap<(&str, &str, WorkloadKind), &netpol_core::Workload> =
@@ -320,18 +321,8 @@ fn assemble_workloads(sources: &Sources) -> Vec<netpol_core::Workload> {
             .entry((&w.namespace, &w.name, w.kind))
             .or_insert(w);
     }
-    let vm_addresses: BTreeSet<IpAddr> = workloads
-        .values()
-        .filter(|w| w.kind != WorkloadKind::Pod)
-        .flat_map(|w| w.addresses.iter().copied())
-        .collect();
-    workloads
-        .into_values()
-        .filter(|w| {
-            w.kind != WorkloadKind::Pod || !w.addresses.iter().any(|a| vm_addresses.contains(a))
-        })
-        .cloned()
-        .collect()
+    let workloads: Vec<&netpol_core::Workload> = workloads.into_values().collect();
+    netpol_k8s::Folding::plan(&workloads).apply_cloned(&workloads)
 }
 
 /// Every policy once (first definition wins), sorted by namespace and name.
@@ -422,6 +413,43 @@ mod tests {
         );
         assert_eq!(c.workloads[1].node.as_deref(), Some("n2"));
         assert!(c.namespace("a").is_some_and(|n| n.implicit));
+    }
+
+    #[test]
+    fn a_vm_its_instance_and_its_launcher_from_three_sources_are_one_workload() {
+        let mut vm = workload(WorkloadKind::VirtualMachine, "a", "vm1", "10.0.0.5", "n2");
+        vm.node = None;
+        let vmi = workload(
+            WorkloadKind::VirtualMachineInstance,
+            "a",
+            "vm1",
+            "10.0.0.5",
+            "n2",
+        );
+        let mut pod = workload(
+            WorkloadKind::Pod,
+            "a",
+            "virt-launcher-vm1",
+            "10.0.0.5",
+            "n1",
+        );
+        let label = netpol_k8s::fold::DECKHOUSE_VM_LABEL;
+        pod.labels.insert(label.into(), "vm1".into());
+        let src: Sources = [("kube:vms", vm), ("kube:vmis", vmi), ("kube:pods", pod)]
+            .into_iter()
+            .map(|(source, w)| {
+                let objects = Cluster {
+                    workloads: vec![w],
+                    ..Cluster::default()
+                };
+                (source.into(), BTreeMap::from([("a/vm1".into(), objects)]))
+            })
+            .collect();
+        let c = assemble(&src);
+        let keys: Vec<_> = c.workloads.iter().map(|w| (w.kind, w.key())).collect();
+        assert_eq!(keys, [(WorkloadKind::VirtualMachine, "a/vm1".to_string())]);
+        // The VM reports no node: it takes its instance's, not its launcher's.
+        assert_eq!(c.workloads[0].node.as_deref(), Some("n2"));
     }
 
     #[test]

@@ -5,10 +5,16 @@
 //! Errors are reported like kubectl would report them, but with the file, line and column of the
 //! offending key or value, the field path, and a hint. Objects that are fine keep loading when
 //! others are rejected.
+//!
+//! What netpol reads (kinds, versions, fields) is one table, [`schema`]; the rule that makes a
+//! VM, its instance and its launcher pods one workload is one function, [`fold`]. The agent uses
+//! both directly (it watches and prunes by the schema, and folds what its sources hold).
 
 mod de;
+pub mod fold;
 mod load;
 mod render;
+pub mod schema;
 mod validate;
 mod yaml;
 
@@ -18,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use netpol_core::Cluster;
 
+pub use fold::{fold_workloads, Fold, FoldReason, Folding};
 pub use render::render_manifests;
 
 /// What to do with unknown and duplicate fields, like `kubectl --validate=strict|warn|ignore`.
@@ -36,13 +43,18 @@ pub enum ValidationMode {
 /// Options of [`load_paths`] and [`load_str`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
+    /// What unknown and duplicate fields do.
     pub validation: ValidationMode,
 }
 
+/// How bad a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Severity {
+    /// The object (or file) was rejected.
     Error,
+    /// The object loaded, but maybe not as its author meant.
     Warning,
+    /// Information: something was skipped or folded, as intended.
     Note,
 }
 
@@ -56,10 +68,27 @@ impl fmt::Display for Severity {
     }
 }
 
+/// What a diagnostic is about, for callers that act on some of them (the text is for people).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DiagnosticKind {
+    /// Any diagnostic without a kind of its own.
+    #[default]
+    Other,
+    /// Objects use a namespace that no loaded Namespace defines; it is assumed to exist with only
+    /// its `kubernetes.io/metadata.name` label. `object` is `Namespace NAME`.
+    UndefinedNamespace,
+    /// A VirtualMachineInstance or virt-launcher Pod was folded into its VM (see [`fold`]).
+    Folded,
+}
+
 /// One message about the input, pointing at the file, line and column it is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// How bad it is.
     pub severity: Severity,
+    /// What it is about, for programs.
+    pub kind: DiagnosticKind,
     /// The path as given (or found in a directory), `-` for standard input.
     pub file: String,
     /// 1-based; 0 when the message is about the whole file (it could not be read).
@@ -70,8 +99,58 @@ pub struct Diagnostic {
     pub object: Option<String>,
     /// `spec.egress[0].to[0].ports`
     pub field_path: Option<String>,
+    /// What is wrong, in the API server's words where it has some.
     pub message: String,
+    /// How to fix it.
     pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic of no particular kind, without object, field path or hint.
+    pub(crate) fn at(severity: Severity, file: &str, pos: yaml::Pos, message: String) -> Self {
+        Diagnostic {
+            severity,
+            kind: DiagnosticKind::Other,
+            file: file.to_string(),
+            line: pos.line,
+            column: pos.col,
+            object: None,
+            field_path: None,
+            message,
+            hint: None,
+        }
+    }
+
+    pub(crate) fn object(mut self, object: impl Into<String>) -> Self {
+        self.object = Some(object.into());
+        self
+    }
+
+    pub(crate) fn field(mut self, path: impl Into<String>) -> Self {
+        self.field_path = Some(path.into());
+        self
+    }
+
+    /// The field path, unless it is the object's root (empty).
+    pub(crate) fn field_unless_root(mut self, path: String) -> Self {
+        self.field_path = if path.is_empty() { None } else { Some(path) };
+        self
+    }
+
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub(crate) fn hint_opt(mut self, hint: Option<String>) -> Self {
+        self.hint = hint;
+        self
+    }
+
+    pub(crate) fn kind(mut self, kind: DiagnosticKind) -> Self {
+        self.kind = kind;
+        self
+    }
 }
 
 impl fmt::Display for Diagnostic {
@@ -101,7 +180,9 @@ impl fmt::Display for Diagnostic {
 /// The result of loading: the cluster made of every object that loaded, and every diagnostic.
 #[derive(Clone, Debug, Default)]
 pub struct Loaded {
+    /// The objects that loaded.
     pub cluster: Cluster,
+    /// Every message, in input order (cross-object ones last).
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -159,6 +240,19 @@ pub fn load_str(source_name: &str, text: &str, opts: &LoadOptions) -> Loaded {
     let mut loader = load::Loader::new(*opts);
     load_text(&mut loader, source_name, text);
     finish(loader)
+}
+
+/// The objects of one text as they are, before the steps that need every object: no VM folding
+/// (see [`fold`]) and no implicit namespaces. For callers that assemble many texts and then fold
+/// once, like the agent's store (folding each text on its own first could fold differently).
+pub fn load_fragment(source_name: &str, text: &str, opts: &LoadOptions) -> Loaded {
+    let mut loader = load::Loader::new(*opts);
+    load_text(&mut loader, source_name, text);
+    let (cluster, diagnostics) = loader.objects();
+    Loaded {
+        cluster,
+        diagnostics,
+    }
 }
 
 fn finish(loader: load::Loader) -> Loaded {

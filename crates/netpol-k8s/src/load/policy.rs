@@ -1,0 +1,252 @@
+//! Namespaces and NetworkPolicies: decoding, validation, defaulting (policyTypes, protocols) and
+//! conversion to the model.
+
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use netpol_core::{
+    IpBlock, LabelSelector, Namespace, Peer, Policy, PolicyPort, PortSpec, Protocol, Rule,
+    SelectorOperator, SelectorRequirement,
+};
+
+use super::{namespace_of, Loader, Obj};
+use crate::de::decode;
+use crate::validate::{self, FPath, NameRule};
+use crate::Severity;
+
+/// A warning about a policy field: its path, its message, and whether it points at the key
+/// (rather than the value).
+struct FieldWarning {
+    path: FPath,
+    message: String,
+    at_key: bool,
+}
+
+/// The rules of a policy, converted, with the warnings found on the way.
+struct Converted {
+    affects_ingress: bool,
+    affects_egress: bool,
+    ingress: Vec<Rule>,
+    egress: Vec<Rule>,
+    warnings: Vec<FieldWarning>,
+}
+
+impl Loader {
+    pub(super) fn namespace(&mut self, obj: &Obj<'_>) -> Option<Namespace> {
+        let (r, issues) = decode::<k8s_openapi::api::core::v1::Namespace>(obj.node, true);
+        let ns = self.decoded(obj, r, issues)?;
+        let mut problems = Vec::new();
+        validate::object_meta(&ns.metadata, false, NameRule::Label, &mut problems);
+        if !self.valid(obj, problems) {
+            return None;
+        }
+        let name = ns.metadata.name.unwrap_or_default();
+        Some(Namespace::new(
+            name,
+            ns.metadata.labels.unwrap_or_default(),
+            false,
+        ))
+    }
+
+    pub(super) fn network_policy(&mut self, obj: &Obj<'_>) -> Option<Policy> {
+        let (r, issues) = decode::<NetworkPolicy>(obj.node, true);
+        let np = self.decoded(obj, r, issues)?;
+        if !self.valid(obj, validate::network_policy(&np)) {
+            return None;
+        }
+        let namespace = namespace_of(&np.metadata);
+        let name = np.metadata.name.clone().unwrap_or_default();
+        let spec = np.spec.unwrap_or_default();
+        let pod_selector = convert_selector(spec.pod_selector.as_ref());
+        let c = convert_rules(spec);
+        for w in c.warnings {
+            let pos = w.path.locate(obj.node, w.at_key);
+            let d = obj.diag(Severity::Warning, pos, w.message);
+            self.push(d.field(w.path.render()));
+        }
+        Some(Policy {
+            namespace,
+            name,
+            pod_selector,
+            affects_ingress: c.affects_ingress,
+            affects_egress: c.affects_egress,
+            ingress: c.ingress,
+            egress: c.egress,
+            origin: Self::origin(obj),
+        })
+    }
+}
+
+/// The policy's directions and rules, defaulted as the API server does.
+fn convert_rules(spec: NetworkPolicySpec) -> Converted {
+    let sp = FPath::root().f("spec");
+    let mut values: Vec<(FPath, String)> = Vec::new();
+    let ingress_rules = spec.ingress.unwrap_or_default();
+    let egress_rules = spec.egress.unwrap_or_default();
+    // SetDefaults_NetworkPolicy: no policyTypes means Ingress, plus Egress when egress rules
+    // exist.
+    let types = match spec.policy_types {
+        Some(t) if !t.is_empty() => t,
+        _ => {
+            let mut t = vec!["Ingress".to_string()];
+            if !egress_rules.is_empty() {
+                t.push("Egress".to_string());
+            }
+            t
+        }
+    };
+    let affects_ingress = types.iter().any(|t| t == "Ingress");
+    let affects_egress = types.iter().any(|t| t == "Egress");
+    let mut ingress = Vec::new();
+    for (i, rule) in ingress_rules.into_iter().enumerate() {
+        let rp = sp.f("ingress").i(i);
+        ingress.push(convert_rule(
+            rule.from,
+            rule.ports,
+            &rp,
+            "from",
+            &mut values,
+        ));
+    }
+    let mut egress = Vec::new();
+    for (i, rule) in egress_rules.into_iter().enumerate() {
+        let rp = sp.f("egress").i(i);
+        egress.push(convert_rule(rule.to, rule.ports, &rp, "to", &mut values));
+    }
+    let mut warnings: Vec<FieldWarning> = values
+        .into_iter()
+        .map(|(path, message)| FieldWarning {
+            path,
+            message,
+            at_key: false,
+        })
+        .collect();
+    // The API server stores such rules, but no implementation enforces them: a policy only
+    // acts on the directions its policyTypes name.
+    for (dir, cap, rules, affects) in [
+        ("ingress", "Ingress", &mut ingress, affects_ingress),
+        ("egress", "Egress", &mut egress, affects_egress),
+    ] {
+        if !affects && !rules.is_empty() {
+            warnings.push(FieldWarning {
+                path: sp.f(dir),
+                message: format!(
+                    "{} {dir} rule(s) are ignored because spec.policyTypes does not include {cap}",
+                    rules.len()
+                ),
+                at_key: true,
+            });
+            rules.clear();
+        }
+    }
+    Converted {
+        affects_ingress,
+        affects_egress,
+        ingress,
+        egress,
+        warnings,
+    }
+}
+
+fn convert_selector(sel: Option<&K8sSelector>) -> LabelSelector {
+    let Some(sel) = sel else {
+        return LabelSelector::everything();
+    };
+    LabelSelector {
+        match_labels: sel.match_labels.clone().unwrap_or_default(),
+        match_expressions: sel
+            .match_expressions
+            .iter()
+            .flatten()
+            .filter_map(|r| {
+                let operator = match r.operator.as_str() {
+                    "In" => SelectorOperator::In,
+                    "NotIn" => SelectorOperator::NotIn,
+                    "Exists" => SelectorOperator::Exists,
+                    "DoesNotExist" => SelectorOperator::DoesNotExist,
+                    // Unreachable after validation.
+                    _ => return None,
+                };
+                Some(SelectorRequirement {
+                    key: r.key.clone(),
+                    operator,
+                    values: r.values.clone().unwrap_or_default(),
+                })
+            })
+            .collect(),
+    }
+}
+
+fn convert_rule(
+    peers: Option<Vec<NetworkPolicyPeer>>,
+    ports: Option<Vec<NetworkPolicyPort>>,
+    rp: &FPath,
+    peers_field: &'static str,
+    warnings: &mut Vec<(FPath, String)>,
+) -> Rule {
+    let mut rule = Rule::default();
+    for (j, p) in peers.unwrap_or_default().into_iter().enumerate() {
+        if let Some(b) = p.ip_block {
+            let bp = rp.f(peers_field).i(j).f("ipBlock");
+            let Some(cidr) = validate::parse_cidr(&b.cidr) else {
+                continue;
+            };
+            if let Some(w) = cidr.warning {
+                warnings.push((bp.f("cidr"), w));
+            }
+            let mut except = Vec::new();
+            for (k, e) in b.except.unwrap_or_default().iter().enumerate() {
+                if let Some(x) = validate::parse_cidr(e) {
+                    if let Some(w) = x.warning {
+                        warnings.push((bp.f("except").i(k), w));
+                    }
+                    except.push(x.net);
+                }
+            }
+            rule.peers.push(Peer::IpBlock(IpBlock {
+                cidr: cidr.net,
+                except,
+            }));
+        } else {
+            rule.peers.push(Peer::Selector {
+                pod_selector: p.pod_selector.as_ref().map(|s| convert_selector(Some(s))),
+                namespace_selector: p
+                    .namespace_selector
+                    .as_ref()
+                    .map(|s| convert_selector(Some(s))),
+            });
+        }
+    }
+    rule.ports = ports
+        .unwrap_or_default()
+        .into_iter()
+        .map(convert_port)
+        .collect();
+    rule
+}
+
+fn convert_port(p: NetworkPolicyPort) -> PolicyPort {
+    let protocol = match p.protocol.as_deref() {
+        Some("UDP") => Protocol::Udp,
+        Some("SCTP") => Protocol::Sctp,
+        // Defaulting: TCP (other values were rejected by validation).
+        _ => Protocol::Tcp,
+    };
+    let port = match p.port {
+        None => None,
+        Some(IntOrString::Int(n)) => {
+            let start = u16::try_from(n).unwrap_or(0);
+            match p.end_port {
+                Some(end) => Some(PortSpec::Range {
+                    start,
+                    end: u16::try_from(end).unwrap_or(start),
+                }),
+                None => Some(PortSpec::Number(start)),
+            }
+        }
+        Some(IntOrString::String(name)) => Some(PortSpec::Named(name)),
+    };
+    PolicyPort { protocol, port }
+}
