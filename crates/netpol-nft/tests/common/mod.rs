@@ -83,7 +83,6 @@ pub fn users_page() -> Cluster {
     )
 }
 
-/// Whether `nft -c` can be used here (binary present, allowed to talk netlink).
 /// The packet count of the named counter `name` of table `inet TABLE` in network namespace `netns`.
 pub fn counter_packets(netns: &str, table: &str, name: &str) -> u64 {
     let out = Command::new("ip")
@@ -100,6 +99,7 @@ pub fn counter_packets(netns: &str, table: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counter {name} in inet {table}: {text}"))
 }
 
+/// Whether `nft -c` can be used here (binary present, allowed to talk netlink).
 pub fn nft_available() -> bool {
     Command::new("nft")
         .args(["-c", "-f", "-"])
