@@ -343,21 +343,9 @@ fn finish(cluster: &mut Cluster) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netpol_core::LabelSelector;
     use netpol_core::{Labels, Namespace, Workload};
-
-    fn workload(kind: WorkloadKind, ns: &str, name: &str, ip: &str, node: &str) -> Workload {
-        Workload {
-            kind,
-            namespace: ns.into(),
-            name: name.into(),
-            labels: Labels::new(),
-            addresses: vec![ip.parse().unwrap()],
-            node: Some(node.into()),
-            phase: Some("Running".into()),
-            named_ports: vec![],
-            origin: None,
-        }
-    }
+    use netpol_test_support::{policy, workload, WorkloadExt};
 
     #[test]
     fn a_migrating_vm_is_one_workload_on_its_status_node() {
@@ -369,37 +357,19 @@ mod tests {
         };
         entries.insert(
             "vm".into(),
-            one(workload(
-                WorkloadKind::VirtualMachine,
-                "a",
-                "vm1",
-                "10.0.0.5",
-                "n2",
-            )),
+            one(workload(WorkloadKind::VirtualMachine, "a", "vm1", &[], &["10.0.0.5"]).on("n2")),
         );
         entries.insert(
             "p1".into(),
-            one(workload(
-                WorkloadKind::Pod,
-                "a",
-                "launcher-old",
-                "10.0.0.5",
-                "n1",
-            )),
+            one(workload(WorkloadKind::Pod, "a", "launcher-old", &[], &["10.0.0.5"]).on("n1")),
         );
         entries.insert(
             "p2".into(),
-            one(workload(
-                WorkloadKind::Pod,
-                "a",
-                "launcher-new",
-                "10.0.0.5",
-                "n2",
-            )),
+            one(workload(WorkloadKind::Pod, "a", "launcher-new", &[], &["10.0.0.5"]).on("n2")),
         );
         entries.insert(
             "p3".into(),
-            one(workload(WorkloadKind::Pod, "a", "other", "10.0.0.6", "n1")),
+            one(workload(WorkloadKind::Pod, "a", "other", &[], &["10.0.0.6"]).on("n1")),
         );
         src.insert("s".into(), entries);
         let c = assemble(&src);
@@ -417,22 +387,23 @@ mod tests {
 
     #[test]
     fn a_vm_its_instance_and_its_launcher_from_three_sources_are_one_workload() {
-        let mut vm = workload(WorkloadKind::VirtualMachine, "a", "vm1", "10.0.0.5", "n2");
-        vm.node = None;
+        let vm = workload(WorkloadKind::VirtualMachine, "a", "vm1", &[], &["10.0.0.5"]);
         let vmi = workload(
             WorkloadKind::VirtualMachineInstance,
             "a",
             "vm1",
-            "10.0.0.5",
-            "n2",
-        );
+            &[],
+            &["10.0.0.5"],
+        )
+        .on("n2");
         let mut pod = workload(
             WorkloadKind::Pod,
             "a",
             "virt-launcher-vm1",
-            "10.0.0.5",
-            "n1",
-        );
+            &[],
+            &["10.0.0.5"],
+        )
+        .on("n1");
         let label = netpol_k8s::fold::DECKHOUSE_VM_LABEL;
         pod.labels.insert(label.into(), "vm1".into());
         let src: Sources = [("kube:vms", vm), ("kube:vmis", vmi), ("kube:pods", pod)]
@@ -462,7 +433,7 @@ mod tests {
             "a.yaml".into(),
             Cluster {
                 namespaces: vec![Namespace::new("a", Labels::new(), true)],
-                workloads: vec![workload(WorkloadKind::Pod, "a", "p", "10.0.0.1", "n")],
+                workloads: vec![workload(WorkloadKind::Pod, "a", "p", &[], &["10.0.0.1"]).on("n")],
                 policies: vec![],
             },
         );
@@ -500,7 +471,7 @@ mod tests {
         let s = Store::new();
         let mut rx = s.subscribe();
         let policy_file = |name: &str| Cluster {
-            workloads: vec![workload(WorkloadKind::Pod, "a", name, "10.0.0.1", "n")],
+            workloads: vec![workload(WorkloadKind::Pod, "a", name, &[], &["10.0.0.1"]).on("n")],
             ..Cluster::default()
         };
         s.upsert("d", "old.yaml", policy_file("p"));
@@ -528,20 +499,12 @@ mod tests {
         };
         let mut labels = Labels::new();
         labels.insert("team".into(), "x".into());
-        let policy = |ns: &str, name: &str| netpol_core::Policy {
-            namespace: ns.into(),
-            name: name.into(),
-            pod_selector: netpol_core::LabelSelector::default(),
-            affects_ingress: true,
-            affects_egress: false,
-            ingress: vec![],
-            egress: vec![],
-            origin: None,
-        };
+        let policy =
+            |ns: &str, name: &str| policy(ns, name, LabelSelector::everything(), true, false);
         let pods = Cluster {
             workloads: vec![
-                workload(WorkloadKind::Pod, "a", "p1", "10.0.0.1", "n"),
-                workload(WorkloadKind::Pod, "a", "launcher", "10.0.0.9", "n"),
+                workload(WorkloadKind::Pod, "a", "p1", &[], &["10.0.0.1"]).on("n"),
+                workload(WorkloadKind::Pod, "a", "launcher", &[], &["10.0.0.9"]).on("n"),
             ],
             ..Cluster::default()
         };
@@ -576,9 +539,10 @@ mod tests {
                     WorkloadKind::VirtualMachine,
                     "a",
                     "vm1",
-                    "10.0.0.9",
-                    "n",
-                )],
+                    &[],
+                    &["10.0.0.9"],
+                )
+                .on("n")],
                 ..Cluster::default()
             },
         );

@@ -6,18 +6,11 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
+use netpol_test_support::require_root;
+
 /// One demo at a time: two labs probing in parallel on a busy machine could push an allowed probe
 /// past its timeout.
 static LAB: Mutex<()> = Mutex::new(());
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "the demo test needs root (network namespaces and nftables): run `sudo -E cargo test -p netpol-cli --test demo`; this test fails rather than skip"
-    );
-}
 
 /// The names `ip netns list` prints (first word of each line).
 fn netns_names() -> BTreeSet<String> {

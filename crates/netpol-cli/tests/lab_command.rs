@@ -6,6 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use netpol_test_support::require_root;
+
 fn netns_list() -> String {
     let out = Command::new("ip")
         .args(["netns", "list"])
@@ -16,12 +18,7 @@ fn netns_list() -> String {
 
 #[test]
 fn the_lab_stays_up_enforcing_until_interrupted_and_then_disappears() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "this test needs root (network namespaces, nftables)"
-    );
+    require_root();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut child = Command::new(env!("CARGO_BIN_EXE_netpol"))
         .current_dir(&root)

@@ -15,20 +15,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use assert_cmd::Command;
+use netpol_test_support::require_root;
 use serde_json::Value;
 
 /// Probes run one at a time: a denied probe waits for its timeout, and parallel labs on a busy
 /// machine could push an allowed probe past it.
 static LAB: Mutex<()> = Mutex::new(());
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "lab_conformance needs root (network namespaces and nftables): run `sudo -E cargo test -p netpol-cli --test lab_conformance`; this test fails rather than skip"
-    );
-}
 
 fn lab_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lab")

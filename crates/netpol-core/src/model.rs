@@ -457,13 +457,9 @@ impl Default for EvalOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    // Labels is a std map, so the builder of netpol-test-support (which links the non-test build
+    // of this crate) yields the same type; its model types would not be ours here.
+    use netpol_test_support::labels;
 
     #[test]
     fn not_in_matches_an_object_without_the_key() {

@@ -2,16 +2,14 @@
 //! way netpol-core's reference evaluator does.
 
 mod common;
-#[path = "common/strategies.rs"]
-mod strategies;
 
 use std::net::IpAddr;
 
 use common::*;
 use netpol_core::*;
 use netpol_nft::{compile, Ruleset};
+use netpol_test_support::arb::{self, ClusterShape, NODES};
 use proptest::prelude::*;
-use strategies::{a_cluster, NODES};
 
 const PORTS: [u16; 6] = [53, 79, 80, 81, 8080, 9000];
 const EXTERNAL: [&str; 4] = ["192.0.2.5", "192.0.2.200", "203.0.113.9", "2001:db8::5"];
@@ -25,7 +23,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
-    fn node_tables_together_agree_with_the_reference_evaluator((c, ipblock) in a_cluster()) {
+    fn node_tables_together_agree_with_the_reference_evaluator(
+        c in arb::cluster(&ClusterShape::on_two_nodes()),
+        ipblock in any::<bool>(),
+    ) {
         let opts = EvalOptions { ipblock_matches_workloads: ipblock };
         let tables: Vec<Ruleset> = NODES.iter().map(|n| compile(&c, opts, n).unwrap()).collect();
         let mut ends: Vec<(Endpoint, IpAddr)> = c
@@ -63,7 +64,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_tables_pass_nft_check((c, ipblock) in a_cluster()) {
+    fn random_tables_pass_nft_check(
+        c in arb::cluster(&ClusterShape::on_two_nodes()),
+        ipblock in any::<bool>(),
+    ) {
         if !nft_available() {
             return Ok(());
         }

@@ -25,19 +25,19 @@ const EXT: &str = "192.0.2.10";
 fn state() -> Cluster {
     let mut web_in = policy("shop", "web-in", sel(&[("app", "web")]), true, false);
     web_in.ingress.push(Rule {
-        peers: vec![pods(&[("app", "db")])],
+        peers: vec![pods_in_own_ns(&[("app", "db")])],
         ports: vec![tcp(80)],
     });
     let mut db_out = policy("shop", "db-out", sel(&[("app", "db")]), false, true);
     db_out.egress.push(Rule {
-        peers: vec![pods(&[("app", "web")])],
+        peers: vec![pods_in_own_ns(&[("app", "web")])],
         ports: vec![tcp(80)],
     });
     cluster(
-        &["shop"],
+        namespaces(&["shop"]),
         vec![
-            pod("shop", "web", &[("app", "web")], &[WEB], "n1", &[]),
-            pod("shop", "db", &[("app", "db")], &[DB], "n1", &[]),
+            pod("shop", "web", &[("app", "web")], &[WEB], &[]).on("n1"),
+            pod("shop", "db", &[("app", "db")], &[DB], &[]).on("n1"),
         ],
         vec![web_in, db_out],
     )
@@ -74,8 +74,7 @@ fn drain(socket: &mut NflogSocket, quiet: Duration) -> Vec<NflogRecord> {
 
 #[test]
 fn denied_packets_are_logged_with_their_chain_up_to_the_node_wide_limit_and_always_dropped() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "this kernel test needs root");
+    require_root();
     let lab = lab();
     let node = lab.node_netns("n1").expect("node").to_owned();
     let r = compile(&state(), EvalOptions::default(), "n1").expect("compiles");

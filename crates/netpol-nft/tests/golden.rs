@@ -97,28 +97,28 @@ fn mixed() -> Cluster {
         "web",
         &[("app", "web")],
         &["10.1.0.10", "fd00::10"],
-        "n1",
         &[
             ("http", Protocol::Tcp, 8080),
             ("metrics", Protocol::Tcp, 9100),
         ],
-    );
+    )
+    .on("n1");
     let db = pod(
         "shop",
         "db",
         &[("app", "db")],
         &["10.1.0.20"],
-        "n2",
         &[("pg", Protocol::Tcp, 5432)],
-    );
+    )
+    .on("n2");
     let mon = pod(
         "ops",
         "prom",
         &[("app", "prom")],
         &["10.1.0.30", "fd00::30"],
-        "n2",
         &[],
-    );
+    )
+    .on("n2");
     let mut web_in = policy("shop", "web-in", sel(&[("app", "web")]), true, false);
     web_in.ingress = vec![
         Rule {
@@ -149,7 +149,7 @@ fn mixed() -> Cluster {
     let mut web_out = policy("shop", "web-out", sel(&[("app", "web")]), false, true);
     web_out.egress = vec![
         Rule {
-            peers: vec![pods(&[("app", "db")])],
+            peers: vec![pods_in_own_ns(&[("app", "db")])],
             ports: vec![port(Protocol::Tcp, Some(PortSpec::Named("pg".into())))],
         },
         Rule {
@@ -157,7 +157,11 @@ fn mixed() -> Cluster {
             ports: vec![port(Protocol::Udp, Some(PortSpec::Number(53)))],
         },
     ];
-    cluster(&["shop", "ops"], vec![web, db, mon], vec![web_in, web_out])
+    cluster(
+        namespaces(&["shop", "ops"]),
+        vec![web, db, mon],
+        vec![web_in, web_out],
+    )
 }
 
 #[test]

@@ -130,10 +130,10 @@ fn send(ns: &str, proto: &str, dst: &str, port: u16) {
 #[test]
 fn real_packets_through_the_users_page_table_credit_the_expected_counters() {
     // Privileged: without root, ip or nft this fails (CI runs as root), it never skips.
-    let is_root = run(&["id", "-u"]).stdout.starts_with(b"0\n");
+    require_root();
     assert!(
-        is_root && nft_available() && Command::new("ip").arg("-V").output().is_ok(),
-        "this test needs root, ip and nft (apt-get install -y nftables iproute2)"
+        nft_available() && Command::new("ip").arg("-V").output().is_ok(),
+        "this test needs ip and nft (apt-get install -y nftables iproute2)"
     );
     let router = format!("npnft-{}", std::process::id());
     ok(&["ip", "netns", "add", &router]);

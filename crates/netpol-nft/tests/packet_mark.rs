@@ -41,20 +41,19 @@ fn nft(netns: &str, args: &[&str], stdin: Option<&str>) -> String {
 
 #[test]
 fn the_packet_mark_set_before_the_table_survives_it_for_checked_connections() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "this kernel test needs root");
+    require_root();
     // web admits db on TCP 80 by a pod selector: the first packet goes through the peer
     // classification and a class grant, the path that needs a register.
     let mut web_in = policy("shop", "web-in", sel(&[("app", "web")]), true, false);
     web_in.ingress.push(Rule {
-        peers: vec![pods(&[("app", "db")])],
+        peers: vec![pods_in_own_ns(&[("app", "db")])],
         ports: vec![tcp(80)],
     });
     let state = cluster(
-        &["shop"],
+        namespaces(&["shop"]),
         vec![
-            pod("shop", "web", &[("app", "web")], &[WEB], "n1", &[]),
-            pod("shop", "db", &[("app", "db")], &[DB], "n1", &[]),
+            pod("shop", "web", &[("app", "web")], &[WEB], &[]).on("n1"),
+            pod("shop", "db", &[("app", "db")], &[DB], &[]).on("n1"),
         ],
         vec![web_in],
     );

@@ -5,25 +5,23 @@
 //! Skipped (with a message) when not root or without `nft`.
 
 mod common;
-#[path = "common/strategies.rs"]
-mod strategies;
 
 use common::*;
 use netpol_core::*;
 use netpol_dataplane::{nft, Netns};
 use netpol_nft::{compile, update_script};
+use netpol_test_support::arb::{self, ClusterShape, NODES};
 use proptest::prelude::*;
 use serde_json::Value;
-use strategies::{a_cluster, a_policy, NODES};
 
 /// These tests load tables into the real kernel: without root or nft they fail (CI runs as root
 /// with nftables installed), they never skip.
+#[track_caller]
 fn require_kernel() {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    require_root();
     assert!(
-        root && nft_available(),
-        "netpol-nft kernel tests need root and nft (apt-get install -y nftables); run them as root"
+        nft_available(),
+        "netpol-nft kernel tests need nft (apt-get install -y nftables)"
     );
 }
 
@@ -175,7 +173,10 @@ fn a_one_policy_port_edit_in_a_synthetic_cluster_touches_a_few_objects_only() {
 
 /// Small edits of a random cluster: replace, drop or add one policy.
 fn an_edit() -> impl Strategy<Value = (usize, Option<Policy>)> {
-    (0..4usize, prop::option::of(a_policy()))
+    (
+        0..4usize,
+        prop::option::of(arb::policy(&ClusterShape::on_two_nodes())),
+    )
 }
 
 proptest! {
@@ -183,8 +184,9 @@ proptest! {
 
     #[test]
     fn old_plus_update_equals_new_in_the_kernel(
-        (c1, ipblock) in a_cluster(),
-        (c2, _) in a_cluster(),
+        c1 in arb::cluster(&ClusterShape::on_two_nodes()),
+        ipblock in any::<bool>(),
+        c2 in arb::cluster(&ClusterShape::on_two_nodes()),
         (at, replacement) in an_edit(),
         unrelated in any::<bool>(),
     ) {
@@ -226,14 +228,14 @@ proptest! {
 fn one_policy(name: &str, port: u16) -> Cluster {
     let mut p = policy("ns0", name, sel(&[("app", "web")]), true, false);
     p.ingress.push(Rule {
-        peers: vec![pods(&[("app", "db")])],
+        peers: vec![pods_in_own_ns(&[("app", "db")])],
         ports: vec![tcp(port)],
     });
     cluster(
-        &["ns0"],
+        namespaces(&["ns0"]),
         vec![
-            pod("ns0", "web", &[("app", "web")], &["10.0.0.1"], "n1", &[]),
-            pod("ns0", "db", &[("app", "db")], &["10.0.0.2"], "n1", &[]),
+            pod("ns0", "web", &[("app", "web")], &["10.0.0.1"], &[]).on("n1"),
+            pod("ns0", "db", &[("app", "db")], &["10.0.0.2"], &[]).on("n1"),
         ],
         vec![p],
     )

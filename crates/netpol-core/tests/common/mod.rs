@@ -1,4 +1,5 @@
-//! Builders for hand-made clusters and a checker that asks every implementation the same question.
+//! The shared model builders (from netpol-test-support) and a checker that asks every
+//! implementation the same question.
 
 #![allow(dead_code)]
 
@@ -8,112 +9,7 @@ use netpol_core::analysis::Analyzer;
 use netpol_core::eval::{evaluate, Endpoint, Verdict};
 use netpol_core::model::*;
 
-pub fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-pub fn sel(pairs: &[(&str, &str)]) -> LabelSelector {
-    LabelSelector {
-        match_labels: labels(pairs),
-        match_expressions: vec![],
-    }
-}
-
-pub fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-pub fn vm(ns: &str, name: &str, l: &[(&str, &str)], addrs: &[&str]) -> Workload {
-    Workload {
-        kind: WorkloadKind::VirtualMachine,
-        namespace: ns.into(),
-        name: name.into(),
-        labels: labels(l),
-        addresses: addrs.iter().map(|a| ip(a)).collect(),
-        node: None,
-        phase: Some("Running".into()),
-        named_ports: vec![],
-        origin: None,
-    }
-}
-
-pub fn pod(
-    ns: &str,
-    name: &str,
-    l: &[(&str, &str)],
-    addrs: &[&str],
-    named: &[(&str, Protocol, u16)],
-) -> Workload {
-    let mut w = vm(ns, name, l, addrs);
-    w.kind = WorkloadKind::Pod;
-    w.named_ports = named
-        .iter()
-        .map(|(n, p, port)| NamedPort {
-            name: n.to_string(),
-            protocol: *p,
-            port: *port,
-        })
-        .collect();
-    w
-}
-
-/// A policy with no rules that affects the given directions.
-pub fn policy(
-    ns: &str,
-    name: &str,
-    selector: LabelSelector,
-    ingress: bool,
-    egress: bool,
-) -> Policy {
-    Policy {
-        namespace: ns.into(),
-        name: name.into(),
-        pod_selector: selector,
-        affects_ingress: ingress,
-        affects_egress: egress,
-        ingress: vec![],
-        egress: vec![],
-        origin: None,
-    }
-}
-
-pub fn pods_in_own_ns(s: &[(&str, &str)]) -> Peer {
-    Peer::Selector {
-        pod_selector: Some(sel(s)),
-        namespace_selector: None,
-    }
-}
-
-pub fn block(cidr: &str, except: &[&str]) -> Peer {
-    Peer::IpBlock(IpBlock {
-        cidr: cidr.parse().unwrap(),
-        except: except.iter().map(|e| e.parse().unwrap()).collect(),
-    })
-}
-
-pub fn tcp(port: u16) -> PolicyPort {
-    PolicyPort {
-        protocol: Protocol::Tcp,
-        port: Some(PortSpec::Number(port)),
-    }
-}
-
-pub fn cluster(
-    namespaces: Vec<Namespace>,
-    workloads: Vec<Workload>,
-    policies: Vec<Policy>,
-) -> Cluster {
-    let mut c = Cluster {
-        namespaces,
-        workloads,
-        policies,
-    };
-    c.add_missing_namespaces();
-    c
-}
+pub use netpol_test_support::*;
 
 pub fn index(c: &Cluster, key: &str) -> usize {
     c.workloads

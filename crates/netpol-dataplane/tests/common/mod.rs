@@ -1,21 +1,13 @@
-//! Shared by the kernel tests: the root check and small spec builders.
+//! Shared by the kernel tests: the root check (from netpol-test-support) and small spec builders.
 #![allow(dead_code)]
 
 use std::net::IpAddr;
 
 use netpol_dataplane::LabHost;
 
-/// These tests create network namespaces: they must run as root, and say so loudly otherwise
-/// instead of skipping.
-pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "netpol-dataplane kernel tests need root (network namespaces, veths, nftables); \
-         run them as root, e.g. `sudo -E cargo test -p netpol-dataplane`"
-    );
-}
+/// These tests create network namespaces: they must run as root, and fail otherwise instead of
+/// skipping.
+pub use netpol_test_support::require_root;
 
 pub fn ip(text: &str) -> IpAddr {
     text.parse().expect("test address")

@@ -1,129 +1,14 @@
-//! Builders for hand-made clusters and the `nft` binary check shared by the tests.
+//! The clusters and the `nft` binary checks shared by the tests; the model builders come from
+//! netpol-test-support.
 
 #![allow(dead_code)]
 
 use std::io::Write as _;
-use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
 use netpol_core::*;
 
-pub fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-pub fn sel(pairs: &[(&str, &str)]) -> LabelSelector {
-    LabelSelector {
-        match_labels: labels(pairs),
-        match_expressions: vec![],
-    }
-}
-
-pub fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-pub fn vm(ns: &str, name: &str, l: &[(&str, &str)], addrs: &[&str], node: &str) -> Workload {
-    Workload {
-        kind: WorkloadKind::VirtualMachine,
-        namespace: ns.into(),
-        name: name.into(),
-        labels: labels(l),
-        addresses: addrs.iter().map(|a| ip(a)).collect(),
-        node: Some(node.into()),
-        phase: Some("Running".into()),
-        named_ports: vec![],
-        origin: None,
-    }
-}
-
-pub fn pod(
-    ns: &str,
-    name: &str,
-    l: &[(&str, &str)],
-    addrs: &[&str],
-    node: &str,
-    named: &[(&str, Protocol, u16)],
-) -> Workload {
-    let mut w = vm(ns, name, l, addrs, node);
-    w.kind = WorkloadKind::Pod;
-    w.named_ports = named
-        .iter()
-        .map(|(n, p, port)| NamedPort {
-            name: n.to_string(),
-            protocol: *p,
-            port: *port,
-        })
-        .collect();
-    w
-}
-
-pub fn policy(
-    ns: &str,
-    name: &str,
-    selector: LabelSelector,
-    ingress: bool,
-    egress: bool,
-) -> Policy {
-    Policy {
-        namespace: ns.into(),
-        name: name.into(),
-        pod_selector: selector,
-        affects_ingress: ingress,
-        affects_egress: egress,
-        ingress: vec![],
-        egress: vec![],
-        origin: None,
-    }
-}
-
-pub fn pods(s: &[(&str, &str)]) -> Peer {
-    Peer::Selector {
-        pod_selector: Some(sel(s)),
-        namespace_selector: None,
-    }
-}
-
-pub fn namespace_named(name: &str) -> Peer {
-    Peer::Selector {
-        pod_selector: None,
-        namespace_selector: Some(sel(&[(NAMESPACE_NAME_LABEL, name)])),
-    }
-}
-
-pub fn block(cidr: &str, except: &[&str]) -> Peer {
-    Peer::IpBlock(IpBlock {
-        cidr: cidr.parse().unwrap(),
-        except: except.iter().map(|e| e.parse().unwrap()).collect(),
-    })
-}
-
-pub fn port(protocol: Protocol, spec: Option<PortSpec>) -> PolicyPort {
-    PolicyPort {
-        protocol,
-        port: spec,
-    }
-}
-
-pub fn tcp(n: u16) -> PolicyPort {
-    port(Protocol::Tcp, Some(PortSpec::Number(n)))
-}
-
-pub fn cluster(namespaces: &[&str], workloads: Vec<Workload>, policies: Vec<Policy>) -> Cluster {
-    let mut c = Cluster {
-        namespaces: namespaces
-            .iter()
-            .map(|n| Namespace::new(*n, Labels::new(), false))
-            .collect(),
-        workloads,
-        policies,
-    };
-    c.add_missing_namespaces();
-    c
-}
+pub use netpol_test_support::*;
 
 /// The cluster of the user's page: vm-a (virtlab-2) isolated for ingress except from vm-b and
 /// from namespace another-project, and for egress except to 192.0.2.53 TCP 53 and TCP
@@ -145,7 +30,7 @@ pub fn users_page() -> Cluster {
         false,
     );
     from_b.ingress = vec![Rule {
-        peers: vec![pods(&[("vm", "b")])],
+        peers: vec![pods_in_own_ns(&[("vm", "b")])],
         ports: vec![],
     }];
     let mut dns = policy(
@@ -188,35 +73,16 @@ pub fn users_page() -> Cluster {
         ports: vec![],
     }];
     cluster(
-        &["test-project", "another-project"],
+        namespaces(&["test-project", "another-project"]),
         vec![
-            vm(
-                "test-project",
-                "vm-a",
-                &[("vm", "a")],
-                &["10.66.20.70"],
-                "virtlab-2",
-            ),
-            vm(
-                "test-project",
-                "vm-b",
-                &[("vm", "b")],
-                &["10.66.20.71"],
-                "virtlab-1",
-            ),
-            vm(
-                "another-project",
-                "vm-c",
-                &[("vm", "c")],
-                &["10.66.20.72"],
-                "virtlab-1",
-            ),
+            vm("test-project", "vm-a", &[("vm", "a")], &["10.66.20.70"]).on("virtlab-2"),
+            vm("test-project", "vm-b", &[("vm", "b")], &["10.66.20.71"]).on("virtlab-1"),
+            vm("another-project", "vm-c", &[("vm", "c")], &["10.66.20.72"]).on("virtlab-1"),
         ],
         vec![deny, from_b, dns, range, from_ns],
     )
 }
 
-/// Whether `nft -c` can be used here (binary present, allowed to talk netlink).
 /// The packet count of the named counter `name` of table `inet TABLE` in network namespace `netns`.
 pub fn counter_packets(netns: &str, table: &str, name: &str) -> u64 {
     let out = Command::new("ip")
@@ -233,6 +99,7 @@ pub fn counter_packets(netns: &str, table: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counter {name} in inet {table}: {text}"))
 }
 
+/// Whether `nft -c` can be used here (binary present, allowed to talk netlink).
 pub fn nft_available() -> bool {
     Command::new("nft")
         .args(["-c", "-f", "-"])
@@ -273,13 +140,7 @@ pub fn nft_check(text: &str) -> Result<(), String> {
 pub fn synthetic(workloads: usize, policies: usize, nodes: usize) -> Cluster {
     let nns = workloads / 500 + 1;
     let namespaces: Vec<Namespace> = (0..nns)
-        .map(|i| {
-            Namespace::new(
-                format!("ns{i}"),
-                labels(&[("team", &format!("t{}", i % 5))]),
-                false,
-            )
-        })
+        .map(|i| namespace(&format!("ns{i}"), &[("team", &format!("t{}", i % 5))]))
         .collect();
     let ws: Vec<Workload> = (0..workloads)
         .map(|i| {
@@ -298,9 +159,9 @@ pub fn synthetic(workloads: usize, policies: usize, nodes: usize) -> Cluster {
                     ("tier", &format!("t{}", (i / 10) % 3)),
                 ],
                 &[addr.as_str()],
-                &format!("node{}", i % nodes),
                 &named,
             )
+            .on(&format!("node{}", i % nodes))
         })
         .collect();
     let ps: Vec<Policy> = (0..policies)
@@ -314,7 +175,7 @@ pub fn synthetic(workloads: usize, policies: usize, nodes: usize) -> Cluster {
             );
             p.ingress = vec![
                 Rule {
-                    peers: vec![pods(&[("app", &format!("a{}", (j * 7) % 100))])],
+                    peers: vec![pods_in_own_ns(&[("app", &format!("a{}", (j * 7) % 100))])],
                     ports: vec![
                         tcp(80),
                         port(Protocol::Tcp, Some(PortSpec::Named("http".into()))),
@@ -346,7 +207,7 @@ pub fn synthetic(workloads: usize, policies: usize, nodes: usize) -> Cluster {
             if j % 2 == 0 {
                 p.egress = vec![
                     Rule {
-                        peers: vec![pods(&[("app", &format!("a{}", (j * 3) % 100))])],
+                        peers: vec![pods_in_own_ns(&[("app", &format!("a{}", (j * 3) % 100))])],
                         ports: vec![
                             tcp(5432),
                             port(Protocol::Tcp, Some(PortSpec::Named("http".into()))),

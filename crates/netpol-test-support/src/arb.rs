@@ -1,0 +1,522 @@
+//! The one proptest generator of random small clusters, for the property tests that hold a fast
+//! path (the analyzer's truth tables and map, the nodes' nftables tables) against the plain
+//! evaluator.
+//!
+//! Small vocabularies make coincidences likely: three label keys and values, three namespaces,
+//! three port names, a handful of port numbers and CIDRs chosen to overlap each other and the
+//! workload addresses. Every feature of the model appears: Pods, VMs and VMIs; declared and
+//! implicit namespaces with labels; `matchLabels` (also on the namespace name label) and every
+//! `matchExpressions` operator; pod, namespace and combined selector peers; ipBlocks with holes
+//! (inside, overlapping or outside their CIDR); numeric, ranged and named ports of every
+//! protocol; policies affecting ingress, egress, both or neither.
+//!
+//! It replaces the two generators the analyzer's and the compiler's property tests had, and
+//! draws from both: half the selectors and labels are the compiler test's simple ones (select
+//! everything, one `app` value, all but one `app` value; one `app` label), which select often,
+//! half the analyzer test's arbitrary combinations; CIDRs, holes and port vocabularies are the
+//! union of theirs.
+//!
+//! What differs between tests is a [`ClusterShape`]: how many namespaces, workloads and policies,
+//! whether workloads share addresses from a pool or each get their own, and which nodes they run
+//! on. Names are `w0, w1, ...` and `p0, p1, ...` in generation order.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+
+use netpol_core::{
+    Cluster, IpBlock, LabelSelector, Labels, NamedPort, Namespace, Peer, Policy, PolicyPort,
+    PortSpec, Protocol, Rule, SelectorOperator, SelectorRequirement, Workload, WorkloadKind,
+    NAMESPACE_NAME_LABEL,
+};
+use proptest::prelude::*;
+
+/// The namespace names, in order; a shape uses the first [`ClusterShape::namespaces`].
+pub const NAMESPACES: [&str; 3] = ["ns0", "ns1", "ns2"];
+/// The nodes of [`ClusterShape::on_two_nodes`].
+pub const NODES: [&str; 2] = ["n1", "n2"];
+
+const LABEL_KEYS: [&str; 3] = ["app", "tier", "env"];
+const LABEL_VALUES: [&str; 3] = ["web", "db", "x"];
+const PORT_NAMES: [&str; 3] = ["http", "dns", "metrics"];
+/// Port numbers of rules and named ports: the ends of the range and neighbours of each other.
+const NUMBERS: [u16; 6] = [1, 53, 80, 81, 8080, 65535];
+const CIDRS: [&str; 12] = [
+    "10.0.0.0/8",
+    "10.0.0.0/24",
+    "10.0.0.0/30",
+    "10.1.0.0/16",
+    "0.0.0.0/0",
+    "192.0.2.0/24",
+    "192.0.2.0/25",
+    "203.0.113.0/24",
+    "fd00::/8",
+    "fd00::/120",
+    "fd00::/126",
+    "::/0",
+];
+const HOLES: [&str; 7] = [
+    "10.0.0.0/31",
+    "10.0.0.2/32",
+    "10.0.0.0/29",
+    "10.1.0.0/24",
+    "192.0.2.0/30",
+    "fd00::/127",
+    "fd00::/126",
+];
+/// The pool of [`Addresses::Shared`]: inside and around the CIDRs and holes above.
+const SHARED_POOL: [&str; 10] = [
+    "10.0.0.1",
+    "10.0.0.2",
+    "10.0.0.3",
+    "10.1.0.1",
+    "10.1.0.9",
+    "192.0.2.5",
+    "fd00::1",
+    "fd00::2",
+    "fd00::5",
+    "fe80::1",
+];
+
+/// How workloads get their addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addresses {
+    /// Each workload draws this many addresses from a shared pool of v4 and v6 addresses, so
+    /// workloads may share an address and one workload may list one twice (the analyzer and
+    /// the evaluator must still agree).
+    Shared {
+        /// How many draws per workload.
+        per_workload: Range<usize>,
+    },
+    /// The i-th workload has exactly one address of its own: `10.0.0.i`, or `fd00::i` one time
+    /// in four (inside and around the CIDRs and holes), as address-based enforcement needs.
+    Distinct,
+}
+
+/// The size and shape of the generated clusters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterShape {
+    /// How many of [`NAMESPACES`] workloads and policies live in (1 to 3). Between one and all of
+    /// them are declared, with random labels; the rest are implicit.
+    pub namespaces: usize,
+    /// How many workloads.
+    pub workloads: Range<usize>,
+    /// How many policies.
+    pub policies: Range<usize>,
+    /// How workloads get their addresses.
+    pub addresses: Addresses,
+    /// The nodes workloads are spread over; none leaves every workload without a node.
+    pub nodes: &'static [&'static str],
+}
+
+impl ClusterShape {
+    /// For the analyzer against the evaluator: three namespaces, 1 to 6 workloads with up to two
+    /// shared addresses each and no node, up to 4 policies.
+    pub fn for_the_analyzer() -> Self {
+        ClusterShape {
+            namespaces: 3,
+            workloads: 1..7,
+            policies: 0..5,
+            addresses: Addresses::Shared { per_workload: 0..3 },
+            nodes: &[],
+        }
+    }
+
+    /// For the node compiler: two namespaces, 2 to 5 workloads with one distinct address each,
+    /// spread over the two [`NODES`], up to 3 policies.
+    pub fn on_two_nodes() -> Self {
+        ClusterShape {
+            namespaces: 2,
+            workloads: 2..6,
+            policies: 0..4,
+            addresses: Addresses::Distinct,
+            nodes: &NODES,
+        }
+    }
+
+    fn namespace_count(&self) -> usize {
+        self.namespaces.clamp(1, NAMESPACES.len())
+    }
+}
+
+/// Random clusters of this shape.
+pub fn cluster(shape: &ClusterShape) -> impl Strategy<Value = Cluster> {
+    let shape = shape.clone();
+    let n = shape.namespace_count();
+    (
+        prop::collection::vec(labels(), n),
+        1..=n,
+        prop::collection::vec(draft(&shape), shape.workloads.clone()),
+        prop::collection::vec(policy(&shape), shape.policies.clone()),
+    )
+        .prop_map(move |(ns_labels, declared, drafts, mut policies)| {
+            let workloads = drafts
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| d.finish(i, &shape.addresses))
+                .collect();
+            for (i, p) in policies.iter_mut().enumerate() {
+                p.name = format!("p{i}");
+            }
+            let namespaces = ns_labels
+                .into_iter()
+                .zip(NAMESPACES)
+                .take(declared)
+                .map(|(l, name)| Namespace::new(name, l, false))
+                .collect();
+            let mut c = Cluster {
+                namespaces,
+                workloads,
+                policies,
+            };
+            c.add_missing_namespaces();
+            c
+        })
+}
+
+/// Random policies in this shape's namespaces, named `p` (a cluster renames them `p0, p1, ...`).
+pub fn policy(shape: &ClusterShape) -> impl Strategy<Value = Policy> {
+    (
+        0..shape.namespace_count(),
+        selector(),
+        any::<bool>(),
+        any::<bool>(),
+        prop::collection::vec(rule(), 0..3),
+        prop::collection::vec(rule(), 0..3),
+    )
+        .prop_map(
+            |(ns, pod_selector, affects_ingress, affects_egress, ingress, egress)| Policy {
+                namespace: NAMESPACES[ns].to_string(),
+                name: "p".to_string(),
+                pod_selector,
+                affects_ingress,
+                affects_egress,
+                ingress,
+                egress,
+                origin: None,
+            },
+        )
+}
+
+/// A workload before its index is known; [`Addresses::Distinct`] addresses follow the index.
+#[derive(Clone, Debug)]
+struct Draft {
+    workload: Workload,
+    v6: bool,
+}
+
+impl Draft {
+    fn finish(mut self, index: usize, addresses: &Addresses) -> Workload {
+        self.workload.name = format!("w{index}");
+        if *addresses == Addresses::Distinct {
+            let low = u8::try_from(index)
+                .unwrap_or_else(|_| panic!("Addresses::Distinct numbers at most 256 workloads"));
+            self.workload.addresses = vec![if self.v6 {
+                IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(low)))
+            } else {
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, low))
+            }];
+        }
+        self.workload
+    }
+}
+
+fn draft(shape: &ClusterShape) -> impl Strategy<Value = Draft> {
+    let draws = match &shape.addresses {
+        Addresses::Shared { per_workload } => per_workload.clone(),
+        Addresses::Distinct => 0..1,
+    };
+    let nodes = shape.nodes;
+    (
+        (0..shape.namespace_count(), 0..3usize, labels()),
+        prop::collection::vec(0..SHARED_POOL.len(), draws),
+        prop::bool::weighted(0.25),
+        0..nodes.len().max(1),
+        prop::collection::vec((0..PORT_NAMES.len(), protocol(), 0..NUMBERS.len()), 0..3),
+    )
+        .prop_map(move |((ns, kind, labels), pool, v6, node, named)| {
+            let node = nodes.get(node).map(|n| n.to_string());
+            let workload = Workload {
+                kind: [
+                    WorkloadKind::Pod,
+                    WorkloadKind::VirtualMachine,
+                    WorkloadKind::VirtualMachineInstance,
+                ][kind],
+                namespace: NAMESPACES[ns].to_string(),
+                name: String::new(),
+                labels,
+                addresses: pool.into_iter().map(|i| parse(SHARED_POOL[i])).collect(),
+                phase: node.as_ref().map(|_| "Running".to_string()),
+                node,
+                named_ports: named
+                    .into_iter()
+                    .map(|(n, protocol, p)| NamedPort {
+                        name: PORT_NAMES[n].to_string(),
+                        protocol,
+                        port: NUMBERS[p],
+                    })
+                    .collect(),
+                origin: None,
+            };
+            Draft { workload, v6 }
+        })
+}
+
+fn protocol() -> impl Strategy<Value = Protocol> {
+    prop_oneof![
+        Just(Protocol::Tcp),
+        Just(Protocol::Udp),
+        Just(Protocol::Sctp)
+    ]
+}
+
+/// Labels: half the time one `app` label (so the simple selectors select often), otherwise up
+/// to two pairs of any key (possibly none).
+fn labels() -> impl Strategy<Value = Labels> {
+    let pairs = prop_oneof![
+        (0..LABEL_VALUES.len()).prop_map(|v| vec![(0, v)]),
+        prop::collection::vec((0..LABEL_KEYS.len(), 0..LABEL_VALUES.len()), 0..3),
+    ];
+    pairs.prop_map(|kv| {
+        kv.into_iter()
+            .map(|(k, v)| (LABEL_KEYS[k].to_string(), LABEL_VALUES[v].to_string()))
+            .collect()
+    })
+}
+
+/// A key of [`LABEL_KEYS`], or (index 3) the namespace name label, with a value of its own
+/// vocabulary.
+fn key_value(k: usize, v: usize) -> (String, String) {
+    match LABEL_KEYS.get(k) {
+        Some(key) => (key.to_string(), LABEL_VALUES[v].to_string()),
+        None => (NAMESPACE_NAME_LABEL.to_string(), NAMESPACES[v].to_string()),
+    }
+}
+
+fn requirement() -> impl Strategy<Value = SelectorRequirement> {
+    (
+        0..=LABEL_KEYS.len(),
+        prop_oneof![
+            Just(SelectorOperator::In),
+            Just(SelectorOperator::NotIn),
+            Just(SelectorOperator::Exists),
+            Just(SelectorOperator::DoesNotExist)
+        ],
+        prop::collection::btree_set(0..3usize, 1..3),
+    )
+        .prop_map(|(k, operator, values)| {
+            let key = key_value(k, 0).0;
+            let values = match operator {
+                SelectorOperator::In | SelectorOperator::NotIn => {
+                    values.into_iter().map(|v| key_value(k, v).1).collect()
+                }
+                _ => vec![],
+            };
+            SelectorRequirement {
+                key,
+                operator,
+                values,
+            }
+        })
+}
+
+/// Selectors: half of them simple ones that select often (everything, one `app` value, all
+/// but one `app` value), half any combination of `matchLabels` (also on the namespace name
+/// label) and expressions.
+fn selector() -> impl Strategy<Value = LabelSelector> {
+    let simple = prop_oneof![
+        Just(LabelSelector::everything()),
+        (0..LABEL_VALUES.len()).prop_map(|v| LabelSelector {
+            match_labels: [key_value(0, v)].into_iter().collect(),
+            match_expressions: vec![],
+        }),
+        (0..LABEL_VALUES.len()).prop_map(|v| LabelSelector {
+            match_labels: Labels::new(),
+            match_expressions: vec![SelectorRequirement {
+                key: LABEL_KEYS[0].to_string(),
+                operator: SelectorOperator::NotIn,
+                values: vec![LABEL_VALUES[v].to_string()],
+            }],
+        }),
+    ];
+    let combined = (
+        prop::collection::vec((0..=LABEL_KEYS.len(), 0..3usize), 0..2),
+        prop::collection::vec(requirement(), 0..2),
+    )
+        .prop_map(|(kv, match_expressions)| LabelSelector {
+            match_labels: kv.into_iter().map(|(k, v)| key_value(k, v)).collect(),
+            match_expressions,
+        });
+    prop_oneof![simple, combined]
+}
+
+fn peer() -> impl Strategy<Value = Peer> {
+    prop_oneof![
+        3 => (prop::option::of(selector()), prop::option::of(selector()), any::<bool>()).prop_map(
+            |(pod, ns, pick_pod)| {
+                // Validation guarantees at least one of the two is set.
+                let (pod_selector, namespace_selector) = match (pod, ns) {
+                    (None, None) if pick_pod => (Some(LabelSelector::everything()), None),
+                    (None, None) => (None, Some(LabelSelector::everything())),
+                    other => other,
+                };
+                Peer::Selector {
+                    pod_selector,
+                    namespace_selector,
+                }
+            }
+        ),
+        2 => (0..CIDRS.len(), prop::collection::vec(0..HOLES.len(), 0..2)).prop_map(|(c, holes)| {
+            Peer::IpBlock(IpBlock {
+                cidr: parse(CIDRS[c]),
+                except: holes.into_iter().map(|h| parse(HOLES[h])).collect(),
+            })
+        }),
+    ]
+}
+
+fn policy_port() -> impl Strategy<Value = PolicyPort> {
+    (
+        protocol(),
+        prop_oneof![
+            1 => Just(None),
+            3 => (0..NUMBERS.len()).prop_map(|i| Some(PortSpec::Number(NUMBERS[i]))),
+            2 => (0..NUMBERS.len(), 0u16..3).prop_map(|(i, len)| {
+                let start = NUMBERS[i];
+                Some(PortSpec::Range { start, end: start.saturating_add(len) })
+            }),
+            2 => (0..PORT_NAMES.len()).prop_map(|i| Some(PortSpec::Named(PORT_NAMES[i].into()))),
+        ],
+    )
+        .prop_map(|(protocol, port)| PolicyPort { protocol, port })
+}
+
+fn rule() -> impl Strategy<Value = Rule> {
+    (
+        prop::collection::vec(peer(), 0..3),
+        prop::collection::vec(policy_port(), 0..3),
+    )
+        .prop_map(|(peers, ports)| Rule { peers, ports })
+}
+
+/// Parses one of the constants above.
+fn parse<T: std::str::FromStr>(text: &str) -> T
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .unwrap_or_else(|e| panic!("generator constant {text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    fn samples(shape: &ClusterShape, n: usize) -> Vec<Cluster> {
+        let mut runner = TestRunner::deterministic();
+        let strategy = cluster(shape);
+        (0..n)
+            .map(|_| strategy.new_tree(&mut runner).unwrap().current())
+            .collect()
+    }
+
+    #[test]
+    fn distinct_addresses_give_every_workload_one_address_of_its_own_on_a_node() {
+        for c in samples(&ClusterShape::on_two_nodes(), 200) {
+            let mut seen = std::collections::BTreeSet::new();
+            for w in &c.workloads {
+                assert_eq!(w.addresses.len(), 1, "{w:?}");
+                assert!(seen.insert(w.addresses[0]), "shared address in {c:?}");
+                assert!(NODES.contains(&w.node.as_deref().unwrap()), "{w:?}");
+                assert!(["ns0", "ns1"].contains(&w.namespace.as_str()));
+            }
+            assert!((2..6).contains(&c.workloads.len()));
+            assert!(c.policies.len() < 4);
+        }
+    }
+
+    #[test]
+    fn shared_addresses_reuse_the_pool_and_leave_workloads_off_any_node() {
+        let clusters = samples(&ClusterShape::for_the_analyzer(), 300);
+        let mut shared = false;
+        for c in &clusters {
+            let all: Vec<_> = c.workloads.iter().flat_map(|w| &w.addresses).collect();
+            let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+            shared |= distinct.len() < all.len();
+            assert!(c
+                .workloads
+                .iter()
+                .all(|w| w.node.is_none() && w.addresses.len() < 3));
+        }
+        assert!(shared, "no two draws of the pool ever met");
+    }
+
+    #[test]
+    fn the_generated_clusters_use_every_feature_of_the_model() {
+        let clusters = samples(&ClusterShape::for_the_analyzer(), 500);
+        let workloads = || clusters.iter().flat_map(|c| &c.workloads);
+        let rules = || {
+            clusters
+                .iter()
+                .flat_map(|c| &c.policies)
+                .flat_map(|p| p.ingress.iter().chain(&p.egress))
+        };
+        let peers = || rules().flat_map(|r| &r.peers);
+        let selectors = || {
+            peers()
+                .filter_map(|p| match p {
+                    Peer::Selector {
+                        pod_selector,
+                        namespace_selector,
+                    } => Some(pod_selector.iter().chain(namespace_selector)),
+                    Peer::IpBlock(_) => None,
+                })
+                .flatten()
+        };
+        for kind in [
+            WorkloadKind::Pod,
+            WorkloadKind::VirtualMachine,
+            WorkloadKind::VirtualMachineInstance,
+        ] {
+            assert!(workloads().any(|w| w.kind == kind), "{kind:?}");
+        }
+        assert!(clusters
+            .iter()
+            .any(|c| c.namespaces.iter().any(|n| n.implicit)));
+        assert!(clusters
+            .iter()
+            .any(|c| c.namespaces.iter().all(|n| !n.implicit)));
+        assert!(workloads().any(|w| !w.named_ports.is_empty()));
+        assert!(selectors().any(|s| s.match_labels.contains_key(NAMESPACE_NAME_LABEL)));
+        for op in [
+            SelectorOperator::In,
+            SelectorOperator::NotIn,
+            SelectorOperator::Exists,
+            SelectorOperator::DoesNotExist,
+        ] {
+            assert!(
+                selectors().any(|s| s.match_expressions.iter().any(|r| r.operator == op)),
+                "{op:?}"
+            );
+        }
+        assert!(peers().any(|p| matches!(p, Peer::IpBlock(b) if !b.except.is_empty())));
+        assert!(peers().any(|p| matches!(
+            p,
+            Peer::Selector {
+                pod_selector: Some(_),
+                namespace_selector: Some(_)
+            }
+        )));
+        let specs: Vec<_> = rules().flat_map(|r| &r.ports).map(|p| &p.port).collect();
+        assert!(specs.iter().any(|s| s.is_none()));
+        assert!(specs.iter().any(|s| matches!(s, Some(PortSpec::Number(_)))));
+        assert!(specs
+            .iter()
+            .any(|s| matches!(s, Some(PortSpec::Range { .. }))));
+        assert!(specs.iter().any(|s| matches!(s, Some(PortSpec::Named(_)))));
+        let policies = || clusters.iter().flat_map(|c| &c.policies);
+        assert!(policies().any(|p| p.affects_ingress && p.affects_egress));
+        assert!(policies().any(|p| !p.affects_ingress && !p.affects_egress));
+    }
+}
