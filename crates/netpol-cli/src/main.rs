@@ -5,8 +5,8 @@
 mod cli;
 mod commands;
 mod input;
-mod output;
 mod refs;
+mod render;
 
 use std::process::ExitCode;
 

@@ -3,12 +3,12 @@
 
 use anyhow::{anyhow, Context, Result};
 use netpol_core::Protocol;
-use netpol_lab::{preflight, ClusterLab, LabInventory, LabPlan};
+use netpol_lab::{preflight, ClusterLab, LabPlan};
 
 use crate::cli::LabArgs;
 use crate::commands::probe::warn_skipped;
 use crate::input;
-use crate::output::{join_addresses, kubectl_table, render};
+use crate::render::lab::render_inventory;
 
 pub fn run(args: &LabArgs) -> Result<u8> {
     preflight()?;
@@ -47,37 +47,6 @@ pub fn run(args: &LabArgs) -> Result<u8> {
         // The interrupt handler removes the namespaces and exits; nothing to do meanwhile.
         std::thread::park();
     }
-}
-
-/// One row per node, workload and external host, with the namespace to enter.
-fn render_inventory(inventory: &LabInventory) -> String {
-    let netns = |n: &Option<String>| n.as_deref().unwrap_or("?").to_string();
-    let mut table = kubectl_table(&["HOST", "NODE", "ADDRESSES", "NETNS"]);
-    for node in &inventory.nodes {
-        table.add_row(vec![
-            format!("node {}", node.name),
-            node.name.clone(),
-            String::new(),
-            netns(&node.netns),
-        ]);
-    }
-    for host in &inventory.workloads {
-        table.add_row(vec![
-            host.name.clone(),
-            host.node.clone().unwrap_or_default(),
-            join_addresses(&host.addresses),
-            netns(&host.netns),
-        ]);
-    }
-    for host in &inventory.externals {
-        table.add_row(vec![
-            host.name.clone(),
-            "(outside)".to_string(),
-            join_addresses(&host.addresses),
-            netns(&host.netns),
-        ]);
-    }
-    render(&table)
 }
 
 fn parse_listeners(specs: &[String]) -> Result<Vec<(Protocol, u16)>> {

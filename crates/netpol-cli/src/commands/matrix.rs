@@ -3,11 +3,11 @@
 use std::io::Write;
 
 use anyhow::{bail, Result};
-use netpol_core::{analysis::output_keys, Analyzer, Protocol, TruthTable};
+use netpol_core::{analysis::output_keys, Analyzer, Protocol};
 
 use crate::cli::{MatrixArgs, MatrixFormat};
 use crate::input;
-use crate::output::{grid, mark};
+use crate::render::matrix::{render_csv, render_grid, render_markdown, summary_line};
 
 pub fn run(args: &MatrixArgs) -> Result<u8> {
     let input = input::load(&args.input);
@@ -64,83 +64,4 @@ pub fn run(args: &MatrixArgs) -> Result<u8> {
     out.flush()?;
     input.answered_partially("matrix")?;
     Ok(0)
-}
-
-/// `workloads: 3, pairs: 9, allowed: 7, denied: 2 (TCP/80)`.
-pub fn summary_line(table: &TruthTable) -> String {
-    let n = table.workload_order().len();
-    format!(
-        "workloads: {n}, pairs: {}, allowed: {}, denied: {} ({}/{})",
-        n * n,
-        table.allowed_count(),
-        table.denied_count(),
-        table.protocol,
-        table.port
-    )
-}
-
-/// Rows are sources, columns destinations, `.` allowed and `X` denied.
-pub fn render_grid(table: &TruthTable, keys: &[String]) -> String {
-    let order = table.workload_order();
-    let names: Vec<String> = order.iter().map(|&i| keys[i].clone()).collect();
-    let corner = format!("{}/{} FROM\\TO", table.protocol, table.port);
-    format!(
-        "{}(. allowed, X denied)\n",
-        grid(&corner, &names, |r, c| mark(
-            table.allowed(order[r], order[c])
-        ))
-    )
-}
-
-fn render_csv(table: &TruthTable, keys: &[String]) -> String {
-    let order = table.workload_order();
-    let mut out = String::from("from\\to");
-    for &to in order {
-        out.push(',');
-        out.push_str(&csv_field(&keys[to]));
-    }
-    out.push('\n');
-    for &from in order {
-        out.push_str(&csv_field(&keys[from]));
-        for &to in order {
-            out.push_str(if table.allowed(from, to) {
-                ",true"
-            } else {
-                ",false"
-            });
-        }
-        out.push('\n');
-    }
-    out
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn render_markdown(table: &TruthTable, keys: &[String]) -> String {
-    let order = table.workload_order();
-    let mut out = format!("| {}/{} from \\ to |", table.protocol, table.port);
-    for &to in order {
-        out.push_str(&format!(" {} |", keys[to]));
-    }
-    out.push_str("\n|---|");
-    out.push_str(&"---|".repeat(order.len()));
-    out.push('\n');
-    for &from in order {
-        out.push_str(&format!("| {} |", keys[from]));
-        for &to in order {
-            out.push_str(if table.allowed(from, to) {
-                " ✓ |"
-            } else {
-                " ✗ |"
-            });
-        }
-        out.push('\n');
-    }
-    out
 }

@@ -1,4 +1,12 @@
-//! Small printing helpers shared by the commands: kubectl-like tables.
+//! The binary's one rendering module: every text output of the commands (kubectl-like tables,
+//! reachability grids, CSV and Markdown, the lab's and the demo's reports) is written here, over
+//! the values the libraries return (`TruthTable`, `ProbeReport`, `DemoEvent`, ...). Explanations
+//! of verdicts and the connectivity map's lines come from `netpol_core::render`; JSON documents
+//! are the values' own `Serialize`. An HTML report would be a sibling module.
+
+pub mod get;
+pub mod lab;
+pub mod matrix;
 
 use comfy_table::{presets, Table};
 
