@@ -30,26 +30,47 @@ pub fn render_grid(table: &TruthTable, keys: &[String]) -> String {
     )
 }
 
-pub fn render_csv(table: &TruthTable, keys: &[String]) -> String {
+/// How a text grid of the truth table is spelled: the header (corner, one cell per destination,
+/// what ends it) and the rows (the source's cell, one cell per destination).
+struct Spelling<'a> {
+    corner: String,
+    column: &'a dyn Fn(&str) -> String,
+    header_end: String,
+    row: &'a dyn Fn(&str) -> String,
+    /// The cell of a denied and of an allowed pair.
+    cells: [&'a str; 2],
+}
+
+fn spell(table: &TruthTable, keys: &[String], s: &Spelling<'_>) -> String {
     let order = table.workload_order();
-    let mut out = String::from("from\\to");
+    let mut out = s.corner.clone();
     for &to in order {
-        out.push(',');
-        out.push_str(&csv_field(&keys[to]));
+        out.push_str(&(s.column)(&keys[to]));
     }
-    out.push('\n');
+    out.push_str(&s.header_end);
     for &from in order {
-        out.push_str(&csv_field(&keys[from]));
+        out.push_str(&(s.row)(&keys[from]));
         for &to in order {
-            out.push_str(if table.allowed(from, to) {
-                ",true"
-            } else {
-                ",false"
-            });
+            out.push_str(s.cells[usize::from(table.allowed(from, to))]);
         }
         out.push('\n');
     }
     out
+}
+
+/// `from\to,a,b` then `a,true,false` per source.
+pub fn render_csv(table: &TruthTable, keys: &[String]) -> String {
+    spell(
+        table,
+        keys,
+        &Spelling {
+            corner: "from\\to".to_string(),
+            column: &|k| format!(",{}", csv_field(k)),
+            header_end: "\n".to_string(),
+            row: &csv_field,
+            cells: [",false", ",true"],
+        },
+    )
 }
 
 fn csv_field(s: &str) -> String {
@@ -60,25 +81,18 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// A Markdown table with ✓ and ✗ cells.
 pub fn render_markdown(table: &TruthTable, keys: &[String]) -> String {
-    let order = table.workload_order();
-    let mut out = format!("| {}/{} from \\ to |", table.protocol, table.port);
-    for &to in order {
-        out.push_str(&format!(" {} |", keys[to]));
-    }
-    out.push_str("\n|---|");
-    out.push_str(&"---|".repeat(order.len()));
-    out.push('\n');
-    for &from in order {
-        out.push_str(&format!("| {} |", keys[from]));
-        for &to in order {
-            out.push_str(if table.allowed(from, to) {
-                " ✓ |"
-            } else {
-                " ✗ |"
-            });
-        }
-        out.push('\n');
-    }
-    out
+    let columns = table.workload_order().len();
+    spell(
+        table,
+        keys,
+        &Spelling {
+            corner: format!("| {}/{} from \\ to |", table.protocol, table.port),
+            column: &|k| format!(" {k} |"),
+            header_end: format!("\n|---|{}\n", "---|".repeat(columns)),
+            row: &|k| format!("| {k} |"),
+            cells: [" ✗ |", " ✓ |"],
+        },
+    )
 }
