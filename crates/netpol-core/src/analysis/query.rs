@@ -160,14 +160,13 @@ impl Analyzer {
         }
     }
 
-    /// The atoms allowed from source identity `s` to destination identity `d` (`e` and `i` are
-    /// scratch; the result is left in `e`).
-    fn pair_atoms(&self, s: usize, d: usize, e: &mut Bits, i: &mut Bits, all: &Bits) {
-        let f = pair_family(
-            self.set.identities.list[s].class,
-            self.set.identities.list[d].class,
-        );
-        if self.egress.isolated.get(s) {
+    /// The atoms allowed from source identity `s` (of family class `s_class`, egress-isolated
+    /// or not) to destination identity `d` (`e` and `i` are scratch; the result is left in `e`).
+    #[inline]
+    fn pair_atoms(&self, src: Source, d: usize, e: &mut Bits, i: &mut Bits, all: &Bits) {
+        let s = src.identity;
+        let f = pair_family(src.class, self.set.identities.list[d].class);
+        if src.egress_isolated {
             e.clear();
             for &ri in &self.egress.rules_of[s] {
                 let r = &self.rules[ri];
@@ -200,8 +199,13 @@ impl Analyzer {
         let mut e = Bits::new(a);
         let mut i = Bits::new(a);
         for &s in &self.sides.src_reps {
+            let src = Source {
+                identity: s,
+                class: self.set.identities.list[s].class,
+                egress_isolated: self.egress.isolated.get(s),
+            };
             for &d in &self.sides.dst_reps {
-                self.pair_atoms(s, d, &mut e, &mut i, &all);
+                self.pair_atoms(src, d, &mut e, &mut i, &all);
                 matrix.push(interned.id(&e));
             }
         }
@@ -229,6 +233,14 @@ impl Analyzer {
     }
 }
 
+/// What the map's inner loop needs of a source identity, looked up once per row.
+#[derive(Clone, Copy)]
+struct Source {
+    identity: usize,
+    class: usize,
+    egress_isolated: bool,
+}
+
 /// Distinct atom sets, each numbered once.
 #[derive(Default)]
 struct Interned {
@@ -239,6 +251,7 @@ struct Interned {
 }
 
 impl Interned {
+    #[inline]
     fn id(&mut self, e: &Bits) -> u32 {
         if let Some((prev, id)) = &self.last {
             if prev == e {
@@ -254,7 +267,13 @@ impl Interned {
                 id
             }
         };
-        self.last = Some((e.clone(), id));
+        match &mut self.last {
+            Some((prev, last_id)) => {
+                prev.clone_from(e);
+                *last_id = id;
+            }
+            None => self.last = Some((e.clone(), id)),
+        }
         id
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use crate::bits::Bits;
+use crate::hash::FxBuildHasher;
 use crate::policy_set::identities::NamedPortValue;
 
 use super::{Analyzer, AnalyzerRule, Isolation};
@@ -36,7 +37,7 @@ pub(super) struct Sides {
 /// Interns side keys, remembering each side's first identity.
 #[derive(Default)]
 struct SideIndex {
-    index: HashMap<SideKey, usize>,
+    index: HashMap<SideKey, usize, FxBuildHasher>,
     side: Vec<usize>,
     reps: Vec<usize>,
 }

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use crate::bits::Bits;
 use crate::eval::namespace_labels;
+use crate::hash::FxBuildHasher;
 use crate::model::{Cluster, IpBlock, Labels, Protocol, Workload};
 use crate::policy_set::ports::PortNames;
 
@@ -110,14 +111,14 @@ impl Identity {
 /// Namespaces by index: the cluster's own, then any a workload or policy names that no object
 /// defined (with only their name label), so every lookup has an answer.
 pub(crate) struct Namespaces {
-    index: HashMap<String, usize>,
+    index: HashMap<String, usize, FxBuildHasher>,
     pub(crate) labels: Vec<Labels>,
 }
 
 impl Namespaces {
     pub(crate) fn new(cluster: &Cluster) -> Self {
         let mut ns = Namespaces {
-            index: HashMap::new(),
+            index: HashMap::default(),
             labels: Vec::new(),
         };
         for n in &cluster.namespaces {
@@ -189,7 +190,7 @@ impl Identities {
             by_namespace: Vec::new(),
             port_names: PortNames::default(),
         };
-        let mut index: HashMap<IdentityKey, IdentityId> = HashMap::new();
+        let mut index: HashMap<IdentityKey, IdentityId, FxBuildHasher> = HashMap::default();
         for w in &cluster.workloads {
             let namespace = namespaces.get(&w.namespace);
             let named = first_named_ports(w);

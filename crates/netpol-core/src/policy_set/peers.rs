@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use crate::bits::Bits;
+use crate::hash::FxBuildHasher;
 use crate::model::{IpBlock, LabelSelector, Peer, Policy};
 use crate::policy_set::identities::{Identities, Namespaces};
 
@@ -108,7 +109,7 @@ pub(crate) struct BlockId(pub(crate) u32);
 /// Every distinct peer (and every policy's subjects, which are evaluated the same way).
 pub(crate) struct Peers {
     pub(crate) keys: Vec<PeerKey>,
-    index: HashMap<PeerKey, PeerId>,
+    index: HashMap<PeerKey, PeerId, FxBuildHasher>,
     /// Selector peers: the identities matched, on first use.
     members: Vec<OnceLock<Bits>>,
     /// Block peers that can match workloads: their block.
@@ -119,7 +120,7 @@ impl Peers {
     pub(crate) fn new() -> Self {
         Peers {
             keys: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             members: Vec::new(),
             block_of: Vec::new(),
         }

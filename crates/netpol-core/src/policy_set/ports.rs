@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::bits::Bits;
+use crate::hash::FxBuildHasher;
 use crate::model::{Cluster, PolicyPort, PortSpec, Protocol};
 
 /// Index of a protocol in [`Protocol::ALL`] order.
@@ -229,14 +230,14 @@ impl PortNames {
 /// Every distinct `ports` list of the cluster, compiled once.
 pub(crate) struct PortSets {
     sets: Vec<PortSet>,
-    index: HashMap<Vec<PolicyPort>, PortSetId>,
+    index: HashMap<Vec<PolicyPort>, PortSetId, FxBuildHasher>,
 }
 
 impl PortSets {
     pub(crate) fn new() -> Self {
         PortSets {
             sets: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
         }
     }
 
