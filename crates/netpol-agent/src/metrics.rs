@@ -25,16 +25,23 @@ pub struct Metrics {
     registry: Registry,
     /// Syncs by result: `applied`, `unchanged`, `apply_failed`, `compile_failed`.
     pub syncs: Family<Labels, Counter>,
+    /// Time taken by each sync, in seconds.
     pub sync_duration: Histogram,
+    /// Unix time of the last sync that left the intended ruleset in the kernel.
     pub last_success: Gauge<f64, AtomicU64>,
     /// Workloads by scope: `local` (on this node) and `total`.
     pub workloads: Family<Labels, Gauge>,
+    /// NetworkPolicies known.
     pub policies: Gauge,
     /// Policies isolating at least one local workload (they have a kernel counter).
     pub local_policies: Gauge,
+    /// Elements in every set and map of the applied table.
     pub ruleset_elements: Gauge,
+    /// nft transactions that failed (the previous ruleset stays in force).
     pub apply_errors: Counter,
+    /// Times the kernel's table differed from what was applied and was re-applied.
     pub drift_repairs: Counter,
+    /// Drift checks that could not read the kernel's table.
     pub drift_check_errors: Counter,
     /// Errors loading source content, by source.
     pub source_errors: Family<Labels, Counter>,
@@ -45,6 +52,7 @@ pub struct Metrics {
     pub source_failing: Family<Labels, Gauge>,
     /// From the first unsynced change of a source to the rules being in the kernel.
     pub enforcement_delay: Histogram,
+    /// 1 when a ruleset was applied and the last sync succeeded, 0 otherwise.
     pub ready: Gauge,
     /// Denied flows logged (one per distinct flow and suppression window), by direction.
     pub denied_flows_logged: Family<Labels, Counter>,
@@ -114,6 +122,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every metric registered at zero, ready to be encoded.
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let syncs = Family::<Labels, Counter>::default();
@@ -256,10 +265,12 @@ impl Metrics {
         }
     }
 
+    /// Counts one sync with its `result` label.
     pub fn sync(&self, result: &str) {
         self.syncs.get_or_create(&label("result", result)).inc();
     }
 
+    /// Sets the workload gauges: on this node and in the whole cluster.
     pub fn set_workloads(&self, local: usize, total: usize) {
         self.workloads
             .get_or_create(&label("scope", "local"))
@@ -276,12 +287,14 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a denied packet of an already logged flow (`direction` is `ingress` or `egress`).
     pub fn denied_suppressed(&self, direction: &'static str) {
         self.denied_flow_repeats_suppressed
             .get_or_create(&label("direction", direction))
             .inc();
     }
 
+    /// Counts a denied flow the evaluator would allow (`direction` is `ingress` or `egress`).
     pub fn denied_disagreement(&self, direction: &'static str) {
         self.denied_flow_disagreements
             .get_or_create(&label("direction", direction))
@@ -295,24 +308,28 @@ impl Metrics {
             .inc_by(n);
     }
 
+    /// Counts a load error of the named source.
     pub fn source_error(&self, source: &str) {
         self.source_errors
             .get_or_create(&label("source", source))
             .inc();
     }
 
+    /// Counts a rescan of the named manifest directory.
     pub fn rescan(&self, source: &str) {
         self.source_rescans
             .get_or_create(&label("source", source))
             .inc();
     }
 
+    /// Sets how many files or objects of the named source currently fail to load.
     pub fn set_failing(&self, source: &str, n: i64) {
         self.source_failing
             .get_or_create(&label("source", source))
             .set(n);
     }
 
+    /// Replaces the per-policy kernel counter values exported on the next scrape.
     pub fn set_policy_counters(&self, values: Vec<PolicyCounterValue>) {
         *self
             .counters

@@ -33,7 +33,9 @@ use crate::probe;
 /// What to build: node names and hosts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabSpec {
+    /// Node names; each becomes a router namespace.
     pub nodes: Vec<String>,
+    /// The VMs, pods and external hosts, each in its own namespace.
     pub hosts: Vec<LabHost>,
 }
 
@@ -44,27 +46,39 @@ pub struct LabHost {
     pub name: String,
     /// The node it runs on; `None` for a host outside the cluster, attached to the fabric.
     pub node: Option<String>,
+    /// Its addresses (at least one); the first of each family is the source of its probes.
     pub addresses: Vec<IpAddr>,
+    /// TCP ports its listener accepts and echoes on.
     pub tcp_ports: Vec<u16>,
+    /// UDP ports its listener echoes on.
     pub udp_ports: Vec<u16>,
+    /// SCTP ports whose INITs its listener records.
     pub sctp_ports: Vec<u16>,
 }
 
 /// The L4 protocol of a probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ProbeProtocol {
+    /// A TCP handshake plus an echoed ping.
     Tcp,
+    /// An echoed UDP datagram.
     Udp,
+    /// A raw SCTP INIT seen by the destination's listener.
     Sctp,
 }
 
 /// One probe of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeRequest {
+    /// The host the probe is sent from.
     pub from_host: String,
+    /// The address probed.
     pub to_addr: IpAddr,
+    /// The L4 protocol of the probe.
     pub protocol: ProbeProtocol,
+    /// The destination port.
     pub port: u16,
+    /// How long to wait for an answer before counting it as blocked.
     pub timeout: Duration,
 }
 

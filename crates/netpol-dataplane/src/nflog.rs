@@ -50,16 +50,20 @@ const NFGENMSG_LEN: usize = 4;
 pub struct NflogRecord {
     /// The log rule's prefix (empty if it had none).
     pub prefix: String,
+    /// The packet's source address.
     pub src: IpAddr,
+    /// The packet's destination address.
     pub dst: IpAddr,
     /// The L4 protocol number (6 TCP, 17 UDP, 132 SCTP, 1 ICMP, 58 ICMPv6, ...), after IPv6
     /// extension headers.
     pub protocol: u8,
     /// TCP, UDP and SCTP only, and only for the first fragment.
     pub src_port: Option<u16>,
+    /// The destination port (with the same conditions as `src_port`).
     pub dst_port: Option<u16>,
     /// ICMP (protocol 1) and ICMPv6 (protocol 58) only.
     pub icmp_type: Option<u8>,
+    /// The ICMP code (with the same conditions as `icmp_type`).
     pub icmp_code: Option<u8>,
 }
 
