@@ -122,147 +122,157 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Every metric registered at zero, ready to be encoded.
+    /// Every metric registered at zero, ready to be encoded. Registration order is exposition
+    /// order, so the groups below keep the order the metrics have always been listed in.
     pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let syncs = Family::<Labels, Counter>::default();
-        registry.register("netpol_syncs", "Syncs by result", syncs.clone());
-        let sync_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        registry.register(
+        let mut metrics = Metrics {
+            registry: Registry::default(),
+            syncs: Family::<Labels, Counter>::default(),
+            sync_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            last_success: Gauge::<f64, AtomicU64>::default(),
+            workloads: Family::<Labels, Gauge>::default(),
+            policies: Gauge::default(),
+            local_policies: Gauge::default(),
+            ruleset_elements: Gauge::default(),
+            apply_errors: Counter::default(),
+            drift_repairs: Counter::default(),
+            drift_check_errors: Counter::default(),
+            source_errors: Family::<Labels, Counter>::default(),
+            source_rescans: Family::<Labels, Counter>::default(),
+            source_failing: Family::<Labels, Gauge>::default(),
+            enforcement_delay: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            ready: Gauge::default(),
+            denied_flows_logged: Family::<Labels, Counter>::default(),
+            denied_flow_repeats_suppressed: Family::<Labels, Counter>::default(),
+            denied_flow_disagreements: Family::<Labels, Counter>::default(),
+            denied_log_ignored_records: Family::<Labels, Counter>::default(),
+            denied_log_overruns: Counter::default(),
+            counters: std::sync::Arc::new(PolicyCounters::default()),
+        };
+        metrics.register_sync_metrics();
+        metrics.register_kernel_metrics();
+        metrics.register_source_metrics();
+        metrics.register_denied_log_metrics();
+        metrics
+            .registry
+            .register_collector(Box::new(metrics.counters.clone()));
+        metrics
+    }
+
+    /// What each sync did and the cluster and table it left in force.
+    fn register_sync_metrics(&mut self) {
+        let r = &mut self.registry;
+        r.register("netpol_syncs", "Syncs by result", self.syncs.clone());
+        r.register(
             "netpol_sync_duration_seconds",
             "Time to assemble, compile and (if changed) apply the ruleset",
-            sync_duration.clone(),
+            self.sync_duration.clone(),
         );
-        let last_success = Gauge::<f64, AtomicU64>::default();
-        registry.register(
+        r.register(
             "netpol_last_successful_sync_timestamp_seconds",
             "Unix time of the last sync that left the intended ruleset in the kernel",
-            last_success.clone(),
+            self.last_success.clone(),
         );
-        let workloads = Family::<Labels, Gauge>::default();
-        registry.register(
+        r.register(
             "netpol_workloads",
             "Workloads known (scope=total) and on this node (scope=local)",
-            workloads.clone(),
+            self.workloads.clone(),
         );
-        let policies = Gauge::default();
-        registry.register("netpol_policies", "NetworkPolicies known", policies.clone());
-        let local_policies = Gauge::default();
-        registry.register(
+        r.register(
+            "netpol_policies",
+            "NetworkPolicies known",
+            self.policies.clone(),
+        );
+        r.register(
             "netpol_local_policies",
             "NetworkPolicies isolating at least one workload of this node",
-            local_policies.clone(),
+            self.local_policies.clone(),
         );
-        let ruleset_elements = Gauge::default();
-        registry.register(
+        r.register(
             "netpol_ruleset_elements",
             "Elements in all sets and maps of the applied table",
-            ruleset_elements.clone(),
+            self.ruleset_elements.clone(),
         );
-        let apply_errors = Counter::default();
-        registry.register(
+    }
+
+    /// Failures and repairs of the table in the kernel.
+    fn register_kernel_metrics(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "netpol_apply_errors",
             "Failed nft transactions (the previous ruleset stays in force)",
-            apply_errors.clone(),
+            self.apply_errors.clone(),
         );
-        let drift_repairs = Counter::default();
-        registry.register(
+        r.register(
             "netpol_drift_repairs",
             "Times the kernel's table differed from what was applied and was re-applied",
-            drift_repairs.clone(),
+            self.drift_repairs.clone(),
         );
-        let drift_check_errors = Counter::default();
-        registry.register(
+        r.register(
             "netpol_drift_check_errors",
             "Drift checks that could not read the kernel's table",
-            drift_check_errors.clone(),
+            self.drift_check_errors.clone(),
         );
-        let source_errors = Family::<Labels, Counter>::default();
-        registry.register(
+    }
+
+    /// How the sources load, how fast their changes are enforced, and readiness.
+    fn register_source_metrics(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "netpol_source_errors",
             "Source contents that failed to load (last good content kept)",
-            source_errors.clone(),
+            self.source_errors.clone(),
         );
-        let source_rescans = Family::<Labels, Counter>::default();
-        registry.register(
+        r.register(
             "netpol_source_rescans",
             "Rescans of a manifest directory (one per debounced batch of file changes)",
-            source_rescans.clone(),
+            self.source_rescans.clone(),
         );
-        let source_failing = Family::<Labels, Gauge>::default();
-        registry.register(
+        r.register(
             "netpol_source_failing",
             "Files or objects whose current content does not load right now",
-            source_failing.clone(),
+            self.source_failing.clone(),
         );
-        let enforcement_delay = Histogram::new(exponential_buckets(0.005, 2.0, 14));
-        registry.register(
+        r.register(
             "netpol_enforcement_delay_seconds",
             "Delay from a source change being seen to the resulting rules being in the kernel",
-            enforcement_delay.clone(),
+            self.enforcement_delay.clone(),
         );
-        let ready = Gauge::default();
-        registry.register(
+        r.register(
             "netpol_ready",
             "1 when the first sync was applied and the last sync succeeded",
-            ready.clone(),
+            self.ready.clone(),
         );
-        let denied_flows_logged = Family::<Labels, Counter>::default();
-        registry.register(
+    }
+
+    /// The denied-flow log.
+    fn register_denied_log_metrics(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "netpol_denied_flows_logged",
             "Denied flows logged (once per flow and suppression window), by direction",
-            denied_flows_logged.clone(),
+            self.denied_flows_logged.clone(),
         );
-        let denied_flow_repeats_suppressed = Family::<Labels, Counter>::default();
-        registry.register(
+        r.register(
             "netpol_denied_flow_repeats_suppressed",
             "Logged denied packets of a flow already logged in its window, by direction",
-            denied_flow_repeats_suppressed.clone(),
+            self.denied_flow_repeats_suppressed.clone(),
         );
-        let denied_flow_disagreements = Family::<Labels, Counter>::default();
-        registry.register(
+        r.register(
             "netpol_denied_flow_disagreements",
             "Flows the kernel denied although the policies allow them, by direction",
-            denied_flow_disagreements.clone(),
+            self.denied_flow_disagreements.clone(),
         );
-        let denied_log_ignored_records = Family::<Labels, Counter>::default();
-        registry.register(
+        r.register(
             "netpol_denied_log_ignored_records",
             "NFLOG records not logged: malformed, or another program's prefix",
-            denied_log_ignored_records.clone(),
+            self.denied_log_ignored_records.clone(),
         );
-        let denied_log_overruns = Counter::default();
-        registry.register(
+        r.register(
             "netpol_denied_log_overruns",
             "Times the kernel dropped denied-packet log messages (receive buffer full)",
-            denied_log_overruns.clone(),
+            self.denied_log_overruns.clone(),
         );
-        let counters = std::sync::Arc::new(PolicyCounters::default());
-        registry.register_collector(Box::new(counters.clone()));
-        Metrics {
-            registry,
-            syncs,
-            sync_duration,
-            last_success,
-            workloads,
-            policies,
-            local_policies,
-            ruleset_elements,
-            apply_errors,
-            drift_repairs,
-            drift_check_errors,
-            source_errors,
-            source_rescans,
-            source_failing,
-            enforcement_delay,
-            ready,
-            denied_flows_logged,
-            denied_flow_repeats_suppressed,
-            denied_flow_disagreements,
-            denied_log_ignored_records,
-            denied_log_overruns,
-            counters,
-        }
     }
 
     /// Counts one sync with its `result` label.
