@@ -96,7 +96,7 @@ pub struct CompiledRule {
 /// One policy: whom it applies to and which of its rules decide for them.
 #[derive(Clone, Debug)]
 pub struct CompiledPolicy {
-    /// The policy's index in the compiled set.
+    /// The policy's index in `Cluster::policies`.
     pub id: PolicyId,
     /// `namespace/name`.
     pub key: String,
