@@ -9,6 +9,9 @@
 //! `cargo bench -p netpol-agent --bench agent_scale` (needs root, `nft`, `ip`). Not run by
 //! `cargo test`. `AGENT_BENCH_WORKLOADS=2000` etc. scale it down.
 
+// A benchmark aborts on a setup failure by design: without the setup there is nothing to measure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

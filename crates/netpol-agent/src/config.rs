@@ -77,10 +77,13 @@ pub struct AgentConfig {
     pub drift_interval: Duration,
     /// First retry delay after a failed apply; doubles up to `retry_max`.
     pub retry_initial: Duration,
+    /// Longest retry delay after repeated failed applies.
     pub retry_max: Duration,
     /// Remove the table when the agent stops (default: leave the rules in force).
     pub cleanup_on_exit: bool,
+    /// Choices where NetworkPolicy implementations differ, as for `netpol check`.
     pub eval_options: EvalOptions,
+    /// How log lines are written (text or JSON).
     pub log_format: LogFormat,
     /// Receive the packets the table drops (NFLOG group `netpol_nft::DENIED_LOG_GROUP`, in
     /// `netns`) and log each denied flow with the policies that deny it (default true).

@@ -81,6 +81,7 @@ pub struct DirSource {
 }
 
 impl DirSource {
+    /// A source called `source` for the tree under `root`, not yet scanned.
     pub fn new(
         source: String,
         root: PathBuf,

@@ -26,9 +26,11 @@ struct App {
 pub struct Server {
     /// The bound address (useful with port 0).
     pub local_addr: SocketAddr,
+    /// The task serving requests; it ends when shutdown is signalled.
     pub task: JoinHandle<()>,
 }
 
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until `shutdown` turns true.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,

@@ -25,16 +25,23 @@ pub struct Metrics {
     registry: Registry,
     /// Syncs by result: `applied`, `unchanged`, `apply_failed`, `compile_failed`.
     pub syncs: Family<Labels, Counter>,
+    /// Time taken by each sync, in seconds.
     pub sync_duration: Histogram,
+    /// Unix time of the last sync that left the intended ruleset in the kernel.
     pub last_success: Gauge<f64, AtomicU64>,
     /// Workloads by scope: `local` (on this node) and `total`.
     pub workloads: Family<Labels, Gauge>,
+    /// NetworkPolicies known.
     pub policies: Gauge,
     /// Policies isolating at least one local workload (they have a kernel counter).
     pub local_policies: Gauge,
+    /// Elements in every set and map of the applied table.
     pub ruleset_elements: Gauge,
+    /// nft transactions that failed (the previous ruleset stays in force).
     pub apply_errors: Counter,
+    /// Times the kernel's table differed from what was applied and was re-applied.
     pub drift_repairs: Counter,
+    /// Drift checks that could not read the kernel's table.
     pub drift_check_errors: Counter,
     /// Errors loading source content, by source.
     pub source_errors: Family<Labels, Counter>,
@@ -45,6 +52,7 @@ pub struct Metrics {
     pub source_failing: Family<Labels, Gauge>,
     /// From the first unsynced change of a source to the rules being in the kernel.
     pub enforcement_delay: Histogram,
+    /// 1 when a ruleset was applied and the last sync succeeded, 0 otherwise.
     pub ready: Gauge,
     /// Denied flows logged (one per distinct flow and suppression window), by direction.
     pub denied_flows_logged: Family<Labels, Counter>,
@@ -114,152 +122,165 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every metric registered at zero, ready to be encoded. Registration order is exposition
+    /// order, so the groups below keep the order the metrics have always been listed in.
     pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let syncs = Family::<Labels, Counter>::default();
-        registry.register("netpol_syncs", "Syncs by result", syncs.clone());
-        let sync_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        registry.register(
-            "netpol_sync_duration_seconds",
-            "Time to assemble, compile and (if changed) apply the ruleset",
-            sync_duration.clone(),
-        );
-        let last_success = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "netpol_last_successful_sync_timestamp_seconds",
-            "Unix time of the last sync that left the intended ruleset in the kernel",
-            last_success.clone(),
-        );
-        let workloads = Family::<Labels, Gauge>::default();
-        registry.register(
-            "netpol_workloads",
-            "Workloads known (scope=total) and on this node (scope=local)",
-            workloads.clone(),
-        );
-        let policies = Gauge::default();
-        registry.register("netpol_policies", "NetworkPolicies known", policies.clone());
-        let local_policies = Gauge::default();
-        registry.register(
-            "netpol_local_policies",
-            "NetworkPolicies isolating at least one workload of this node",
-            local_policies.clone(),
-        );
-        let ruleset_elements = Gauge::default();
-        registry.register(
-            "netpol_ruleset_elements",
-            "Elements in all sets and maps of the applied table",
-            ruleset_elements.clone(),
-        );
-        let apply_errors = Counter::default();
-        registry.register(
-            "netpol_apply_errors",
-            "Failed nft transactions (the previous ruleset stays in force)",
-            apply_errors.clone(),
-        );
-        let drift_repairs = Counter::default();
-        registry.register(
-            "netpol_drift_repairs",
-            "Times the kernel's table differed from what was applied and was re-applied",
-            drift_repairs.clone(),
-        );
-        let drift_check_errors = Counter::default();
-        registry.register(
-            "netpol_drift_check_errors",
-            "Drift checks that could not read the kernel's table",
-            drift_check_errors.clone(),
-        );
-        let source_errors = Family::<Labels, Counter>::default();
-        registry.register(
-            "netpol_source_errors",
-            "Source contents that failed to load (last good content kept)",
-            source_errors.clone(),
-        );
-        let source_rescans = Family::<Labels, Counter>::default();
-        registry.register(
-            "netpol_source_rescans",
-            "Rescans of a manifest directory (one per debounced batch of file changes)",
-            source_rescans.clone(),
-        );
-        let source_failing = Family::<Labels, Gauge>::default();
-        registry.register(
-            "netpol_source_failing",
-            "Files or objects whose current content does not load right now",
-            source_failing.clone(),
-        );
-        let enforcement_delay = Histogram::new(exponential_buckets(0.005, 2.0, 14));
-        registry.register(
-            "netpol_enforcement_delay_seconds",
-            "Delay from a source change being seen to the resulting rules being in the kernel",
-            enforcement_delay.clone(),
-        );
-        let ready = Gauge::default();
-        registry.register(
-            "netpol_ready",
-            "1 when the first sync was applied and the last sync succeeded",
-            ready.clone(),
-        );
-        let denied_flows_logged = Family::<Labels, Counter>::default();
-        registry.register(
-            "netpol_denied_flows_logged",
-            "Denied flows logged (once per flow and suppression window), by direction",
-            denied_flows_logged.clone(),
-        );
-        let denied_flow_repeats_suppressed = Family::<Labels, Counter>::default();
-        registry.register(
-            "netpol_denied_flow_repeats_suppressed",
-            "Logged denied packets of a flow already logged in its window, by direction",
-            denied_flow_repeats_suppressed.clone(),
-        );
-        let denied_flow_disagreements = Family::<Labels, Counter>::default();
-        registry.register(
-            "netpol_denied_flow_disagreements",
-            "Flows the kernel denied although the policies allow them, by direction",
-            denied_flow_disagreements.clone(),
-        );
-        let denied_log_ignored_records = Family::<Labels, Counter>::default();
-        registry.register(
-            "netpol_denied_log_ignored_records",
-            "NFLOG records not logged: malformed, or another program's prefix",
-            denied_log_ignored_records.clone(),
-        );
-        let denied_log_overruns = Counter::default();
-        registry.register(
-            "netpol_denied_log_overruns",
-            "Times the kernel dropped denied-packet log messages (receive buffer full)",
-            denied_log_overruns.clone(),
-        );
-        let counters = std::sync::Arc::new(PolicyCounters::default());
-        registry.register_collector(Box::new(counters.clone()));
-        Metrics {
-            registry,
-            syncs,
-            sync_duration,
-            last_success,
-            workloads,
-            policies,
-            local_policies,
-            ruleset_elements,
-            apply_errors,
-            drift_repairs,
-            drift_check_errors,
-            source_errors,
-            source_rescans,
-            source_failing,
-            enforcement_delay,
-            ready,
-            denied_flows_logged,
-            denied_flow_repeats_suppressed,
-            denied_flow_disagreements,
-            denied_log_ignored_records,
-            denied_log_overruns,
-            counters,
-        }
+        let mut metrics = Metrics {
+            registry: Registry::default(),
+            syncs: Family::<Labels, Counter>::default(),
+            sync_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            last_success: Gauge::<f64, AtomicU64>::default(),
+            workloads: Family::<Labels, Gauge>::default(),
+            policies: Gauge::default(),
+            local_policies: Gauge::default(),
+            ruleset_elements: Gauge::default(),
+            apply_errors: Counter::default(),
+            drift_repairs: Counter::default(),
+            drift_check_errors: Counter::default(),
+            source_errors: Family::<Labels, Counter>::default(),
+            source_rescans: Family::<Labels, Counter>::default(),
+            source_failing: Family::<Labels, Gauge>::default(),
+            enforcement_delay: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            ready: Gauge::default(),
+            denied_flows_logged: Family::<Labels, Counter>::default(),
+            denied_flow_repeats_suppressed: Family::<Labels, Counter>::default(),
+            denied_flow_disagreements: Family::<Labels, Counter>::default(),
+            denied_log_ignored_records: Family::<Labels, Counter>::default(),
+            denied_log_overruns: Counter::default(),
+            counters: std::sync::Arc::new(PolicyCounters::default()),
+        };
+        metrics.register_sync_metrics();
+        metrics.register_kernel_metrics();
+        metrics.register_source_metrics();
+        metrics.register_denied_log_metrics();
+        metrics
+            .registry
+            .register_collector(Box::new(metrics.counters.clone()));
+        metrics
     }
 
+    /// What each sync did and the cluster and table it left in force.
+    fn register_sync_metrics(&mut self) {
+        let r = &mut self.registry;
+        r.register("netpol_syncs", "Syncs by result", self.syncs.clone());
+        r.register(
+            "netpol_sync_duration_seconds",
+            "Time to assemble, compile and (if changed) apply the ruleset",
+            self.sync_duration.clone(),
+        );
+        r.register(
+            "netpol_last_successful_sync_timestamp_seconds",
+            "Unix time of the last sync that left the intended ruleset in the kernel",
+            self.last_success.clone(),
+        );
+        r.register(
+            "netpol_workloads",
+            "Workloads known (scope=total) and on this node (scope=local)",
+            self.workloads.clone(),
+        );
+        r.register(
+            "netpol_policies",
+            "NetworkPolicies known",
+            self.policies.clone(),
+        );
+        r.register(
+            "netpol_local_policies",
+            "NetworkPolicies isolating at least one workload of this node",
+            self.local_policies.clone(),
+        );
+        r.register(
+            "netpol_ruleset_elements",
+            "Elements in all sets and maps of the applied table",
+            self.ruleset_elements.clone(),
+        );
+    }
+
+    /// Failures and repairs of the table in the kernel.
+    fn register_kernel_metrics(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "netpol_apply_errors",
+            "Failed nft transactions (the previous ruleset stays in force)",
+            self.apply_errors.clone(),
+        );
+        r.register(
+            "netpol_drift_repairs",
+            "Times the kernel's table differed from what was applied and was re-applied",
+            self.drift_repairs.clone(),
+        );
+        r.register(
+            "netpol_drift_check_errors",
+            "Drift checks that could not read the kernel's table",
+            self.drift_check_errors.clone(),
+        );
+    }
+
+    /// How the sources load, how fast their changes are enforced, and readiness.
+    fn register_source_metrics(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "netpol_source_errors",
+            "Source contents that failed to load (last good content kept)",
+            self.source_errors.clone(),
+        );
+        r.register(
+            "netpol_source_rescans",
+            "Rescans of a manifest directory (one per debounced batch of file changes)",
+            self.source_rescans.clone(),
+        );
+        r.register(
+            "netpol_source_failing",
+            "Files or objects whose current content does not load right now",
+            self.source_failing.clone(),
+        );
+        r.register(
+            "netpol_enforcement_delay_seconds",
+            "Delay from a source change being seen to the resulting rules being in the kernel",
+            self.enforcement_delay.clone(),
+        );
+        r.register(
+            "netpol_ready",
+            "1 when the first sync was applied and the last sync succeeded",
+            self.ready.clone(),
+        );
+    }
+
+    /// The denied-flow log.
+    fn register_denied_log_metrics(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "netpol_denied_flows_logged",
+            "Denied flows logged (once per flow and suppression window), by direction",
+            self.denied_flows_logged.clone(),
+        );
+        r.register(
+            "netpol_denied_flow_repeats_suppressed",
+            "Logged denied packets of a flow already logged in its window, by direction",
+            self.denied_flow_repeats_suppressed.clone(),
+        );
+        r.register(
+            "netpol_denied_flow_disagreements",
+            "Flows the kernel denied although the policies allow them, by direction",
+            self.denied_flow_disagreements.clone(),
+        );
+        r.register(
+            "netpol_denied_log_ignored_records",
+            "NFLOG records not logged: malformed, or another program's prefix",
+            self.denied_log_ignored_records.clone(),
+        );
+        r.register(
+            "netpol_denied_log_overruns",
+            "Times the kernel dropped denied-packet log messages (receive buffer full)",
+            self.denied_log_overruns.clone(),
+        );
+    }
+
+    /// Counts one sync with its `result` label.
     pub fn sync(&self, result: &str) {
         self.syncs.get_or_create(&label("result", result)).inc();
     }
 
+    /// Sets the workload gauges: on this node and in the whole cluster.
     pub fn set_workloads(&self, local: usize, total: usize) {
         self.workloads
             .get_or_create(&label("scope", "local"))
@@ -276,12 +297,14 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a denied packet of an already logged flow (`direction` is `ingress` or `egress`).
     pub fn denied_suppressed(&self, direction: &'static str) {
         self.denied_flow_repeats_suppressed
             .get_or_create(&label("direction", direction))
             .inc();
     }
 
+    /// Counts a denied flow the evaluator would allow (`direction` is `ingress` or `egress`).
     pub fn denied_disagreement(&self, direction: &'static str) {
         self.denied_flow_disagreements
             .get_or_create(&label("direction", direction))
@@ -295,24 +318,28 @@ impl Metrics {
             .inc_by(n);
     }
 
+    /// Counts a load error of the named source.
     pub fn source_error(&self, source: &str) {
         self.source_errors
             .get_or_create(&label("source", source))
             .inc();
     }
 
+    /// Counts a rescan of the named manifest directory.
     pub fn rescan(&self, source: &str) {
         self.source_rescans
             .get_or_create(&label("source", source))
             .inc();
     }
 
+    /// Sets how many files or objects of the named source currently fail to load.
     pub fn set_failing(&self, source: &str, n: i64) {
         self.source_failing
             .get_or_create(&label("source", source))
             .set(n);
     }
 
+    /// Replaces the per-policy kernel counter values exported on the next scrape.
     pub fn set_policy_counters(&self, values: Vec<PolicyCounterValue>) {
         *self
             .counters

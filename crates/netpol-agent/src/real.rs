@@ -24,6 +24,7 @@ pub struct NftCompiler {
 }
 
 impl NftCompiler {
+    /// A compiler using `opts` for every compile.
     pub fn new(opts: EvalOptions) -> Self {
         NftCompiler { opts }
     }
@@ -63,6 +64,7 @@ pub struct KernelEnforcer {
 }
 
 impl KernelEnforcer {
+    /// An enforcer of `table inet netpol` in the named namespace (`None`: the agent's own).
     pub fn new(netns: Option<String>) -> Self {
         KernelEnforcer {
             netns,
@@ -203,6 +205,7 @@ impl K8sLoader {
         K8sLoader::with_options(netpol_k8s::LoadOptions::default())
     }
 
+    /// A loader with the given decoding and validation options.
     pub fn with_options(opts: netpol_k8s::LoadOptions) -> Self {
         K8sLoader { opts }
     }

@@ -29,11 +29,15 @@ pub struct StepError(pub String);
 pub struct Compiled {
     /// The complete atomic nft script.
     pub text: String,
+    /// Workloads on this node.
     pub local_workloads: usize,
+    /// Workloads in the whole cluster.
     pub total_workloads: usize,
+    /// NetworkPolicies in the whole cluster.
     pub policies: usize,
     /// Every policy with a counter object in the table, and that object's name.
     pub counters: Vec<PolicyCounter>,
+    /// Elements in every set and map of the table.
     pub elements: usize,
     /// The compiler's full result, when it is `netpol-nft`'s: an opaque handle the kernel side
     /// hands to [`netpol_nft::update_script`] (to turn the applied table into this one with an
@@ -44,15 +48,20 @@ pub struct Compiled {
 
 /// Compiles the whole cluster for one node.
 pub trait Compiler: Send + Sync {
+    /// Compiles `cluster` for the node called `node`; an error leaves the applied ruleset in force.
     fn compile(&self, cluster: &Cluster, node: &str) -> Result<Compiled, StepError>;
 }
 
 /// One named counter's value in the kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyCounterValue {
+    /// `namespace/name` of the policy the counter belongs to.
     pub policy: String,
+    /// The counter object's name in the table.
     pub counter: String,
+    /// Packets counted so far.
     pub packets: u64,
+    /// Bytes counted so far.
     pub bytes: u64,
 }
 
@@ -77,13 +86,19 @@ pub trait Enforcer: Send + Sync {
 /// What `/readyz` and the counters endpoint need to know.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
+    /// Whether a ruleset has been applied since the agent started.
     pub first_applied: bool,
+    /// Whether the last sync succeeded (compiled and, if needed, applied).
     pub last_ok: bool,
+    /// Why the last sync failed; `None` after a success.
     pub last_error: Option<String>,
+    /// Sources still doing their first listing (nothing is applied until they are done).
     pub waiting_for: Vec<String>,
     /// counter name -> policy key of the applied ruleset.
     pub counters: BTreeMap<String, String>,
+    /// Syncs attempted, successful or not.
     pub syncs: u64,
+    /// Rulesets applied to the kernel.
     pub applies: u64,
     /// The cluster state the ruleset in force was compiled from (for explaining what the
     /// kernel does, e.g. which policies denied a logged flow).
@@ -93,11 +108,13 @@ pub struct Status {
 }
 
 impl Status {
+    /// Ready for `/readyz`: a ruleset was applied and the last sync succeeded.
     pub fn ready(&self) -> bool {
         self.first_applied && self.last_ok
     }
 }
 
+/// The status shared between the reconciler and the HTTP endpoints.
 pub type SharedState = Arc<Mutex<Status>>;
 
 /// Reads the state, tolerating a poisoned lock (the data is plain values).
@@ -109,6 +126,7 @@ fn update(state: &SharedState, f: impl FnOnce(&mut Status)) {
     f(&mut state.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
+/// The loop that turns store changes into compiled rulesets in the kernel, with retries and drift repair.
 pub struct Reconciler {
     node: String,
     store: Store,
@@ -138,6 +156,7 @@ enum Wake {
 }
 
 impl Reconciler {
+    /// A reconciler for `config.node_name` reading `store`, not yet running.
     pub fn new(
         config: &AgentConfig,
         store: Store,
@@ -165,6 +184,7 @@ impl Reconciler {
         }
     }
 
+    /// Runs until `shutdown` turns true: syncs on every change, retries failures with backoff, repairs drift.
     pub async fn run(
         mut self,
         mut shutdown: watch::Receiver<bool>,

@@ -17,11 +17,13 @@ pub struct LoadOutcome {
     pub cluster: Cluster,
     /// Error diagnostics; a non-empty list means the text is not used (its last good content is).
     pub errors: Vec<String>,
+    /// Diagnostics that do not stop the text from being used.
     pub warnings: Vec<String>,
 }
 
 /// Turns one manifest text (a file, or one API object as JSON) into model objects.
 pub trait ManifestLoader: Send + Sync {
+    /// Loads the text of `name` (a file path or an object reference, for messages).
     fn load(&self, name: &str, text: &str) -> LoadOutcome;
 }
 
@@ -84,6 +86,7 @@ impl Default for Store {
 }
 
 impl Store {
+    /// An empty store with no sources.
     pub fn new() -> Self {
         let (tx, _rx) = watch::channel(0);
         Store {

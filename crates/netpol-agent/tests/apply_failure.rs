@@ -6,6 +6,10 @@
 //! rules must keep being enforced (probed), the failure must show in `/readyz` and `/metrics`,
 //! retries must back off, and once the cause is gone a retry must succeed. Needs root.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::{IpAddr, SocketAddr, TcpListener};

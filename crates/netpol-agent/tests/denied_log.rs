@@ -4,6 +4,10 @@
 //! the policy, both workloads and the port; a connection to port 80 must produce none, and nothing
 //! may be reported as a disagreement. Needs root.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;

@@ -7,6 +7,10 @@
 //! Kubernetes API server (tests/fake_apiserver); the watchers, loader, compiler and kernel (a
 //! throwaway network namespace) are real. Both need root.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod fake_apiserver;
 

@@ -1,6 +1,10 @@
 //! The agent following a manifest directory and enforcing in the node namespace of a real lab
 //! (network namespaces, veths, real TCP probes). Nothing is faked here. Needs root.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::IpAddr;

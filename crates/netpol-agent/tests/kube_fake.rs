@@ -3,6 +3,10 @@
 //! ending watches and 410 Gone. Everything else is real: kube-rs watchers, the netpol-k8s
 //! loader, the netpol-nft compiler and the kernel (a scratch network namespace). Needs root.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod fake_apiserver;
 

@@ -3,6 +3,10 @@
 //! earlier agent left in force). Real agent processes, real nftables in a scratch namespace.
 //! Needs root.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

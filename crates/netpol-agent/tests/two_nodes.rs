@@ -3,6 +3,10 @@
 //! equal the analyzer's truth table computed from the same files, and the delay from the write to
 //! enforcement on both nodes is measured. Needs root.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

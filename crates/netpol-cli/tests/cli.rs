@@ -4,6 +4,10 @@
 //! Every expected verdict below is derived from the NetworkPolicy spec and the manifests, not
 //! copied from the program's output; the comments say why.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -10,6 +10,10 @@
 //! netpol-cli --test outputs_unchanged`; the diff of `tests/outputs/` then shows what changed and
 //! belongs in the same commit as the change.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 

@@ -20,8 +20,11 @@ pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Protocol {
+    /// Transmission Control Protocol (IP protocol 6).
     Tcp,
+    /// User Datagram Protocol (IP protocol 17).
     Udp,
+    /// Stream Control Transmission Protocol (IP protocol 132).
     Sctp,
 }
 
@@ -89,8 +92,11 @@ impl WorkloadKind {
 /// A named container port of a pod, the target of a policy port given by name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NamedPort {
+    /// The port's name as a policy refers to it (`ports[].port: http`).
     pub name: String,
+    /// The protocol the container port is declared for.
     pub protocol: Protocol,
+    /// The container port number the name resolves to.
     pub port: u16,
 }
 
@@ -112,9 +118,13 @@ impl fmt::Display for Origin {
 /// A Pod or VM that policies can select and that can send or receive traffic.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Workload {
+    /// Which kind of object it was loaded from.
     pub kind: WorkloadKind,
+    /// The namespace it lives in.
     pub namespace: String,
+    /// Its name, unique per kind within the namespace.
     pub name: String,
+    /// Its labels, which pod selectors are matched against.
     pub labels: Labels,
     /// Every address of the workload; a dual-stack workload has one per family. May be empty
     /// (not yet scheduled): selectors still match it, ipBlocks never do.
@@ -125,6 +135,7 @@ pub struct Workload {
     pub phase: Option<String>,
     /// Named container ports; always empty for VMs.
     pub named_ports: Vec<NamedPort>,
+    /// The file and line it was loaded from; `None` for objects from the API server.
     pub origin: Option<Origin>,
 }
 
@@ -146,7 +157,9 @@ impl Workload {
 /// A namespace and its labels (always including [`NAMESPACE_NAME_LABEL`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Namespace {
+    /// The namespace's name.
     pub name: String,
+    /// Its labels, which namespace selectors are matched against.
     pub labels: Labels,
     /// True when no Namespace object was loaded and netpol created it because something referred
     /// to it.
@@ -169,9 +182,13 @@ impl Namespace {
 /// The operator of a `matchExpressions` entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SelectorOperator {
+    /// The label's value is one of `values`.
     In,
+    /// The label is absent or its value is none of `values`.
     NotIn,
+    /// The label is present, whatever its value.
     Exists,
+    /// The label is absent.
     DoesNotExist,
 }
 
@@ -189,8 +206,11 @@ impl fmt::Display for SelectorOperator {
 /// One `matchExpressions` entry.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SelectorRequirement {
+    /// The label key the requirement tests.
     pub key: String,
+    /// How the label's value is tested.
     pub operator: SelectorOperator,
+    /// The values `In` and `NotIn` compare against; empty for `Exists` and `DoesNotExist`.
     pub values: Vec<String>,
 }
 
@@ -211,7 +231,9 @@ impl SelectorRequirement {
 /// empty selector matches everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LabelSelector {
+    /// Labels that must all be present with exactly these values.
     pub match_labels: Labels,
+    /// Requirements that must all hold.
     pub match_expressions: Vec<SelectorRequirement>,
 }
 
@@ -221,10 +243,12 @@ impl LabelSelector {
         LabelSelector::default()
     }
 
+    /// Whether the selector has no constraints (and so matches everything).
     pub fn is_empty(&self) -> bool {
         self.match_labels.is_empty() && self.match_expressions.is_empty()
     }
 
+    /// Whether an object with `labels` is selected.
     pub fn matches(&self, labels: &Labels) -> bool {
         self.match_labels
             .iter()
@@ -260,11 +284,14 @@ impl fmt::Display for LabelSelector {
 /// An `ipBlock` peer: `cidr` minus every `except` hole.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct IpBlock {
+    /// The block of addresses the peer covers.
     pub cidr: IpNet,
+    /// Sub-blocks of `cidr` the peer does not cover.
     pub except: Vec<IpNet>,
 }
 
 impl IpBlock {
+    /// Whether `address` is in the block and in none of its holes.
     pub fn contains(&self, address: IpAddr) -> bool {
         self.cidr.contains(&address) && !self.except.iter().any(|e| e.contains(&address))
     }
@@ -288,7 +315,9 @@ pub enum Peer {
     /// `namespace_selector: None` means the policy's own namespace; `pod_selector: None` means every
     /// workload of the selected namespaces. Both set are ANDed.
     Selector {
+        /// Selects workloads by their labels; `None` selects every workload of the namespaces.
         pod_selector: Option<LabelSelector>,
+        /// Selects namespaces by their labels; `None` means the policy's own namespace.
         namespace_selector: Option<LabelSelector>,
     },
     /// An `ipBlock` peer.
@@ -301,7 +330,12 @@ pub enum PortSpec {
     /// `port: N` without `endPort`.
     Number(u16),
     /// `port: start` with `endPort: end` (inclusive, `start <= end`).
-    Range { start: u16, end: u16 },
+    Range {
+        /// The first port of the range.
+        start: u16,
+        /// The last port of the range (inclusive).
+        end: u16,
+    },
     /// `port: name`, resolved against the destination's named container ports.
     Named(String),
 }
@@ -320,7 +354,9 @@ impl fmt::Display for PortSpec {
 /// port of the protocol.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PolicyPort {
+    /// The protocol the port applies to.
     pub protocol: Protocol,
+    /// The port or ports; `None` means every port of the protocol.
     pub port: Option<PortSpec>,
 }
 
@@ -337,14 +373,18 @@ impl fmt::Display for PolicyPort {
 /// `ports` list means every port of every protocol.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rule {
+    /// The peers the rule admits; empty means every peer.
     pub peers: Vec<Peer>,
+    /// The ports the rule admits; empty means every port of every protocol.
     pub ports: Vec<PolicyPort>,
 }
 
 /// A NetworkPolicy after validation and defaulting.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
+    /// The namespace the policy lives in and whose workloads it can select.
     pub namespace: String,
+    /// The policy's name, unique within its namespace.
     pub name: String,
     /// Selects the workloads of `namespace` the policy applies to; empty selects all of them.
     pub pod_selector: LabelSelector,
@@ -352,8 +392,11 @@ pub struct Policy {
     pub affects_ingress: bool,
     /// `policyTypes` contains `Egress` (after defaulting: true when `egress` rules exist).
     pub affects_egress: bool,
+    /// Ingress rules: each admits traffic from its peers to its ports.
     pub ingress: Vec<Rule>,
+    /// Egress rules: each admits traffic to its peers on its ports.
     pub egress: Vec<Rule>,
+    /// The file and line it was loaded from; `None` for objects from the API server.
     pub origin: Option<Origin>,
 }
 
@@ -383,7 +426,9 @@ impl Policy {
 /// Traffic direction as seen from a selected workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Direction {
+    /// Traffic arriving at the workload.
     Ingress,
+    /// Traffic leaving the workload.
     Egress,
 }
 
@@ -404,12 +449,16 @@ impl fmt::Display for Direction {
 /// unique per kind.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cluster {
+    /// Every namespace, explicit or implicit.
     pub namespaces: Vec<Namespace>,
+    /// Every Pod and VM.
     pub workloads: Vec<Workload>,
+    /// Every NetworkPolicy.
     pub policies: Vec<Policy>,
 }
 
 impl Cluster {
+    /// The namespace called `name`, if known.
     pub fn namespace(&self, name: &str) -> Option<&Namespace> {
         self.namespaces.iter().find(|n| n.name == name)
     }

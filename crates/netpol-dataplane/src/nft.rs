@@ -282,7 +282,9 @@ pub enum Drift {
     /// The table differs. Lines are compared as multisets; both lists empty means only the order
     /// of lines changed (e.g. rules reordered).
     Changed {
+        /// Lines of the fingerprint missing from the loaded table.
         only_expected: Vec<String>,
+        /// Lines of the loaded table missing from the fingerprint.
         only_actual: Vec<String>,
     },
 }

@@ -44,8 +44,11 @@ pub fn crc32c(data: &[u8]) -> u32 {
 /// The interesting fields of a received INIT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SctpInit {
+    /// The sender's port.
     pub src_port: u16,
+    /// The port the INIT is addressed to.
     pub dst_port: u16,
+    /// The sender's verification tag, which tells one probe's INIT from another's.
     pub initiate_tag: u32,
 }
 

@@ -3,6 +3,10 @@
 //! the real packets that were sent (addresses, protocol, ports, the rule's prefix).
 //! Runs as root (fails loudly otherwise).
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::IpAddr;

@@ -1,5 +1,9 @@
 //! The nft layer against the real kernel, inside throwaway namespaces.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::require_root;

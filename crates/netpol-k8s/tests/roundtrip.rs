@@ -1,5 +1,9 @@
 //! `render_manifests` and loading are inverse: a random valid cluster survives the round trip.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::IpAddr;
 
 use ipnet::IpNet;

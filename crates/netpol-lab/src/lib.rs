@@ -17,8 +17,6 @@
 //! them every ruleset it loaded. Destructors do not run on a signal, so a program that builds labs
 //! calls [`install_interrupt_cleanup`] once at start-up.
 
-#![warn(missing_docs)]
-
 pub mod cluster_lab;
 pub mod demo;
 mod error;

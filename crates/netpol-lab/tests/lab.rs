@@ -3,6 +3,10 @@
 //!
 //! PRIVILEGED: needs root, `ip` and `nft`. Without root every test fails (it never skips).
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::process::Command;

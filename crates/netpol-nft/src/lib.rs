@@ -148,8 +148,11 @@ pub enum CompileError {
     /// Two workloads claim one address: address-based enforcement cannot tell them apart.
     #[error("address {address} belongs to both {first} and {second}")]
     DuplicateAddress {
+        /// The address both claim.
         address: IpAddr,
+        /// The key of the first workload found with it.
         first: String,
+        /// The key of the other workload claiming it.
         second: String,
     },
     /// The node name is empty.
@@ -221,20 +224,26 @@ impl Ruleset {
 /// The JSON-able summary of a ruleset.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// The node the ruleset was compiled for.
     pub node: String,
+    /// The option it was compiled with: whether ipBlock peers also match cluster workloads.
     pub ipblock_matches_workloads: bool,
     /// Local workloads (sorted by key) and the identity each direction dispatches to (`None`:
     /// not isolated in that direction, or no address).
     pub local_workloads: Vec<LocalWorkload>,
     /// Policies that isolate at least one local workload, with their counter.
     pub policies: Vec<PolicyCounter>,
+    /// Number of identity chains of the ingress direction.
     pub ingress_identities: usize,
+    /// Number of identity chains of the egress direction.
     pub egress_identities: usize,
-    /// Number of peer classes including class 0.
+    /// Number of peer classes of the ingress direction, including class 0.
     pub ingress_classes: usize,
+    /// Number of peer classes of the egress direction, including class 0.
     pub egress_classes: usize,
     /// Element count of every set and map in the table, by name.
     pub elements: BTreeMap<String, usize>,
+    /// Sum of `elements`: every element the table holds.
     pub total_elements: usize,
     /// How protocols other than TCP, UDP and SCTP are treated (see the crate documentation).
     pub non_port_protocols: String,
@@ -243,9 +252,13 @@ pub struct Summary {
 /// One local workload in the summary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LocalWorkload {
+    /// `namespace/name`.
     pub key: String,
+    /// Its addresses, each dispatched in the `*_dispatch4/6` maps.
     pub addresses: Vec<IpAddr>,
+    /// The ingress identity it is dispatched to; `None` when not isolated for ingress.
     pub ingress_identity: Option<usize>,
+    /// The egress identity it is dispatched to; `None` when not isolated for egress.
     pub egress_identity: Option<usize>,
 }
 
@@ -261,17 +274,22 @@ pub struct PolicyCounter {
 /// Everything the text encodes, in a form an interpreter can walk.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RulesetIr {
+    /// The node the ruleset was compiled for.
     pub node: String,
+    /// The option it was compiled with: whether ipBlock peers also match cluster workloads.
     pub ipblock_matches_workloads: bool,
     /// Indexed by [`Grant::policy`]; sorted by key.
     pub policies: Vec<PolicyCounter>,
+    /// The ingress half: traffic to local workloads.
     pub ingress: DirectionIr,
+    /// The egress half: traffic from local workloads.
     pub egress: DirectionIr,
 }
 
 /// The maps and identities of one direction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DirectionIr {
+    /// Which direction these maps are for.
     pub direction: Direction,
     /// Local isolated workload address -> identity (the `*_dispatch4/6` verdict maps).
     pub dispatch: BTreeMap<IpAddr, Dispatch>,
@@ -291,22 +309,29 @@ pub struct DirectionIr {
 /// A dispatch map entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Dispatch {
+    /// The identity (index into [`DirectionIr::identities`]) the address dispatches to.
     pub identity: usize,
+    /// The key of the local workload owning the address.
     pub workload: String,
 }
 
 /// A workload classification map entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct WorkloadClass {
+    /// The peer class the address belongs to.
     pub class: u32,
+    /// The key of the workload owning the address.
     pub workload: String,
 }
 
 /// An interval classification map entry (inclusive bounds, same family).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ExternalRange {
+    /// The first address of the range.
     pub first: IpAddr,
+    /// The last address of the range (inclusive).
     pub last: IpAddr,
+    /// The peer class every address of the range belongs to.
     pub class: u32,
 }
 
@@ -342,6 +367,7 @@ pub struct Identity {
     pub workloads: Vec<String>,
     /// Keys of the policies isolating them in this direction.
     pub policies: Vec<String>,
+    /// What the identity's chain and maps allow.
     #[serde(flatten)]
     pub rules: IdentityRules,
 }
@@ -362,19 +388,28 @@ pub struct IdentityRules {
 /// An inclusive port range of one protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct PortSegment {
+    /// The protocol the range is of.
     pub protocol: Protocol,
+    /// The first port of the range.
     pub first: u16,
+    /// The last port of the range (inclusive).
     pub last: u16,
+    /// The policy rule that opens it.
     pub grant: Grant,
 }
 
 /// An inclusive port range of one protocol for one peer class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ClassPortSegment {
+    /// The peer class the range is open to.
     pub class: u32,
+    /// The protocol the range is of.
     pub protocol: Protocol,
+    /// The first port of the range.
     pub first: u16,
+    /// The last port of the range (inclusive).
     pub last: u16,
+    /// The policy rule that opens it.
     pub grant: Grant,
 }
 

@@ -3,6 +3,10 @@
 //! and counted whether or not it is logged; logged ones carry the prefix of the chain that denied
 //! them; a flood is logged only up to the node-wide limit. Needs root (fails otherwise).
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -4,6 +4,10 @@
 //! a flow this table checks through the peer classification, and counts in `postrouting` the
 //! packets whose mark survived. Needs root (fails otherwise).
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::Command;

@@ -4,6 +4,10 @@
 //! top-level objects in a canonical order, since hash sets list in no fixed order).
 //! Skipped (with a message) when not root or without `nft`.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,9 @@
 //! Helpers shared by the agent's integration tests: the agent as a real process, a minimal HTTP
 //! client for its endpoints, and polling.
 #![allow(dead_code)]
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

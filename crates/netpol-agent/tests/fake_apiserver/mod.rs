@@ -9,6 +9,9 @@
 //! [`FakeApi::serve_group`] serves it; otherwise its list and watch answer 404 Not Found, as a
 //! real API server does for a CRD that is not (or no longer) installed, and its open watches end.
 #![allow(dead_code)]
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

@@ -46,7 +46,9 @@ pub fn workload_order(cluster: &Cluster) -> Vec<usize> {
 /// Which ordered pairs of workloads may talk on one protocol and port.
 #[derive(Clone, Debug)]
 pub struct TruthTable {
+    /// The protocol the table is for.
     pub protocol: Protocol,
+    /// The destination port the table is for.
     pub port: u16,
     pub(crate) keys: Vec<String>,
     pub(crate) order: Vec<usize>,

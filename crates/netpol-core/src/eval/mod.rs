@@ -72,7 +72,9 @@ pub struct Verdict {
     pub src: String,
     /// `namespace/name` of the destination workload, or the destination address.
     pub dst: String,
+    /// The flow's L4 protocol.
     pub protocol: Protocol,
+    /// The destination port.
     pub port: u16,
     /// True when both the source's egress and the destination's ingress allow the flow.
     pub allowed: bool,
@@ -111,7 +113,10 @@ pub enum DirectionVerdict {
         denials: Vec<PolicyDenial>,
     },
     /// The workload index does not exist in the cluster; treated as denied.
-    UnknownWorkload { index: usize },
+    UnknownWorkload {
+        /// The index that was asked for.
+        index: usize,
+    },
 }
 
 impl DirectionVerdict {
@@ -134,6 +139,7 @@ pub struct RuleMatch {
     pub policy: String,
     /// `file:line` the policy came from, when known.
     pub origin: Option<String>,
+    /// The direction of the rule.
     pub direction: Direction,
     /// Index of the rule in the policy's `ingress` or `egress` list.
     pub rule: usize,
@@ -164,14 +170,18 @@ pub enum Mismatch {
 /// Why one isolating policy does not allow a flow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PolicyDenial {
+    /// `namespace/name` of the denying policy.
     pub policy: String,
+    /// `file:line` the policy came from, when known.
     pub origin: Option<String>,
+    /// The direction in which it isolates the workload.
     pub direction: Direction,
     /// The nearest rule (the first rule that fails on the fewest parts); `None` with
     /// [`Mismatch::NoRules`].
     pub rule: Option<usize>,
     /// The nearest rule in words.
     pub rule_text: Option<String>,
+    /// Which part of the nearest rule did not match.
     pub mismatch: Mismatch,
     /// A human reason, e.g. `port: 80/TCP not in [TCP 53]`.
     pub reason: String,

@@ -31,7 +31,9 @@ pub enum NamespaceScope {
 pub enum PeerKey {
     /// Workloads of some namespaces, optionally narrowed by a pod selector.
     Selector {
+        /// Which namespaces the peer's workloads are in.
         namespaces: NamespaceScope,
+        /// Narrows them by their labels; `None` keeps every workload of those namespaces.
         pods: Option<LabelSelector>,
     },
     /// Addresses in a CIDR minus its holes.

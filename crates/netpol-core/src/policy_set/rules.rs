@@ -64,6 +64,7 @@ pub enum RulePeers {
 pub struct Provenance {
     /// `namespace/name` of the policy.
     pub policy: String,
+    /// Which direction's rule list it is in.
     pub direction: Direction,
     /// The rule's index in the policy's `ingress` or `egress` list.
     pub rule: usize,
@@ -74,25 +75,34 @@ pub struct Provenance {
 /// One rule, compiled against the policy set's peers and port sets.
 #[derive(Clone, Debug)]
 pub struct CompiledRule {
+    /// The tier that orders this rule against others (NetworkPolicy for now).
     pub tier: Tier,
     /// Lower decides first within a tier (0 for NetworkPolicy, which has no priorities).
     pub priority: i32,
+    /// What a match does: allow, deny or pass to the next tier.
     pub action: Action,
+    /// Whether the rule admits traffic to (ingress) or from (egress) its subjects.
     pub direction: Direction,
+    /// The policy the rule belongs to.
     pub policy: PolicyId,
     /// The rule's index in the policy's list for `direction`.
     pub index: usize,
+    /// The peers the rule matches.
     pub peers: RulePeers,
+    /// The ports the rule matches.
     pub ports: PortSetId,
 }
 
 /// One policy: whom it applies to and which of its rules decide for them.
 #[derive(Clone, Debug)]
 pub struct CompiledPolicy {
+    /// The policy's index in `Cluster::policies`.
     pub id: PolicyId,
     /// `namespace/name`.
     pub key: String,
+    /// The tier the policy's rules are in.
     pub tier: Tier,
+    /// The policy's priority within its tier (0 for NetworkPolicy).
     pub priority: i32,
     /// The distinct selector standing for the workloads the policy applies to.
     pub subjects: PeerId,

@@ -22,10 +22,15 @@ use shapes::*;
 /// The size and seed of a synthetic cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SynthParams {
+    /// How many workloads (pods and VMs) to generate.
     pub workloads: usize,
+    /// How many namespaces they are spread over.
     pub namespaces: usize,
+    /// How many NetworkPolicies to generate.
     pub policies: usize,
+    /// How many nodes the workloads are scheduled on.
     pub nodes: usize,
+    /// The random seed: the same parameters always give the same cluster.
     pub seed: u64,
 }
 

@@ -1,5 +1,8 @@
 //! Shared by the kernel tests: the root check (from netpol-test-support) and small spec builders.
 #![allow(dead_code)]
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
 

@@ -264,56 +264,63 @@ impl Builder {
                 });
                 Ok(())
             }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq { pos, anchor, items }) => (
-                        Node {
-                            pos,
-                            kind: Kind::Seq(items),
-                        },
-                        anchor,
-                    ),
-                    Some(Frame::Map {
-                        pos,
-                        anchor,
-                        mut map,
-                        merges,
-                        ..
-                    }) => {
-                        apply_merges(&mut map, merges, pos)?;
-                        (
-                            Node {
-                                pos,
-                                kind: Kind::Map(map),
-                            },
-                            anchor,
-                        )
-                    }
-                    None => return Err((pos, "unbalanced YAML events".to_string())),
-                };
-                self.remember(anchor, &node);
-                self.push_value(node)
-            }
-            Event::Alias(id) => {
-                let Some((node, size)) = self.anchors.get(&id) else {
-                    return Err((pos, "alias to an unknown anchor".to_string()));
-                };
-                if *size > self.alias_budget {
-                    return Err((
-                        pos,
-                        "aliases expand to too many nodes (more than 1,000,000)".to_string(),
-                    ));
-                }
-                self.alias_budget -= size;
-                let node = node.clone();
-                self.push_value(node)
-            }
+            Event::SequenceEnd | Event::MappingEnd => self.close(pos),
+            Event::Alias(id) => self.alias(id, pos),
             Event::Nothing
             | Event::StreamStart
             | Event::StreamEnd
             | Event::DocumentStart(_)
             | Event::DocumentEnd => Ok(()),
         }
+    }
+
+    /// Ends the innermost sequence or mapping (applying its `<<` merges) and hands the
+    /// finished node to its parent.
+    fn close(&mut self, pos: Pos) -> BuildResult {
+        let (node, anchor) = match self.stack.pop() {
+            Some(Frame::Seq { pos, anchor, items }) => (
+                Node {
+                    pos,
+                    kind: Kind::Seq(items),
+                },
+                anchor,
+            ),
+            Some(Frame::Map {
+                pos,
+                anchor,
+                mut map,
+                merges,
+                ..
+            }) => {
+                apply_merges(&mut map, merges, pos)?;
+                (
+                    Node {
+                        pos,
+                        kind: Kind::Map(map),
+                    },
+                    anchor,
+                )
+            }
+            None => return Err((pos, "unbalanced YAML events".to_string())),
+        };
+        self.remember(anchor, &node);
+        self.push_value(node)
+    }
+
+    /// Expands an alias to a copy of its anchored node, within the alias budget.
+    fn alias(&mut self, id: usize, pos: Pos) -> BuildResult {
+        let Some((node, size)) = self.anchors.get(&id) else {
+            return Err((pos, "alias to an unknown anchor".to_string()));
+        };
+        if *size > self.alias_budget {
+            return Err((
+                pos,
+                "aliases expand to too many nodes (more than 1,000,000)".to_string(),
+            ));
+        }
+        self.alias_budget -= size;
+        let node = node.clone();
+        self.push_value(node)
     }
 
     fn open(&self, pos: Pos) -> BuildResult {

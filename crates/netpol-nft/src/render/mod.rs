@@ -56,8 +56,9 @@ use table::Renderer;
 /// The name of the table.
 pub const TABLE: &str = "netpol";
 
-/// Named counters crediting denials.
+/// The named counter crediting packets dropped on ingress.
 pub const DENIED_INGRESS: &str = "denied_ingress";
+/// The named counter crediting packets dropped on egress.
 pub const DENIED_EGRESS: &str = "denied_egress";
 
 /// The named `limit` object every identity chain's log rule shares.

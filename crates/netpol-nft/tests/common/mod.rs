@@ -1,6 +1,9 @@
 //! The clusters and the `nft` binary checks shared by the tests; the model builders come from
 //! netpol-test-support.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
+// clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::io::Write as _;
