@@ -16,7 +16,7 @@ mod sides;
 
 use crate::bits::Bits;
 use crate::model::{Cluster, Direction, EvalOptions};
-use crate::policy_set::identities::{pair_family, Family, CLASS_FAMILIES};
+use crate::policy_set::identities::{pair_family, Family, Grouping, CLASS_FAMILIES};
 use crate::policy_set::ports::PortSetId;
 use crate::policy_set::rules::{PolicyId, RulePeers};
 use crate::policy_set::PolicySet;
@@ -92,8 +92,13 @@ impl Analyzer {
         Analyzer::from_policy_set(cluster, PolicySet::new(cluster, opts))
     }
 
-    /// Indexes an already compiled policy set of `cluster`.
+    /// Indexes an already compiled policy set of `cluster`; a set built with
+    /// [`PolicySet::for_selectors`] is rebuilt with full identities first.
     pub fn from_policy_set(cluster: &Cluster, set: PolicySet) -> Self {
+        let set = match set.grouping() {
+            Grouping::Full => set,
+            Grouping::Selectors => PolicySet::new(cluster, set.options()),
+        };
         let ic = set.identity_count();
         let mut analyzer = Analyzer {
             workload_count: cluster.workloads.len(),

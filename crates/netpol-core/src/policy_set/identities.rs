@@ -151,6 +151,17 @@ impl Namespaces {
     }
 }
 
+/// How finely workloads are grouped into identities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grouping {
+    /// By namespace, labels, named ports and (when ipBlocks match workloads) the ipBlock
+    /// membership of their flow addresses: what the bitset analyzer needs to answer per identity.
+    Full,
+    /// By namespace and labels only: all that selector matching needs (a node's compiler resolves
+    /// named ports and ipBlocks per workload and address itself).
+    Selectors,
+}
+
 /// Which blocks contain the flow address of one family.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct FamilyBlocks {
@@ -185,24 +196,31 @@ pub(crate) struct Identities {
     pub(crate) blocks: Vec<[Vec<bool>; 2]>,
     /// Identities per namespace index.
     pub(crate) by_namespace: Vec<Bits>,
-    pub(crate) port_names: PortNames,
 }
 
 impl Identities {
     /// Groups the workloads; `blocks` are the ipBlocks that can match workloads (empty when
     /// they cannot).
-    pub(crate) fn new(cluster: &Cluster, namespaces: &Namespaces, blocks: &[IpBlock]) -> Self {
+    pub(crate) fn new(
+        cluster: &Cluster,
+        namespaces: &Namespaces,
+        blocks: &[IpBlock],
+        port_names: &PortNames,
+        grouping: Grouping,
+    ) -> Self {
         let mut ids = Identities {
             of_workload: Vec::with_capacity(cluster.workloads.len()),
             list: Vec::new(),
             blocks: Vec::new(),
             by_namespace: Vec::new(),
-            port_names: PortNames::default(),
         };
         let mut index: HashMap<IdentityKey<'_>, IdentityId, FxBuildHasher> = HashMap::default();
         for w in &cluster.workloads {
             let namespace = namespaces.get(&w.namespace);
-            let named = first_named_ports(w);
+            let named = match grouping {
+                Grouping::Full => first_named_ports(w),
+                Grouping::Selectors => Vec::new(),
+            };
             let per_family = block_membership(w, blocks);
             let class = family_class(w);
             let key = IdentityKey {
@@ -215,7 +233,14 @@ impl Identities {
             let id = match index.get(&key) {
                 Some(&id) => id,
                 None => {
-                    ids.push(w, namespace, class, &key.named_ports, per_family);
+                    ids.push(
+                        w,
+                        namespace,
+                        class,
+                        &key.named_ports,
+                        per_family,
+                        port_names,
+                    );
                     index.insert(key, next);
                     next
                 }
@@ -238,11 +263,13 @@ impl Identities {
         class: usize,
         named: &[FirstNamedPort<'_>],
         per_family: [Vec<bool>; 2],
+        port_names: &PortNames,
     ) {
         let named_ports = named
             .iter()
             .map(|n| NamedPortValue {
-                name: self.port_names.intern(n.name),
+                // Every name a workload defines is in `port_names`.
+                name: port_names.get(n.name).unwrap_or(u32::MAX),
                 protocol: n.protocol,
                 port: n.port,
             })

@@ -27,22 +27,22 @@ pub mod identities;
 pub mod peers;
 pub mod ports;
 pub mod rules;
+mod tables;
 
 use std::collections::HashMap;
 
 use crate::bits::Bits;
-use crate::model::{Cluster, Direction, EvalOptions, IpBlock, Peer, Policy, Workload};
-use identities::{Identities, IdentityId, Namespaces};
-use peers::{BlockId, Blocks, MatchContext, PeerId, PeerKey, Peers};
-use ports::{Atoms, PortSet, PortSetId, PortSets};
-use rules::{
-    direction_index, Action, CompiledPolicy, CompiledRule, PolicyId, Provenance, RuleId, RulePeers,
-    Tier,
-};
+use crate::model::{Cluster, Direction, EvalOptions, IpBlock, Peer, Workload};
+use identities::{Grouping, Identities, IdentityId, Namespaces};
+use peers::{Blocks, MatchContext, PeerId, PeerKey, Peers};
+use ports::{Atoms, PortNames, PortSet, PortSetId, PortSets};
+use rules::{CompiledPolicy, CompiledRule, PolicyId, Provenance, RuleId};
+use tables::{RuleTables, TableInputs};
 
 /// One cluster's policies compiled for the fast paths (see the module documentation).
 pub struct PolicySet {
     opts: EvalOptions,
+    grouping: Grouping,
     pub(crate) namespaces: Namespaces,
     pub(crate) identities: Identities,
     pub(crate) peers: Peers,
@@ -59,116 +59,68 @@ pub struct PolicySet {
 
 impl PolicySet {
     /// Compiles the policies of `cluster` under `opts`.
+    ///
+    /// The identities (one pass over every workload) and the rule tables (one pass over every
+    /// policy) do not depend on each other and are built on two threads.
     pub fn new(cluster: &Cluster, opts: EvalOptions) -> Self {
+        PolicySet::with_grouping(cluster, opts, Grouping::Full)
+    }
+
+    /// A policy set whose identities only tell selectors apart ([`Grouping::Selectors`]): cheaper
+    /// to build, enough for a node's compiler, not for the bitset analyzer (which rebuilds a full
+    /// one when given this).
+    pub fn for_selectors(cluster: &Cluster, opts: EvalOptions) -> Self {
+        PolicySet::with_grouping(cluster, opts, Grouping::Selectors)
+    }
+
+    fn with_grouping(cluster: &Cluster, opts: EvalOptions, grouping: Grouping) -> Self {
         let namespaces = Namespaces::new(cluster);
-        let blocks = Blocks::new(if opts.ipblock_matches_workloads {
+        let full = grouping == Grouping::Full;
+        let mut blocks = Blocks::new(if full && opts.ipblock_matches_workloads {
             distinct_blocks(cluster)
         } else {
             Vec::new()
         });
-        let identities = Identities::new(cluster, &namespaces, &blocks.list);
-        let mut set = PolicySet {
+        let inputs = TableInputs {
+            cluster,
+            namespaces: &namespaces,
+            blocks: &blocks.list,
+        };
+        let (identities, tables) = std::thread::scope(|scope| {
+            let tables = scope.spawn(|| RuleTables::compile(&inputs));
+            // Port names are numbered the same way on both threads (one deterministic pass), so
+            // identities and port sets agree on them without waiting for each other.
+            let port_names = match grouping {
+                Grouping::Full => PortNames::of_cluster(cluster),
+                Grouping::Selectors => PortNames::default(),
+            };
+            let identities =
+                Identities::new(cluster, &namespaces, &blocks.list, &port_names, grouping);
+            let tables = tables
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (identities, tables)
+        });
+        blocks.index_members(&identities);
+        PolicySet {
             opts,
-            atoms: Atoms::of_cluster(cluster),
+            grouping,
+            atoms: tables.atoms,
             namespaces,
             identities,
-            peers: Peers::new(),
+            peers: tables.peers,
             blocks,
-            port_sets: PortSets::new(),
-            policies: Vec::with_capacity(cluster.policies.len()),
-            key_order: key_order(cluster),
-            rules: Vec::new(),
-            namespace_policies: HashMap::new(),
-        };
-        set.blocks.index_members(&set.identities);
-        set.compile_policies(cluster);
-        set
-    }
-
-    fn compile_policies(&mut self, cluster: &Cluster) {
-        let block_ids: HashMap<IpBlock, BlockId> = self
-            .blocks
-            .list
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (b.clone(), BlockId(u32::try_from(i).unwrap_or(u32::MAX))))
-            .collect();
-        for (i, p) in cluster.policies.iter().enumerate() {
-            let id = PolicyId(u32::try_from(i).unwrap_or(u32::MAX));
-            let subjects = self.peers.intern(PeerKey::subjects_of(p));
-            self.policies.push(CompiledPolicy {
-                id,
-                key: p.key(),
-                tier: Tier::NetworkPolicy,
-                priority: 0,
-                subjects,
-                isolates: [p.affects_ingress, p.affects_egress],
-                rules: [Vec::new(), Vec::new()],
-            });
-        }
-        for rank in 0..self.key_order.len() {
-            let id = self.key_order[rank];
-            let p = &cluster.policies[id.index()];
-            let ns = self.namespaces.get(&p.namespace);
-            self.namespace_policies.entry(ns).or_default().push(id);
-            for d in [Direction::Ingress, Direction::Egress] {
-                if p.affects(d) {
-                    self.compile_rules(p, id, d, &block_ids);
-                }
-            }
+            port_sets: tables.port_sets,
+            policies: tables.policies,
+            key_order: tables.key_order,
+            rules: tables.rules,
+            namespace_policies: tables.namespace_policies,
         }
     }
 
-    /// Appends the rules of one direction of a policy (the caller goes in evaluation order).
-    fn compile_rules(
-        &mut self,
-        p: &Policy,
-        id: PolicyId,
-        d: Direction,
-        block_ids: &HashMap<IpBlock, BlockId>,
-    ) {
-        for (index, rule) in p.rules(d).iter().enumerate() {
-            let peers = if rule.peers.is_empty() {
-                RulePeers::Any
-            } else {
-                RulePeers::Listed(
-                    rule.peers
-                        .iter()
-                        .map(|peer| self.intern_peer(p, peer, block_ids))
-                        .collect(),
-                )
-            };
-            let ports =
-                self.port_sets
-                    .intern(&rule.ports, &self.atoms, &self.identities.port_names);
-            let rule_id = RuleId(u32::try_from(self.rules.len()).unwrap_or(u32::MAX));
-            self.rules.push(CompiledRule {
-                tier: Tier::NetworkPolicy,
-                priority: 0,
-                action: Action::Allow,
-                direction: d,
-                policy: id,
-                index,
-                peers,
-                ports,
-            });
-            self.policies[id.index()].rules[direction_index(d)].push(rule_id);
-        }
-    }
-
-    fn intern_peer(
-        &mut self,
-        p: &Policy,
-        peer: &Peer,
-        block_ids: &HashMap<IpBlock, BlockId>,
-    ) -> PeerId {
-        let key = PeerKey::of(p, peer);
-        let block = key.block().and_then(|b| block_ids.get(b).copied());
-        let id = self.peers.intern(key);
-        if block.is_some() {
-            self.peers.block_of[id.index()] = block;
-        }
-        id
+    /// How finely the set's identities group workloads.
+    pub fn grouping(&self) -> Grouping {
+        self.grouping
     }
 
     /// The options the set was compiled under.
@@ -302,15 +254,4 @@ fn distinct_blocks(cluster: &Cluster) -> Vec<IpBlock> {
         }
     }
     out
-}
-
-/// Policy ids sorted by key; the index breaks ties.
-fn key_order(cluster: &Cluster) -> Vec<PolicyId> {
-    let mut order: Vec<usize> = (0..cluster.policies.len()).collect();
-    // Cached: the key is a fresh String, too costly to build on every comparison.
-    order.sort_by_cached_key(|&i| (cluster.policies[i].key(), i));
-    order
-        .into_iter()
-        .map(|i| PolicyId(u32::try_from(i).unwrap_or(u32::MAX)))
-        .collect()
 }

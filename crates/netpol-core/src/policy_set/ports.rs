@@ -213,6 +213,17 @@ impl PortSet {
 pub(crate) struct PortNames(HashMap<String, u32>);
 
 impl PortNames {
+    /// Every port name the cluster's workloads define.
+    pub(crate) fn of_cluster(cluster: &Cluster) -> Self {
+        let mut names = PortNames::default();
+        for w in &cluster.workloads {
+            for np in &w.named_ports {
+                names.intern(&np.name);
+            }
+        }
+        names
+    }
+
     pub(crate) fn intern(&mut self, name: &str) -> u32 {
         if let Some(&id) = self.0.get(name) {
             return id;

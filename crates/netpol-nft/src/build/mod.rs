@@ -35,7 +35,7 @@ pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Rules
     check_addresses(cluster)?;
     Ok(compile_checked(
         cluster,
-        &PolicySet::new(cluster, opts),
+        &PolicySet::for_selectors(cluster, opts),
         node,
     ))
 }
