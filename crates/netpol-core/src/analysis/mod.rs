@@ -235,3 +235,41 @@ fn family_destinations(set: &PolicySet) -> Vec<[Bits; 2]> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{generate, SynthParams};
+    use crate::Protocol;
+
+    #[test]
+    fn an_analyzer_handed_a_selectors_only_set_answers_like_one_built_from_scratch() {
+        let cluster = generate(&SynthParams {
+            workloads: 300,
+            namespaces: 8,
+            policies: 60,
+            nodes: 3,
+            seed: 3,
+        });
+        let opts = EvalOptions::default();
+        let selectors = PolicySet::for_selectors(&cluster, opts);
+        assert_eq!(selectors.grouping(), Grouping::Selectors);
+        let from_set = Analyzer::from_policy_set(&cluster, selectors);
+        let fresh = Analyzer::new(&cluster, opts);
+        assert_eq!(from_set.policy_set().grouping(), Grouping::Full);
+        for (protocol, port) in [
+            (Protocol::Tcp, 80),
+            (Protocol::Udp, 53),
+            (Protocol::Tcp, 9090),
+        ] {
+            assert_eq!(
+                from_set.truth_table(protocol, port).to_json(),
+                fresh.truth_table(protocol, port).to_json()
+            );
+        }
+        assert_eq!(
+            from_set.connectivity_map().to_json(),
+            fresh.connectivity_map().to_json()
+        );
+    }
+}
