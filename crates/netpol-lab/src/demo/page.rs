@@ -10,63 +10,41 @@ pub(super) struct Bundled {
     pub text: &'static str,
 }
 
+/// A file of the repository under its repository path, its text compiled in.
+macro_rules! bundled {
+    ($path:literal) => {
+        Bundled {
+            name: $path,
+            text: include_str!(concat!("../../../../", $path)),
+        }
+    };
+}
+
 /// The namespaces and VMs every step starts from.
 pub(super) const BASE: [Bundled; 3] = [
-    Bundled {
-        name: "examples/test-project/namespaces.yaml",
-        text: include_str!("../../../../examples/test-project/namespaces.yaml"),
-    },
-    Bundled {
-        name: "examples/test-project/vms-test-project.yaml",
-        text: include_str!("../../../../examples/test-project/vms-test-project.yaml"),
-    },
-    Bundled {
-        name: "examples/test-project/vms-another-project.yaml",
-        text: include_str!("../../../../examples/test-project/vms-another-project.yaml"),
-    },
+    bundled!("examples/test-project/namespaces.yaml"),
+    bundled!("examples/test-project/vms-test-project.yaml"),
+    bundled!("examples/test-project/vms-another-project.yaml"),
 ];
 
 /// The name the base manifests load under, together.
 pub(super) const BASE_NAME: &str = "examples/test-project";
 
-const DENY_INGRESS: Bundled = Bundled {
-    name: "examples/test-project/policies/01-vm-a-deny-ingress.yaml",
-    text: include_str!("../../../../examples/test-project/policies/01-vm-a-deny-ingress.yaml"),
-};
+const DENY_INGRESS: Bundled = bundled!("examples/test-project/policies/01-vm-a-deny-ingress.yaml");
 /// The policy step 8 loads together with the mistake (vm-a isolated both ways).
-pub(super) const DENY_INGRESS_EGRESS: Bundled = Bundled {
-    name: "examples/test-project/policies/02-vm-a-deny-ingress-egress.yaml",
-    text: include_str!(
-        "../../../../examples/test-project/policies/02-vm-a-deny-ingress-egress.yaml"
-    ),
-};
-const ALLOW_FROM_VM_B: Bundled = Bundled {
-    name: "examples/test-project/policies/03-allow-ingress-from-vm-b-to-vm-a.yaml",
-    text: include_str!(
-        "../../../../examples/test-project/policies/03-allow-ingress-from-vm-b-to-vm-a.yaml"
-    ),
-};
-const ALLOW_DNS: Bundled = Bundled {
-    name: "examples/test-project/policies/04-allow-egress-from-vm-a-to-8-8-8-8.yaml",
-    text: include_str!(
-        "../../../../examples/test-project/policies/04-allow-egress-from-vm-a-to-8-8-8-8.yaml"
-    ),
-};
-const PORT_RANGE: Bundled = Bundled {
-    name: "examples/test-project/policies/05-allow-egress-from-vm-a-port-range.yaml",
-    text: include_str!(
-        "../../../../examples/test-project/policies/05-allow-egress-from-vm-a-port-range.yaml"
-    ),
-};
-const ALLOW_NAMESPACE: Bundled = Bundled {
-    name: "examples/test-project/policies/06-allow-ingress-from-namespace-another-project-to-vm-a.yaml",
-    text: include_str!("../../../../examples/test-project/policies/06-allow-ingress-from-namespace-another-project-to-vm-a.yaml"),
-};
+pub(super) const DENY_INGRESS_EGRESS: Bundled =
+    bundled!("examples/test-project/policies/02-vm-a-deny-ingress-egress.yaml");
+const ALLOW_FROM_VM_B: Bundled =
+    bundled!("examples/test-project/policies/03-allow-ingress-from-vm-b-to-vm-a.yaml");
+const ALLOW_DNS: Bundled =
+    bundled!("examples/test-project/policies/04-allow-egress-from-vm-a-to-8-8-8-8.yaml");
+const PORT_RANGE: Bundled =
+    bundled!("examples/test-project/policies/05-allow-egress-from-vm-a-port-range.yaml");
+const ALLOW_NAMESPACE: Bundled = bundled!(
+    "examples/test-project/policies/06-allow-ingress-from-namespace-another-project-to-vm-a.yaml"
+);
 /// The page's mistake: `ports` indented under the peer.
-pub(super) const MISTAKE: Bundled = Bundled {
-    name: "examples/mistakes/egress-ports-under-peer.yaml",
-    text: include_str!("../../../../examples/mistakes/egress-ports-under-peer.yaml"),
-};
+pub(super) const MISTAKE: Bundled = bundled!("examples/mistakes/egress-ports-under-peer.yaml");
 
 /// The port every VM-to-VM matrix is probed on.
 pub const MATRIX_PORT: u16 = 80;
