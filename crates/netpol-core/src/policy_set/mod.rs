@@ -228,11 +228,13 @@ impl PolicySet {
     fn selects(&self, p: &CompiledPolicy, labels: &crate::Labels, identity: IdentityId) -> bool {
         match self.peers.evaluated(p.subjects) {
             Some(bits) => bits.get(identity.index()),
+            // Subjects are always the pod selector in the policy's own namespace (the caller
+            // looked the policy up by namespace); any other key is evaluated in full.
             None => match self.peer(p.subjects) {
                 PeerKey::Selector {
                     pods: Some(pods), ..
                 } => pods.matches(labels),
-                _ => true,
+                _ => self.peer_members(p.subjects).get(identity.index()),
             },
         }
     }
