@@ -49,19 +49,15 @@ impl Family {
 /// The families of a workload's addresses in order of first appearance, as an index into
 /// [`CLASS_FAMILIES`]; this is all [`crate::eval::flow_addresses`] needs to pick a pair's family.
 pub(crate) fn family_class(w: &Workload) -> usize {
-    let mut order: Vec<Family> = Vec::new();
-    for a in &w.addresses {
-        let f = Family::of(a);
-        if !order.contains(&f) {
-            order.push(f);
-        }
-    }
-    match order.as_slice() {
-        [] => 0,
-        [Family::V4] => 1,
-        [Family::V6] => 2,
-        [Family::V4, Family::V6] => 3,
-        _ => 4,
+    let Some(first) = w.addresses.first().map(Family::of) else {
+        return 0;
+    };
+    let both = w.addresses.iter().any(|a| Family::of(a) != first);
+    match (first, both) {
+        (Family::V4, false) => 1,
+        (Family::V6, false) => 2,
+        (Family::V4, true) => 3,
+        (Family::V6, true) => 4,
     }
 }
 

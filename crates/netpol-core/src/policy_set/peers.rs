@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
 use crate::bits::Bits;
@@ -111,7 +112,12 @@ pub(crate) struct BlockId(pub(crate) u32);
 /// Every distinct peer (and every policy's subjects, which are evaluated the same way).
 pub(crate) struct Peers {
     pub(crate) keys: Vec<PeerKey>,
-    index: HashMap<PeerKey, PeerId, FxBuildHasher>,
+    /// Key hash -> the first peer with that hash; `collisions` chains the others. Keys are
+    /// stored once, in `keys` (a selector key is several maps: cloning each into an index
+    /// cost more than the lookups).
+    index: HashMap<u64, PeerId, FxBuildHasher>,
+    /// Peer -> the next peer whose key has the same hash.
+    collisions: Vec<Option<PeerId>>,
     /// Selector peers: the identities matched, on first use.
     members: Vec<OnceLock<Bits>>,
     /// Block peers that can match workloads: their block.
@@ -123,18 +129,25 @@ impl Peers {
         Peers {
             keys: Vec::new(),
             index: HashMap::default(),
+            collisions: Vec::new(),
             members: Vec::new(),
             block_of: Vec::new(),
         }
     }
 
     pub(crate) fn intern(&mut self, key: PeerKey) -> PeerId {
-        if let Some(&id) = self.index.get(&key) {
-            return id;
-        }
+        let hash = FxBuildHasher::default().hash_one(&key);
         let id = PeerId(u32::try_from(self.keys.len()).unwrap_or(u32::MAX));
-        self.keys.push(key.clone());
-        self.index.insert(key, id);
+        let mut next = self.index.get(&hash).copied();
+        while let Some(candidate) = next {
+            if self.keys[candidate.index()] == key {
+                return candidate;
+            }
+            next = self.collisions[candidate.index()];
+        }
+        // Chained in front: the new peer points at the previous head of its hash.
+        self.collisions.push(self.index.insert(hash, id));
+        self.keys.push(key);
         self.members.push(OnceLock::new());
         self.block_of.push(None);
         id

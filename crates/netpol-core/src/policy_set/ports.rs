@@ -210,7 +210,7 @@ impl PortSet {
 
 /// Every port name some workload defines, interned to a small number.
 #[derive(Default)]
-pub(crate) struct PortNames(HashMap<String, u32>);
+pub(crate) struct PortNames(HashMap<String, u32, FxBuildHasher>);
 
 impl PortNames {
     /// Every port name the cluster's workloads define.

@@ -59,23 +59,38 @@ pub(crate) struct Classes {
 /// Disjoint ranges of one family, each with the atoms (blocks) containing it.
 type Split = Vec<(u128, u128, BTreeSet<usize>)>;
 
-/// Class keys, interned so each distinct key is built, compared and stored once.
+/// Class keys, interned so each distinct key is built, compared and stored once (in the map
+/// only: [`Interner::into_keys`] lists them by number at the end, without a clone per key).
 #[derive(Default)]
 struct Interner {
     index: HashMap<ClassKey, usize, FxBuildHasher>,
-    keys: Vec<ClassKey>,
 }
 
 impl Interner {
     fn intern(&mut self, k: ClassKey) -> usize {
-        if let Some(&i) = self.index.get(&k) {
-            return i;
-        }
-        let i = self.keys.len();
-        self.keys.push(k.clone());
-        self.index.insert(k, i);
-        i
+        let next = self.index.len();
+        *self.index.entry(k).or_insert(next)
     }
+
+    /// The interned keys, by the number `intern` gave each.
+    fn into_keys(self) -> Vec<ClassKey> {
+        let mut keys = vec![ClassKey::default(); self.index.len()];
+        for (k, i) in self.index {
+            keys[i] = k;
+        }
+        keys
+    }
+}
+
+/// Everything an address's class keys depend on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct AddressShape {
+    identity: IdentityId,
+    v6: bool,
+    /// The disjoint external range holding the address (index into its family's split).
+    range: Option<usize>,
+    /// Egress: the relevant named ports resolved on the address's workload.
+    ports: Vec<Option<u16>>,
 }
 
 /// One workload address and the interned keys of its class and of its external ranges' class.
@@ -112,7 +127,7 @@ impl ClassInput<'_> {
                 }));
             }
         }
-        let (keys, class_of) = dense_ids(interner.keys);
+        let (keys, class_of) = dense_ids(interner.into_keys());
         let class_id = |i: usize| class_of.get(i).copied().unwrap_or(0);
         let workload_classes = self.workload_map(&addresses, &class_id);
         let mut external = Vec::new();
@@ -169,12 +184,14 @@ impl ClassInput<'_> {
     }
 
     /// The class keys of every workload address.
+    ///
+    /// An address's keys depend only on its workload's identity, the disjoint external range
+    /// holding it and (egress) the numbers its workload's named ports resolve to, so they are
+    /// built and interned once per distinct [`AddressShape`]: ten thousand workloads share a few
+    /// thousand shapes.
     fn workload_addresses(&self, splits: &[Split; 2], interner: &mut Interner) -> Vec<AddressKeys> {
-        let selectors: Vec<usize> = (0..self.atoms.len())
-            .filter(|&i| self.key(i).block().is_none())
-            .collect();
-        // Selector atoms per identity: most workloads share their identity's answer.
-        let mut by_identity: HashMap<IdentityId, Vec<usize>> = HashMap::new();
+        let mut shapes: HashMap<AddressShape, (usize, usize), FxBuildHasher> = HashMap::default();
+        let mut selector_atoms: Vec<Option<Vec<usize>>> = Vec::new();
         let mut out = Vec::new();
         for (wi, w) in self.cluster.workloads.iter().enumerate() {
             if w.addresses.is_empty() {
@@ -183,43 +200,23 @@ impl ClassInput<'_> {
             let Some(identity) = self.set.identity_of(wi) else {
                 continue;
             };
-            let sel = by_identity.entry(identity).or_insert_with(|| {
-                selectors
-                    .iter()
-                    .copied()
-                    .filter(|&i| self.set.peer_matches(self.atoms[i], identity))
-                    .collect()
-            });
-            let named_ports: Vec<ResolvedPort> = if self.egress {
-                self.named
-                    .iter()
-                    .filter_map(|(n, p)| {
-                        w.resolve_named_port(n, *p).map(|port| ResolvedPort {
-                            name: n.clone(),
-                            protocol: *p,
-                            port,
-                        })
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let ports = self.resolved_port_numbers(w);
             for &a in &w.addresses {
-                let ext = external_atoms(splits, a);
-                let mut atoms = sel.clone();
-                if self.set.options().ipblock_matches_workloads {
-                    atoms.extend(ext.iter().copied());
-                    atoms.sort_unstable();
-                    atoms.dedup();
-                }
-                let own = interner.intern(ClassKey {
-                    atoms,
-                    named_ports: named_ports.clone(),
-                });
-                let external = interner.intern(ClassKey {
-                    atoms: ext,
-                    named_ports: Vec::new(),
-                });
+                let shape = AddressShape {
+                    identity,
+                    v6: a.is_ipv6(),
+                    range: external_range(splits, a),
+                    ports: ports.clone(),
+                };
+                let (own, external) = match shapes.get(&shape) {
+                    Some(&keys) => keys,
+                    None => {
+                        let sel = self.selector_atoms(&mut selector_atoms, identity);
+                        let keys = self.shape_keys(splits, &shape, sel, interner);
+                        shapes.insert(shape, keys);
+                        keys
+                    }
+                };
                 out.push(AddressKeys {
                     address: a,
                     workload: wi,
@@ -229,6 +226,74 @@ impl ClassInput<'_> {
             }
         }
         out
+    }
+
+    /// The selector atoms matching an identity, computed once per identity.
+    fn selector_atoms<'m>(
+        &self,
+        memo: &'m mut Vec<Option<Vec<usize>>>,
+        identity: IdentityId,
+    ) -> &'m [usize] {
+        let i = identity.0 as usize;
+        if memo.len() <= i {
+            memo.resize(i + 1, None);
+        }
+        memo[i].get_or_insert_with(|| {
+            (0..self.atoms.len())
+                .filter(|&a| {
+                    self.key(a).block().is_none() && self.set.peer_matches(self.atoms[a], identity)
+                })
+                .collect()
+        })
+    }
+
+    /// Egress: what each relevant named port resolves to on `w` (in `named` order).
+    fn resolved_port_numbers(&self, w: &netpol_core::Workload) -> Vec<Option<u16>> {
+        if !self.egress {
+            return Vec::new();
+        }
+        self.named
+            .iter()
+            .map(|(n, p)| w.resolve_named_port(n, *p))
+            .collect()
+    }
+
+    /// The interned own and external keys of one address shape.
+    fn shape_keys(
+        &self,
+        splits: &[Split; 2],
+        shape: &AddressShape,
+        selector_atoms: &[usize],
+        interner: &mut Interner,
+    ) -> (usize, usize) {
+        let ext: Vec<usize> = shape
+            .range
+            .map(|r| splits[usize::from(shape.v6)][r].2.iter().copied().collect())
+            .unwrap_or_default();
+        let mut atoms = selector_atoms.to_vec();
+        if self.set.options().ipblock_matches_workloads {
+            atoms.extend(ext.iter().copied());
+            atoms.sort_unstable();
+            atoms.dedup();
+        }
+        let named_ports = self
+            .named
+            .iter()
+            .zip(&shape.ports)
+            .filter_map(|((name, protocol), port)| {
+                port.map(|port| ResolvedPort {
+                    name: name.clone(),
+                    protocol: *protocol,
+                    port,
+                })
+            })
+            .collect();
+        let own = interner.intern(ClassKey { atoms, named_ports });
+        let external = interner.intern(ClassKey {
+            atoms: ext,
+            named_ports: Vec::new(),
+        });
+        (own, external)
     }
 
     /// The workload map: only addresses whose class differs from their external ranges' class.
@@ -288,15 +353,12 @@ fn dense_ids(mut interned: Vec<ClassKey>) -> (Vec<ClassKey>, Vec<u32>) {
     (keys, class_of)
 }
 
-/// The block atoms whose ranges contain `a`.
-fn external_atoms(splits: &[Split; 2], a: IpAddr) -> Vec<usize> {
+/// The index of the disjoint range (of `a`'s family) containing `a`, if any.
+fn external_range(splits: &[Split; 2], a: IpAddr) -> Option<usize> {
     let fam = &splits[usize::from(a.is_ipv6())];
     let k = addr_key(a);
-    let idx = fam.partition_point(|r| r.0 <= k);
-    match idx.checked_sub(1).and_then(|i| fam.get(i)) {
-        Some(r) if r.1 >= k => r.2.iter().copied().collect(),
-        _ => Vec::new(),
-    }
+    let idx = fam.partition_point(|r| r.0 <= k).checked_sub(1)?;
+    (fam.get(idx)?.1 >= k).then_some(idx)
 }
 
 /// The address ranges of an ipBlock (its CIDR minus its holes), inclusive, in the CIDR's family.

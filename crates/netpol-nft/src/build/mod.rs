@@ -32,12 +32,17 @@ pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Rules
     if node.is_empty() {
         return Err(CompileError::EmptyNodeName);
     }
-    check_addresses(cluster)?;
-    Ok(compile_checked(
-        cluster,
-        &PolicySet::for_selectors(cluster, opts),
-        node,
-    ))
+    // The address check and the policy set read the cluster independently: side by side.
+    let (checked, set) = std::thread::scope(|scope| {
+        let checked = scope.spawn(|| check_addresses(cluster));
+        let set = PolicySet::for_selectors(cluster, opts);
+        let checked = checked
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (checked, set)
+    });
+    checked?;
+    Ok(compile_checked(cluster, &set, node))
 }
 
 /// [`compile`] from a policy set already compiled from `cluster` (one set serves every node).
