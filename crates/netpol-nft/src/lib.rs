@@ -10,6 +10,11 @@
 //! local workloads is checked for the source's egress and then the destination's ingress in the
 //! same pass. Workloads that no policy isolates are not listed anywhere, so their packets pass.
 //!
+//! The node itself (see [`render`]'s `node` module): an `input` chain sends packets from local
+//! workloads to the node's own addresses through the same egress chains; packets the node sends
+//! (kubelet probes) leave through `output`, which the table leaves alone, as the API wants; and
+//! hairpin traffic (a workload reaching itself through its Service) is accepted by one lookup.
+//!
 //! # The packet path (fixed cost)
 //!
 //! The per-packet cost does not grow with the number of policies, rules, peers or workloads: a new
@@ -61,7 +66,8 @@
 //! ICMPv6 echo, GRE, ...) is allowed only by a rule without `ports` whose peers match (the
 //! `<chain>_all` map, or an identity open to every peer), and dropped otherwise. ICMP errors about
 //! an allowed connection (port unreachable, fragmentation needed, ...) are conntrack `related` and
-//! pass through the first rule. Neighbour discovery never crosses `forward`, so it is unaffected.
+//! pass through the first rule. Neighbour discovery never crosses `forward`, and `input` accepts
+//! it before any egress chain, so isolation never cuts a workload off its link.
 //!
 //! # The packet mark is left alone; the conntrack mark is scratch
 //!
@@ -427,7 +433,9 @@ enum Packet {
 /// A packet whose source is a local egress-isolated workload must be allowed by its egress
 /// identity, and one whose destination is a local ingress-isolated workload by its ingress
 /// identity; anything else passes (the chain policy is accept). A packet from an address to itself
-/// never crosses `forward` and is reported as allowed.
+/// (hairpin through a Service) is allowed by the `self4`/`self6` lookup. The same answer holds for a
+/// packet to one of the node's own addresses (`input`): its egress identity decides, the node has
+/// no ingress identity.
 pub fn verdict(ir: &RulesetIr, src: IpAddr, dst: IpAddr, protocol: Protocol, port: u16) -> bool {
     decide(ir, src, dst, Packet::Port(protocol, port))
 }

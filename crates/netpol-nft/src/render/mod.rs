@@ -46,6 +46,7 @@ use std::fmt::Write as _;
 
 use netpol_core::{Direction, Protocol};
 
+mod node;
 mod table;
 
 use crate::naming::{assign_unique, hash32};

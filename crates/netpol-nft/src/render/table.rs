@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use netpol_core::Direction;
 
 use super::{
-    element, keyed, mark, prefix, proto, push_addr, push_mark, push_ports, push_quoted, quoted,
-    Object, Prerendered, DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT,
+    element, keyed, mark, node, prefix, proto, push_addr, push_mark, push_ports, push_quoted,
+    quoted, Object, Prerendered, DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT,
 };
 use crate::interval::{addr_key, render_range};
 use crate::{DirectionIr, Grant, Identity, RulesetIr};
@@ -48,7 +48,7 @@ impl Renderer<'_> {
     }
 
     /// A set or map declaration.
-    fn map(&mut self, name: &str, header: &[&str], elements: Vec<(String, String)>) {
+    pub(super) fn map(&mut self, name: &str, header: &[&str], elements: Vec<(String, String)>) {
         self.objects.push(Object::Map {
             name: name.to_string(),
             header: header.iter().map(|h| h.to_string()).collect(),
@@ -90,21 +90,24 @@ impl Renderer<'_> {
         for d in [&ir.egress, &ir.ingress] {
             self.direction(d);
         }
+        self.hairpin_maps();
+        let mut forward = vec![
+            "type filter hook forward priority filter; policy accept;",
+            "ct state established,related accept",
+        ];
+        forward.extend(node::hairpin_rules());
+        forward.extend([
+            "ip saddr vmap @eg_dispatch4",
+            "ip6 saddr vmap @eg_dispatch6",
+            "ip daddr vmap @in_dispatch4",
+            "ip6 daddr vmap @in_dispatch6",
+        ]);
         self.chain(
             "forward",
             None,
-            [
-                "type filter hook forward priority filter; policy accept;",
-                "ct state established,related accept",
-                "ip saddr vmap @eg_dispatch4",
-                "ip6 saddr vmap @eg_dispatch6",
-                "ip daddr vmap @in_dispatch4",
-                "ip6 daddr vmap @in_dispatch6",
-            ]
-            .iter()
-            .map(|r| r.to_string())
-            .collect(),
+            forward.iter().map(|r| r.to_string()).collect(),
         );
+        self.chain("input", None, node::input_rules());
     }
 
     fn direction(&mut self, d: &DirectionIr) {
