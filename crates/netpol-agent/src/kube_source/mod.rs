@@ -209,8 +209,10 @@ pub async fn spawn(
 async fn discover_at_start(ctx: &Ctx, optional: Vec<Kind>) -> CrdKinds {
     let every = ctx.config.crd_recheck_interval;
     let mut crds = CrdKinds::default();
-    for kind in optional {
-        match discover(ctx, kind).await {
+    // Asked together: a discovery that hangs costs one request timeout, not one per kind.
+    let answers = futures::future::join_all(optional.iter().map(|k| discover(ctx, k))).await;
+    for (kind, answer) in optional.into_iter().zip(answers) {
+        match answer {
             Discovered::Served => crds.served.push(kind),
             Discovered::NotServed => {
                 tracing::info!(kind = kind.kind, api_version = kind.api_version, ?every,

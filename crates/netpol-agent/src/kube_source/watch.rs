@@ -131,6 +131,15 @@ pub(super) async fn watch_kind(
             Err(failure) if failure.is_gone() => {
                 tracing::info!(source = %w.source, "resourceVersion expired (410 Gone); relisting");
                 phase = Phase::List;
+                w.gone_in_row += 1;
+                if w.gone_in_row > 1 {
+                    // Gone again right after a relist: never relist in a hot loop.
+                    let delay = w.backoff.delay();
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = crate::stopped(&mut shutdown) => return Ended::Stopped,
+                    }
+                }
             }
             Err(failure) => {
                 if let Some(ended) = w.failed(failure).await {
@@ -159,6 +168,10 @@ struct KindWatch {
     listed: bool,
     /// Objects whose current version does not convert, enforced as their last good version.
     held: BTreeSet<String>,
+    /// The kind is recorded as in trouble in the store.
+    troubled: bool,
+    /// 410 Gone answers since a watch last delivered something.
+    gone_in_row: u32,
 }
 
 /// A relist being received, applied in one step at its end.
@@ -181,6 +194,9 @@ impl KindWatch {
             not_found: 0,
             listed: false,
             held: BTreeSet::new(),
+            // Discovery may have recorded trouble for the kind before its loop started.
+            troubled: true,
+            gone_in_row: 0,
         }
     }
 
@@ -236,12 +252,19 @@ impl KindWatch {
                 error,
             })?;
         let mut stream = std::pin::pin!(stream);
+        let mut delivered = false;
         loop {
             let item = timeout(idle, stream.next())
                 .await
                 .map_err(|_| Failure::Silent { after: idle })?;
             let event = match item {
-                None => return Ok(None),
+                None if delivered => return Ok(None),
+                None => {
+                    // Ended without a single event or bookmark: something in between closes
+                    // watches at once; do not re-watch in a hot loop.
+                    tokio::time::sleep(self.backoff.delay()).await;
+                    return Ok(None);
+                }
                 Some(Err(error)) => {
                     return Err(Failure::Request {
                         verb: Verb::Watch,
@@ -251,7 +274,11 @@ impl KindWatch {
                 Some(Ok(WatchEvent::Error(status))) => return Err(Failure::Event(status)),
                 Some(Ok(event)) => event,
             };
-            self.recovered();
+            if !delivered {
+                delivered = true;
+                self.gone_in_row = 0;
+                self.recovered();
+            }
             match event {
                 WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
                     set_rv(rv, &obj);
@@ -271,6 +298,9 @@ impl KindWatch {
     fn recovered(&mut self) {
         self.not_found = 0;
         self.backoff.reset();
+        if !std::mem::take(&mut self.troubled) {
+            return;
+        }
         if let Some(trouble) = self.ctx.store.clear_trouble(&self.source) {
             let down = trouble.since.elapsed().unwrap_or_default().as_secs_f64();
             tracing::info!(source = %self.source, after_seconds = down, was = %trouble.what,
@@ -301,6 +331,7 @@ impl KindWatch {
         tracing::warn!(%source, error = %what, "{} may be out of date; the last state stays in force, retrying", kind.plural);
         self.ctx.store.set_trouble(source, what);
         self.ctx.metrics.set_source_stale(source, true);
+        self.troubled = true;
         None
     }
 
@@ -310,7 +341,9 @@ impl KindWatch {
         match self.ctx.converter(self.kind).convert(obj) {
             Ok((objects, text)) => {
                 relist.objects.insert(key.clone(), objects);
-                relist.texts.insert(key, text);
+                if self.ctx.last_good.path().is_some() {
+                    relist.texts.insert(key, text);
+                }
             }
             Err(errors) => {
                 if let Some((objects, from)) = self.last_good(&key) {
