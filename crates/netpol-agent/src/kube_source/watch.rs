@@ -321,6 +321,8 @@ impl KindWatch {
             }
             if confirmed_not_served(&self.ctx, kind).await {
                 crd_removed(&self.ctx.store, kind, self.mode);
+                self.ctx.last_good.replace_source(source, BTreeMap::new());
+                self.ctx.metrics.set_last_good(source, 0);
                 self.ctx.store.clear_trouble(source);
                 self.ctx.metrics.set_source_stale(source, false);
                 return Some(Ended::NotServed(kind));
