@@ -2,6 +2,10 @@
 //! contributes. Sources replace their own entries; the reconcile loop assembles one `Cluster` from
 //! all of them. Only model values are kept (never raw manifests or API objects), which keeps the
 //! memory per workload small.
+//!
+//! The store also knows which sources are not ready yet and which may be out of date (a
+//! Kubernetes kind whose list or watch fails or is stuck: [`Store::set_trouble`]), for `/readyz`;
+//! [`last_good`] keeps the last good API objects on disk.
 
 pub mod last_good;
 

@@ -118,7 +118,7 @@ pub(super) async fn watch_kind(
         let step = async {
             match &mut phase {
                 Phase::List => w.list(&api).await.map(|rv| Some(Phase::Watch(rv))),
-                Phase::Watch(rv) => w.watch(&api, rv).await,
+                Phase::Watch(rv) => w.watch(&api, rv).await.map(|()| None),
             }
         };
         let outcome = tokio::select! {
@@ -230,12 +230,8 @@ impl KindWatch {
         }
     }
 
-    /// Watches from `rv` (kept up to date) until the watch ends (`Ok(None)`) or fails.
-    async fn watch(
-        &mut self,
-        api: &Api<DynamicObject>,
-        rv: &mut String,
-    ) -> Result<Option<Phase>, Failure> {
+    /// Watches from `rv` (kept up to date) until the watch ends normally or fails.
+    async fn watch(&mut self, api: &Api<DynamicObject>, rv: &mut String) -> Result<(), Failure> {
         let (after, idle) = (
             self.ctx.config.request_timeout,
             self.ctx.config.watch_idle_timeout,
@@ -258,12 +254,12 @@ impl KindWatch {
                 .await
                 .map_err(|_| Failure::Silent { after: idle })?;
             let event = match item {
-                None if delivered => return Ok(None),
+                None if delivered => return Ok(()),
                 None => {
                     // Ended without a single event or bookmark: something in between closes
                     // watches at once; do not re-watch in a hot loop.
                     tokio::time::sleep(self.backoff.delay()).await;
-                    return Ok(None);
+                    return Ok(());
                 }
                 Some(Err(error)) => {
                     return Err(Failure::Request {
