@@ -5,7 +5,8 @@
 //!
 //! The store also knows which sources are not ready yet and which may be out of date (a
 //! Kubernetes kind whose list or watch fails or is stuck: [`Store::set_trouble`]), for `/readyz`;
-//! [`last_good`] keeps the last good API objects on disk.
+//! [`last_good`] keeps the last good API objects on disk (with a state directory only: then the
+//! pruned JSON of each object is held too, besides its model values).
 
 pub mod last_good;
 
