@@ -86,6 +86,7 @@ pub async fn run_with(
     if let Some(kube) = &config.kube {
         let handles = kube_source::spawn(
             kube.clone(),
+            &config.node_name,
             loader.clone(),
             store.clone(),
             metrics.clone(),
@@ -100,6 +101,7 @@ pub async fn run_with(
         config.listen,
         metrics.clone(),
         state.clone(),
+        store.clone(),
         enforcer.clone(),
         shutdown.clone(),
     )

@@ -50,6 +50,11 @@ pub struct Metrics {
     /// Files (or objects) whose current content does not load and whose last good content is
     /// in force, by source.
     pub source_failing: Family<Labels, Gauge>,
+    /// 1 while a source may be out of date (its list or watch failing or stuck), by source.
+    pub source_stale: Family<Labels, Gauge>,
+    /// Objects whose current version does not convert, enforced as their last good version,
+    /// by source.
+    pub source_last_good_objects: Family<Labels, Gauge>,
     /// From the first unsynced change of a source to the rules being in the kernel.
     pub enforcement_delay: Histogram,
     /// 1 when a ruleset was applied and the last sync succeeded, 0 otherwise.
@@ -140,6 +145,8 @@ impl Metrics {
             source_errors: Family::<Labels, Counter>::default(),
             source_rescans: Family::<Labels, Counter>::default(),
             source_failing: Family::<Labels, Gauge>::default(),
+            source_stale: Family::<Labels, Gauge>::default(),
+            source_last_good_objects: Family::<Labels, Gauge>::default(),
             enforcement_delay: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             ready: Gauge::default(),
             denied_flows_logged: Family::<Labels, Counter>::default(),
@@ -232,6 +239,16 @@ impl Metrics {
             "netpol_source_failing",
             "Files or objects whose current content does not load right now",
             self.source_failing.clone(),
+        );
+        r.register(
+            "netpol_source_stale",
+            "1 while a Kubernetes kind's list or watch fails or is stuck (its last state stays in force)",
+            self.source_stale.clone(),
+        );
+        r.register(
+            "netpol_source_last_good_objects",
+            "Objects whose current version does not convert, enforced as their last good version",
+            self.source_last_good_objects.clone(),
         );
         r.register(
             "netpol_enforcement_delay_seconds",
@@ -337,6 +354,20 @@ impl Metrics {
         self.source_failing
             .get_or_create(&label("source", source))
             .set(n);
+    }
+
+    /// Sets whether the named source may be out of date (list or watch failing or stuck).
+    pub fn set_source_stale(&self, source: &str, stale: bool) {
+        self.source_stale
+            .get_or_create(&label("source", source))
+            .set(i64::from(stale));
+    }
+
+    /// Sets how many objects of the named source are enforced as their last good version.
+    pub fn set_last_good(&self, source: &str, n: usize) {
+        self.source_last_good_objects
+            .get_or_create(&label("source", source))
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Replaces the per-policy kernel counter values exported on the next scrape.
