@@ -93,7 +93,7 @@ use std::net::IpAddr;
 use netpol_core::{Direction, Protocol};
 use serde::Serialize;
 
-pub use build::{compile, compile_policy_set};
+pub use build::{compile, compile_for_node, compile_policy_set};
 pub use readback::{ChainInfo, CounterReading, ReadbackError};
 pub use render::TABLE;
 pub use update::update_script;
@@ -120,6 +120,10 @@ pub const DENIED_LOG_BURST: u32 = 100;
 
 /// The first part of every prefix of a denied-packet log message.
 pub const DENIED_LOG_PREFIX: &str = "netpol:";
+
+/// The NFLOG prefix of packets the source-address check drops (see [`SourceCheck`]); it names no
+/// chain, so [`parse_denied_log_prefix`] returns `None` for it.
+pub const SPOOFED_LOG_PREFIX: &str = "netpol:spoofed";
 
 /// The NFLOG prefix of the log rule in identity chain `chain` of direction `direction`:
 /// `netpol:ingress:<chain>` or `netpol:egress:<chain>` (at most 30 bytes for real chain names,
@@ -164,6 +168,44 @@ pub enum CompileError {
     /// The node name is empty.
     #[error("the node name is empty")]
     EmptyNodeName,
+}
+
+/// What a node's table does beyond the policies: settings of the node and its CNI, not of the
+/// cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeOptions {
+    /// How packets a local workload sends from an address it does not own are treated.
+    pub source_check: SourceCheck,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            source_check: SourceCheck::Interfaces(
+                DEFAULT_WORKLOAD_INTERFACES
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// The host-side interface names of workloads that CNIs and hypervisors commonly use: Cilium
+/// (`lxc*`), Calico (`cali*`), KubeVirt and libvirt taps (`tap*`, `vnet*`), and the `veth*` of the
+/// bridge and ptp plugins.
+pub const DEFAULT_WORKLOAD_INTERFACES: &[&str] = &["lxc*", "cali*", "tap*", "vnet*", "veth*"];
+
+/// The source-address check (see the `node` module of [`render`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceCheck {
+    /// A packet arriving through an interface matching one of these names (`*` at the end is a
+    /// wildcard, as in `iifname`) must come from an address the node routes back through that
+    /// interface; any other is dropped, counted (`denied_spoofed`) and logged.
+    Interfaces(Vec<String>),
+    /// No check: the CNI already does it.
+    Off,
 }
 
 /// The compiled table of one node.
@@ -290,6 +332,8 @@ pub struct RulesetIr {
     pub ingress: DirectionIr,
     /// The egress half: traffic from local workloads.
     pub egress: DirectionIr,
+    /// The node's settings the table was compiled with.
+    pub node_options: NodeOptions,
 }
 
 /// The maps and identities of one direction.

@@ -19,10 +19,11 @@ use std::process::Command;
 use common::*;
 use netpol_core::{Cluster, EvalOptions};
 use netpol_dataplane::Netns;
-use netpol_nft::compile;
+use netpol_nft::{compile_for_node, NodeOptions, SourceCheck, SPOOFED_LOG_PREFIX};
 
 const NODE: &str = "n1";
 const NODE_IP: &str = "10.66.0.1";
+const NODE_IP6: &str = "fd00:66::1";
 const SERVICE_IP: &str = "10.96.0.10";
 
 fn ok(args: &[&str]) {
@@ -35,6 +36,17 @@ fn ok(args: &[&str]) {
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `ip -n NS ARGS...`, the arguments split at spaces.
+fn ip(ns: &str, args: &str) {
+    let mut all = vec!["ip", "-n", ns];
+    all.extend(args.split_whitespace());
+    ok(&all);
+}
+
+fn sysctl(ns: &str, setting: &str) {
+    ok(&["ip", "netns", "exec", ns, "sysctl", "-qw", setting]);
 }
 
 fn nft_in(ns: &str, script: &str) {
@@ -88,86 +100,45 @@ impl NodeLab {
     fn new() -> NodeLab {
         let node = Netns::create("node").unwrap();
         let n = node.name().to_string();
-        ok(&[
-            "ip",
-            "netns",
-            "exec",
-            &n,
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ]);
-        // On loopback: this kernel may lack the dummy module, and a node address is local either way.
-        ok(&[
-            "ip",
-            "-n",
-            &n,
-            "addr",
-            "add",
-            &format!("{NODE_IP}/32"),
-            "dev",
-            "lo",
-        ]);
+        sysctl(&n, "net.ipv4.ip_forward=1");
+        sysctl(&n, "net.ipv6.conf.all.forwarding=1");
+        // The kernel's own reverse-path filter off, as on many nodes (and required by some
+        // CNIs): what is dropped here is dropped by the table.
+        sysctl(&n, "net.ipv4.conf.all.rp_filter=0");
+        sysctl(&n, "net.ipv4.conf.default.rp_filter=0");
+        // On loopback: this kernel may lack the dummy module, and a node address is local
+        // either way.
+        ip(&n, &format!("addr add {NODE_IP}/32 dev lo"));
+        ip(&n, &format!("addr add {NODE_IP6}/128 dev lo"));
         NodeLab {
             node,
             vms: Vec::new(),
         }
     }
 
-    /// A VM namespace with `addr`, its veth's host side named like a CNI's (`lxc...`).
-    fn vm(&mut self, tag: &str, addr: &str) -> String {
+    /// A VM namespace with `addr` and `addr6`, its veth's host side named like a CNI's
+    /// (`lxc...`), routed as a routed CNI does: a /32 and a /128 through the veth, the guest's
+    /// gateways 169.254.1.1 (proxy ARP) and fe80::1 (neighbour discovery).
+    fn vm(&mut self, tag: &str, addr: &str, addr6: &str) -> String {
         let vm = Netns::create(tag).unwrap();
         let (v, n) = (vm.name().to_string(), self.node.name().to_string());
         let host = format!("lxc{}{}", std::process::id() % 100_000, self.vms.len());
-        ok(&[
-            "ip", "-n", &v, "link", "add", "eth0", "type", "veth", "peer", "name", &host, "netns",
-            &n,
-        ]);
-        ok(&["ip", "-n", &v, "link", "set", "eth0", "up"]);
-        ok(&[
-            "ip",
-            "-n",
+        ip(
             &v,
-            "addr",
-            "add",
-            &format!("{addr}/32"),
-            "dev",
-            "eth0",
-        ]);
-        ok(&["ip", "-n", &v, "route", "add", "169.254.1.1", "dev", "eth0"]);
-        ok(&[
-            "ip",
-            "-n",
-            &v,
-            "route",
-            "add",
-            "default",
-            "via",
-            "169.254.1.1",
-        ]);
-        ok(&["ip", "-n", &n, "link", "set", &host, "up"]);
-        ok(&[
-            "ip",
-            "-n",
-            &n,
-            "addr",
-            "add",
-            "169.254.1.1/32",
-            "dev",
-            &host,
-        ]);
-        ok(&[
-            "ip",
-            "-n",
-            &n,
-            "route",
-            "add",
-            &format!("{addr}/32"),
-            "dev",
-            &host,
-        ]);
-        let proxy_arp = format!("net.ipv4.conf.{host}.proxy_arp=1");
-        ok(&["ip", "netns", "exec", &n, "sysctl", "-qw", &proxy_arp]);
+            &format!("link add eth0 type veth peer name {host} netns {n}"),
+        );
+        ip(&v, "link set eth0 up");
+        ip(&v, &format!("addr add {addr}/32 dev eth0"));
+        ip(&v, &format!("addr add {addr6}/128 dev eth0 nodad"));
+        ip(&v, "route add 169.254.1.1 dev eth0");
+        ip(&v, "route add default via 169.254.1.1");
+        ip(&v, "-6 route add default via fe80::1 dev eth0");
+        ip(&n, &format!("link set {host} up"));
+        ip(&n, &format!("addr add 169.254.1.1/32 dev {host}"));
+        ip(&n, &format!("addr add fe80::1/64 dev {host} nodad"));
+        ip(&n, &format!("route add {addr}/32 dev {host}"));
+        ip(&n, &format!("-6 route add {addr6}/128 dev {host}"));
+        sysctl(&n, &format!("net.ipv4.conf.{host}.proxy_arp=1"));
         self.vms.push(vm);
         v
     }
@@ -190,23 +161,46 @@ fn cluster_on_one_node() -> Cluster {
     cluster(
         namespaces(&["p"]),
         vec![
-            vm("p", "vm-a", &[("vm", "a")], &["10.66.20.70"]).on(NODE),
-            vm("p", "vm-b", &[("vm", "b")], &["10.66.20.71"]).on(NODE),
-            vm("p", "vm-c", &[("vm", "c")], &["10.66.20.72"]).on(NODE),
+            vm("p", "vm-a", &[("vm", "a")], &["10.66.20.70", "fd00:66::70"]).on(NODE),
+            vm("p", "vm-b", &[("vm", "b")], &["10.66.20.71", "fd00:66::71"]).on(NODE),
+            vm("p", "vm-c", &[("vm", "c")], &["10.66.20.72", "fd00:66::72"]).on(NODE),
         ],
         vec![a_egress, a_ingress, b_ingress],
     )
 }
 
 fn lab_with_table() -> (NodeLab, [String; 3]) {
+    lab_with(&NodeOptions::default())
+}
+
+fn lab_with(options: &NodeOptions) -> (NodeLab, [String; 3]) {
     require_root();
     let mut lab = NodeLab::new();
-    let a = lab.vm("a", "10.66.20.70");
-    let b = lab.vm("b", "10.66.20.71");
-    let c = lab.vm("c", "10.66.20.72");
-    let table = compile(&cluster_on_one_node(), EvalOptions::default(), NODE).unwrap();
-    nft_in(lab.node(), &table.text);
+    let a = lab.vm("a", "10.66.20.70", "fd00:66::70");
+    let b = lab.vm("b", "10.66.20.71", "fd00:66::71");
+    let c = lab.vm("c", "10.66.20.72", "fd00:66::72");
+    let table = compile_for_node(
+        &cluster_on_one_node(),
+        EvalOptions::default(),
+        NODE,
+        options,
+    );
+    nft_in(lab.node(), &table.unwrap().text);
     (lab, [a, b, c])
+}
+
+/// The guest in `vm` takes `addr` as well and makes it the source of everything it sends.
+fn take_source(vm: &str, addr: &str) {
+    let (len, family, gateway) = if addr.contains(':') {
+        ("128", "-6", "fe80::1")
+    } else {
+        ("32", "-4", "169.254.1.1")
+    };
+    ip(vm, &format!("addr add {addr}/{len} dev eth0 nodad"));
+    ip(
+        vm,
+        &format!("{family} route replace default via {gateway} dev eth0 src {addr}"),
+    );
 }
 
 #[test]
@@ -264,4 +258,79 @@ fn a_vm_reaching_itself_through_its_own_service_is_not_dropped() {
     let c = lab.vms[2].name().to_string();
     assert_eq!(connect(&c, SERVICE_IP, 80), Outcome::Dropped);
     assert!(counter_packets(lab.node(), "netpol", "denied_ingress") > denied);
+}
+
+#[test]
+fn a_guest_sending_from_an_address_it_does_not_own_is_dropped_counted_and_logged() {
+    let (lab, [a, _, c]) = lab_with_table();
+    // Routes and neighbour discovery work with the check on: the open vm-c reaches the node
+    // over both families (the IPv6 path needs neighbour discovery of fe80::1 both ways).
+    assert_eq!(connect(&c, NODE_IP, 22), Outcome::Reached);
+    assert_eq!(connect(&c, NODE_IP6, 22), Outcome::Reached);
+    let spoofed = counter_packets(lab.node(), "netpol", "denied_spoofed");
+    // A second address of its own making, IPv4 and IPv6 (neither is in the manifests).
+    take_source(&c, "10.66.20.99");
+    assert_eq!(connect(&c, NODE_IP, 22), Outcome::Dropped);
+    take_source(&c, "fd00:66::99");
+    assert_eq!(connect(&c, NODE_IP6, 22), Outcome::Dropped);
+    // A neighbour's address: vm-a would otherwise get vm-b's standing.
+    take_source(&a, "10.66.20.71");
+    assert_eq!(connect(&a, NODE_IP, 22), Outcome::Dropped);
+    assert!(counter_packets(lab.node(), "netpol", "denied_spoofed") >= spoofed + 3);
+    let listing = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            lab.node(),
+            "nft",
+            "list",
+            "chain",
+            "inet",
+            "netpol",
+        ])
+        .arg("source_verify")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        text.contains(&format!("log prefix \"{SPOOFED_LOG_PREFIX}\"")),
+        "{text}"
+    );
+}
+
+#[test]
+fn with_the_source_check_off_a_guest_may_take_any_address() {
+    let off = NodeOptions {
+        source_check: SourceCheck::Off,
+    };
+    let (lab, [_, _, c]) = lab_with(&off);
+    // A table of the test's own counts what the node receives from the made-up address (the
+    // node has no route back to it, so no answer comes whatever happens).
+    nft_in(
+        lab.node(),
+        "table inet np_test_seen {
+            counter from_made_up { }
+            chain input {
+                type filter hook input priority 10; policy accept;
+                ip saddr 10.66.20.99 counter name from_made_up
+            }
+        }",
+    );
+    take_source(&c, "10.66.20.99");
+    let _ = connect(&c, NODE_IP, 22);
+    assert!(counter_packets(lab.node(), "np_test_seen", "from_made_up") > 0);
+    let listing = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            lab.node(),
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "netpol",
+        ])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&listing.stdout).contains("source_check"));
 }

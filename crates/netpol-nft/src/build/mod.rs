@@ -20,8 +20,8 @@ use netpol_core::policy_set::rules::PolicyId;
 use netpol_core::{Cluster, Direction, EvalOptions, PolicySet, Workload};
 
 use crate::{
-    CompileError, DirectionIr, LocalWorkload, PolicyCounter, Ruleset, RulesetIr, Summary,
-    NON_PORT_PROTOCOLS,
+    CompileError, DirectionIr, LocalWorkload, NodeOptions, PolicyCounter, Ruleset, RulesetIr,
+    Summary, NON_PORT_PROTOCOLS,
 };
 
 /// Compiles the table enforcing the policies of the workloads that run on `node`.
@@ -29,6 +29,16 @@ use crate::{
 /// Deterministic: the same cluster, options and node give the same text. Workloads without an
 /// address cannot be enforced by address and are left out of the dispatch maps.
 pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Ruleset, CompileError> {
+    compile_for_node(cluster, opts, node, &NodeOptions::default())
+}
+
+/// [`compile`] with the node's own settings (source-address check, ...).
+pub fn compile_for_node(
+    cluster: &Cluster,
+    opts: EvalOptions,
+    node: &str,
+    node_options: &NodeOptions,
+) -> Result<Ruleset, CompileError> {
     if node.is_empty() {
         return Err(CompileError::EmptyNodeName);
     }
@@ -42,7 +52,7 @@ pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Rules
         (checked, set)
     });
     checked?;
-    let ir = build_ir(cluster, &set, node);
+    let ir = build_ir(cluster, &set, node, node_options);
     // Freeing the set (every identity's labels, every peer's bitset) is a few milliseconds at
     // 10,000 workloads: done on the second core while this one names and renders.
     Ok(std::thread::scope(|scope| {
@@ -61,7 +71,10 @@ pub fn compile_policy_set(
         return Err(CompileError::EmptyNodeName);
     }
     check_addresses(cluster)?;
-    Ok(finish(cluster, build_ir(cluster, set, node)))
+    Ok(finish(
+        cluster,
+        build_ir(cluster, set, node, &NodeOptions::default()),
+    ))
 }
 
 /// A node's IR before naming, with the workloads it hosts.
@@ -70,7 +83,12 @@ struct UnnamedIr {
     ir: RulesetIr,
 }
 
-fn build_ir(cluster: &Cluster, set: &PolicySet, node: &str) -> UnnamedIr {
+fn build_ir(
+    cluster: &Cluster,
+    set: &PolicySet,
+    node: &str,
+    node_options: &NodeOptions,
+) -> UnnamedIr {
     let local = local_workloads(cluster, node);
     let isolation = Isolation::of(cluster, set, &local);
     let policies = counter_names(
@@ -101,6 +119,7 @@ fn build_ir(cluster: &Cluster, set: &PolicySet, node: &str) -> UnnamedIr {
         policies,
         ingress,
         egress,
+        node_options: node_options.clone(),
     };
     UnnamedIr { local, ir }
 }

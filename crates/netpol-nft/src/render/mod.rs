@@ -62,6 +62,9 @@ pub const DENIED_INGRESS: &str = "denied_ingress";
 /// The named counter crediting packets dropped on egress.
 pub const DENIED_EGRESS: &str = "denied_egress";
 
+/// The named counter crediting packets dropped by the source-address check.
+pub const DENIED_SPOOFED: &str = "denied_spoofed";
+
 /// The named `limit` object every identity chain's log rule shares.
 pub const DENIED_LOG_LIMIT: &str = "denied_log";
 

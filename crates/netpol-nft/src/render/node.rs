@@ -43,9 +43,40 @@
 //!   workload. NetworkPolicy never blocks a workload's traffic to itself, so the pair is
 //!   accepted by one hash lookup, before either direction's chain (the admin tiers, which do
 //!   apply to hairpin, will come before this rule).
+//! * **Sources a workload does not own** (a guest is root and can add any address). With
+//!   [`SourceCheck::Interfaces`], a packet arriving through a workload interface (by name:
+//!   `lxc*`, `cali*`, ... see [`crate::DEFAULT_WORKLOAD_INTERFACES`]) must have a source the node
+//!   routes back through that same interface (a strict reverse-path check, `fib saddr . iif`),
+//!   in `prerouting` before conntrack, NAT and every other chain of this table. A routed CNI gives
+//!   each workload a /32 or /128 route through its interface, so a guest that adds a second
+//!   address or takes a neighbour's is dropped, counted in `denied_spoofed` and logged with the
+//!   prefix [`crate::SPOOFED_LOG_PREFIX`]; an address missing from the manifests is not routed
+//!   there either, so it is dropped rather than left unenforced. Exempt: the unspecified source
+//!   (DHCP discovery, duplicate address detection: nobody can be impersonated by it) and neighbour
+//!   discovery (a workload on a point-to-point veth can only confuse its own link). Where
+//!   workloads share a bridge, the check tells the bridge's subnet from elsewhere, not one
+//!   workload from another. Interfaces are matched by name because nothing else tells a
+//!   workload's interface from an uplink, where asymmetric routing is legitimate.
+//!   [`SourceCheck::Off`] leaves the job to a CNI that already does it (Calico, Cilium).
+//!
+//! ```text
+//! chain source_check {
+//!     type filter hook prerouting priority raw; policy accept;
+//!     iifname { "lxc*", "cali*", ... } jump source_verify
+//! }
+//! chain source_verify {
+//!     ip saddr 0.0.0.0 return
+//!     ip6 saddr :: return
+//!     icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } return
+//!     fib saddr . iif oif exists return
+//!     limit name "denied_log" log prefix "netpol:spoofed" group 28272
+//!     counter name "denied_spoofed" drop
+//! }
+//! ```
 
 use super::table::Renderer;
-use super::{keyed, push_addr, push_quoted};
+use super::{keyed, push_addr, push_quoted, quoted, DENIED_LOG_LIMIT, DENIED_SPOOFED};
+use crate::SourceCheck;
 
 /// The `input` base chain's rules.
 pub(super) fn input_rules() -> Vec<String> {
@@ -99,5 +130,43 @@ impl Renderer<'_> {
                 .collect();
             self.map(name, &[&format!("type {ty} : verdict")], elements);
         }
+    }
+}
+
+impl Renderer<'_> {
+    /// The source-address check's two chains (none when it is off or names no interface).
+    pub(super) fn source_check(&mut self) {
+        let SourceCheck::Interfaces(patterns) = &self.ir.node_options.source_check else {
+            return;
+        };
+        if patterns.is_empty() {
+            return;
+        }
+        let names: Vec<String> = patterns.iter().map(|p| quoted(p)).collect();
+        self.chain(
+            "source_verify",
+            None,
+            vec![
+                "ip saddr 0.0.0.0 return".to_string(),
+                "ip6 saddr :: return".to_string(),
+                "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } return"
+                    .to_string(),
+                "fib saddr . iif oif exists return".to_string(),
+                format!(
+                    "limit name \"{DENIED_LOG_LIMIT}\" log prefix \"{}\" group {}",
+                    crate::SPOOFED_LOG_PREFIX,
+                    crate::DENIED_LOG_GROUP
+                ),
+                format!("counter name \"{DENIED_SPOOFED}\" drop"),
+            ],
+        );
+        self.chain(
+            "source_check",
+            None,
+            vec![
+                "type filter hook prerouting priority raw; policy accept;".to_string(),
+                format!("iifname {{ {} }} jump source_verify", names.join(", ")),
+            ],
+        );
     }
 }

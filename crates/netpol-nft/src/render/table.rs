@@ -7,7 +7,7 @@ use netpol_core::Direction;
 
 use super::{
     element, keyed, mark, node, prefix, proto, push_addr, push_mark, push_ports, push_quoted,
-    quoted, Object, Prerendered, DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT,
+    quoted, Object, Prerendered, DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT, DENIED_SPOOFED,
 };
 use crate::interval::{addr_key, render_range};
 use crate::{DirectionIr, Grant, Identity, RulesetIr};
@@ -56,7 +56,7 @@ impl Renderer<'_> {
         });
     }
 
-    fn chain(&mut self, name: &str, comment: Option<String>, rules: Vec<String>) {
+    pub(super) fn chain(&mut self, name: &str, comment: Option<String>, rules: Vec<String>) {
         self.objects.push(Object::Chain {
             name: name.to_string(),
             comment,
@@ -72,7 +72,7 @@ impl Renderer<'_> {
                 decl: format!("counter {} {{ comment {}; }}", p.counter, quoted(&p.key)),
             });
         }
-        for name in [DENIED_INGRESS, DENIED_EGRESS] {
+        for name in [DENIED_INGRESS, DENIED_EGRESS, DENIED_SPOOFED] {
             self.objects.push(Object::Counter {
                 name: name.to_string(),
                 decl: format!("counter {name} {{ }}"),
@@ -108,6 +108,7 @@ impl Renderer<'_> {
             forward.iter().map(|r| r.to_string()).collect(),
         );
         self.chain("input", None, node::input_rules());
+        self.source_check();
     }
 
     fn direction(&mut self, d: &DirectionIr) {
