@@ -2,7 +2,8 @@
 //! connections per second between two lab workloads on the same node, with no ruleset, with a
 //! conntrack-only ruleset (to separate the cost of connection tracking from the cost of the
 //! lookups), and with the node's full table for the synthetic 10,000-workload / 2,000-policy
-//! cluster (the busiest of its 100 nodes). The two workloads are local workloads the table
+//! cluster (the busiest of its 100 nodes), also with the source-address check on the lab's
+//! workload interfaces. The two workloads are local workloads the table
 //! isolates in the checked directions and whose flow it allows, so every new connection goes
 //! through the dispatch, classification and grant lookups.
 //!
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 use netpol_core::synth::{generate, SynthParams};
 use netpol_core::{EvalOptions, Protocol};
 use netpol_dataplane::{Lab, LabHost, LabSpec};
-use netpol_nft::compile;
+use netpol_nft::{compile, compile_for_node, NodeOptions, SourceCheck};
 
 const ROUNDS: usize = 9;
 const IPERF_SECONDS: u32 = 2;
@@ -258,11 +259,23 @@ fn main() {
         "{}delete element inet netpol eg_dispatch4 {{ {sa} }}\ndelete element inet netpol in_dispatch4 {{ {da} }}\n",
         r.text
     );
-    let configs: [(&str, &str); 4] = [
+    // The lab names the node side of a host's veth `h<n>`, which the default workload-interface
+    // names do not match: the same table with the source-address check on those interfaces.
+    let checked = compile_for_node(
+        &cluster,
+        EvalOptions::default(),
+        &node,
+        &NodeOptions {
+            source_check: SourceCheck::Interfaces(vec!["h*".to_string()]),
+        },
+    )
+    .expect("compile");
+    let configs: [(&str, &str); 5] = [
         ("no ruleset", empty),
         ("conntrack-only ruleset", ct_only),
         ("full ruleset", &r.text),
         ("full, flow not isolated", &bypass),
+        ("full, source check on", &checked.text),
     ];
     let mut tput: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut tput_eff: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
