@@ -65,6 +65,14 @@ fn nft_in(ns: &str, script: &str) {
     let _ = std::fs::remove_file(&path);
 }
 
+/// `nft list WHAT` in namespace `ns`.
+fn nft_list(ns: &str, what: &str) -> String {
+    let mut args = vec!["netns", "exec", ns, "nft", "list"];
+    args.extend(what.split_whitespace());
+    let out = Command::new("ip").args(&args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// What a TCP connection attempt met.
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
@@ -277,21 +285,7 @@ fn a_guest_sending_from_an_address_it_does_not_own_is_dropped_counted_and_logged
     take_source(&a, "10.66.20.71");
     assert_eq!(connect(&a, NODE_IP, 22), Outcome::Dropped);
     assert!(counter_packets(lab.node(), "netpol", "denied_spoofed") >= spoofed + 3);
-    let listing = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            lab.node(),
-            "nft",
-            "list",
-            "chain",
-            "inet",
-            "netpol",
-        ])
-        .arg("source_verify")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&listing.stdout);
+    let text = nft_list(lab.node(), "chain inet netpol source_verify");
     assert!(
         text.contains(&format!("log prefix \"{SPOOFED_LOG_PREFIX}\"")),
         "{text}"
@@ -319,18 +313,5 @@ fn with_the_source_check_off_a_guest_may_take_any_address() {
     take_source(&c, "10.66.20.99");
     let _ = connect(&c, NODE_IP, 22);
     assert!(counter_packets(lab.node(), "np_test_seen", "from_made_up") > 0);
-    let listing = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            lab.node(),
-            "nft",
-            "list",
-            "table",
-            "inet",
-            "netpol",
-        ])
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&listing.stdout).contains("source_check"));
+    assert!(!nft_list(lab.node(), "table inet netpol").contains("source_check"));
 }
