@@ -88,6 +88,7 @@ use netpol_core::{Direction, Protocol};
 use serde::Serialize;
 
 pub use build::{compile, compile_policy_set};
+pub use naming::MAX_COUNTER_NAME;
 pub use readback::{ChainInfo, CounterReading, ReadbackError};
 pub use render::TABLE;
 pub use update::update_script;
