@@ -27,9 +27,10 @@
 //!   distinct peers (`podSelector`/`namespaceSelector` or `ipBlock`) that match it, plus for egress
 //!   what the relevant named ports resolve to on that workload. Workload addresses are classified
 //!   by a hash map (`in_wl4`, ...); other addresses by one small interval map built from every
-//!   ipBlock, split into disjoint ranges (`in_ext4`, ...). The class is carried in the
-//!   conntrack mark of the connection being checked (`ct mark`; class 0 = matches no peer; other marks are hashed from what the class matches, so they
-//!   too stay put across recompiles).
+//!   ipBlock, split into disjoint ranges (`in_ext4`, ...). The class is carried in a range of
+//!   bits of the conntrack mark of the connection being checked ([`CtMarkBits`], see below;
+//!   class 0 = matches no peer; other marks are hashed from what the class matches, so they too
+//!   stay put across recompiles).
 //! * **Grants**: per identity, `<chain>_any` (`l4proto . dport` ranges open to every peer),
 //!   `<chain>_all` (classes allowed every protocol and port), `<chain>_port`
 //!   (`class . l4proto . dport` ranges). Each is an objref map whose value is the named counter of
@@ -63,18 +64,33 @@
 //! an allowed connection (port unreachable, fragmentation needed, ...) are conntrack `related` and
 //! pass through the first rule. Neighbour discovery never crosses `forward`, so it is unaffected.
 //!
-//! # The packet mark is left alone; the conntrack mark is scratch
+//! # The packet mark is left alone; the conntrack mark only in its range
 //!
 //! The peer class travels in `ct mark` of the new connection being checked, never in the packet
 //! mark: kube-proxy's masquerade and drop bits (0x4000, 0x8000, set in `prerouting` and read in
 //! `postrouting`) and any CNI's packet marks pass through this table unchanged (a kernel test
-//! checks it). An accepted connection keeps its last class in `ct mark`; a component that relies
-//! on the conntrack mark of forwarded connections would conflict (kube-proxy marks packets, not
-//! connections; check what your CNI uses). nft 1.0.6 cannot feed a map lookup into a concatenation, which is why
-//! the class needs a register at all. Packets without conntrack (`notrack` by another table)
-//! cannot carry a class: a checked one is dropped (fails closed).
+//! checks it).
+//!
+//! Of the conntrack mark the table uses only the bits of one contiguous range, [`CtMarkBits`]:
+//! `0xffff0000` (bits 16 to 31, 65,535 classes per direction) unless compiled with another
+//! ([`compile_with_ct_mark`]; the agent's `--ct-mark-bits`, e.g. `0x0ff00000` or `20-27`; at
+//! least 8 bits). Every write is `ct mark set ct mark and ~MASK ...` and every read
+//! `ct mark and MASK`, so bits outside the range, set by another table before or after this one,
+//! survive on every connection (a kernel test checks it), and nothing outside the range changes
+//! what this table decides. An accepted connection keeps its last class in the range: a component
+//! that uses those bits of forwarded connections' marks would conflict, so give the table a range
+//! nobody else uses. A node needing more classes than the range holds is a compile error
+//! ([`CompileError::TooManyClasses`]), never a wrong table.
+//!
+//! nft 1.0.6 cannot feed a map lookup into a concatenation, which is why the class needs a
+//! register at all, nor `or` a lookup's result into one: the classification maps are verdict maps
+//! whose elements `goto` one small chain per class (`in_m_<mark>`, `eg_m_<mark>`) that sets the
+//! class bits with constants (class 0: `return`, the bits were cleared on entry); still one lookup
+//! per classified address. Packets without conntrack (`notrack` by another table) cannot carry a
+//! class: a checked one is dropped (fails closed).
 
 mod build;
+mod ct_mark;
 mod interval;
 mod naming;
 mod readback;
@@ -87,7 +103,7 @@ use std::net::IpAddr;
 use netpol_core::{Direction, Protocol};
 use serde::Serialize;
 
-pub use build::{compile, compile_policy_set};
+pub use ct_mark::{CtMarkBits, CtMarkBitsError};
 pub use naming::MAX_COUNTER_NAME;
 pub use readback::{ChainInfo, CounterReading, ReadbackError};
 pub use render::TABLE;
@@ -159,6 +175,79 @@ pub enum CompileError {
     /// The node name is empty.
     #[error("the node name is empty")]
     EmptyNodeName,
+    /// One direction of the node needs more peer classes than the conntrack mark range holds.
+    #[error(
+        "{direction} needs {classes} peer classes but conntrack mark bits {bits} hold {capacity}: \
+         give a wider range (--ct-mark-bits)"
+    )]
+    TooManyClasses {
+        /// The direction whose classes do not fit.
+        direction: Direction,
+        /// Peer classes (other than class 0) the direction needs.
+        classes: usize,
+        /// The range in use.
+        bits: CtMarkBits,
+        /// Classes the range holds.
+        capacity: u32,
+    },
+}
+
+/// Compiles the table enforcing the policies of the workloads that run on `node`, with the
+/// peer class in the default conntrack mark bits ([`CtMarkBits::DEFAULT`]).
+///
+/// Deterministic: the same cluster, options and node give the same text. Workloads without an
+/// address cannot be enforced by address and are left out of the dispatch maps.
+pub fn compile(
+    cluster: &netpol_core::Cluster,
+    opts: netpol_core::EvalOptions,
+    node: &str,
+) -> Result<Ruleset, CompileError> {
+    compile_with_ct_mark(cluster, opts, node, CtMarkBits::DEFAULT)
+}
+
+/// [`compile`] with the peer class in the conntrack mark bits `bits`.
+pub fn compile_with_ct_mark(
+    cluster: &netpol_core::Cluster,
+    opts: netpol_core::EvalOptions,
+    node: &str,
+    bits: CtMarkBits,
+) -> Result<Ruleset, CompileError> {
+    checked(bits, || build::compile(cluster, opts, node))
+}
+
+/// [`compile`] from a policy set already compiled from `cluster` (one set serves every node).
+pub fn compile_policy_set(
+    cluster: &netpol_core::Cluster,
+    set: &netpol_core::PolicySet,
+    node: &str,
+) -> Result<Ruleset, CompileError> {
+    compile_policy_set_with_ct_mark(cluster, set, node, CtMarkBits::DEFAULT)
+}
+
+/// [`compile_policy_set`] with the peer class in the conntrack mark bits `bits`.
+pub fn compile_policy_set_with_ct_mark(
+    cluster: &netpol_core::Cluster,
+    set: &netpol_core::PolicySet,
+    node: &str,
+    bits: CtMarkBits,
+) -> Result<Ruleset, CompileError> {
+    checked(bits, || build::compile_policy_set(cluster, set, node))
+}
+
+fn checked(
+    bits: CtMarkBits,
+    compile: impl FnOnce() -> Result<Ruleset, CompileError>,
+) -> Result<Ruleset, CompileError> {
+    let (ruleset, overflow) = ct_mark::with_bits(bits, compile);
+    match overflow {
+        Some(o) => Err(CompileError::TooManyClasses {
+            direction: o.direction,
+            classes: o.classes,
+            bits,
+            capacity: o.capacity,
+        }),
+        None => ruleset,
+    }
 }
 
 /// The compiled table of one node.

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::ct_mark::{self, ClassOverflow, CtMarkBits};
 use crate::render::{identity_names, Prerendered};
 use crate::{DirectionIr, PolicyCounter, RulesetIr};
 
@@ -30,12 +31,14 @@ pub const MAX_COUNTER_NAME: usize = 128;
 pub(crate) fn name(ir: &mut RulesetIr) -> Prerendered {
     let keys: Vec<String> = ir.policies.iter().map(|p| p.key.clone()).collect();
     ir.policies = counter_names(&keys);
-    assign_marks(&mut ir.ingress);
-    assign_marks(&mut ir.egress);
+    // Read on the compiling thread: the egress names are rendered on another one.
+    let bits = ct_mark::current();
+    assign_marks(&mut ir.ingress, bits);
+    assign_marks(&mut ir.egress, bits);
     let view: &RulesetIr = ir;
     let ((in_names, in_objects), (eg_names, eg_objects)) = std::thread::scope(|scope| {
-        let egress = scope.spawn(|| identity_names(view, &view.egress));
-        let ingress = identity_names(view, &view.ingress);
+        let egress = scope.spawn(|| identity_names(view, &view.egress, bits));
+        let ingress = identity_names(view, &view.ingress, bits);
         let egress = egress
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -102,8 +105,10 @@ fn hashed_counter_name(plain: &str, key: &str, attempt: u32) -> String {
     format!("{start}_{hash:016x}")
 }
 
-/// From dense class indices to content-derived mark values (class 0, matching nothing, stays 0).
-fn assign_marks(d: &mut DirectionIr) {
+/// From dense class indices to content-derived mark values inside `bits` (class 0, matching
+/// nothing, stays 0). When the classes do not fit, the overflow is recorded for the caller of the
+/// compile (see [`ct_mark::with_bits`]) and the marks are left dense.
+fn assign_marks(d: &mut DirectionIr, bits: CtMarkBits) {
     let contents: Vec<(&Vec<String>, &Vec<String>)> = d
         .classes
         .iter()
@@ -116,10 +121,23 @@ fn assign_marks(d: &mut DirectionIr) {
             hash32(text.as_bytes())
         })
         .collect();
+    let capacity = bits.capacity();
+    let needed = contents.len().saturating_sub(1);
+    if needed > capacity as usize {
+        ct_mark::overflowed(ClassOverflow {
+            direction: d.direction,
+            classes: needed,
+            capacity,
+        });
+        return;
+    }
     let mut marks = match (hashes.get(1..), contents.get(1..)) {
-        (Some(h), Some(c)) => assign_unique(h, c, |h| h != 0),
+        (Some(h), Some(c)) => assign_slots(h, c, capacity),
         _ => Vec::new(),
     };
+    for m in &mut marks {
+        *m = bits.value(*m);
+    }
     marks.insert(0, 0);
     let m = |c: u32| marks.get(c as usize).copied().unwrap_or(0);
     for c in &mut d.classes {
@@ -160,6 +178,24 @@ fn hash64(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+/// Gives every item a slot from 1 to `capacity` (at least as many as items) derived from its
+/// hash; an item whose slot is taken gets the next free one (wrapping to 1), items being served
+/// in (hash, content) order so the outcome depends only on the set of items.
+fn assign_slots<T: Ord>(hashes: &[u32], contents: &[T], capacity: u32) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..hashes.len()).collect();
+    order.sort_by(|&a, &b| (hashes[a], &contents[a]).cmp(&(hashes[b], &contents[b])));
+    let mut used = std::collections::BTreeSet::new();
+    let mut out = vec![0u32; hashes.len()];
+    for i in order {
+        let mut slot = hashes[i] % capacity + 1;
+        while !used.insert(slot) {
+            slot = if slot >= capacity { 1 } else { slot + 1 };
+        }
+        out[i] = slot;
+    }
+    out
 }
 
 /// Gives every item its hash, except that items whose hash is taken (or not `allowed`) get the
