@@ -18,22 +18,28 @@ use crate::reconcile::{Compiled, Compiler, Enforcer, StepError};
 /// apply and at every drift check, while the terse one takes a fraction of that.
 const FULL_LISTING_MAX_ELEMENTS: usize = 10_000;
 
-/// `netpol_nft::compile`.
+/// `netpol_nft::compile_with_ct_mark`.
 pub struct NftCompiler {
     opts: EvalOptions,
+    ct_mark_bits: netpol_nft::CtMarkBits,
 }
 
 impl NftCompiler {
-    /// A compiler using `opts` for every compile.
+    /// A compiler using `opts` and the default conntrack mark range for every compile.
     pub fn new(opts: EvalOptions) -> Self {
-        NftCompiler { opts }
+        NftCompiler::with_ct_mark_bits(opts, netpol_nft::CtMarkBits::DEFAULT)
+    }
+
+    /// A compiler using `opts` and the conntrack mark range `ct_mark_bits` for every compile.
+    pub fn with_ct_mark_bits(opts: EvalOptions, ct_mark_bits: netpol_nft::CtMarkBits) -> Self {
+        NftCompiler { opts, ct_mark_bits }
     }
 }
 
 impl Compiler for NftCompiler {
     fn compile(&self, cluster: &Cluster, node: &str) -> Result<Compiled, StepError> {
-        let ruleset =
-            netpol_nft::compile(cluster, self.opts, node).map_err(|e| StepError(e.to_string()))?;
+        let ruleset = netpol_nft::compile_with_ct_mark(cluster, self.opts, node, self.ct_mark_bits)
+            .map_err(|e| StepError(e.to_string()))?;
         Ok(Compiled {
             local_workloads: ruleset.summary.local_workloads.len(),
             total_workloads: cluster.workloads.len(),
