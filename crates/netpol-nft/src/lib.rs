@@ -92,6 +92,7 @@
 mod build;
 mod ct_mark;
 mod interval;
+mod listing;
 mod naming;
 mod readback;
 pub mod render;
@@ -104,6 +105,7 @@ use netpol_core::{Direction, Protocol};
 use serde::Serialize;
 
 pub use ct_mark::{CtMarkBits, CtMarkBitsError};
+pub use listing::{unchanged_objects_differ, update_touches};
 pub use naming::MAX_COUNTER_NAME;
 pub use readback::{ChainInfo, CounterReading, ReadbackError};
 pub use render::TABLE;
@@ -278,6 +280,16 @@ impl Ruleset {
     /// the compiled structure).
     pub fn ir(&self) -> &RulesetIr {
         &self.ir
+    }
+
+    /// [`Ruleset::text`] with every named counter that `readings` lists declared with the
+    /// values read (`counter NAME { packets N bytes M ... }`), so that a full replacement of the
+    /// table carries the counts on instead of restarting them at zero. Counters the readings do
+    /// not name (new policies) start at zero; readings of counters this ruleset lacks are ignored.
+    pub fn text_carrying_counters(&self, readings: &[CounterReading]) -> String {
+        let values: BTreeMap<&str, &CounterReading> =
+            readings.iter().map(|r| (r.name.as_str(), r)).collect();
+        render::script(&self.ir, &self.objects, &values)
     }
 
     /// The policies with a counter object in the table (those isolating a local workload),
@@ -611,6 +623,47 @@ mod tests {
             assert!(p.len() <= 127, "the kernel cuts prefixes at 127 bytes");
             assert_eq!(parse_denied_log_prefix(&p), Some((d, chain)));
         }
+    }
+
+    #[test]
+    fn a_full_script_can_carry_the_counter_values_read_from_the_kernel() {
+        let c = netpol_core::synth::generate(&netpol_core::synth::SynthParams {
+            workloads: 60,
+            namespaces: 4,
+            policies: 8,
+            nodes: 2,
+            seed: 5,
+        });
+        let r = compile(&c, netpol_core::EvalOptions::default(), "node-00").unwrap();
+        assert_eq!(r.text_carrying_counters(&[]), r.text);
+        let policy = &r.policy_counters()[0].counter;
+        let readings = [
+            CounterReading {
+                name: policy.clone(),
+                packets: 7,
+                bytes: 420,
+            },
+            CounterReading {
+                name: "denied_ingress".into(),
+                packets: 3,
+                bytes: 180,
+            },
+            CounterReading {
+                name: "pol_gone_policy".into(),
+                packets: 1,
+                bytes: 1,
+            },
+        ];
+        let text = r.text_carrying_counters(&readings);
+        assert!(
+            text.contains(&format!(
+                "\tcounter {policy} {{ packets 7 bytes 420 comment "
+            )),
+            "{text}"
+        );
+        assert!(text.contains("\tcounter denied_ingress { packets 3 bytes 180 }\n"));
+        assert!(!text.contains("pol_gone_policy"));
+        assert_eq!(text.lines().count(), r.text.lines().count());
     }
 
     #[test]

@@ -228,6 +228,25 @@ pub(crate) fn render(
     pre: Prerendered,
 ) -> (String, BTreeMap<String, usize>, Vec<Object>) {
     let objects = objects(ir, pre);
+    let mut elements = BTreeMap::new();
+    for o in &objects {
+        if let Object::Map {
+            name, elements: e, ..
+        } = o
+        {
+            elements.insert(name.clone(), e.len());
+        }
+    }
+    let out = script(ir, &objects, &BTreeMap::new());
+    (out, elements, objects)
+}
+
+/// The full script of `objects`, the named counters found in `carry` declared with those values.
+pub(crate) fn script(
+    ir: &RulesetIr,
+    objects: &[Object],
+    carry: &BTreeMap<&str, &crate::CounterReading>,
+) -> String {
     let mut out = String::with_capacity(1 << 16);
     let _ = writeln!(
         out,
@@ -238,18 +257,26 @@ pub(crate) fn render(
     let _ = writeln!(out, "table {FAMILY} {TABLE} {{}}");
     let _ = writeln!(out, "delete table {FAMILY} {TABLE}");
     let _ = writeln!(out, "table {FAMILY} {TABLE} {{");
-    let mut elements = BTreeMap::new();
-    for o in &objects {
-        if let Object::Map {
-            name, elements: e, ..
-        } = o
-        {
-            elements.insert(name.clone(), e.len());
+    for o in objects {
+        match (o, carry.is_empty()) {
+            (Object::Counter { name, decl }, false) => match carry.get(name.as_str()) {
+                Some(r) => {
+                    // `counter NAME { ...`: the values go first inside the braces.
+                    let head = format!("counter {name} {{");
+                    let rest = decl.strip_prefix(&head).unwrap_or("");
+                    let _ = writeln!(
+                        out,
+                        "\t{head} packets {} bytes {}{rest}",
+                        r.packets, r.bytes
+                    );
+                }
+                None => o.write(&mut out),
+            },
+            _ => o.write(&mut out),
         }
-        o.write(&mut out);
     }
     out.push_str("}\n");
-    (out, elements, objects)
+    out
 }
 
 /// The chain name of every identity of a direction, derived from what the identity's chain and
