@@ -2,9 +2,16 @@
 //!
 //! A sync always starts from the whole current state (never from the change that woke it), so
 //! missed or merged notifications cannot leave the kernel behind. Nothing is applied before every
-//! source finished its initial list. The kernel is only ever changed by a complete script that
-//! replaces the `inet netpol` table in one transaction; a failed transaction leaves the previous
-//! table in force and is retried with exponential backoff.
+//! source finished its initial list. The kernel is only ever changed by one transaction on the
+//! `inet netpol` table (a full replacement, or an incremental update from a table verified to be
+//! the previous ruleset); a failed transaction leaves the previous table in force and is retried
+//! with exponential backoff.
+//!
+//! Drift repair compares the kernel with the whole ruleset in force, not with what the last
+//! update left: the table read back after every apply is checked by the enforcer
+//! ([`Enforcer::settle`]), and one that is not the whole ruleset (flushed before an update that
+//! applied cleanly on top of it, say) is replaced in full at once; the periodic drift check
+//! ([`Enforcer::check_drift`]) catches what changes between applies.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
