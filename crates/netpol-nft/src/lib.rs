@@ -35,7 +35,9 @@
 //!   `<chain>_all` (classes allowed every protocol and port), `<chain>_port`
 //!   (`class . l4proto . dport` ranges). Each is an objref map whose value is the named counter of
 //!   the first policy (sorted by `namespace/name`) granting the element, so one lookup both decides
-//!   and credits `counter pol_<namespace>_<name>`.
+//!   and credits `counter pol_<namespace>_<name>` (cut and suffixed with a hash of the key when
+//!   longer than [`MAX_COUNTER_NAME`] bytes, so that every valid policy name fits and no two
+//!   policies share a counter).
 //!
 //! # Denied packets are counted and logged
 //!
