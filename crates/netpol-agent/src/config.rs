@@ -140,6 +140,9 @@ pub struct AgentConfig {
     /// Receive the packets the table drops (NFLOG group `netpol_nft::DENIED_LOG_GROUP`, in
     /// `netns`) and log each denied flow with the policies that deny it (default true).
     pub denied_flow_log: bool,
+    /// The bits of the conntrack mark the table may use for peer classes (`--ct-mark-bits`,
+    /// `0xffff0000` by default); every other bit of a connection's mark is left alone.
+    pub ct_mark_bits: netpol_nft::CtMarkBits,
 }
 
 impl AgentConfig {
@@ -160,6 +163,7 @@ impl AgentConfig {
             eval_options: EvalOptions::default(),
             log_format: LogFormat::Text,
             denied_flow_log: true,
+            ct_mark_bits: netpol_nft::CtMarkBits::DEFAULT,
         }
     }
 

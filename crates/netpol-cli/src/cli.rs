@@ -192,6 +192,10 @@ pub struct CompileArgs {
     pub node: String,
     #[arg(short, long, value_enum, default_value_t = CompileFormat::Nft)]
     pub output: CompileFormat,
+    /// The bits of the conntrack mark the table may use for peer classes, as a mask
+    /// (0xffff0000) or a bit range (16-31); every other bit is left alone.
+    #[arg(long, default_value_t = netpol_nft::CtMarkBits::DEFAULT, value_name = "MASK")]
+    pub ct_mark_bits: netpol_nft::CtMarkBits,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,6 +281,10 @@ pub struct AgentArgs {
     /// the workloads and the policies that deny it (log target netpol_agent::denied).
     #[arg(long)]
     pub no_denied_flow_log: bool,
+    /// The bits of the conntrack mark the table may use for peer classes, as a mask
+    /// (0xffff0000) or a bit range (16-31); every other bit is left alone.
+    #[arg(long, default_value_t = netpol_nft::CtMarkBits::DEFAULT, value_name = "MASK")]
+    pub ct_mark_bits: netpol_nft::CtMarkBits,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,6 +12,10 @@
 //! medians reported. `NETPOL_PACKET_ROUNDS` overrides the number of rounds (default 9). Besides
 //! the raw rates it reports CPU cost (Gbit per CPU-second, CPU microseconds per connection),
 //! which other processes competing for the CPUs disturb much less than the rates.
+//!
+//! `NETPOL_PACKET_COMPARE=FILE` adds one more configuration, interleaved with the others: the
+//! script in FILE (e.g. the same node's table as another version of `netpol compile` prints it
+//! for `netpol bench --write` output), to compare two versions of the table on one machine.
 
 // A benchmark aborts on a setup failure by design: without the setup there is nothing to measure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -267,16 +271,23 @@ fn main() {
         &node,
         &NodeOptions {
             source_check: SourceCheck::Interfaces(vec!["h*".to_string()]),
+            ..NodeOptions::default()
         },
     )
     .expect("compile");
-    let configs: [(&str, &str); 5] = [
+    let compare = std::env::var("NETPOL_PACKET_COMPARE")
+        .ok()
+        .map(|path| std::fs::read_to_string(&path).expect("NETPOL_PACKET_COMPARE file"));
+    let mut configs: Vec<(&str, &str)> = vec![
         ("no ruleset", empty),
         ("conntrack-only ruleset", ct_only),
         ("full ruleset", &r.text),
         ("full, flow not isolated", &bypass),
         ("full, source check on", &checked.text),
     ];
+    if let Some(text) = &compare {
+        configs.push(("full ruleset, compared", text));
+    }
     let mut tput: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut tput_eff: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut rate: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
@@ -316,7 +327,7 @@ fn main() {
     let base_c = median(rate["no ruleset"].clone());
     let base_cc = median(conn_cpu["no ruleset"].clone());
     println!("medians of {rounds} interleaved rounds (percent of the no-ruleset figure):");
-    for (name, _) in configs {
+    for &(name, _) in &configs {
         let t = median(tput[name].clone());
         let te = median(tput_eff[name].clone());
         let c = median(rate[name].clone());

@@ -296,6 +296,7 @@ fn a_guest_sending_from_an_address_it_does_not_own_is_dropped_counted_and_logged
 fn with_the_source_check_off_a_guest_may_take_any_address() {
     let off = NodeOptions {
         source_check: SourceCheck::Off,
+        ..NodeOptions::default()
     };
     let (lab, [_, _, c]) = lab_with(&off);
     // A table of the test's own counts what the node receives from the made-up address (the

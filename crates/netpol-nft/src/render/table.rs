@@ -10,12 +10,14 @@ use super::{
     quoted, Object, Prerendered, DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT, DENIED_SPOOFED,
 };
 use crate::interval::{addr_key, render_range};
-use crate::{DirectionIr, Grant, Identity, RulesetIr};
+use crate::{CtMarkBits, DirectionIr, Grant, Identity, RulesetIr};
 
 pub(super) struct Renderer<'a> {
     pub(super) ir: &'a RulesetIr,
     pub(super) objects: Vec<Object>,
     pub(super) pre: Prerendered,
+    /// The conntrack mark range the classes live in.
+    pub(super) bits: CtMarkBits,
 }
 
 impl Renderer<'_> {
@@ -122,15 +124,26 @@ impl Renderer<'_> {
             Direction::Ingress => "saddr",
             Direction::Egress => "daddr",
         };
+        let keep = !self.bits.mask();
+        for c in d.classes.iter().filter(|c| c.id != 0) {
+            self.chain(
+                &class_chain(p, c.id),
+                None,
+                vec![format!(
+                    "ct mark set ct mark and 0x{keep:08x} or {}",
+                    mark(c.id)
+                )],
+            );
+        }
         self.chain(
             &format!("{p}_classify"),
             None,
             vec![
-                "ct mark set 0x00000000".to_string(),
-                format!("ct mark set ip {field} map @{p}_wl4 return"),
-                format!("ct mark set ip6 {field} map @{p}_wl6 return"),
-                format!("ct mark set ip {field} map @{p}_ext4"),
-                format!("ct mark set ip6 {field} map @{p}_ext6"),
+                format!("ct mark set ct mark and 0x{keep:08x}"),
+                format!("ip {field} vmap @{p}_wl4"),
+                format!("ip6 {field} vmap @{p}_wl6"),
+                format!("ip {field} vmap @{p}_ext4"),
+                format!("ip6 {field} vmap @{p}_ext6"),
             ],
         );
         for (i, ident) in d.identities.iter().enumerate() {
@@ -193,12 +206,16 @@ impl Renderer<'_> {
                 e.push_str(" comment ");
                 push_quoted(&mut e, &x.workload);
                 e.push_str(" : ");
-                push_mark(&mut e, x.class);
+                push_class_verdict(&mut e, p, x.class);
                 keyed(e, k)
             })
             .collect();
         let (fam, ty) = (family.suffix(), family.nft_type());
-        self.map(&format!("{p}_wl{fam}"), &[&format!("type {ty} : mark")], wl);
+        self.map(
+            &format!("{p}_wl{fam}"),
+            &[&format!("type {ty} : verdict")],
+            wl,
+        );
     }
 
     /// `<p>_ext4/6`: disjoint address ranges -> peer class.
@@ -215,18 +232,19 @@ impl Renderer<'_> {
             .filter(|r| r.first.is_ipv6() == v6)
             .map(|r| {
                 let peers = peers_of.get(&r.class).map(String::as_str).unwrap_or("");
+                let mut verdict = String::new();
+                push_class_verdict(&mut verdict, p, r.class);
                 element(format!(
-                    "{} comment {} : {}",
+                    "{} comment {} : {verdict}",
                     render_range(addr_key(r.first), addr_key(r.last), v6),
                     quoted(peers),
-                    mark(r.class)
                 ))
             })
             .collect();
         let (fam, ty) = (family.suffix(), family.nft_type());
         self.map(
             &format!("{p}_ext{fam}"),
-            &[&format!("type {ty} : mark"), "flags interval"],
+            &[&format!("type {ty} : verdict"), "flags interval"],
             ext,
         );
     }
@@ -327,12 +345,13 @@ impl Renderer<'_> {
         if present.all || present.port {
             rules.push(format!("jump {p}_classify"));
         }
+        let class = format!("ct mark and 0x{:08x}", self.bits.mask());
         if present.all {
-            rules.push(format!("counter name ct mark map @{chain}_all {allow}"));
+            rules.push(format!("counter name {class} map @{chain}_all {allow}"));
         }
         if present.port {
             rules.push(format!(
-                "counter name ct mark . meta l4proto . th dport map @{chain}_port {allow}"
+                "counter name {class} . meta l4proto . th dport map @{chain}_port {allow}"
             ));
         }
         // Logged before the drop in a rule of its own: over the limit, the packet falls through
@@ -345,6 +364,22 @@ impl Renderer<'_> {
         ));
         rules.push(format!("counter name \"{denied}\" drop"));
         rules
+    }
+}
+
+/// The chain that puts class `class` (not 0) into the conntrack mark: `<p>_m_<mark>`.
+fn class_chain(p: &str, class: u32) -> String {
+    format!("{p}_m_{class:08x}")
+}
+
+/// What a classification element does for `class`: `goto` its chain, or for class 0 `return`
+/// (the classify chain has already cleared the class bits).
+fn push_class_verdict(out: &mut String, p: &str, class: u32) {
+    if class == 0 {
+        out.push_str("return");
+    } else {
+        out.push_str("goto ");
+        out.push_str(&class_chain(p, class));
     }
 }
 
