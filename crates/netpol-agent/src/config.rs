@@ -140,9 +140,10 @@ pub struct AgentConfig {
     /// Receive the packets the table drops (NFLOG group `netpol_nft::DENIED_LOG_GROUP`, in
     /// `netns`) and log each denied flow with the policies that deny it (default true).
     pub denied_flow_log: bool,
-    /// The bits of the conntrack mark the table may use for peer classes (`--ct-mark-bits`,
-    /// `0xffff0000` by default); every other bit of a connection's mark is left alone.
-    pub ct_mark_bits: netpol_nft::CtMarkBits,
+    /// What the node's table does beyond the policies: the conntrack mark bits the peer class
+    /// may use (`--ct-mark-bits`, `0xffff0000` by default; every other bit of a connection's mark
+    /// is left alone) and the source-address check (`--source-check`, `--workload-interfaces`).
+    pub node_options: netpol_nft::NodeOptions,
 }
 
 impl AgentConfig {
@@ -163,7 +164,7 @@ impl AgentConfig {
             eval_options: EvalOptions::default(),
             log_format: LogFormat::Text,
             denied_flow_log: true,
-            ct_mark_bits: netpol_nft::CtMarkBits::DEFAULT,
+            node_options: netpol_nft::NodeOptions::default(),
         }
     }
 

@@ -169,6 +169,10 @@ impl Logger {
     }
 
     fn record(&mut self, record: &NflogRecord, now: Instant) {
+        if record.prefix == netpol_nft::SPOOFED_LOG_PREFIX {
+            self.spoofed(record);
+            return;
+        }
         let Some((direction, chain)) = netpol_nft::parse_denied_log_prefix(&record.prefix) else {
             self.metrics.denied_log_ignored("foreign_prefix", 1);
             return;
@@ -199,6 +203,21 @@ impl Logger {
             );
         }
         self.log(direction, chain, record);
+    }
+
+    /// A packet the source-address check dropped: a workload sent from an address the node does
+    /// not route back through its interface. No policy is involved, so there is nothing to
+    /// explain; the table's log limit bounds how often this is logged.
+    fn spoofed(&mut self, record: &NflogRecord) {
+        self.metrics.denied_logged("spoofed");
+        tracing::warn!(
+            protocol = %protocol_name(record.protocol),
+            src = %record.src,
+            dst = %record.dst,
+            dst_port = record.dst_port,
+            "dropped a packet from a workload interface whose source address the workload does not \
+             own (a guest using an address it was not given, or a neighbour's)"
+        );
     }
 
     /// Ends every window older than [`SUPPRESS_WINDOW`] at `now`, reporting its repeats.
@@ -344,6 +363,16 @@ mod tests {
         assert!(metrics
             .encode()
             .contains(r#"netpol_denied_log_ignored_records_total{reason="foreign_prefix"} 1"#));
+        // The source check's drops are logged as such, not taken for someone else's.
+        let mut spoofed = r.clone();
+        spoofed.prefix = netpol_nft::SPOOFED_LOG_PREFIX.into();
+        logger.record(&spoofed, t0);
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"netpol_denied_flows_logged_total{direction="spoofed"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"reason="foreign_prefix"} 1"#), "{text}");
     }
 
     #[test]

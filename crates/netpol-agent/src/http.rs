@@ -79,6 +79,15 @@ pub async fn serve(
 async fn readyz(State(app): State<App>) -> impl IntoResponse {
     let s = status(&app.state);
     let troubles = app.store.troubles();
+    if !s.bypassed.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not enforcing for local workloads whose traffic bypasses the table: {}\n",
+                s.bypassed.join("; ")
+            ),
+        );
+    }
     if s.ready() && troubles.is_empty() {
         (StatusCode::OK, "ready\n".to_string())
     } else if s.ready() {
@@ -122,10 +131,11 @@ async fn readyz(State(app): State<App>) -> impl IntoResponse {
 
 async fn metrics_handler(State(app): State<App>) -> impl IntoResponse {
     let s = status(&app.state);
-    if s.first_applied && !s.counters.is_empty() {
+    if s.first_applied {
         let enforcer = app.enforcer.clone();
         match tokio::task::spawn_blocking(move || enforcer.counters()).await {
             Ok(Ok(values)) => {
+                app.metrics.table.observe(&values);
                 let values = values
                     .into_iter()
                     .filter_map(|reading| {

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod real;
 pub mod reconcile;
 pub mod store;
+pub mod table_metrics;
 
 pub use config::{AgentConfig, KubeConfig, LogFormat};
 pub use error::AgentError;
@@ -49,9 +50,9 @@ pub async fn run_until(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), AgentError> {
     let loader: Arc<dyn ManifestLoader> = Arc::new(real::K8sLoader::new());
-    let compiler: Arc<dyn Compiler> = Arc::new(real::NftCompiler::with_ct_mark_bits(
+    let compiler: Arc<dyn Compiler> = Arc::new(real::NftCompiler::for_node(
         config.eval_options,
-        config.ct_mark_bits,
+        config.node_options.clone(),
     ));
     let enforcer: Arc<dyn Enforcer> = Arc::new(real::KernelEnforcer::new(config.netns.clone()));
     run_with(config, loader, compiler, enforcer, shutdown).await

@@ -71,6 +71,10 @@ pub struct Metrics {
     /// Times the kernel dropped log messages because the agent's receive buffer was full.
     pub denied_log_overruns: Counter,
     counters: std::sync::Arc<PolicyCounters>,
+    /// Local workload addresses whose traffic bypasses the table (not enforced).
+    pub datapath_bypassed_addresses: Gauge,
+    /// The table's own counters: packets crossing it, packets dropped by reason.
+    pub table: crate::table_metrics::TableMetrics,
 }
 
 /// The per-policy kernel counters, refreshed before each scrape, exported as counters that never
@@ -210,9 +214,12 @@ impl Metrics {
             denied_log_ignored_records: Family::<Labels, Counter>::default(),
             denied_log_overruns: Counter::default(),
             counters: std::sync::Arc::new(PolicyCounters::default()),
+            datapath_bypassed_addresses: Gauge::default(),
+            table: Default::default(),
         };
         metrics.register_sync_metrics();
         metrics.register_kernel_metrics();
+        metrics.table.register(&mut metrics.registry);
         metrics.register_source_metrics();
         metrics.register_denied_log_metrics();
         metrics
@@ -269,6 +276,12 @@ impl Metrics {
             "netpol_drift_repairs",
             "Times the kernel's table differed from what was applied and was re-applied",
             self.drift_repairs.clone(),
+        );
+        r.register(
+            "netpol_datapath_bypassed_addresses",
+            "Local workload addresses whose traffic bypasses the table (a bridge without \
+             br_netfilter): not enforced",
+            self.datapath_bypassed_addresses.clone(),
         );
         r.register(
             "netpol_drift_check_errors",

@@ -19,27 +19,27 @@ use crate::reconcile::{Compiled, Compiler, Enforcer, StepError};
 /// apply and at every drift check, while the terse one takes a fraction of that.
 const FULL_LISTING_MAX_ELEMENTS: usize = 10_000;
 
-/// `netpol_nft::compile_with_ct_mark`.
+/// `netpol_nft::compile_for_node`.
 pub struct NftCompiler {
     opts: EvalOptions,
-    ct_mark_bits: netpol_nft::CtMarkBits,
+    node_options: netpol_nft::NodeOptions,
 }
 
 impl NftCompiler {
-    /// A compiler using `opts` and the default conntrack mark range for every compile.
+    /// A compiler using `opts` and the default node options for every compile.
     pub fn new(opts: EvalOptions) -> Self {
-        NftCompiler::with_ct_mark_bits(opts, netpol_nft::CtMarkBits::DEFAULT)
+        NftCompiler::for_node(opts, netpol_nft::NodeOptions::default())
     }
 
-    /// A compiler using `opts` and the conntrack mark range `ct_mark_bits` for every compile.
-    pub fn with_ct_mark_bits(opts: EvalOptions, ct_mark_bits: netpol_nft::CtMarkBits) -> Self {
-        NftCompiler { opts, ct_mark_bits }
+    /// A compiler using `opts` and the node's own settings (conntrack mark bits, source check).
+    pub fn for_node(opts: EvalOptions, node_options: netpol_nft::NodeOptions) -> Self {
+        NftCompiler { opts, node_options }
     }
 }
 
 impl Compiler for NftCompiler {
     fn compile(&self, cluster: &Cluster, node: &str) -> Result<Compiled, StepError> {
-        let ruleset = netpol_nft::compile_with_ct_mark(cluster, self.opts, node, self.ct_mark_bits)
+        let ruleset = netpol_nft::compile_for_node(cluster, self.opts, node, &self.node_options)
             .map_err(|e| StepError(e.to_string()))?;
         Ok(Compiled {
             local_workloads: ruleset.summary.local_workloads.len(),
@@ -241,6 +241,21 @@ impl Enforcer for KernelEnforcer {
             return Ok(Vec::new());
         };
         CounterReading::parse_listing(&json).map_err(|e| StepError(e.to_string()))
+    }
+
+    fn datapath_bypasses(&self, addresses: &[std::net::IpAddr]) -> Result<Vec<String>, StepError> {
+        let found = netpol_dataplane::datapath::bridge_bypasses(self.netns.as_deref(), addresses)
+            .map_err(err)?;
+        Ok(found
+            .into_iter()
+            .map(|b| {
+                format!(
+                    "{} (on bridge {}, which does not hand its IP packets to netfilter: load \
+                     br_netfilter and set net.bridge.bridge-nf-call-iptables/ip6tables=1)",
+                    b.address, b.bridge
+                )
+            })
+            .collect())
     }
 
     fn remove(&self) -> Result<(), StepError> {

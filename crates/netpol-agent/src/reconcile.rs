@@ -14,6 +14,7 @@
 //! ([`Enforcer::check_drift`]) catches what changes between applies.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -87,6 +88,12 @@ pub trait Enforcer: Send + Sync {
     fn check_drift(&self) -> Result<Option<String>, StepError>;
     /// The named counters of the table, as the kernel holds them now.
     fn counters(&self) -> Result<Vec<CounterReading>, StepError>;
+    /// Of `addresses` (the local workloads'), those whose traffic bypasses the table's hooks, each
+    /// with why (a bridge that does not hand IP packets to netfilter). The default finds none.
+    fn datapath_bypasses(&self, addresses: &[IpAddr]) -> Result<Vec<String>, StepError> {
+        let _ = addresses;
+        Ok(Vec::new())
+    }
     /// Deletes the table.
     fn remove(&self) -> Result<(), StepError>;
 }
@@ -113,12 +120,16 @@ pub struct Status {
     pub enforced_cluster: Option<Arc<Cluster>>,
     /// The ruleset in force, compiled from `enforced_cluster` (when it is `netpol-nft`'s).
     pub enforced_ruleset: Option<Arc<netpol_nft::Ruleset>>,
+    /// Local workload addresses whose traffic bypasses the table, with why (see
+    /// [`Enforcer::datapath_bypasses`]): the node does not enforce for them.
+    pub bypassed: Vec<String>,
 }
 
 impl Status {
-    /// Ready for `/readyz`: a ruleset was applied and the last sync succeeded.
+    /// Ready for `/readyz`: a ruleset was applied, the last sync succeeded and no local
+    /// workload's traffic is known to bypass the table.
     pub fn ready(&self) -> bool {
-        self.first_applied && self.last_ok
+        self.first_applied && self.last_ok && self.bypassed.is_empty()
     }
 }
 
@@ -227,6 +238,7 @@ impl Reconciler {
                 Wake::Drift => {
                     next_drift = Instant::now() + self.drift_interval;
                     self.check_drift().await;
+                    self.check_datapath().await;
                 }
             }
             let retry_at = self.retry_at;
@@ -470,6 +482,42 @@ impl Reconciler {
         self.metrics
             .ready
             .set(i64::from(status(&self.state).ready()));
+    }
+
+    /// Asks the enforcer whether the local workloads' traffic reaches the table (each drift
+    /// interval: a few hundred route lookups are too slow for every change).
+    async fn check_datapath(&mut self) {
+        let Some(ruleset) = status(&self.state).enforced_ruleset else {
+            return;
+        };
+        let addresses: Vec<IpAddr> = ruleset
+            .summary
+            .local_workloads
+            .iter()
+            .flat_map(|w| w.addresses.iter().copied())
+            .collect();
+        let enforcer = self.enforcer.clone();
+        let found = tokio::task::spawn_blocking(move || enforcer.datapath_bypasses(&addresses))
+            .await
+            .unwrap_or_else(|e| Err(StepError(format!("datapath task failed: {e}"))));
+        match found {
+            Ok(bypassed) => {
+                if !bypassed.is_empty() {
+                    tracing::warn!(
+                        ?bypassed,
+                        "traffic of local workloads bypasses the table: not enforced for them"
+                    );
+                }
+                self.metrics
+                    .datapath_bypassed_addresses
+                    .set(i64::try_from(bypassed.len()).unwrap_or(i64::MAX));
+                update(&self.state, |s| s.bypassed = bypassed);
+                self.metrics
+                    .ready
+                    .set(i64::from(status(&self.state).ready()));
+            }
+            Err(error) => tracing::warn!(%error, "cannot check the node's datapath"),
+        }
     }
 
     async fn check_drift(&mut self) {

@@ -183,6 +183,50 @@ pub struct BenchArgs {
     pub write: Option<PathBuf>,
 }
 
+/// What a node's table does beyond the policies (`compile` and `agent`).
+#[derive(Args, Debug)]
+pub struct NodeTableArgs {
+    /// The bits of the conntrack mark the table may use for peer classes, as a mask
+    /// (0xffff0000) or a bit range (16-31); every other bit is left alone.
+    #[arg(long, default_value_t = netpol_nft::CtMarkBits::DEFAULT, value_name = "MASK")]
+    pub ct_mark_bits: netpol_nft::CtMarkBits,
+    /// Drop packets arriving through a workload interface from a source the node does not route
+    /// back through it (a guest using an address it does not own); `off` leaves that to the CNI
+    /// (Calico, Cilium).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub source_check: Switch,
+    /// The host-side names of workload interfaces the source check applies to, comma-separated;
+    /// a trailing `*` matches any suffix.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES",
+          default_values_t = netpol_nft::DEFAULT_WORKLOAD_INTERFACES.iter().map(|s| s.to_string()))]
+    pub workload_interfaces: Vec<String>,
+}
+
+/// On or off.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+impl NodeTableArgs {
+    /// The node options these arguments give, or why they are unusable.
+    pub fn node_options(&self) -> anyhow::Result<netpol_nft::NodeOptions> {
+        for name in &self.workload_interfaces {
+            netpol_nft::check_interface_pattern(name).map_err(anyhow::Error::msg)?;
+        }
+        Ok(netpol_nft::NodeOptions {
+            ct_mark_bits: self.ct_mark_bits,
+            source_check: match self.source_check {
+                Switch::On => netpol_nft::SourceCheck::Interfaces(self.workload_interfaces.clone()),
+                Switch::Off => netpol_nft::SourceCheck::Off,
+            },
+        })
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct CompileArgs {
     #[command(flatten)]
@@ -192,10 +236,8 @@ pub struct CompileArgs {
     pub node: String,
     #[arg(short, long, value_enum, default_value_t = CompileFormat::Nft)]
     pub output: CompileFormat,
-    /// The bits of the conntrack mark the table may use for peer classes, as a mask
-    /// (0xffff0000) or a bit range (16-31); every other bit is left alone.
-    #[arg(long, default_value_t = netpol_nft::CtMarkBits::DEFAULT, value_name = "MASK")]
-    pub ct_mark_bits: netpol_nft::CtMarkBits,
+    #[command(flatten)]
+    pub node_table: NodeTableArgs,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,10 +323,8 @@ pub struct AgentArgs {
     /// the workloads and the policies that deny it (log target netpol_agent::denied).
     #[arg(long)]
     pub no_denied_flow_log: bool,
-    /// The bits of the conntrack mark the table may use for peer classes, as a mask
-    /// (0xffff0000) or a bit range (16-31); every other bit is left alone.
-    #[arg(long, default_value_t = netpol_nft::CtMarkBits::DEFAULT, value_name = "MASK")]
-    pub ct_mark_bits: netpol_nft::CtMarkBits,
+    #[command(flatten)]
+    pub node_table: NodeTableArgs,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

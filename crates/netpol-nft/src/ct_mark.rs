@@ -123,7 +123,6 @@ pub(crate) struct ClassOverflow {
     pub(crate) capacity: u32,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -236,6 +236,20 @@ impl Default for NodeOptions {
 /// bridge and ptp plugins.
 pub const DEFAULT_WORKLOAD_INTERFACES: &[&str] = &["lxc*", "cali*", "tap*", "vnet*", "veth*"];
 
+/// Whether `name` can name workload interfaces for [`SourceCheck::Interfaces`]: 1 to 15 bytes
+/// (the kernel's limit) of letters, digits and `-_.@:`, with at most a trailing `*`.
+pub fn check_interface_pattern(name: &str) -> Result<(), String> {
+    let body = name.strip_suffix('*').unwrap_or(name);
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.@:".contains(c);
+    if name.is_empty() || name.len() > 15 || !body.chars().all(allowed) {
+        return Err(format!(
+            "{name:?} is not an interface name: 1 to 15 letters, digits or -_.@:, with at most a \
+             trailing * (e.g. lxc*)"
+        ));
+    }
+    Ok(())
+}
+
 /// The source-address check (see the `node` module of [`render`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -40,7 +40,7 @@ pub fn run(args: &AgentArgs) -> Result<u8> {
     config.drift_interval = Duration::from_secs_f64(args.drift_interval);
     config.cleanup_on_exit = args.cleanup_on_exit;
     config.denied_flow_log = !args.no_denied_flow_log;
-    config.ct_mark_bits = args.ct_mark_bits;
+    config.node_options = args.node_table.node_options()?;
     config.eval_options = EvalOptions {
         ipblock_matches_workloads: args.ipblock_matches_workloads,
     };

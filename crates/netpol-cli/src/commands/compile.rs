@@ -11,12 +11,9 @@ pub fn run(args: &CompileArgs) -> Result<u8> {
     // `netpol compile ... | nft -f -` the pipeline's status is nft's, so a partial ruleset
     // would be loaded silently.
     input.require_complete("no ruleset printed, a partial one would enforce something else")?;
-    let ruleset = netpol_nft::compile_with_ct_mark(
-        &input.cluster,
-        input.opts,
-        &args.node,
-        args.ct_mark_bits,
-    )?;
+    let node_options = args.node_table.node_options()?;
+    let ruleset =
+        netpol_nft::compile_for_node(&input.cluster, input.opts, &args.node, &node_options)?;
     if ruleset.summary.local_workloads.is_empty() {
         eprintln!(
             "netpol: warning: no workload of the input runs on node {:?}; the table enforces nothing",

@@ -20,8 +20,8 @@ use netpol_core::policy_set::rules::PolicyId;
 use netpol_core::{Cluster, Direction, EvalOptions, PolicySet, Workload};
 
 use crate::{
-    CtMarkBits, CompileError, DirectionIr, LocalWorkload, NodeOptions, PolicyCounter, Ruleset, RulesetIr,
-    Summary, NON_PORT_PROTOCOLS,
+    CompileError, CtMarkBits, DirectionIr, LocalWorkload, NodeOptions, PolicyCounter, Ruleset,
+    RulesetIr, Summary, NON_PORT_PROTOCOLS,
 };
 
 /// Compiles the table enforcing the policies of the workloads that run on `node`.

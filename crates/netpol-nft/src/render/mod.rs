@@ -70,6 +70,10 @@ pub const DENIED_INGRESS: &str = "denied_ingress";
 /// The named counter crediting packets dropped on egress.
 pub const DENIED_EGRESS: &str = "denied_egress";
 
+/// The named counter crediting every packet that crosses the table's `forward` and `input`
+/// hooks: zero while traffic flows means the datapath bypasses netfilter.
+pub const TABLE_PACKETS: &str = "table_packets";
+
 /// The named counter crediting packets dropped by the source-address check.
 pub const DENIED_SPOOFED: &str = "denied_spoofed";
 

@@ -82,6 +82,7 @@ use crate::SourceCheck;
 pub(super) fn input_rules() -> Vec<String> {
     [
         "type filter hook input priority filter; policy accept;",
+        "counter name \"table_packets\"",
         "ct state established,related accept",
         "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept",
         "ip saddr vmap @eg_dispatch4",

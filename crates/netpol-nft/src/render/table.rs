@@ -8,6 +8,7 @@ use netpol_core::Direction;
 use super::{
     element, keyed, mark, node, prefix, proto, push_addr, push_mark, push_ports, push_quoted,
     quoted, Object, Prerendered, DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT, DENIED_SPOOFED,
+    TABLE_PACKETS,
 };
 use crate::interval::{addr_key, render_range};
 use crate::{CtMarkBits, DirectionIr, Grant, Identity, RulesetIr};
@@ -74,7 +75,7 @@ impl Renderer<'_> {
                 decl: format!("counter {} {{ comment {}; }}", p.counter, quoted(&p.key)),
             });
         }
-        for name in [DENIED_INGRESS, DENIED_EGRESS, DENIED_SPOOFED] {
+        for name in [DENIED_INGRESS, DENIED_EGRESS, DENIED_SPOOFED, TABLE_PACKETS] {
             self.objects.push(Object::Counter {
                 name: name.to_string(),
                 decl: format!("counter {name} {{ }}"),
@@ -95,6 +96,7 @@ impl Renderer<'_> {
         self.hairpin_maps();
         let mut forward = vec![
             "type filter hook forward priority filter; policy accept;",
+            "counter name \"table_packets\"",
             "ct state established,related accept",
         ];
         forward.extend(node::hairpin_rules());
