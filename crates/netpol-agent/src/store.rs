@@ -289,6 +289,7 @@ pub fn assemble(sources: &BTreeMap<String, BTreeMap<String, Cluster>>) -> Cluste
         namespaces: assemble_namespaces(sources),
         workloads: assemble_workloads(sources),
         policies: assemble_policies(sources),
+        ..Cluster::default()
     };
     finish(&mut cluster);
     cluster
@@ -438,6 +439,7 @@ mod tests {
                 namespaces: vec![Namespace::new("a", Labels::new(), true)],
                 workloads: vec![workload(WorkloadKind::Pod, "a", "p", &[], &["10.0.0.1"]).on("n")],
                 policies: vec![],
+                ..Cluster::default()
             },
         );
         entries.insert(

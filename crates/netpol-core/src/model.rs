@@ -200,7 +200,10 @@ impl fmt::Display for IpFamily {
 
 /// The first address of `family` among `addresses`.
 pub fn address_of_family(addresses: &[IpAddr], family: IpFamily) -> Option<IpAddr> {
-    addresses.iter().copied().find(|a| IpFamily::of(a) == family)
+    addresses
+        .iter()
+        .copied()
+        .find(|a| IpFamily::of(a) == family)
 }
 
 /// The families of `addresses`, in order of first appearance.
@@ -568,7 +571,9 @@ impl Cluster {
 
     /// The node owning `address`, by index into [`Cluster::nodes`].
     pub fn node_of_address(&self, address: IpAddr) -> Option<usize> {
-        self.nodes.iter().position(|n| n.addresses.contains(&address))
+        self.nodes
+            .iter()
+            .position(|n| n.addresses.contains(&address))
     }
 
     /// Whether `address` is an address of the node `workload` runs on.

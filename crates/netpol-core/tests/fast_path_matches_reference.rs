@@ -81,7 +81,10 @@ fn check(c: &Cluster, opts: EvalOptions, extra: u16) -> Result<(), TestCaseError
                     let fv = evaluate_ends(c, opts, &end(c, s), &end(c, d), protocol, port);
                     let v = fv.first().expect("one verdict at least");
                     let what = |kind: &str| {
-                        format!("{kind} {s} -> {d} {protocol}/{port} ({opts:?})\n{}", fv.explain())
+                        format!(
+                            "{kind} {s} -> {d} {protocol}/{port} ({opts:?})\n{}",
+                            fv.explain()
+                        )
                     };
                     prop_assert_eq!(table.allowed(s, d), v.allowed, "{}", what("truth table"));
                     let in_map = in_ranges(map.ports(s, d, protocol), port);

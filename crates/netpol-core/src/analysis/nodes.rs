@@ -162,7 +162,13 @@ impl Analyzer {
 
     /// Whether workload `w` may send to node `k` on a port its rules' numeric ports admit
     /// (`numeric[rule]`): its egress only (nothing isolates a node).
-    pub(super) fn workload_to_node(&self, w: usize, k: usize, mode: Mode, numeric: &[bool]) -> bool {
+    pub(super) fn workload_to_node(
+        &self,
+        w: usize,
+        k: usize,
+        mode: Mode,
+        numeric: &[bool],
+    ) -> bool {
         let x = self.identity_of[w];
         if !self.egress.isolated.get(x) {
             return true;
@@ -194,7 +200,14 @@ impl Analyzer {
     }
 
     /// The atoms workload `w` may send to node `k` on (left in `e`).
-    pub(super) fn workload_to_node_atoms(&self, w: usize, k: usize, mode: Mode, e: &mut Bits, all: &Bits) {
+    pub(super) fn workload_to_node_atoms(
+        &self,
+        w: usize,
+        k: usize,
+        mode: Mode,
+        e: &mut Bits,
+        all: &Bits,
+    ) {
         let x = self.identity_of[w];
         if !self.egress.isolated.get(x) {
             e.clone_from(all);
@@ -213,7 +226,14 @@ impl Analyzer {
     }
 
     /// The atoms node `k` may send to workload `v` on (left in `e`).
-    pub(super) fn node_to_workload_atoms(&self, k: usize, v: usize, mode: Mode, e: &mut Bits, all: &Bits) {
+    pub(super) fn node_to_workload_atoms(
+        &self,
+        k: usize,
+        v: usize,
+        mode: Mode,
+        e: &mut Bits,
+        all: &Bits,
+    ) {
         let d = self.identity_of[v];
         if !self.ingress.isolated.get(d) || self.nodes.node_of[v] == Some(k) {
             e.clone_from(all);

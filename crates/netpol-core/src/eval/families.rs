@@ -136,7 +136,11 @@ impl FamilyVerdicts {
                     parts.join(", ")
                 );
                 for (f, v) in all {
-                    out.push_str(&format!("{}: {}", f.map_or("-", IpFamily::as_str), v.explain()));
+                    out.push_str(&format!(
+                        "{}: {}",
+                        f.map_or("-", IpFamily::as_str),
+                        v.explain()
+                    ));
                 }
                 out
             }
@@ -207,7 +211,10 @@ pub fn evaluate_ends(
         .map(|f| {
             let (s, sp) = src.resolve(cluster, f);
             let (d, dp) = dst.resolve(cluster, f);
-            (f, evaluate_at(cluster, opts, (&s, sp), (&d, dp), protocol, port))
+            (
+                f,
+                evaluate_at(cluster, opts, (&s, sp), (&d, dp), protocol, port),
+            )
         })
         .collect();
     FamilyVerdicts { verdicts }

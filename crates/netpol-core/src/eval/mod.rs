@@ -275,8 +275,7 @@ pub fn evaluate_at(
     let (dst, dst_pin) = dst;
     let src_side = Side::of(cluster, src);
     let dst_side = Side::of(cluster, dst);
-    let (src_address, dst_address) =
-        endpoint_addresses(&src_side, src_pin, &dst_side, dst_pin);
+    let (src_address, dst_address) = endpoint_addresses(&src_side, src_pin, &dst_side, dst_pin);
     let ctx = FlowCtx {
         cluster,
         opts,

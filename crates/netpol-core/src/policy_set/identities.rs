@@ -65,7 +65,9 @@ pub(crate) fn pair_family(src_class: usize, dst_class: usize) -> Option<Family> 
 
 /// Whether a family class has `family`.
 pub(crate) fn class_has(class: usize, family: Family) -> bool {
-    CLASS_FAMILIES.get(class).is_some_and(|f| f.contains(&family))
+    CLASS_FAMILIES
+        .get(class)
+        .is_some_and(|f| f.contains(&family))
 }
 
 /// A named port of an identity: the first port of each (name, protocol), as
