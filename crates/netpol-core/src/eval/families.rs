@@ -148,8 +148,9 @@ impl FamilyVerdicts {
     }
 }
 
-/// One verdict serializes as the verdict itself (the single-stack document, unchanged); several
-/// as `{"allowed": <all families>, "families": {"IPv4": verdict, "IPv6": verdict}}`.
+/// Families that agree serialize as the first family's verdict (the single-stack document,
+/// unchanged); families that differ as
+/// `{"allowed": false, "families": {"IPv4": verdict, "IPv6": verdict}}`.
 impl Serialize for FamilyVerdicts {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         struct ByFamily<'a>(&'a [(Option<IpFamily>, Verdict)]);
@@ -163,7 +164,7 @@ impl Serialize for FamilyVerdicts {
             }
         }
         match self.verdicts.as_slice() {
-            [(_, v)] => v.serialize(s),
+            [(_, v), ..] if !self.differs() => v.serialize(s),
             all => {
                 let mut m = s.serialize_map(Some(2))?;
                 m.serialize_entry("allowed", &self.allowed())?;
