@@ -79,7 +79,9 @@ fn check(c: &Cluster, opts: EvalOptions, extra: u16) -> Result<(), TestCaseError
                         continue;
                     }
                     let fv = evaluate_ends(c, opts, &end(c, s), &end(c, d), protocol, port);
-                    let v = fv.first().expect("one verdict at least");
+                    let Some(v) = fv.first() else {
+                        return Err(TestCaseError::fail("evaluate_ends gave no verdict"));
+                    };
                     let what = |kind: &str| {
                         format!(
                             "{kind} {s} -> {d} {protocol}/{port} ({opts:?})\n{}",
@@ -91,7 +93,9 @@ fn check(c: &Cluster, opts: EvalOptions, extra: u16) -> Result<(), TestCaseError
                     prop_assert_eq!(in_map, v.allowed, "{}", what("map"));
                     if fv.verdicts.len() == 2 {
                         for (f, v) in &fv.verdicts {
-                            let f = f.expect("two verdicts are per family");
+                            let Some(f) = *f else {
+                                return Err(TestCaseError::fail("two verdicts without families"));
+                            };
                             prop_assert_eq!(
                                 table.allowed_in(s, d, f),
                                 v.allowed,
