@@ -177,6 +177,10 @@ fn the_truth_table_marks_pairs_allowed_over_one_family_only() {
     let grid = stdout(&run(&["matrix", EXAMPLE, "--port", "80"]));
     assert!(grid.contains("6 allowed over IPv6 only"), "{grid}");
     let summary = stdout(&run(&["matrix", EXAMPLE, "--port", "80", "-o", "summary"]));
+    assert!(
+        summary.starts_with("workloads: 2, nodes: 2, pairs: 16"),
+        "{summary}"
+    );
     assert!(summary.contains("differ by family: 3"), "{summary}");
 }
 

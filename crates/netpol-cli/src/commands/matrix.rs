@@ -7,7 +7,9 @@ use netpol_core::{Analyzer, Protocol};
 
 use crate::cli::{MatrixArgs, MatrixFormat};
 use crate::input;
-use crate::render::matrix::{render_csv, render_grid, render_markdown, summary_line};
+use crate::render::matrix::{
+    endpoint_counts, render_csv, render_grid, render_markdown, summary_line,
+};
 
 pub fn run(args: &MatrixArgs) -> Result<u8> {
     let input = input::load(&args.input);
@@ -49,8 +51,8 @@ pub fn run(args: &MatrixArgs) -> Result<u8> {
                         .count();
                     writeln!(
                         out,
-                        "workloads: {}, pairs: {pairs}, pairs with any allowed port: {connected}, pairs with none: {}{}",
-                        order.len(),
+                        "{}, pairs: {pairs}, pairs with any allowed port: {connected}, pairs with none: {}{}",
+                        endpoint_counts(order.len(), map.node_count()),
                         pairs - connected,
                         differing(&map)
                     )?;

@@ -4,13 +4,15 @@ use netpol_core::TruthTable;
 
 use super::{grid, mark};
 
-/// `workloads: 3, pairs: 9, allowed: 7, denied: 2 (TCP/80)`; counts are of the family each
-/// flow prefers, and `, differ by family: N` follows when some dual-stack pairs differ.
+/// `workloads: 3, pairs: 9, allowed: 7, denied: 2 (TCP/80)` (`workloads: 2, nodes: 2, pairs:
+/// 16, ...` with nodes); counts are of the family each flow prefers, and `, differ by family: N`
+/// follows when some dual-stack pairs differ.
 pub fn summary_line(table: &TruthTable) -> String {
     let n = table.workload_order().len();
     let differing = table.differing_count();
     format!(
-        "workloads: {n}, pairs: {}, allowed: {}, denied: {}{} ({}/{})",
+        "{}, pairs: {}, allowed: {}, denied: {}{} ({}/{})",
+        endpoint_counts(n, table.node_count()),
         n * n,
         table.allowed_count(),
         table.denied_count(),
@@ -22,6 +24,15 @@ pub fn summary_line(table: &TruthTable) -> String {
         table.protocol,
         table.port
     )
+}
+
+/// `workloads: N`, or `workloads: N, nodes: M` when `nodes` of the `endpoints` are nodes.
+pub fn endpoint_counts(endpoints: usize, nodes: usize) -> String {
+    if nodes == 0 {
+        format!("workloads: {endpoints}")
+    } else {
+        format!("workloads: {}, nodes: {nodes}", endpoints - nodes)
+    }
 }
 
 /// Which of a spelling's cells a pair gets: 0 denied, 1 allowed, 2 allowed over IPv4 only, 3

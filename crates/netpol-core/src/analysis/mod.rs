@@ -173,7 +173,8 @@ impl Analyzer {
         &self.set
     }
 
-    /// Workload indices sorted by `namespace/name`, then kind: the order of every output.
+    /// Endpoint indices in the order of every output: workloads sorted by `namespace/name`, then
+    /// kind; then nodes (index `workloads + i` for `cluster.nodes[i]`), by name.
     pub fn workload_order(&self) -> Vec<usize> {
         self.order.clone()
     }

@@ -57,6 +57,8 @@ pub struct TruthTable {
     pub(crate) allowed_count: usize,
     /// Per endpoint: bit 0 it has IPv4, bit 1 IPv6.
     pub(crate) families: Vec<u8>,
+    /// How many of the endpoints are nodes (the last ones).
+    pub(crate) node_count: usize,
     /// The tables of IPv4 alone and IPv6 alone, when some pair's answer can depend on the family.
     pub(crate) by_family: Option<Box<[TruthTable; 2]>>,
 }
@@ -108,6 +110,11 @@ impl TruthTable {
     /// The output names of the endpoints, by endpoint index.
     pub fn keys(&self) -> &[String] {
         &self.keys
+    }
+
+    /// How many of the endpoints are nodes (they come after the workloads).
+    pub fn node_count(&self) -> usize {
+        self.node_count
     }
 
     /// The destinations `from` may reach, as a bitset over workload indices.
@@ -251,6 +258,8 @@ pub struct ConnectivityMap {
     pub(crate) port_sets: Vec<[Vec<(u16, u16)>; 3]>,
     /// Per endpoint: bit 0 it has IPv4, bit 1 IPv6.
     pub(crate) families: Vec<u8>,
+    /// How many of the endpoints are nodes (the last ones).
+    pub(crate) node_count: usize,
     /// The maps of IPv4 alone and IPv6 alone, when some pair's answer can depend on the family.
     pub(crate) by_family: Option<Box<[ConnectivityMap; 2]>>,
 }
@@ -308,6 +317,11 @@ impl ConnectivityMap {
     /// The output names of the endpoints, by endpoint index.
     pub fn keys(&self) -> &[String] {
         &self.keys
+    }
+
+    /// How many of the endpoints are nodes (they come after the workloads).
+    pub fn node_count(&self) -> usize {
+        self.node_count
     }
 
     /// Whether anything at all is allowed from `from` to `to`.

@@ -195,6 +195,7 @@ impl Analyzer {
             rows,
             allowed_count: allowed,
             families: Vec::new(),
+            node_count: self.nodes.list.len(),
             by_family: None,
         }
     }
@@ -314,6 +315,7 @@ impl Analyzer {
             node_columns,
             port_sets,
             families: Vec::new(),
+            node_count: self.nodes.list.len(),
             by_family: None,
         }
     }

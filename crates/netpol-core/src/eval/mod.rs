@@ -24,14 +24,15 @@ use crate::model::{
 pub enum Endpoint {
     /// A workload, by index into [`Cluster::workloads`].
     Workload(usize),
-    /// An address outside the cluster's workloads (or one given as a bare address).
+    /// An address outside the cluster's workloads (or one given as a bare address); a node is
+    /// the external end of its address.
     External(IpAddr),
 }
 
 impl Endpoint {
     /// `namespace/name` for a workload (`kind/namespace/name` when a Pod and a VM share it, as in
-    /// every other output), the address for an external end, `#<index>?` for a workload index
-    /// that does not exist.
+    /// every other output), `node/NAME` for a node's address, the address for another external
+    /// end, `#<index>?` for a workload index that does not exist.
     pub fn describe(&self, cluster: &Cluster) -> String {
         match self {
             Endpoint::Workload(i) => match cluster.workloads.get(*i) {
@@ -75,9 +76,10 @@ pub fn flow_addresses(src: &Workload, dst: &Workload) -> Option<(IpAddr, IpAddr)
 /// The decision on one flow, with the reason on each side.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Verdict {
-    /// `namespace/name` of the source workload, or the source address.
+    /// `namespace/name` of the source workload, `node/NAME` of a node, or the source address.
     pub src: String,
-    /// `namespace/name` of the destination workload, or the destination address.
+    /// `namespace/name` of the destination workload, `node/NAME` of a node, or the destination
+    /// address.
     pub dst: String,
     /// The flow's L4 protocol.
     pub protocol: Protocol,
