@@ -1,3 +1,5 @@
+//! The agent's settings as plain values (argument parsing is `netpol-cli`'s).
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +31,30 @@ pub struct KubeConfig {
     /// How often the API is asked again whether a missing VM CRD has been installed since
     /// (default 30 s).
     pub crd_recheck_interval: Duration,
+    /// A kubeconfig file to read instead of inferring (`$KUBECONFIG`, `~/.kube/config`, or the
+    /// in-cluster service account). Ignored when `api_server` is set.
+    pub kubeconfig: Option<PathBuf>,
+    /// The longest wait for the answer to one request that is not a watch (discovery, a page
+    /// of a list, the start of a watch); a request not answered by then is abandoned, the kind
+    /// is reported stuck on `/readyz` and retried (default 20 s).
+    pub request_timeout: Duration,
+    /// How long an established watch may send nothing at all (no event and no bookmark) before
+    /// it is treated as dead and restarted from its last resourceVersion. The agent asks for
+    /// bookmarks, which a real API server sends about once a minute on a quiet watch, so this
+    /// must stay above a minute (default 90 s).
+    pub watch_idle_timeout: Duration,
+    /// The first retry delay after a failed request; it doubles per failure in a row up to
+    /// `backoff_max`, each delay drawn at random between half of it and all of it (jitter, so
+    /// that the nodes of a cluster do not retry in step). Default 250 ms.
+    pub backoff_initial: Duration,
+    /// The cap of the retry delay (default 4 s): once the API answers again, every kind is
+    /// back within this long.
+    pub backoff_max: Duration,
+    /// Where the last good version of every object is kept across restarts
+    /// (`kube-last-good.json` in this directory): an object that arrives invalid (after a
+    /// restart too) is enforced as its last good version until a valid one arrives. `None`
+    /// keeps last good versions in memory only.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for KubeConfig {
@@ -45,7 +71,33 @@ impl KubeConfig {
             watch_virtual_machines: true,
             watch_virtual_machine_instances: true,
             crd_recheck_interval: Duration::from_secs(30),
+            kubeconfig: None,
+            request_timeout: Duration::from_secs(20),
+            watch_idle_timeout: Duration::from_secs(90),
+            backoff_initial: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(4),
+            state_dir: None,
         }
+    }
+}
+
+impl KubeConfig {
+    fn validate(&self) -> Result<(), AgentError> {
+        let positive = [
+            ("request timeout", self.request_timeout),
+            ("watch idle timeout", self.watch_idle_timeout),
+            ("initial backoff", self.backoff_initial),
+            ("backoff cap", self.backoff_max),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
+            return Err(AgentError::Config(format!("the {name} must be positive")));
+        }
+        if self.backoff_max < self.backoff_initial {
+            return Err(AgentError::Config(
+                "the backoff cap is below the initial backoff".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -88,6 +140,9 @@ pub struct AgentConfig {
     /// Receive the packets the table drops (NFLOG group `netpol_nft::DENIED_LOG_GROUP`, in
     /// `netns`) and log each denied flow with the policies that deny it (default true).
     pub denied_flow_log: bool,
+    /// The bits of the conntrack mark the table may use for peer classes (`--ct-mark-bits`,
+    /// `0xffff0000` by default); every other bit of a connection's mark is left alone.
+    pub ct_mark_bits: netpol_nft::CtMarkBits,
 }
 
 impl AgentConfig {
@@ -108,6 +163,7 @@ impl AgentConfig {
             eval_options: EvalOptions::default(),
             log_format: LogFormat::Text,
             denied_flow_log: true,
+            ct_mark_bits: netpol_nft::CtMarkBits::DEFAULT,
         }
     }
 
@@ -124,6 +180,9 @@ impl AgentConfig {
             return Err(AgentError::Config(
                 "drift interval and retry delay must be positive".into(),
             ));
+        }
+        if let Some(kube) = &self.kube {
+            kube.validate()?;
         }
         Ok(())
     }

@@ -13,12 +13,14 @@ use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 use crate::reconcile::{status, Enforcer, PolicyCounterValue, SharedState};
+use crate::store::Store;
 use crate::AgentError;
 
 #[derive(Clone)]
 struct App {
     metrics: Arc<Metrics>,
     state: SharedState,
+    store: Store,
     enforcer: Arc<dyn Enforcer>,
 }
 
@@ -31,10 +33,16 @@ pub struct Server {
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until `shutdown` turns true.
+///
+/// `/readyz` answers 200 only when a ruleset is applied, the last sync succeeded and no source
+/// is in trouble (a Kubernetes kind whose list or watch fails or is stuck, see
+/// [`Store::set_trouble`]): then the rules in force may be out of date, and it says which kind
+/// and since when.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     state: SharedState,
+    store: Store,
     enforcer: Arc<dyn Enforcer>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Server, AgentError> {
@@ -51,6 +59,7 @@ pub async fn serve(
         .with_state(App {
             metrics,
             state,
+            store,
             enforcer,
         });
     let task = tokio::spawn(async move {
@@ -69,15 +78,28 @@ pub async fn serve(
 
 async fn readyz(State(app): State<App>) -> impl IntoResponse {
     let s = status(&app.state);
-    if s.ready() {
+    let troubles = app.store.troubles();
+    if s.ready() && troubles.is_empty() {
         (StatusCode::OK, "ready\n".to_string())
-    } else if !s.waiting_for.is_empty() {
+    } else if s.ready() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "waiting for initial list of: {}\n",
-                s.waiting_for.join(", ")
+                "enforcing the last known state, which may be out of date: {}\n",
+                troubles.join("; ")
             ),
+        )
+    } else if !s.waiting_for.is_empty() {
+        // The store's view is fresher than the one of the last sync attempt.
+        let waiting = app.store.not_ready();
+        let waiting = if waiting.is_empty() {
+            s.waiting_for
+        } else {
+            waiting
+        };
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("waiting for initial list of: {}\n", waiting.join(", ")),
         )
     } else if !s.first_applied {
         (

@@ -49,7 +49,10 @@ pub async fn run_until(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), AgentError> {
     let loader: Arc<dyn ManifestLoader> = Arc::new(real::K8sLoader::new());
-    let compiler: Arc<dyn Compiler> = Arc::new(real::NftCompiler::new(config.eval_options));
+    let compiler: Arc<dyn Compiler> = Arc::new(real::NftCompiler::with_ct_mark_bits(
+        config.eval_options,
+        config.ct_mark_bits,
+    ));
     let enforcer: Arc<dyn Enforcer> = Arc::new(real::KernelEnforcer::new(config.netns.clone()));
     run_with(config, loader, compiler, enforcer, shutdown).await
 }
@@ -86,6 +89,7 @@ pub async fn run_with(
     if let Some(kube) = &config.kube {
         let handles = kube_source::spawn(
             kube.clone(),
+            &config.node_name,
             loader.clone(),
             store.clone(),
             metrics.clone(),
@@ -100,6 +104,7 @@ pub async fn run_with(
         config.listen,
         metrics.clone(),
         state.clone(),
+        store.clone(),
         enforcer.clone(),
         shutdown.clone(),
     )

@@ -50,6 +50,11 @@ pub struct Metrics {
     /// Files (or objects) whose current content does not load and whose last good content is
     /// in force, by source.
     pub source_failing: Family<Labels, Gauge>,
+    /// 1 while a source may be out of date (its list or watch failing or stuck), by source.
+    pub source_stale: Family<Labels, Gauge>,
+    /// Objects whose current version does not convert, enforced as their last good version,
+    /// by source.
+    pub source_last_good_objects: Family<Labels, Gauge>,
     /// From the first unsynced change of a source to the rules being in the kernel.
     pub enforcement_delay: Histogram,
     /// 1 when a ruleset was applied and the last sync succeeded, 0 otherwise.
@@ -68,10 +73,65 @@ pub struct Metrics {
     counters: std::sync::Arc<PolicyCounters>,
 }
 
-/// The per-policy kernel counters, refreshed before each scrape.
+/// The per-policy kernel counters, refreshed before each scrape, exported as counters that never
+/// go down while the agent runs.
+///
+/// The kernel's values survive a full replacement of the table (the enforcer declares the new
+/// counters with the old values) and the agent's restarts (the table stays), but a counter can
+/// still restart at zero in the kernel: the table deleted behind the agent's back, or a reading
+/// taken just before a replacement that could not carry the values. Whenever a reading is below
+/// the previous one, the previous one is added to an offset kept per series, so the exported
+/// value continues from where it was. A series absent from a reading that lists other counters
+/// (its policy no longer isolates a local workload) is dropped with its offset; when it comes
+/// back it starts again from the kernel's value, which Prometheus treats as a counter reset, as
+/// it does for a restart of the agent after the table was deleted (`--cleanup-on-exit`). An
+/// empty reading (the table missing until the agent repairs it) keeps every offset.
 #[derive(Debug, Default)]
 pub struct PolicyCounters {
     values: Mutex<Vec<PolicyCounterValue>>,
+    /// By (policy, counter name): the last kernel reading and the offsets of earlier resets.
+    carried: Mutex<std::collections::BTreeMap<(String, String), CarriedCounter>>,
+}
+
+/// One series of [`PolicyCounters`]: the kernel's last values and what resets took away.
+#[derive(Clone, Copy, Debug, Default)]
+struct CarriedCounter {
+    packets: u64,
+    bytes: u64,
+    packets_offset: u64,
+    bytes_offset: u64,
+}
+
+impl PolicyCounters {
+    /// Turns kernel readings into exported values that never decrease (see the type's docs).
+    fn carry(&self, values: Vec<PolicyCounterValue>) -> Vec<PolicyCounterValue> {
+        let mut carried = self.carried.lock().unwrap_or_else(|p| p.into_inner());
+        if values.is_empty() {
+            return values;
+        }
+        let mut next = std::collections::BTreeMap::new();
+        let out = values
+            .into_iter()
+            .map(|v| {
+                let key = (v.policy.clone(), v.counter.clone());
+                let mut c = carried.get(&key).copied().unwrap_or_default();
+                if v.packets < c.packets || v.bytes < c.bytes {
+                    c.packets_offset = c.packets_offset.saturating_add(c.packets);
+                    c.bytes_offset = c.bytes_offset.saturating_add(c.bytes);
+                }
+                c.packets = v.packets;
+                c.bytes = v.bytes;
+                next.insert(key, c);
+                PolicyCounterValue {
+                    packets: v.packets.saturating_add(c.packets_offset),
+                    bytes: v.bytes.saturating_add(c.bytes_offset),
+                    ..v
+                }
+            })
+            .collect();
+        *carried = next;
+        out
+    }
 }
 
 impl Collector for PolicyCounters {
@@ -85,7 +145,7 @@ impl Collector for PolicyCounters {
             let proto = ConstCounter::new(0u64);
             let mut m = encoder.encode_descriptor(
                 "netpol_policy_packets",
-                "Packets whose verdict a policy decided (first packets of new connections), from the kernel's named counter",
+                "Packets whose verdict a policy decided (first packets of new connections), from the kernel's named counter; monotonic across table replacements",
                 None,
                 proto.metric_type(),
             )?;
@@ -100,7 +160,7 @@ impl Collector for PolicyCounters {
         let proto = ConstCounter::new(0u64);
         let mut m = encoder.encode_descriptor(
             "netpol_policy_bytes",
-            "Bytes counted by a policy's kernel counter",
+            "Bytes counted by a policy's kernel counter; monotonic across table replacements",
             None,
             proto.metric_type(),
         )?;
@@ -140,6 +200,8 @@ impl Metrics {
             source_errors: Family::<Labels, Counter>::default(),
             source_rescans: Family::<Labels, Counter>::default(),
             source_failing: Family::<Labels, Gauge>::default(),
+            source_stale: Family::<Labels, Gauge>::default(),
+            source_last_good_objects: Family::<Labels, Gauge>::default(),
             enforcement_delay: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             ready: Gauge::default(),
             denied_flows_logged: Family::<Labels, Counter>::default(),
@@ -232,6 +294,16 @@ impl Metrics {
             "netpol_source_failing",
             "Files or objects whose current content does not load right now",
             self.source_failing.clone(),
+        );
+        r.register(
+            "netpol_source_stale",
+            "1 while a Kubernetes kind's list or watch fails or is stuck (its last state stays in force)",
+            self.source_stale.clone(),
+        );
+        r.register(
+            "netpol_source_last_good_objects",
+            "Objects whose current version does not convert, enforced as their last good version",
+            self.source_last_good_objects.clone(),
         );
         r.register(
             "netpol_enforcement_delay_seconds",
@@ -339,8 +411,25 @@ impl Metrics {
             .set(n);
     }
 
-    /// Replaces the per-policy kernel counter values exported on the next scrape.
+    /// Sets whether the named source may be out of date (list or watch failing or stuck).
+    pub fn set_source_stale(&self, source: &str, stale: bool) {
+        self.source_stale
+            .get_or_create(&label("source", source))
+            .set(i64::from(stale));
+    }
+
+    /// Sets how many objects of the named source are enforced as their last good version.
+    pub fn set_last_good(&self, source: &str, n: usize) {
+        self.source_last_good_objects
+            .get_or_create(&label("source", source))
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Replaces the per-policy kernel counter values exported on the next scrape; a value below
+    /// the previous reading of its series is taken as a restart of the kernel's counter and
+    /// continued from the previous value (see [`PolicyCounters`]).
     pub fn set_policy_counters(&self, values: Vec<PolicyCounterValue>) {
+        let values = self.counters.carry(values);
         *self
             .counters
             .values
@@ -383,5 +472,43 @@ mod tests {
             r#"netpol_policy_bytes_total{policy="ns/allow",counter="pol_ns_allow"} 420"#
         ));
         assert!(text.contains(r#"netpol_syncs_total{result="applied"} 1"#));
+    }
+
+    #[test]
+    fn a_kernel_counter_that_restarts_is_exported_continuing_from_its_last_value() {
+        let m = Metrics::new();
+        let reading = |policy: &str, packets, bytes| PolicyCounterValue {
+            policy: policy.into(),
+            counter: format!("pol_{policy}"),
+            packets,
+            bytes,
+        };
+        let exported = |m: &Metrics, policy: &str| -> (u64, u64) {
+            let v = m.counters.values.lock().unwrap();
+            let v = v.iter().find(|v| v.policy == policy).unwrap();
+            (v.packets, v.bytes)
+        };
+        m.set_policy_counters(vec![reading("a", 10, 600), reading("b", 1, 60)]);
+        m.set_policy_counters(vec![reading("a", 12, 720), reading("b", 2, 120)]);
+        assert_eq!(exported(&m, "a"), (12, 720));
+        // The table was replaced without carrying the values: a restarts from zero.
+        m.set_policy_counters(vec![reading("a", 3, 180), reading("b", 2, 120)]);
+        assert_eq!(exported(&m, "a"), (15, 900));
+        assert_eq!(exported(&m, "b"), (2, 120));
+        m.set_policy_counters(vec![reading("a", 4, 240), reading("b", 2, 120)]);
+        assert_eq!(exported(&m, "a"), (16, 960));
+        // Twice, with the table missing in between.
+        m.set_policy_counters(vec![]);
+        m.set_policy_counters(vec![reading("a", 0, 0)]);
+        assert_eq!(exported(&m, "a"), (16, 960));
+        let text = m.encode();
+        assert!(
+            text.contains(r#"netpol_policy_packets_total{policy="a",counter="pol_a"} 16"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains(r#"policy="b""#),
+            "b no longer isolates anything"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! `netpol_nft` names ([`netpol_nft::FAMILY`], [`netpol_nft::TABLE`]); what the kernel lists back
 //! is read by `netpol_nft` ([`netpol_nft::CounterReading`]), not here.
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use netpol_core::{Cluster, EvalOptions};
@@ -18,22 +19,28 @@ use crate::reconcile::{Compiled, Compiler, Enforcer, StepError};
 /// apply and at every drift check, while the terse one takes a fraction of that.
 const FULL_LISTING_MAX_ELEMENTS: usize = 10_000;
 
-/// `netpol_nft::compile`.
+/// `netpol_nft::compile_with_ct_mark`.
 pub struct NftCompiler {
     opts: EvalOptions,
+    ct_mark_bits: netpol_nft::CtMarkBits,
 }
 
 impl NftCompiler {
-    /// A compiler using `opts` for every compile.
+    /// A compiler using `opts` and the default conntrack mark range for every compile.
     pub fn new(opts: EvalOptions) -> Self {
-        NftCompiler { opts }
+        NftCompiler::with_ct_mark_bits(opts, netpol_nft::CtMarkBits::DEFAULT)
+    }
+
+    /// A compiler using `opts` and the conntrack mark range `ct_mark_bits` for every compile.
+    pub fn with_ct_mark_bits(opts: EvalOptions, ct_mark_bits: netpol_nft::CtMarkBits) -> Self {
+        NftCompiler { opts, ct_mark_bits }
     }
 }
 
 impl Compiler for NftCompiler {
     fn compile(&self, cluster: &Cluster, node: &str) -> Result<Compiled, StepError> {
-        let ruleset =
-            netpol_nft::compile(cluster, self.opts, node).map_err(|e| StepError(e.to_string()))?;
+        let ruleset = netpol_nft::compile_with_ct_mark(cluster, self.opts, node, self.ct_mark_bits)
+            .map_err(|e| StepError(e.to_string()))?;
         Ok(Compiled {
             local_workloads: ruleset.summary.local_workloads.len(),
             total_workloads: cluster.workloads.len(),
@@ -48,19 +55,34 @@ impl Compiler for NftCompiler {
 
 /// The `inet netpol` table in one network namespace (`None`: the agent's own).
 ///
-/// The first apply, drift repairs and retries after a failure replace the whole table; a change
-/// from a ruleset this enforcer applied itself is an incremental transaction
+/// The first apply, drift repairs and retries after a failure replace the whole table, declaring
+/// its counters with the values the kernel held (so a replacement does not restart them); a
+/// change from a ruleset this enforcer applied and verified itself is an incremental transaction
 /// ([`netpol_nft::update_script`]), falling back to the full replace if the kernel refuses it.
-/// An update that touches drifted objects fails and is replaced by a full apply; but drift in
-/// objects the update does not touch, made since the last drift check, is listed into the new
-/// fingerprint and so goes undetected (the price of not listing the table before every update).
+///
+/// Every listing taken after an apply is checked against the *whole* ruleset in force before it
+/// becomes the reference of the drift check: it must hold exactly the ruleset's objects with
+/// every chain's rules ([`netpol_nft::Ruleset::listing_mismatch`]), and after an incremental
+/// update every object the update did not touch must be listed exactly as in the verified
+/// listing before it ([`netpol_nft::unchanged_objects_differ`]). So a table flushed (or otherwise
+/// changed) behind the agent's back is found at the next apply or drift check, whichever comes
+/// first, even when an update applied cleanly on top of it; until a listing is verified, every
+/// apply replaces the whole table.
 pub struct KernelEnforcer {
     netns: Option<String>,
+    /// The last listing verified to be the whole ruleset in force.
     fingerprint: Mutex<Option<Fingerprint>>,
-    /// Applied, fingerprint not yet taken: the listing to take.
-    pending_fingerprint: Mutex<Option<Listing>>,
+    /// Applied, listing not yet taken: how to take and check it.
+    pending: Mutex<Option<Pending>>,
     /// The ruleset in the kernel, when the last apply succeeded and was a `netpol-nft` ruleset.
     applied: Mutex<Option<std::sync::Arc<netpol_nft::Ruleset>>>,
+}
+
+/// What [`KernelEnforcer::settle`] checks the listing after an apply against.
+struct Pending {
+    listing: Listing,
+    /// After an incremental update: the verified listing before it and the objects it touched.
+    update: Option<(Fingerprint, BTreeSet<String>)>,
 }
 
 impl KernelEnforcer {
@@ -69,7 +91,7 @@ impl KernelEnforcer {
         KernelEnforcer {
             netns,
             fingerprint: Mutex::new(None),
-            pending_fingerprint: Mutex::new(None),
+            pending: Mutex::new(None),
             applied: Mutex::new(None),
         }
     }
@@ -78,10 +100,8 @@ impl KernelEnforcer {
         self.fingerprint.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Option<Listing>> {
-        self.pending_fingerprint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Option<Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_applied(
@@ -90,28 +110,41 @@ impl KernelEnforcer {
         self.applied.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Tries the incremental transaction; false when there is none to try or the kernel
-    /// refused it (then nothing changed).
-    fn try_update(&self, compiled: &Compiled) -> bool {
-        let Some(new) = &compiled.ruleset else {
-            return false;
-        };
-        let old = self.lock_applied().clone();
-        let Some(old) = old else {
-            return false;
-        };
+    /// Tries the incremental transaction from the verified table of the ruleset in the kernel;
+    /// `None` when there is none to try or the kernel refused it (then nothing changed), else
+    /// the verified listing it started from and the objects it touched.
+    fn try_update(&self, compiled: &Compiled) -> Option<(Fingerprint, BTreeSet<String>)> {
+        let new = compiled.ruleset.as_ref()?;
+        let old = self.lock_applied().clone()?;
+        // Only from a table verified to be the whole old ruleset.
+        let before = self.lock().clone()?;
         // The same ruleset again is a repair or a retry: only a full replace restores it.
         if std::sync::Arc::ptr_eq(&old, new) || *old == **new {
-            return false;
+            return None;
         }
-        let Some(script) = netpol_nft::update_script(&old, new) else {
-            return false;
-        };
+        let script = netpol_nft::update_script(&old, new)?;
+        let touched = netpol_nft::update_touches(&old, new)?;
         match nft::apply(self.netns.as_deref(), &script) {
-            Ok(()) => true,
+            Ok(()) => Some((before, touched)),
             Err(error) => {
                 tracing::warn!(%error, "incremental update refused; replacing the whole table");
-                false
+                None
+            }
+        }
+    }
+
+    /// The full script of `compiled`, its counters declared with the values the kernel holds now
+    /// (so the replacement does not restart them); the plain script when they cannot be read.
+    fn full_script(&self, compiled: &Compiled) -> String {
+        let Some(ruleset) = &compiled.ruleset else {
+            return compiled.text.clone();
+        };
+        match self.counters() {
+            Ok(readings) if readings.is_empty() => compiled.text.clone(),
+            Ok(readings) => ruleset.text_carrying_counters(&readings),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the counters before replacing the table; they restart at zero");
+                compiled.text.clone()
             }
         }
     }
@@ -126,40 +159,64 @@ impl Enforcer for KernelEnforcer {
         // The rules are in force when the transaction returns; the listing for drift detection
         // is taken by `settle`, after the reconcile loop has recorded the enforcement.
         let started = std::time::Instant::now();
-        let incremental = self.try_update(compiled);
+        let update = self.try_update(compiled);
+        let incremental = update.is_some();
         if !incremental {
+            let script = self.full_script(compiled);
             // Whatever is in the kernel now is not known to be the last ruleset any more until
             // this succeeds.
             *self.lock_applied() = None;
             *self.lock() = None;
-            nft::apply(self.netns.as_deref(), &compiled.text).map_err(err)?;
+            nft::apply(self.netns.as_deref(), &script).map_err(err)?;
         }
         tracing::info!(incremental, transaction = ?started.elapsed(), "nft transaction");
-        *self.lock_pending() = Some(if compiled.elements > FULL_LISTING_MAX_ELEMENTS {
+        let listing = if compiled.elements > FULL_LISTING_MAX_ELEMENTS {
             Listing::Terse
         } else {
             Listing::Full
-        });
+        };
+        // Not verified until `settle` has checked the listing.
+        *self.lock() = None;
+        *self.lock_pending() = Some(Pending { listing, update });
         *self.lock_applied() = compiled.ruleset.clone();
         Ok(())
     }
 
-    fn settle(&self) -> Result<(), StepError> {
-        let Some(listing) = self.lock_pending().take() else {
-            return Ok(());
+    fn settle(&self) -> Result<Option<String>, StepError> {
+        let Some(pending) = self.lock_pending().take() else {
+            return Ok(None);
         };
         let started = std::time::Instant::now();
-        let fp = nft::fingerprint(self.netns.as_deref(), FAMILY, TABLE, listing)
+        let fp = nft::fingerprint(self.netns.as_deref(), FAMILY, TABLE, pending.listing)
             .map_err(err)?
             .ok_or_else(|| StepError("the table is missing right after it was applied".into()))?;
         tracing::debug!(listing = ?started.elapsed(), "fingerprint taken");
+        let applied = self.lock_applied().clone();
+        if let Some(why) = applied.and_then(|r| r.listing_mismatch(fp.text())) {
+            return Ok(Some(why));
+        }
+        if let Some((before, touched)) = &pending.update {
+            let differ = netpol_nft::unchanged_objects_differ(before.text(), fp.text(), touched);
+            if !differ.is_empty() {
+                return Ok(Some(format!(
+                    "{} objects the update did not touch changed behind the agent's back (first: {})",
+                    differ.len(),
+                    differ[0]
+                )));
+            }
+        }
         *self.lock() = Some(fp);
-        Ok(())
+        Ok(None)
     }
 
     fn check_drift(&self) -> Result<Option<String>, StepError> {
-        self.settle()?;
+        if let Some(description) = self.settle()? {
+            return Ok(Some(description));
+        }
         let Some(fp) = self.lock().clone() else {
+            if self.lock_applied().is_some() {
+                return Ok(Some("the table in force was never verified".into()));
+            }
             return Ok(None);
         };
         match nft::verify(self.netns.as_deref(), &fp).map_err(err)? {
@@ -178,7 +235,8 @@ impl Enforcer for KernelEnforcer {
     }
 
     fn counters(&self) -> Result<Vec<CounterReading>, StepError> {
-        let Some(json) = nft::table_json_text(self.netns.as_deref(), FAMILY, TABLE).map_err(err)?
+        let Some(json) =
+            nft::counters_json_text(self.netns.as_deref(), FAMILY, TABLE).map_err(err)?
         else {
             return Ok(Vec::new());
         };

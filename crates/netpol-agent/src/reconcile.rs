@@ -2,9 +2,16 @@
 //!
 //! A sync always starts from the whole current state (never from the change that woke it), so
 //! missed or merged notifications cannot leave the kernel behind. Nothing is applied before every
-//! source finished its initial list. The kernel is only ever changed by a complete script that
-//! replaces the `inet netpol` table in one transaction; a failed transaction leaves the previous
-//! table in force and is retried with exponential backoff.
+//! source finished its initial list. The kernel is only ever changed by one transaction on the
+//! `inet netpol` table (a full replacement, or an incremental update from a table verified to be
+//! the previous ruleset); a failed transaction leaves the previous table in force and is retried
+//! with exponential backoff.
+//!
+//! Drift repair compares the kernel with the whole ruleset in force, not with what the last
+//! update left: the table read back after every apply is checked by the enforcer
+//! ([`Enforcer::settle`]), and one that is not the whole ruleset (flushed before an update that
+//! applied cleanly on top of it, say) is replaced in full at once; the periodic drift check
+//! ([`Enforcer::check_drift`]) catches what changes between applies.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -71,9 +78,10 @@ pub trait Enforcer: Send + Sync {
     fn apply(&self, compiled: &Compiled) -> Result<(), StepError>;
     /// Records what the table looks like after the last apply (for [`Enforcer::check_drift`]);
     /// called after the enforcement has been recorded, so that reading the table back does not
-    /// count as enforcement delay. An error means the table is not what was applied.
-    fn settle(&self) -> Result<(), StepError> {
-        Ok(())
+    /// count as enforcement delay. `Ok(Some(description))` when the table read back is not the
+    /// whole ruleset in force (drift: it is replaced in full); an error means it cannot be read.
+    fn settle(&self) -> Result<Option<String>, StepError> {
+        Ok(None)
     }
     /// `Ok(None)` when the table is what was last applied, `Ok(Some(description))` otherwise.
     fn check_drift(&self) -> Result<Option<String>, StepError>;
@@ -376,17 +384,57 @@ impl Reconciler {
         delay
     }
 
-    /// Lets the enforcer read back what it applied. If the table is not there any more, the
-    /// whole ruleset is applied again, with the failed-apply backoff.
+    /// Lets the enforcer read back what it applied. A table that is not the whole ruleset in
+    /// force (flushed before an update applied on top of it, say) is drift: replaced in full at
+    /// once, and if the replacement does not read back right either, retried with the failed-apply
+    /// backoff, as is a table that cannot be read back at all.
     async fn settle(&mut self) {
-        let enforcer = self.enforcer.clone();
-        let result = tokio::task::spawn_blocking(move || enforcer.settle())
-            .await
-            .unwrap_or_else(|e| Err(StepError(format!("settle task failed: {e}"))));
-        if let Err(error) = result {
-            self.metrics.drift_check_errors.inc();
-            let delay = self.schedule_retry();
-            tracing::warn!(%error, retry_in = ?delay, "cannot read back the applied table; applying it again");
+        for attempt in 0..2 {
+            let enforcer = self.enforcer.clone();
+            let result = tokio::task::spawn_blocking(move || enforcer.settle())
+                .await
+                .unwrap_or_else(|e| Err(StepError(format!("settle task failed: {e}"))));
+            match result {
+                Ok(None) => return,
+                Ok(Some(description)) if attempt == 0 => {
+                    tracing::warn!(%description, "the table read back is not the whole ruleset in force; replacing it");
+                    if !self.repair().await {
+                        return;
+                    }
+                }
+                Ok(Some(description)) => {
+                    let delay = self.schedule_retry();
+                    tracing::error!(%description, retry_in = ?delay, "the replaced table does not read back as the ruleset either");
+                    return;
+                }
+                Err(error) => {
+                    self.metrics.drift_check_errors.inc();
+                    let delay = self.schedule_retry();
+                    tracing::warn!(%error, retry_in = ?delay, "cannot read back the applied table; applying it again");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Applies the ruleset in force again in full (the enforcer replaces the whole table for the
+    /// ruleset it last applied) and counts the repair; false when there is nothing to apply or
+    /// the apply failed (a retry is scheduled then).
+    async fn repair(&mut self) -> bool {
+        let Some(applied) = self.applied.clone() else {
+            return false;
+        };
+        let started = Instant::now();
+        match self.apply(applied).await {
+            Ok(()) => {
+                self.metrics.drift_repairs.inc();
+                self.finish(started, Ok(()));
+                true
+            }
+            Err(error) => {
+                self.finish(started, Err(error));
+                false
+            }
         }
     }
 
@@ -425,9 +473,9 @@ impl Reconciler {
     }
 
     async fn check_drift(&mut self) {
-        let Some(applied) = self.applied.clone() else {
+        if self.applied.is_none() {
             return;
-        };
+        }
         if self.retry_at.is_some() {
             return; // a retry will apply anyway
         }
@@ -439,14 +487,8 @@ impl Reconciler {
             Ok(None) => tracing::debug!("no drift"),
             Ok(Some(description)) => {
                 tracing::warn!(%description, "the kernel's table drifted from what was applied; repairing");
-                let started = Instant::now();
-                match self.apply(applied).await {
-                    Ok(()) => {
-                        self.metrics.drift_repairs.inc();
-                        self.finish(started, Ok(()));
-                        self.settle().await;
-                    }
-                    Err(error) => self.finish(started, Err(error)),
+                if self.repair().await {
+                    self.settle().await;
                 }
             }
             Err(error) => {

@@ -2,10 +2,17 @@
 //! contributes. Sources replace their own entries; the reconcile loop assembles one `Cluster` from
 //! all of them. Only model values are kept (never raw manifests or API objects), which keeps the
 //! memory per workload small.
+//!
+//! The store also knows which sources are not ready yet and which may be out of date (a
+//! Kubernetes kind whose list or watch fails or is stuck: [`Store::set_trouble`]), for `/readyz`;
+//! [`last_good`] keeps the last good API objects on disk (with a state directory only: then the
+//! pruned JSON of each object is held too, besides its model values).
+
+pub mod last_good;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use netpol_core::{Cluster, WorkloadKind};
 use tokio::sync::watch;
@@ -35,6 +42,9 @@ struct Inner {
     ready: BTreeSet<String>,
     /// Why a registered source is not ready yet (shown by `/readyz`).
     waiting_reason: BTreeMap<String, String>,
+    /// Sources whose content may be out of date now (a list or watch failing or stuck), with
+    /// what is wrong and since when (shown by `/readyz`).
+    trouble: BTreeMap<String, Trouble>,
     /// The oldest change not yet picked up by a sync.
     pending_since: Option<Instant>,
     /// The last assembled cluster, and which of its parts changed in the sources since: a sync
@@ -70,6 +80,15 @@ impl Stale {
     fn any(&self) -> bool {
         self.namespaces || self.workloads || self.policies
     }
+}
+
+/// What is wrong with a source whose content may be out of date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trouble {
+    /// What failed, in words a user can act on.
+    pub what: String,
+    /// When the source first failed in this run of failures.
+    pub since: SystemTime,
 }
 
 /// Shared, cheaply clonable handle.
@@ -145,16 +164,50 @@ impl Store {
     }
 
     /// The sources still listing, each with the reason it gave, if any: `source (reason)`.
+    /// A source in trouble gives its trouble (with since when) as its reason.
     pub fn not_ready(&self) -> Vec<String> {
         let inner = self.lock();
+        let now = SystemTime::now();
         inner
             .registered
             .iter()
             .filter(|s| !inner.ready.contains(*s))
-            .map(|s| match inner.waiting_reason.get(s) {
-                Some(r) => format!("{s} ({r})"),
-                None => s.clone(),
-            })
+            .map(
+                |s| match (inner.trouble.get(s), inner.waiting_reason.get(s)) {
+                    (Some(t), _) => format!("{s} ({})", describe_trouble(t, now)),
+                    (None, Some(r)) => format!("{s} ({r})"),
+                    (None, None) => s.clone(),
+                },
+            )
+            .collect()
+    }
+
+    /// Records that `source` may be out of date: `what` replaces the previous description, the
+    /// time it started is kept from the first failure of a run of them.
+    pub fn set_trouble(&self, source: &str, what: String) {
+        let mut inner = self.lock();
+        let since = inner
+            .trouble
+            .get(source)
+            .map_or_else(SystemTime::now, |t| t.since);
+        inner
+            .trouble
+            .insert(source.to_string(), Trouble { what, since });
+    }
+
+    /// `source` is up to date again. Returns the trouble it had, if any.
+    pub fn clear_trouble(&self, source: &str) -> Option<Trouble> {
+        self.lock().trouble.remove(source)
+    }
+
+    /// The sources in trouble, as `source: what (since <UTC time>, N s ago)`.
+    pub fn troubles(&self) -> Vec<String> {
+        let inner = self.lock();
+        let now = SystemTime::now();
+        inner
+            .trouble
+            .iter()
+            .map(|(s, t)| format!("{s}: {}", describe_trouble(t, now)))
             .collect()
     }
 
@@ -275,6 +328,36 @@ impl Store {
     }
 }
 
+fn describe_trouble(t: &Trouble, now: SystemTime) -> String {
+    let ago = now.duration_since(t.since).unwrap_or_default().as_secs();
+    format!("{} (since {}, {ago} s ago)", t.what, utc(t.since))
+}
+
+/// `2026-12-01T23:41:02Z`: a time in UTC without a date crate (days to civil date by Howard
+/// Hinnant's algorithm).
+pub fn utc(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
 /// Merges every source's objects into one valid `Cluster`.
 ///
 /// * A namespace defined by an object wins over an implicit one; the first definition (in source
@@ -345,243 +428,4 @@ fn finish(cluster: &mut Cluster) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use netpol_core::LabelSelector;
-    use netpol_core::{Labels, Namespace, Workload};
-    use netpol_test_support::{policy, workload, WorkloadExt};
-
-    #[test]
-    fn a_migrating_vm_is_one_workload_on_its_status_node() {
-        let mut src = BTreeMap::new();
-        let mut entries = BTreeMap::new();
-        let one = |w: Workload| Cluster {
-            workloads: vec![w],
-            ..Cluster::default()
-        };
-        entries.insert(
-            "vm".into(),
-            one(workload(WorkloadKind::VirtualMachine, "a", "vm1", &[], &["10.0.0.5"]).on("n2")),
-        );
-        entries.insert(
-            "p1".into(),
-            one(workload(WorkloadKind::Pod, "a", "launcher-old", &[], &["10.0.0.5"]).on("n1")),
-        );
-        entries.insert(
-            "p2".into(),
-            one(workload(WorkloadKind::Pod, "a", "launcher-new", &[], &["10.0.0.5"]).on("n2")),
-        );
-        entries.insert(
-            "p3".into(),
-            one(workload(WorkloadKind::Pod, "a", "other", &[], &["10.0.0.6"]).on("n1")),
-        );
-        src.insert("s".into(), entries);
-        let c = assemble(&src);
-        let keys: Vec<_> = c.workloads.iter().map(|w| (w.kind, w.key())).collect();
-        assert_eq!(
-            keys,
-            vec![
-                (WorkloadKind::Pod, "a/other".to_string()),
-                (WorkloadKind::VirtualMachine, "a/vm1".to_string())
-            ]
-        );
-        assert_eq!(c.workloads[1].node.as_deref(), Some("n2"));
-        assert!(c.namespace("a").is_some_and(|n| n.implicit));
-    }
-
-    #[test]
-    fn a_vm_its_instance_and_its_launcher_from_three_sources_are_one_workload() {
-        let vm = workload(WorkloadKind::VirtualMachine, "a", "vm1", &[], &["10.0.0.5"]);
-        let vmi = workload(
-            WorkloadKind::VirtualMachineInstance,
-            "a",
-            "vm1",
-            &[],
-            &["10.0.0.5"],
-        )
-        .on("n2");
-        let mut pod = workload(
-            WorkloadKind::Pod,
-            "a",
-            "virt-launcher-vm1",
-            &[],
-            &["10.0.0.5"],
-        )
-        .on("n1");
-        let label = netpol_k8s::fold::DECKHOUSE_VM_LABEL;
-        pod.labels.insert(label.into(), "vm1".into());
-        let src: Sources = [("kube:vms", vm), ("kube:vmis", vmi), ("kube:pods", pod)]
-            .into_iter()
-            .map(|(source, w)| {
-                let objects = Cluster {
-                    workloads: vec![w],
-                    ..Cluster::default()
-                };
-                (source.into(), BTreeMap::from([("a/vm1".into(), objects)]))
-            })
-            .collect();
-        let c = assemble(&src);
-        let keys: Vec<_> = c.workloads.iter().map(|w| (w.kind, w.key())).collect();
-        assert_eq!(keys, [(WorkloadKind::VirtualMachine, "a/vm1".to_string())]);
-        // The VM reports no node: it takes its instance's, not its launcher's.
-        assert_eq!(c.workloads[0].node.as_deref(), Some("n2"));
-    }
-
-    #[test]
-    fn a_defined_namespace_replaces_the_implicit_one_of_another_file() {
-        let mut src = BTreeMap::new();
-        let mut entries = BTreeMap::new();
-        let mut l = Labels::new();
-        l.insert("team".into(), "x".into());
-        entries.insert(
-            "a.yaml".into(),
-            Cluster {
-                namespaces: vec![Namespace::new("a", Labels::new(), true)],
-                workloads: vec![workload(WorkloadKind::Pod, "a", "p", &[], &["10.0.0.1"]).on("n")],
-                policies: vec![],
-                ..Cluster::default()
-            },
-        );
-        entries.insert(
-            "b.yaml".into(),
-            Cluster {
-                namespaces: vec![Namespace::new("a", l, false)],
-                ..Cluster::default()
-            },
-        );
-        src.insert("s".into(), entries);
-        let c = assemble(&src);
-        assert_eq!(c.namespaces.len(), 1);
-        assert!(!c.namespaces[0].implicit);
-        assert_eq!(
-            c.namespaces[0].labels.get("team").map(String::as_str),
-            Some("x")
-        );
-    }
-
-    #[test]
-    fn sources_are_ready_only_when_every_registered_one_finished_listing() {
-        let s = Store::new();
-        s.register_source("a");
-        s.register_source("b");
-        s.mark_ready("a");
-        assert!(!s.all_ready());
-        assert_eq!(s.not_ready(), vec!["b".to_string()]);
-        s.mark_ready("b");
-        assert!(s.all_ready());
-    }
-
-    #[test]
-    fn a_batch_is_one_change_and_an_unchanged_batch_is_none() {
-        let s = Store::new();
-        let mut rx = s.subscribe();
-        let policy_file = |name: &str| Cluster {
-            workloads: vec![workload(WorkloadKind::Pod, "a", name, &[], &["10.0.0.1"]).on("n")],
-            ..Cluster::default()
-        };
-        s.upsert("d", "old.yaml", policy_file("p"));
-        rx.borrow_and_update();
-        // Moving the object from one key to another: one notification, never a view without it.
-        s.apply_batch(
-            "d",
-            vec![("new.yaml".into(), policy_file("p"))],
-            vec!["old.yaml".into()],
-        );
-        assert!(rx.has_changed().unwrap());
-        assert_eq!(*rx.borrow_and_update(), 2);
-        assert_eq!(s.keys("d"), vec!["new.yaml".to_string()]);
-        s.apply_batch("d", vec![("new.yaml".into(), policy_file("p"))], vec![]);
-        assert!(!rx.has_changed().unwrap());
-    }
-
-    #[test]
-    fn an_incremental_snapshot_equals_assembling_every_source_again() {
-        let s = Store::new();
-        let check = |s: &Store| {
-            let (snapshot, _) = s.snapshot();
-            let full = assemble(&s.lock().sources);
-            assert_eq!(*snapshot, full);
-        };
-        let mut labels = Labels::new();
-        labels.insert("team".into(), "x".into());
-        let policy =
-            |ns: &str, name: &str| policy(ns, name, LabelSelector::everything(), true, false);
-        let pods = Cluster {
-            workloads: vec![
-                workload(WorkloadKind::Pod, "a", "p1", &[], &["10.0.0.1"]).on("n"),
-                workload(WorkloadKind::Pod, "a", "launcher", &[], &["10.0.0.9"]).on("n"),
-            ],
-            ..Cluster::default()
-        };
-        s.upsert("d", "pods.yaml", pods.clone());
-        check(&s);
-        // A policy in a namespace nothing else mentions: its implicit namespace appears.
-        s.upsert(
-            "d",
-            "pol.yaml",
-            Cluster {
-                policies: vec![policy("b", "deny")],
-                ..Cluster::default()
-            },
-        );
-        check(&s);
-        // The namespace gets defined elsewhere, with labels: it replaces the implicit one.
-        s.upsert(
-            "k",
-            "ns/b",
-            Cluster {
-                namespaces: vec![Namespace::new("b", labels.clone(), false)],
-                ..Cluster::default()
-            },
-        );
-        check(&s);
-        // A VM takes the launcher's address: the pod folds into it.
-        s.upsert(
-            "k",
-            "vm/a/vm1",
-            Cluster {
-                workloads: vec![workload(
-                    WorkloadKind::VirtualMachine,
-                    "a",
-                    "vm1",
-                    &[],
-                    &["10.0.0.9"],
-                )
-                .on("n")],
-                ..Cluster::default()
-            },
-        );
-        check(&s);
-        // Only the policy changes.
-        s.upsert(
-            "d",
-            "pol.yaml",
-            Cluster {
-                policies: vec![policy("b", "deny"), policy("a", "allow")],
-                ..Cluster::default()
-            },
-        );
-        check(&s);
-        s.apply_batch("d", vec![], vec!["pol.yaml".into()]);
-        check(&s);
-        s.remove("k", "vm/a/vm1");
-        check(&s);
-        s.replace_source("k", BTreeMap::new());
-        check(&s);
-        // Nothing changed: the cached cluster comes back as it was.
-        check(&s);
-    }
-
-    #[test]
-    fn a_waiting_source_says_why() {
-        let s = Store::new();
-        s.register_source("dir0");
-        s.set_waiting_reason("dir0", Some("no manifest files yet".into()));
-        assert_eq!(
-            s.not_ready(),
-            vec!["dir0 (no manifest files yet)".to_string()]
-        );
-        s.mark_ready("dir0");
-        assert!(s.not_ready().is_empty());
-    }
-}
+mod tests;

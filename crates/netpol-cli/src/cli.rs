@@ -194,6 +194,10 @@ pub struct CompileArgs {
     pub node: String,
     #[arg(short, long, value_enum, default_value_t = CompileFormat::Nft)]
     pub output: CompileFormat,
+    /// The bits of the conntrack mark the table may use for peer classes, as a mask
+    /// (0xffff0000) or a bit range (16-31); every other bit is left alone.
+    #[arg(long, default_value_t = netpol_nft::CtMarkBits::DEFAULT, value_name = "MASK")]
+    pub ct_mark_bits: netpol_nft::CtMarkBits,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +248,19 @@ pub struct AgentArgs {
     /// Follow the Kubernetes API described by this kubeconfig file.
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
+    /// Keep the last good version of every API object in a file in this directory, so that an
+    /// object that is invalid when the agent restarts is still enforced as it last was valid
+    /// (deploy/ mounts a hostPath here).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Seconds an API request other than a watch (discovery, a list page, a watch start) may
+    /// take before it is abandoned, reported on /readyz and retried.
+    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
+    pub request_timeout: f64,
+    /// Seconds an API watch may send nothing (no event, no bookmark) before it is restarted
+    /// from its last resourceVersion. Keep it above 60: a quiet watch gets a bookmark a minute.
+    #[arg(long, default_value_t = 90.0, value_name = "SECONDS")]
+    pub watch_idle_timeout: f64,
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, default_value = "127.0.0.1:9402")]
     pub listen: std::net::SocketAddr,
@@ -266,6 +283,10 @@ pub struct AgentArgs {
     /// the workloads and the policies that deny it (log target netpol_agent::denied).
     #[arg(long)]
     pub no_denied_flow_log: bool,
+    /// The bits of the conntrack mark the table may use for peer classes, as a mask
+    /// (0xffff0000) or a bit range (16-31); every other bit is left alone.
+    #[arg(long, default_value_t = netpol_nft::CtMarkBits::DEFAULT, value_name = "MASK")]
+    pub ct_mark_bits: netpol_nft::CtMarkBits,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

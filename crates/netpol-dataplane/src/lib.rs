@@ -9,10 +9,13 @@
 //!   cleanup.
 //! - [`nflog`]: receiving packets that nftables rules log to an NFLOG group (the denied-flow
 //!   log), inside a named network namespace.
+//! - [`datapath`]: what the node's datapath lets the table see (workloads on a bridge that
+//!   does not hand IP packets to netfilter).
 //! - [`lab`]: nodes as router namespaces, VMs/pods and external hosts as namespaces with real
 //!   addresses, listeners and TCP/UDP/SCTP probes.
 
 mod cmd;
+pub mod datapath;
 mod error;
 pub mod lab;
 mod listeners;

@@ -159,6 +159,27 @@ pub fn table_json_text(
     Ok(Some(finished.stdout))
 }
 
+/// The named counters of one table as nft prints them in JSON (`nft -j list counters table`),
+/// without the rest of the table (cheap also for tables with many set elements); `None` when the
+/// table is absent.
+pub fn counters_json_text(
+    netns: Option<&str>,
+    family: &str,
+    name: &str,
+) -> Result<Option<String>, DataplaneError> {
+    validate_table(family, name)?;
+    if !table_exists(netns, family, name)? {
+        return Ok(None);
+    }
+    let finished = nft(
+        netns,
+        "list counters",
+        &["-j", "list", "counters", "table", family, name],
+        None,
+    )?;
+    Ok(Some(finished.stdout))
+}
+
 /// [`table_json_text`], parsed as JSON.
 pub fn table_json(
     netns: Option<&str>,

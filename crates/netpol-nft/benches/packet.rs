@@ -2,7 +2,8 @@
 //! connections per second between two lab workloads on the same node, with no ruleset, with a
 //! conntrack-only ruleset (to separate the cost of connection tracking from the cost of the
 //! lookups), and with the node's full table for the synthetic 10,000-workload / 2,000-policy
-//! cluster (the busiest of its 100 nodes). The two workloads are local workloads the table
+//! cluster (the busiest of its 100 nodes), also with the source-address check on the lab's
+//! workload interfaces. The two workloads are local workloads the table
 //! isolates in the checked directions and whose flow it allows, so every new connection goes
 //! through the dispatch, classification and grant lookups.
 //!
@@ -11,6 +12,10 @@
 //! medians reported. `NETPOL_PACKET_ROUNDS` overrides the number of rounds (default 9). Besides
 //! the raw rates it reports CPU cost (Gbit per CPU-second, CPU microseconds per connection),
 //! which other processes competing for the CPUs disturb much less than the rates.
+//!
+//! `NETPOL_PACKET_COMPARE=FILE` adds one more configuration, interleaved with the others: the
+//! script in FILE (e.g. the same node's table as another version of `netpol compile` prints it
+//! for `netpol bench --write` output), to compare two versions of the table on one machine.
 
 // A benchmark aborts on a setup failure by design: without the setup there is nothing to measure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -26,7 +31,7 @@ use std::time::{Duration, Instant};
 use netpol_core::synth::{generate, SynthParams};
 use netpol_core::{EvalOptions, Protocol};
 use netpol_dataplane::{Lab, LabHost, LabSpec};
-use netpol_nft::compile;
+use netpol_nft::{compile, compile_for_node, NodeOptions, SourceCheck};
 
 const ROUNDS: usize = 9;
 const IPERF_SECONDS: u32 = 2;
@@ -258,12 +263,31 @@ fn main() {
         "{}delete element inet netpol eg_dispatch4 {{ {sa} }}\ndelete element inet netpol in_dispatch4 {{ {da} }}\n",
         r.text
     );
-    let configs: [(&str, &str); 4] = [
+    // The lab names the node side of a host's veth `h<n>`, which the default workload-interface
+    // names do not match: the same table with the source-address check on those interfaces.
+    let checked = compile_for_node(
+        &cluster,
+        EvalOptions::default(),
+        &node,
+        &NodeOptions {
+            source_check: SourceCheck::Interfaces(vec!["h*".to_string()]),
+            ..NodeOptions::default()
+        },
+    )
+    .expect("compile");
+    let compare = std::env::var("NETPOL_PACKET_COMPARE")
+        .ok()
+        .map(|path| std::fs::read_to_string(&path).expect("NETPOL_PACKET_COMPARE file"));
+    let mut configs: Vec<(&str, &str)> = vec![
         ("no ruleset", empty),
         ("conntrack-only ruleset", ct_only),
         ("full ruleset", &r.text),
         ("full, flow not isolated", &bypass),
+        ("full, source check on", &checked.text),
     ];
+    if let Some(text) = &compare {
+        configs.push(("full ruleset, compared", text));
+    }
     let mut tput: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut tput_eff: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut rate: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
@@ -303,7 +327,7 @@ fn main() {
     let base_c = median(rate["no ruleset"].clone());
     let base_cc = median(conn_cpu["no ruleset"].clone());
     println!("medians of {rounds} interleaved rounds (percent of the no-ruleset figure):");
-    for (name, _) in configs {
+    for &(name, _) in &configs {
         let t = median(tput[name].clone());
         let te = median(tput_eff[name].clone());
         let c = median(rate[name].clone());

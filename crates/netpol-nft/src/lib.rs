@@ -10,6 +10,11 @@
 //! local workloads is checked for the source's egress and then the destination's ingress in the
 //! same pass. Workloads that no policy isolates are not listed anywhere, so their packets pass.
 //!
+//! The node itself (see [`render`]'s `node` module): an `input` chain sends packets from local
+//! workloads to the node's own addresses through the same egress chains; packets the node sends
+//! (kubelet probes) leave through `output`, which the table leaves alone, as the API wants; and
+//! hairpin traffic (a workload reaching itself through its Service) is accepted by one lookup.
+//!
 //! # The packet path (fixed cost)
 //!
 //! The per-packet cost does not grow with the number of policies, rules, peers or workloads: a new
@@ -27,14 +32,17 @@
 //!   distinct peers (`podSelector`/`namespaceSelector` or `ipBlock`) that match it, plus for egress
 //!   what the relevant named ports resolve to on that workload. Workload addresses are classified
 //!   by a hash map (`in_wl4`, ...); other addresses by one small interval map built from every
-//!   ipBlock, split into disjoint ranges (`in_ext4`, ...). The class is carried in the
-//!   conntrack mark of the connection being checked (`ct mark`; class 0 = matches no peer; other marks are hashed from what the class matches, so they
-//!   too stay put across recompiles).
+//!   ipBlock, split into disjoint ranges (`in_ext4`, ...). The class is carried in a range of
+//!   bits of the conntrack mark of the connection being checked ([`CtMarkBits`], see below;
+//!   class 0 = matches no peer; other marks are hashed from what the class matches, so they too
+//!   stay put across recompiles).
 //! * **Grants**: per identity, `<chain>_any` (`l4proto . dport` ranges open to every peer),
 //!   `<chain>_all` (classes allowed every protocol and port), `<chain>_port`
 //!   (`class . l4proto . dport` ranges). Each is an objref map whose value is the named counter of
 //!   the first policy (sorted by `namespace/name`) granting the element, so one lookup both decides
-//!   and credits `counter pol_<namespace>_<name>`.
+//!   and credits `counter pol_<namespace>_<name>` (cut and suffixed with a hash of the key when
+//!   longer than [`MAX_COUNTER_NAME`] bytes, so that every valid policy name fits and no two
+//!   policies share a counter).
 //!
 //! # Denied packets are counted and logged
 //!
@@ -61,21 +69,38 @@
 //! ICMPv6 echo, GRE, ...) is allowed only by a rule without `ports` whose peers match (the
 //! `<chain>_all` map, or an identity open to every peer), and dropped otherwise. ICMP errors about
 //! an allowed connection (port unreachable, fragmentation needed, ...) are conntrack `related` and
-//! pass through the first rule. Neighbour discovery never crosses `forward`, so it is unaffected.
+//! pass through the first rule. Neighbour discovery never crosses `forward`, and `input` accepts
+//! it before any egress chain, so isolation never cuts a workload off its link.
 //!
-//! # The packet mark is left alone; the conntrack mark is scratch
+//! # The packet mark is left alone; the conntrack mark only in its range
 //!
 //! The peer class travels in `ct mark` of the new connection being checked, never in the packet
 //! mark: kube-proxy's masquerade and drop bits (0x4000, 0x8000, set in `prerouting` and read in
 //! `postrouting`) and any CNI's packet marks pass through this table unchanged (a kernel test
-//! checks it). An accepted connection keeps its last class in `ct mark`; a component that relies
-//! on the conntrack mark of forwarded connections would conflict (kube-proxy marks packets, not
-//! connections; check what your CNI uses). nft 1.0.6 cannot feed a map lookup into a concatenation, which is why
-//! the class needs a register at all. Packets without conntrack (`notrack` by another table)
-//! cannot carry a class: a checked one is dropped (fails closed).
+//! checks it).
+//!
+//! Of the conntrack mark the table uses only the bits of one contiguous range, [`CtMarkBits`]:
+//! `0xffff0000` (bits 16 to 31, 65,535 classes per direction) unless compiled with another
+//! ([`compile_with_ct_mark`]; the agent's `--ct-mark-bits`, e.g. `0x0ff00000` or `20-27`; at
+//! least 8 bits). Every write is `ct mark set ct mark and ~MASK ...` and every read
+//! `ct mark and MASK`, so bits outside the range, set by another table before or after this one,
+//! survive on every connection (a kernel test checks it), and nothing outside the range changes
+//! what this table decides. An accepted connection keeps its last class in the range: a component
+//! that uses those bits of forwarded connections' marks would conflict, so give the table a range
+//! nobody else uses. A node needing more classes than the range holds is a compile error
+//! ([`CompileError::TooManyClasses`]), never a wrong table.
+//!
+//! nft 1.0.6 cannot feed a map lookup into a concatenation, which is why the class needs a
+//! register at all, nor `or` a lookup's result into one: the classification maps are verdict maps
+//! whose elements `goto` one small chain per class (`in_m_<mark>`, `eg_m_<mark>`) that sets the
+//! class bits with constants (class 0: `return`, the bits were cleared on entry); still one lookup
+//! per classified address. Packets without conntrack (`notrack` by another table) cannot carry a
+//! class: a checked one is dropped (fails closed).
 
 mod build;
+mod ct_mark;
 mod interval;
+mod listing;
 mod naming;
 mod readback;
 pub mod render;
@@ -87,7 +112,10 @@ use std::net::IpAddr;
 use netpol_core::{Direction, Protocol};
 use serde::Serialize;
 
-pub use build::{compile, compile_policy_set};
+pub use build::{compile, compile_for_node, compile_policy_set, compile_with_ct_mark};
+pub use ct_mark::{CtMarkBits, CtMarkBitsError};
+pub use listing::{unchanged_objects_differ, update_touches};
+pub use naming::MAX_COUNTER_NAME;
 pub use readback::{ChainInfo, CounterReading, ReadbackError};
 pub use render::TABLE;
 pub use update::update_script;
@@ -114,6 +142,10 @@ pub const DENIED_LOG_BURST: u32 = 100;
 
 /// The first part of every prefix of a denied-packet log message.
 pub const DENIED_LOG_PREFIX: &str = "netpol:";
+
+/// The NFLOG prefix of packets the source-address check drops (see [`SourceCheck`]); it names no
+/// chain, so [`parse_denied_log_prefix`] returns `None` for it.
+pub const SPOOFED_LOG_PREFIX: &str = "netpol:spoofed";
 
 /// The NFLOG prefix of the log rule in identity chain `chain` of direction `direction`:
 /// `netpol:ingress:<chain>` or `netpol:egress:<chain>` (at most 30 bytes for real chain names,
@@ -158,6 +190,62 @@ pub enum CompileError {
     /// The node name is empty.
     #[error("the node name is empty")]
     EmptyNodeName,
+    /// One direction of the node needs more peer classes than the conntrack mark range holds.
+    #[error(
+        "{direction} needs {classes} peer classes but conntrack mark bits {bits} hold {capacity}: \
+         give a wider range (--ct-mark-bits)"
+    )]
+    TooManyClasses {
+        /// The direction whose classes do not fit.
+        direction: Direction,
+        /// Peer classes (other than class 0) the direction needs.
+        classes: usize,
+        /// The range in use.
+        bits: CtMarkBits,
+        /// Classes the range holds.
+        capacity: u32,
+    },
+}
+
+/// What a node's table does beyond the policies: settings of the node and its CNI, not of the
+/// cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeOptions {
+    /// How packets a local workload sends from an address it does not own are treated.
+    pub source_check: SourceCheck,
+    /// The bits of the conntrack mark the peer class may use.
+    pub ct_mark_bits: CtMarkBits,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            ct_mark_bits: CtMarkBits::DEFAULT,
+            source_check: SourceCheck::Interfaces(
+                DEFAULT_WORKLOAD_INTERFACES
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// The host-side interface names of workloads that CNIs and hypervisors commonly use: Cilium
+/// (`lxc*`), Calico (`cali*`), KubeVirt and libvirt taps (`tap*`, `vnet*`), and the `veth*` of the
+/// bridge and ptp plugins.
+pub const DEFAULT_WORKLOAD_INTERFACES: &[&str] = &["lxc*", "cali*", "tap*", "vnet*", "veth*"];
+
+/// The source-address check (see the `node` module of [`render`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceCheck {
+    /// A packet arriving through an interface matching one of these names (`*` at the end is a
+    /// wildcard, as in `iifname`) must come from an address the node routes back through that
+    /// interface; any other is dropped, counted (`denied_spoofed`) and logged.
+    Interfaces(Vec<String>),
+    /// No check: the CNI already does it.
+    Off,
 }
 
 /// The compiled table of one node.
@@ -188,6 +276,16 @@ impl Ruleset {
     /// the compiled structure).
     pub fn ir(&self) -> &RulesetIr {
         &self.ir
+    }
+
+    /// [`Ruleset::text`] with every named counter that `readings` lists declared with the
+    /// values read (`counter NAME { packets N bytes M ... }`), so that a full replacement of the
+    /// table carries the counts on instead of restarting them at zero. Counters the readings do
+    /// not name (new policies) start at zero; readings of counters this ruleset lacks are ignored.
+    pub fn text_carrying_counters(&self, readings: &[CounterReading]) -> String {
+        let values: BTreeMap<&str, &CounterReading> =
+            readings.iter().map(|r| (r.name.as_str(), r)).collect();
+        render::script(&self.ir, &self.objects, &values)
     }
 
     /// The policies with a counter object in the table (those isolating a local workload),
@@ -284,6 +382,8 @@ pub struct RulesetIr {
     pub ingress: DirectionIr,
     /// The egress half: traffic from local workloads.
     pub egress: DirectionIr,
+    /// The node's settings the table was compiled with.
+    pub node_options: NodeOptions,
 }
 
 /// The maps and identities of one direction.
@@ -427,7 +527,9 @@ enum Packet {
 /// A packet whose source is a local egress-isolated workload must be allowed by its egress
 /// identity, and one whose destination is a local ingress-isolated workload by its ingress
 /// identity; anything else passes (the chain policy is accept). A packet from an address to itself
-/// never crosses `forward` and is reported as allowed.
+/// (hairpin through a Service) is allowed by the `self4`/`self6` lookup. The same answer holds for a
+/// packet to one of the node's own addresses (`input`): its egress identity decides, the node has
+/// no ingress identity.
 pub fn verdict(ir: &RulesetIr, src: IpAddr, dst: IpAddr, protocol: Protocol, port: u16) -> bool {
     decide(ir, src, dst, Packet::Port(protocol, port))
 }
@@ -521,6 +623,47 @@ mod tests {
             assert!(p.len() <= 127, "the kernel cuts prefixes at 127 bytes");
             assert_eq!(parse_denied_log_prefix(&p), Some((d, chain)));
         }
+    }
+
+    #[test]
+    fn a_full_script_can_carry_the_counter_values_read_from_the_kernel() {
+        let c = netpol_core::synth::generate(&netpol_core::synth::SynthParams {
+            workloads: 60,
+            namespaces: 4,
+            policies: 8,
+            nodes: 2,
+            seed: 5,
+        });
+        let r = compile(&c, netpol_core::EvalOptions::default(), "node-00").unwrap();
+        assert_eq!(r.text_carrying_counters(&[]), r.text);
+        let policy = &r.policy_counters()[0].counter;
+        let readings = [
+            CounterReading {
+                name: policy.clone(),
+                packets: 7,
+                bytes: 420,
+            },
+            CounterReading {
+                name: "denied_ingress".into(),
+                packets: 3,
+                bytes: 180,
+            },
+            CounterReading {
+                name: "pol_gone_policy".into(),
+                packets: 1,
+                bytes: 1,
+            },
+        ];
+        let text = r.text_carrying_counters(&readings);
+        assert!(
+            text.contains(&format!(
+                "\tcounter {policy} {{ packets 7 bytes 420 comment "
+            )),
+            "{text}"
+        );
+        assert!(text.contains("\tcounter denied_ingress { packets 3 bytes 180 }\n"));
+        assert!(!text.contains("pol_gone_policy"));
+        assert_eq!(text.lines().count(), r.text.lines().count());
     }
 
     #[test]

@@ -8,19 +8,36 @@
 //! objects rendered for naming are handed back for the final rendering instead of being rendered
 //! twice. The rare hash collision is resolved by probing in content order, which keeps the result
 //! deterministic.
+//!
+//! Policy counters are named here too ([`counter_names`]): `pol_<namespace>_<name>` while that fits
+//! in [`MAX_COUNTER_NAME`] bytes, otherwise a readable cut of it followed by a hash of the whole
+//! key, so that every valid Kubernetes name (namespace 63, name 253 bytes) gives a name nft takes
+//! everywhere it is quoted, distinct from every other counter of the table.
 
+use std::collections::BTreeSet;
+
+use crate::ct_mark::{ClassOverflow, CtMarkBits};
 use crate::render::{identity_names, Prerendered};
-use crate::{DirectionIr, RulesetIr};
+use crate::{DirectionIr, PolicyCounter, RulesetIr};
 
-/// Names the classes and identities of both directions; returns the identities' objects as
-/// rendered for naming.
-pub(crate) fn name(ir: &mut RulesetIr) -> Prerendered {
-    assign_marks(&mut ir.ingress);
-    assign_marks(&mut ir.egress);
+/// The longest counter name this crate writes. nft takes object names up to 255 bytes; 128 is the
+/// most the renderer's quoting passes uncut (nft's comment limit, which it applies to every quoted
+/// text), and a counter's name is quoted in every grant element that credits it: a name cut there
+/// but not in its declaration names no object, and the whole transaction fails.
+pub const MAX_COUNTER_NAME: usize = 128;
+
+/// Names the policy counters, the classes and the identities of both directions; returns the
+/// identities' objects as rendered for naming.
+pub(crate) fn name(ir: &mut RulesetIr) -> Result<Prerendered, ClassOverflow> {
+    let keys: Vec<String> = ir.policies.iter().map(|p| p.key.clone()).collect();
+    ir.policies = counter_names(&keys);
+    let bits = ir.node_options.ct_mark_bits;
+    assign_marks(&mut ir.ingress, bits)?;
+    assign_marks(&mut ir.egress, bits)?;
     let view: &RulesetIr = ir;
     let ((in_names, in_objects), (eg_names, eg_objects)) = std::thread::scope(|scope| {
-        let egress = scope.spawn(|| identity_names(view, &view.egress));
-        let ingress = identity_names(view, &view.ingress);
+        let egress = scope.spawn(|| identity_names(view, &view.egress, bits));
+        let ingress = identity_names(view, &view.ingress, bits);
         let egress = egress
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -32,14 +49,64 @@ pub(crate) fn name(ir: &mut RulesetIr) -> Prerendered {
     for (ident, name) in ir.egress.identities.iter_mut().zip(eg_names) {
         ident.chain = name;
     }
-    Prerendered {
+    Ok(Prerendered {
         ingress: in_objects,
         egress: eg_objects,
-    }
+    })
 }
 
-/// From dense class indices to content-derived mark values (class 0, matching nothing, stays 0).
-fn assign_marks(d: &mut DirectionIr) {
+/// The counter object of every policy key (`namespace/name`), in the same order: `pol_<namespace>_<name>`
+/// (characters nft identifiers cannot hold replaced by `_`) when it fits in [`MAX_COUNTER_NAME`]
+/// bytes, otherwise the first bytes of it, `_` and 16 hex digits hashed from the whole key.
+///
+/// Distinct keys always get distinct names: a name already taken (two keys that clean up to the
+/// same text, or the astronomically rare clash of two hashes) is replaced by the hashed form of
+/// the key with an attempt number, keys being served in the order given (key order), so the
+/// result is deterministic.
+pub(crate) fn counter_names(keys: &[String]) -> Vec<PolicyCounter> {
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    keys.iter()
+        .map(|key| {
+            let plain: String = format!("pol_{}", key.replacen('/', "_", 1))
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let mut name = if plain.len() <= MAX_COUNTER_NAME {
+                plain.clone()
+            } else {
+                hashed_counter_name(&plain, key, 0)
+            };
+            let mut attempt = 1u32;
+            while !used.insert(name.clone()) {
+                name = hashed_counter_name(&plain, key, attempt);
+                attempt += 1;
+            }
+            PolicyCounter {
+                key: key.clone(),
+                counter: name,
+            }
+        })
+        .collect()
+}
+
+/// `<start of plain>_<16 hex digits>`, exactly [`MAX_COUNTER_NAME`] bytes or fewer. `plain` is
+/// ASCII (see [`counter_names`]), so any cut is a character boundary.
+fn hashed_counter_name(plain: &str, key: &str, attempt: u32) -> String {
+    let hash = hash64(format!("{key}\n{attempt}").as_bytes());
+    let keep = MAX_COUNTER_NAME - 17;
+    let start = plain.get(..keep.min(plain.len())).unwrap_or(plain);
+    format!("{start}_{hash:016x}")
+}
+
+/// From dense class indices to content-derived mark values inside `bits` (class 0, matching
+/// nothing, stays 0); an error when the classes do not fit.
+fn assign_marks(d: &mut DirectionIr, bits: CtMarkBits) -> Result<(), ClassOverflow> {
     let contents: Vec<(&Vec<String>, &Vec<String>)> = d
         .classes
         .iter()
@@ -52,10 +119,22 @@ fn assign_marks(d: &mut DirectionIr) {
             hash32(text.as_bytes())
         })
         .collect();
+    let capacity = bits.capacity();
+    let needed = contents.len().saturating_sub(1);
+    if needed > capacity as usize {
+        return Err(ClassOverflow {
+            direction: d.direction,
+            classes: needed,
+            capacity,
+        });
+    }
     let mut marks = match (hashes.get(1..), contents.get(1..)) {
-        (Some(h), Some(c)) => assign_unique(h, c, |h| h != 0),
+        (Some(h), Some(c)) => assign_slots(h, c, capacity),
         _ => Vec::new(),
     };
+    for m in &mut marks {
+        *m = bits.value(*m);
+    }
     marks.insert(0, 0);
     let m = |c: u32| marks.get(c as usize).copied().unwrap_or(0);
     for c in &mut d.classes {
@@ -79,17 +158,42 @@ fn assign_marks(d: &mut DirectionIr) {
         }
         r.class_ports.sort();
     }
+    Ok(())
 }
 
 /// FNV-1a, folded to 32 bits: stable across platforms and Rust versions (unlike `std`'s hasher).
 pub(crate) fn hash32(bytes: &[u8]) -> u32 {
+    let h = hash64(bytes);
+    // Truncation intended: fold both halves in.
+    ((h >> 32) ^ h) as u32
+}
+
+/// FNV-1a, 64 bits.
+fn hash64(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    // Truncation intended: fold both halves in.
-    ((h >> 32) ^ h) as u32
+    h
+}
+
+/// Gives every item a slot from 1 to `capacity` (at least as many as items) derived from its
+/// hash; an item whose slot is taken gets the next free one (wrapping to 1), items being served
+/// in (hash, content) order so the outcome depends only on the set of items.
+fn assign_slots<T: Ord>(hashes: &[u32], contents: &[T], capacity: u32) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..hashes.len()).collect();
+    order.sort_by(|&a, &b| (hashes[a], &contents[a]).cmp(&(hashes[b], &contents[b])));
+    let mut used = std::collections::BTreeSet::new();
+    let mut out = vec![0u32; hashes.len()];
+    for i in order {
+        let mut slot = hashes[i] % capacity + 1;
+        while !used.insert(slot) {
+            slot = if slot >= capacity { 1 } else { slot + 1 };
+        }
+        out[i] = slot;
+    }
+    out
 }
 
 /// Gives every item its hash, except that items whose hash is taken (or not `allowed`) get the
@@ -112,4 +216,53 @@ pub(crate) fn assign_unique<T: Ord>(
         out[i] = h;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(keys: &[&str]) -> Vec<String> {
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        counter_names(&keys)
+            .into_iter()
+            .map(|c| c.counter)
+            .collect()
+    }
+
+    #[test]
+    fn short_policy_keys_keep_their_readable_counter_names() {
+        assert_eq!(
+            names(&["shop/deny-in", "test-project/allow.b"]),
+            ["pol_shop_deny-in", "pol_test-project_allow.b"]
+        );
+    }
+
+    #[test]
+    fn keys_at_the_api_maximum_get_distinct_hashed_names_within_the_limit() {
+        let ns = "n".repeat(63);
+        let long = "p".repeat(253);
+        // Same first 252 bytes: only a hash of the whole key tells them apart.
+        let other = format!("{}q", "p".repeat(252));
+        let keys = [format!("{ns}/{long}"), format!("{ns}/{other}")];
+        let got = names(&[&keys[0], &keys[1]]);
+        for n in &got {
+            assert!(n.len() <= MAX_COUNTER_NAME, "{n} is {} bytes", n.len());
+            assert!(n.starts_with("pol_nnn"), "{n}");
+            assert!(n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)));
+        }
+        assert_ne!(got[0], got[1]);
+        // Deterministic, and independent of the other keys of the node.
+        assert_eq!(names(&[&keys[0]])[0], got[0]);
+    }
+
+    #[test]
+    fn keys_that_clean_up_to_the_same_name_get_distinct_names() {
+        let got = names(&["a/b c", "a/b_c", "a/b?c"]);
+        assert_eq!(got[0], "pol_a_b_c");
+        assert_eq!(got.iter().collect::<BTreeSet<_>>().len(), 3, "{got:?}");
+        assert!(got.iter().all(|n| n.len() <= MAX_COUNTER_NAME));
+    }
 }

@@ -45,22 +45,22 @@ pub fn update_script(old: &Ruleset, new: &Ruleset) -> Option<String> {
 }
 
 /// The elements of one shared map that an update deletes (by key) and adds (whole).
-struct MapChange<'a> {
-    map: &'a str,
+pub(crate) struct MapChange<'a> {
+    pub(crate) map: &'a str,
     delete: Vec<&'a str>,
     add: Vec<&'a str>,
 }
 
 /// What differs between two tables' objects.
-struct Diff<'a> {
-    added: Vec<&'a Object>,
-    changed: Vec<MapChange<'a>>,
-    removed: Vec<&'a Object>,
+pub(crate) struct Diff<'a> {
+    pub(crate) added: Vec<&'a Object>,
+    pub(crate) changed: Vec<MapChange<'a>>,
+    pub(crate) removed: Vec<&'a Object>,
 }
 
 impl<'a> Diff<'a> {
     /// `None` when an object keeps its name but changes its declaration (not a map's elements).
-    fn of(before: &'a [Object], after: &'a [Object]) -> Option<Self> {
+    pub(crate) fn of(before: &'a [Object], after: &'a [Object]) -> Option<Self> {
         let old_by_name: BTreeMap<&str, &Object> = before.iter().map(|o| (o.name(), o)).collect();
         let new_by_name: BTreeMap<&str, &Object> = after.iter().map(|o| (o.name(), o)).collect();
         let mut diff = Diff {

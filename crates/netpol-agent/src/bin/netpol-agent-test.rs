@@ -1,6 +1,6 @@
 //! Test harness process: runs the agent with flags (no clap; `netpol agent` is the real command).
-//! `netpol-agent-test --node N [--dir D]... [--kube URL] [--netns NS] [--listen ADDR]
-//! [--drift-ms MS] [--coalesce-ms MS] [--cleanup] [--json] [--no-denied-flow-log]`
+//! `netpol-agent-test --node N [--dir D]... [--kube URL [--state-dir DIR]] [--netns NS]
+//! [--listen ADDR] [--drift-ms MS] [--coalesce-ms MS] [--cleanup] [--json] [--no-denied-flow-log]`
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,6 +21,10 @@ fn parse() -> Result<AgentConfig, String> {
                     ..KubeConfig::in_cluster()
                 })
             }
+            "--state-dir" => match config.kube.as_mut() {
+                Some(kube) => kube.state_dir = Some(value()?.into()),
+                None => return Err("--state-dir needs --kube first".into()),
+            },
             "--netns" => config.netns = Some(value()?),
             "--listen" => config.listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
             "--drift-ms" => {

@@ -8,25 +8,36 @@
 //! other than the built-in ones in `BUILT_IN`) is listed and watched only while
 //! [`FakeApi::serve_group`] serves it; otherwise its list and watch answer 404 Not Found, as a
 //! real API server does for a CRD that is not (or no longer) installed, and its open watches end.
+//!
+//! Faults on purpose ([`Faults`], [`FakeApi::set_faults`], [`FakeApi::reset_connections`]):
+//! discovery answering 500, every connection reset, lists accepted and never answered, watches
+//! that go silent on a live connection, a required token (401), RBAC refusals (403); and https
+//! with a certificate of choice ([`FakeApi::start_tls`]: trusted, expired, for another host).
 #![allow(dead_code)]
 // Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
 // clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod faults;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::channel::mpsc;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
+
+#[allow(unused_imports)]
+pub use faults::{cert_path, Faults};
 
 #[derive(Default)]
 struct Inner {
@@ -49,6 +60,13 @@ struct Inner {
     discovery_requests: u64,
     pub watch_requests: u64,
     pub gone_sent: u64,
+    faults: Faults,
+    /// Every User-Agent header received.
+    user_agents: Vec<String>,
+    /// plural -> the query of every watch request.
+    watch_queries: HashMap<String, Vec<HashMap<String, String>>>,
+    /// plural -> list requests (pages) answered or hung.
+    lists_by_plural: HashMap<String, u64>,
 }
 
 /// Group versions the fake serves without any CRD (besides the core `v1` under `/api`).
@@ -67,6 +85,26 @@ impl Inner {
     }
 }
 
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    (
+        StatusCode::from_u16(code).unwrap(),
+        axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code})),
+    )
+        .into_response()
+}
+
+/// Records the User-Agent and checks the token: `Some` is the 401 answer.
+fn admit(fake: &FakeApi, headers: &HeaderMap) -> Option<Response> {
+    let mut i = fake.inner.lock().unwrap();
+    if let Some(ua) = headers.get("user-agent").and_then(|v| v.to_str().ok()) {
+        i.user_agents.push(ua.to_string());
+    }
+    let token = i.faults.token.clone()?;
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok());
+    (given != Some(format!("Bearer {token}").as_str()))
+        .then(|| status(401, "Unauthorized", "Unauthorized"))
+}
+
 fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -79,6 +117,8 @@ fn not_found() -> Response {
 pub struct FakeApi {
     inner: Arc<Mutex<Inner>>,
     notify: Arc<Notify>,
+    resetting: Arc<AtomicBool>,
+    tls: bool,
     pub addr: SocketAddr,
 }
 
@@ -91,7 +131,17 @@ fn key_of(obj: &Value) -> String {
 }
 
 impl FakeApi {
+    /// A plain-http fake.
     pub async fn start() -> FakeApi {
+        FakeApi::start_with(None).await
+    }
+
+    /// An https fake serving `certs/<cert>.pem` (`server`, `expired`, `wrong-host`).
+    pub async fn start_tls(cert: &str) -> FakeApi {
+        FakeApi::start_with(Some(cert)).await
+    }
+
+    async fn start_with(cert: Option<&str>) -> FakeApi {
         let inner = Arc::new(Mutex::new(Inner {
             page_size: 500,
             watch_lifetime: Duration::from_millis(800),
@@ -102,7 +152,14 @@ impl FakeApi {
         let fake = FakeApi {
             inner,
             notify: Arc::new(Notify::new()),
+            resetting: Arc::new(AtomicBool::new(false)),
+            tls: cert.is_some(),
             addr,
+        };
+        let listener = faults::FaultyListener {
+            tcp: listener,
+            tls: cert.map(faults::tls_acceptor),
+            resetting: fake.resetting.clone(),
         };
         let app = Router::new()
             .route("/api/v1/{plural}", get(core_list))
@@ -116,7 +173,43 @@ impl FakeApi {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Changes the faults.
+    pub fn set_faults(&self, f: impl FnOnce(&mut Faults)) {
+        f(&mut self.inner.lock().unwrap().faults);
+    }
+
+    /// While `on`, every connection is reset: new ones at once, open ones (pooled keep-alive
+    /// connections, watches) at their next read or write.
+    pub fn reset_connections(&self, on: bool) {
+        self.resetting.store(on, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Ends every open watch normally (clients watch again from their resourceVersion).
+    pub fn end_watches(&self) {
+        self.inner.lock().unwrap().watch_generation += 1;
+        self.notify.notify_waiters();
+    }
+
+    /// Every User-Agent received so far.
+    pub fn user_agents(&self) -> Vec<String> {
+        self.inner.lock().unwrap().user_agents.clone()
+    }
+
+    /// The queries of the watch requests for `plural` so far.
+    pub fn watch_queries(&self, plural: &str) -> Vec<HashMap<String, String>> {
+        let i = self.inner.lock().unwrap();
+        i.watch_queries.get(plural).cloned().unwrap_or_default()
+    }
+
+    /// List requests (pages, hung ones included) for `plural` so far.
+    pub fn lists_for(&self, plural: &str) -> u64 {
+        let i = self.inner.lock().unwrap();
+        i.lists_by_plural.get(plural).copied().unwrap_or(0)
     }
 
     /// Installs a CRD: discovery lists `plural` under `group_version` and its list and watch
@@ -234,10 +327,17 @@ impl FakeApi {
 async fn discovery(
     State(fake): State<FakeApi>,
     Path((group, version)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Some(refused) = admit(&fake, &headers) {
+        return refused;
+    }
     let gv = format!("{group}/{version}");
     let mut i = fake.inner.lock().unwrap();
     i.discovery_requests += 1;
+    if let Some(code) = i.faults.discovery_status {
+        return status(code, "InternalError", "etcdserver: request timed out");
+    }
     let resources: Vec<Value> = i
         .served_groups
         .iter()
@@ -256,7 +356,11 @@ async fn core_list(
     State(fake): State<FakeApi>,
     Path(plural): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Some(refused) = admit(&fake, &headers) {
+        return refused;
+    }
     list_or_watch(fake, "v1".into(), plural, q).await
 }
 
@@ -264,7 +368,11 @@ async fn group_list(
     State(fake): State<FakeApi>,
     Path((group, version, plural)): Path<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Some(refused) = admit(&fake, &headers) {
+        return refused;
+    }
     list_or_watch(fake, format!("{group}/{version}"), plural, q).await
 }
 
@@ -281,9 +389,24 @@ async fn list_or_watch(
             return not_found();
         }
     }
-    if q.get("watch").map(String::as_str) == Some("true")
-        || q.get("watch").map(String::as_str) == Some("1")
-    {
+    let is_watch = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
+    let verb = if is_watch { "watch" } else { "list" };
+    if let Some(answer) = faulty(&fake, &plural, verb, &q) {
+        return answer;
+    }
+    let hung = !is_watch
+        && fake
+            .inner
+            .lock()
+            .unwrap()
+            .faults
+            .hung_lists
+            .contains(&plural);
+    if hung {
+        // Accepted and never answered.
+        return std::future::pending().await;
+    }
+    if is_watch {
         return watch(fake, api_version, plural, q).await;
     }
     let delay = fake.inner.lock().unwrap().page_delay;
@@ -316,6 +439,37 @@ async fn list_or_watch(
         json!({"apiVersion": api_version, "kind": "List", "metadata": metadata, "items": items}),
     )
     .into_response()
+}
+
+/// Records the request; `Some` is the answer a fault gives instead of the real one.
+fn faulty(
+    fake: &FakeApi,
+    plural: &str,
+    verb: &str,
+    q: &HashMap<String, String>,
+) -> Option<Response> {
+    let mut i = fake.inner.lock().unwrap();
+    if i.faults
+        .forbidden
+        .contains(&(plural.to_string(), verb.to_string()))
+    {
+        let message = format!("{plural} is forbidden: User \"system:serviceaccount:netpol:netpol-agent\" cannot {verb} resource \"{plural}\" at the cluster scope");
+        return Some(status(403, "Forbidden", &message));
+    }
+    if verb == "watch" {
+        i.watch_queries
+            .entry(plural.to_string())
+            .or_default()
+            .push(q.clone());
+        if i.faults.silent_watches.contains(plural) {
+            // Answered, then nothing ever: a dead load balancer keeping the connection.
+            let body = futures::stream::pending::<Result<String, std::io::Error>>();
+            return Some(Response::new(Body::from_stream(body)));
+        }
+    } else {
+        *i.lists_by_plural.entry(plural.to_string()).or_default() += 1;
+    }
+    None
 }
 
 async fn watch(

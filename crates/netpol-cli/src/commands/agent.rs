@@ -15,20 +15,32 @@ pub fn run(args: &AgentArgs) -> Result<u8> {
     if !(args.drift_interval.is_finite() && args.drift_interval > 0.0) {
         bail!("--drift-interval must be a positive number of seconds");
     }
-    if let Some(path) = &args.kubeconfig {
-        // kube's config inference reads $KUBECONFIG; set it before any thread exists.
-        std::env::set_var("KUBECONFIG", path);
-    }
+    let seconds = |name: &str, value: f64| {
+        if value.is_finite() && value > 0.0 {
+            Ok(Duration::from_secs_f64(value))
+        } else {
+            bail!("{name} must be a positive number of seconds")
+        }
+    };
     let mut config = AgentConfig::new(args.node_name.clone());
     config.manifest_dirs = args.manifests.clone();
     if args.kube || args.kubeconfig.is_some() {
-        config.kube = Some(KubeConfig::in_cluster());
+        config.kube = Some(KubeConfig {
+            kubeconfig: args.kubeconfig.clone(),
+            state_dir: args.state_dir.clone(),
+            request_timeout: seconds("--request-timeout", args.request_timeout)?,
+            watch_idle_timeout: seconds("--watch-idle-timeout", args.watch_idle_timeout)?,
+            ..KubeConfig::in_cluster()
+        });
+    } else if args.state_dir.is_some() {
+        bail!("--state-dir keeps API objects: it needs --kube or --kubeconfig");
     }
     config.netns = args.netns.clone();
     config.listen = args.listen;
     config.drift_interval = Duration::from_secs_f64(args.drift_interval);
     config.cleanup_on_exit = args.cleanup_on_exit;
     config.denied_flow_log = !args.no_denied_flow_log;
+    config.ct_mark_bits = args.ct_mark_bits;
     config.eval_options = EvalOptions {
         ipblock_matches_workloads: args.ipblock_matches_workloads,
     };

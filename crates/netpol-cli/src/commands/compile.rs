@@ -11,7 +11,12 @@ pub fn run(args: &CompileArgs) -> Result<u8> {
     // `netpol compile ... | nft -f -` the pipeline's status is nft's, so a partial ruleset
     // would be loaded silently.
     input.require_complete("no ruleset printed, a partial one would enforce something else")?;
-    let ruleset = netpol_nft::compile(&input.cluster, input.opts, &args.node)?;
+    let ruleset = netpol_nft::compile_with_ct_mark(
+        &input.cluster,
+        input.opts,
+        &args.node,
+        args.ct_mark_bits,
+    )?;
     if ruleset.summary.local_workloads.is_empty() {
         eprintln!(
             "netpol: warning: no workload of the input runs on node {:?}; the table enforces nothing",

@@ -20,8 +20,8 @@ use netpol_core::policy_set::rules::PolicyId;
 use netpol_core::{Cluster, Direction, EvalOptions, PolicySet, Workload};
 
 use crate::{
-    CompileError, DirectionIr, LocalWorkload, PolicyCounter, Ruleset, RulesetIr, Summary,
-    NON_PORT_PROTOCOLS,
+    CtMarkBits, CompileError, DirectionIr, LocalWorkload, NodeOptions, PolicyCounter, Ruleset, RulesetIr,
+    Summary, NON_PORT_PROTOCOLS,
 };
 
 /// Compiles the table enforcing the policies of the workloads that run on `node`.
@@ -29,6 +29,30 @@ use crate::{
 /// Deterministic: the same cluster, options and node give the same text. Workloads without an
 /// address cannot be enforced by address and are left out of the dispatch maps.
 pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Ruleset, CompileError> {
+    compile_for_node(cluster, opts, node, &NodeOptions::default())
+}
+
+/// [`compile`] with the peer class in the conntrack mark bits `bits`.
+pub fn compile_with_ct_mark(
+    cluster: &Cluster,
+    opts: EvalOptions,
+    node: &str,
+    bits: CtMarkBits,
+) -> Result<Ruleset, CompileError> {
+    let node_options = NodeOptions {
+        ct_mark_bits: bits,
+        ..NodeOptions::default()
+    };
+    compile_for_node(cluster, opts, node, &node_options)
+}
+
+/// [`compile`] with the node's own settings (conntrack mark bits, source-address check).
+pub fn compile_for_node(
+    cluster: &Cluster,
+    opts: EvalOptions,
+    node: &str,
+    node_options: &NodeOptions,
+) -> Result<Ruleset, CompileError> {
     if node.is_empty() {
         return Err(CompileError::EmptyNodeName);
     }
@@ -42,7 +66,13 @@ pub fn compile(cluster: &Cluster, opts: EvalOptions, node: &str) -> Result<Rules
         (checked, set)
     });
     checked?;
-    Ok(compile_checked(cluster, &set, node))
+    let ir = build_ir(cluster, &set, node, node_options);
+    // Freeing the set (every identity's labels, every peer's bitset) is a few milliseconds at
+    // 10,000 workloads: done on the second core while this one names and renders.
+    std::thread::scope(|scope| {
+        scope.spawn(move || drop(set));
+        finish(cluster, ir)
+    })
 }
 
 /// [`compile`] from a policy set already compiled from `cluster` (one set serves every node).
@@ -55,19 +85,35 @@ pub fn compile_policy_set(
         return Err(CompileError::EmptyNodeName);
     }
     check_addresses(cluster)?;
-    Ok(compile_checked(cluster, set, node))
+    finish(
+        cluster,
+        build_ir(cluster, set, node, &NodeOptions::default()),
+    )
 }
 
-fn compile_checked(cluster: &Cluster, set: &PolicySet, node: &str) -> Ruleset {
+/// A node's IR before naming, with the workloads it hosts.
+struct UnnamedIr {
+    local: Vec<usize>,
+    ir: RulesetIr,
+}
+
+fn build_ir(
+    cluster: &Cluster,
+    set: &PolicySet,
+    node: &str,
+    node_options: &NodeOptions,
+) -> UnnamedIr {
     let local = local_workloads(cluster, node);
     let isolation = Isolation::of(cluster, set, &local);
-    let policies = counter_names(
-        &isolation
-            .relevant
-            .iter()
-            .map(|&id| set.policy(id).key.clone())
-            .collect::<Vec<_>>(),
-    );
+    // Counter names are the naming pass's (crate::naming::counter_names).
+    let policies = isolation
+        .relevant
+        .iter()
+        .map(|&id| PolicyCounter {
+            key: set.policy(id).key.clone(),
+            counter: String::new(),
+        })
+        .collect();
     let ctx = direction::Ctx {
         cluster,
         set,
@@ -83,22 +129,35 @@ fn compile_checked(cluster: &Cluster, set: &PolicySet, node: &str) -> Ruleset {
         (ingress, egress)
     });
     let opts = set.options();
-    let mut ir = RulesetIr {
+    let ir = RulesetIr {
         node: node.to_string(),
         ipblock_matches_workloads: opts.ipblock_matches_workloads,
         policies,
         ingress,
         egress,
+        node_options: node_options.clone(),
     };
-    let pre = crate::naming::name(&mut ir);
+    UnnamedIr { local, ir }
+}
+
+/// Names, renders and summarizes a node's IR.
+fn finish(cluster: &Cluster, unnamed: UnnamedIr) -> Result<Ruleset, CompileError> {
+    let UnnamedIr { local, mut ir } = unnamed;
+    let bits = ir.node_options.ct_mark_bits;
+    let pre = crate::naming::name(&mut ir).map_err(|o| CompileError::TooManyClasses {
+        direction: o.direction,
+        classes: o.classes,
+        bits,
+        capacity: o.capacity,
+    })?;
     let (text, elements, objects) = crate::render::render(&ir, pre);
     let summary = summary(cluster, &local, &ir, elements);
-    Ruleset {
+    Ok(Ruleset {
         text,
         summary,
         ir,
         objects,
-    }
+    })
 }
 
 /// The workloads on `node`, sorted by key then kind (the index breaks ties, so this unstable
@@ -227,34 +286,4 @@ fn check_addresses(cluster: &Cluster) -> Result<(), CompileError> {
         }
     }
     Ok(())
-}
-
-/// `pol_<namespace>_<name>` with characters nft identifiers cannot hold replaced, made unique.
-fn counter_names(keys: &[String]) -> Vec<PolicyCounter> {
-    let mut used: BTreeSet<String> = BTreeSet::new();
-    keys.iter()
-        .map(|key| {
-            let base: String = format!("pol_{}", key.replacen('/', "_", 1))
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .take(200)
-                .collect();
-            let mut name = base.clone();
-            let mut n = 2;
-            while !used.insert(name.clone()) {
-                name = format!("{base}_{n}");
-                n += 1;
-            }
-            PolicyCounter {
-                key: key.clone(),
-                counter: name,
-            }
-        })
-        .collect()
 }

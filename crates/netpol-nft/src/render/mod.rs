@@ -12,25 +12,32 @@
 //!     ip daddr vmap @in_dispatch4          # local ingress-isolated destination -> jump in_<n>
 //!     ip6 daddr vmap @in_dispatch6
 //! }
-//! chain in_classify {                      # peer class into the conntrack mark
-//!     ct mark set 0x00000000
-//!     ct mark set ip saddr map @in_wl4 return
-//!     ct mark set ip6 saddr map @in_wl6 return
-//!     ct mark set ip saddr map @in_ext4
-//!     ct mark set ip6 saddr map @in_ext6
+//! chain in_classify {                      # peer class into the conntrack mark's class bits
+//!     ct mark set ct mark and ~MASK        # class 0; the bits outside MASK are kept
+//!     ip saddr vmap @in_wl4                # workload address -> goto in_m_<class> (or return)
+//!     ip6 saddr vmap @in_wl6
+//!     ip saddr vmap @in_ext4               # ipBlock ranges -> goto in_m_<class>
+//!     ip6 saddr vmap @in_ext6
+//! }
+//! chain in_m_<class> {                     # one per peer class other than 0
+//!     ct mark set ct mark and ~MASK or <class>
 //! }
 //! chain in_<h> {                           # one per identity (h: 8 hex digits of a hash of its
 //!                                          # content); rules for empty maps are left out
 //!     counter name "pol_..." accept                                       # open identity only
 //!     counter name meta l4proto . th dport map @in_<h>_any accept
 //!     jump in_classify
-//!     counter name ct mark map @in_<h>_all accept
-//!     counter name ct mark . meta l4proto . th dport map @in_<h>_port accept
+//!     counter name ct mark and MASK map @in_<h>_all accept
+//!     counter name ct mark and MASK . meta l4proto . th dport map @in_<h>_port accept
 //!     limit name "denied_log" log prefix "netpol:ingress:in_<h>" group 28272   # NFLOG, rate-limited
 //!     counter name "denied_ingress" drop
 //! }
 //! limit denied_log { rate 50/second burst 100 packets }   # one per table, shared by every chain
 //! ```
+//!
+//! `MASK` is the conntrack mark range of the compile ([`crate::CtMarkBits`], `0xffff0000` by
+//! default). nft 1.0.6 cannot `or` a map lookup's result into a register, so a class is set by a
+//! `goto` to its chain, which sets it with constants: still one lookup per classified address.
 //!
 //! Egress identity chains are the same with `return` instead of `accept` (the destination's
 //! ingress is checked next), `eg_classify` reading `daddr` and the prefix
@@ -46,9 +53,11 @@ use std::fmt::Write as _;
 
 use netpol_core::{Direction, Protocol};
 
+mod node;
 mod table;
 
 use crate::naming::{assign_unique, hash32};
+use crate::CtMarkBits;
 use crate::FAMILY;
 use crate::{DirectionIr, RulesetIr};
 use table::Renderer;
@@ -60,6 +69,9 @@ pub const TABLE: &str = "netpol";
 pub const DENIED_INGRESS: &str = "denied_ingress";
 /// The named counter crediting packets dropped on egress.
 pub const DENIED_EGRESS: &str = "denied_egress";
+
+/// The named counter crediting packets dropped by the source-address check.
+pub const DENIED_SPOOFED: &str = "denied_spoofed";
 
 /// The named `limit` object every identity chain's log rule shares.
 pub const DENIED_LOG_LIMIT: &str = "denied_log";
@@ -159,6 +171,7 @@ fn objects(ir: &RulesetIr, pre: Prerendered) -> Vec<Object> {
         ir,
         objects: Vec::new(),
         pre,
+        bits: ir.node_options.ct_mark_bits,
     };
     r.table();
     r.objects
@@ -219,6 +232,25 @@ pub(crate) fn render(
     pre: Prerendered,
 ) -> (String, BTreeMap<String, usize>, Vec<Object>) {
     let objects = objects(ir, pre);
+    let mut elements = BTreeMap::new();
+    for o in &objects {
+        if let Object::Map {
+            name, elements: e, ..
+        } = o
+        {
+            elements.insert(name.clone(), e.len());
+        }
+    }
+    let out = script(ir, &objects, &BTreeMap::new());
+    (out, elements, objects)
+}
+
+/// The full script of `objects`, the named counters found in `carry` declared with those values.
+pub(crate) fn script(
+    ir: &RulesetIr,
+    objects: &[Object],
+    carry: &BTreeMap<&str, &crate::CounterReading>,
+) -> String {
     let mut out = String::with_capacity(1 << 16);
     let _ = writeln!(
         out,
@@ -229,18 +261,26 @@ pub(crate) fn render(
     let _ = writeln!(out, "table {FAMILY} {TABLE} {{}}");
     let _ = writeln!(out, "delete table {FAMILY} {TABLE}");
     let _ = writeln!(out, "table {FAMILY} {TABLE} {{");
-    let mut elements = BTreeMap::new();
-    for o in &objects {
-        if let Object::Map {
-            name, elements: e, ..
-        } = o
-        {
-            elements.insert(name.clone(), e.len());
+    for o in objects {
+        match (o, carry.is_empty()) {
+            (Object::Counter { name, decl }, false) => match carry.get(name.as_str()) {
+                Some(r) => {
+                    // `counter NAME { ...`: the values go first inside the braces.
+                    let head = format!("counter {name} {{");
+                    let rest = decl.strip_prefix(&head).unwrap_or("");
+                    let _ = writeln!(
+                        out,
+                        "\t{head} packets {} bytes {}{rest}",
+                        r.packets, r.bytes
+                    );
+                }
+                None => o.write(&mut out),
+            },
+            _ => o.write(&mut out),
         }
-        o.write(&mut out);
     }
     out.push_str("}\n");
-    (out, elements, objects)
+    out
 }
 
 /// The chain name of every identity of a direction, derived from what the identity's chain and
@@ -250,7 +290,11 @@ pub(crate) fn render(
 /// collision is resolved by probing in content order, which keeps the result deterministic.
 ///
 /// Also returns the objects of every identity rendered under [`PLACEHOLDER`], for [`render`].
-pub(crate) fn identity_names(ir: &RulesetIr, d: &DirectionIr) -> (Vec<String>, Vec<Vec<Object>>) {
+pub(crate) fn identity_names(
+    ir: &RulesetIr,
+    d: &DirectionIr,
+    bits: CtMarkBits,
+) -> (Vec<String>, Vec<Vec<Object>>) {
     let p = prefix(d.direction);
     let mut objects = Vec::with_capacity(d.identities.len());
     let contents: Vec<String> = d
@@ -261,6 +305,7 @@ pub(crate) fn identity_names(ir: &RulesetIr, d: &DirectionIr) -> (Vec<String>, V
                 ir,
                 objects: Vec::new(),
                 pre: Prerendered::default(),
+                bits,
             };
             r.identity(d, ident, PLACEHOLDER);
             let mut text = String::new();

@@ -6,16 +6,18 @@ use std::collections::{BTreeMap, HashMap};
 use netpol_core::Direction;
 
 use super::{
-    element, keyed, mark, prefix, proto, push_addr, push_mark, push_ports, push_quoted, quoted,
-    Object, Prerendered, DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT,
+    element, keyed, mark, node, prefix, proto, push_addr, push_mark, push_ports, push_quoted,
+    quoted, Object, Prerendered, DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT, DENIED_SPOOFED,
 };
 use crate::interval::{addr_key, render_range};
-use crate::{DirectionIr, Grant, Identity, RulesetIr};
+use crate::{CtMarkBits, DirectionIr, Grant, Identity, RulesetIr};
 
 pub(super) struct Renderer<'a> {
     pub(super) ir: &'a RulesetIr,
     pub(super) objects: Vec<Object>,
     pub(super) pre: Prerendered,
+    /// The conntrack mark range the classes live in.
+    pub(super) bits: CtMarkBits,
 }
 
 impl Renderer<'_> {
@@ -48,7 +50,7 @@ impl Renderer<'_> {
     }
 
     /// A set or map declaration.
-    fn map(&mut self, name: &str, header: &[&str], elements: Vec<(String, String)>) {
+    pub(super) fn map(&mut self, name: &str, header: &[&str], elements: Vec<(String, String)>) {
         self.objects.push(Object::Map {
             name: name.to_string(),
             header: header.iter().map(|h| h.to_string()).collect(),
@@ -56,7 +58,7 @@ impl Renderer<'_> {
         });
     }
 
-    fn chain(&mut self, name: &str, comment: Option<String>, rules: Vec<String>) {
+    pub(super) fn chain(&mut self, name: &str, comment: Option<String>, rules: Vec<String>) {
         self.objects.push(Object::Chain {
             name: name.to_string(),
             comment,
@@ -72,7 +74,7 @@ impl Renderer<'_> {
                 decl: format!("counter {} {{ comment {}; }}", p.counter, quoted(&p.key)),
             });
         }
-        for name in [DENIED_INGRESS, DENIED_EGRESS] {
+        for name in [DENIED_INGRESS, DENIED_EGRESS, DENIED_SPOOFED] {
             self.objects.push(Object::Counter {
                 name: name.to_string(),
                 decl: format!("counter {name} {{ }}"),
@@ -90,21 +92,25 @@ impl Renderer<'_> {
         for d in [&ir.egress, &ir.ingress] {
             self.direction(d);
         }
+        self.hairpin_maps();
+        let mut forward = vec![
+            "type filter hook forward priority filter; policy accept;",
+            "ct state established,related accept",
+        ];
+        forward.extend(node::hairpin_rules());
+        forward.extend([
+            "ip saddr vmap @eg_dispatch4",
+            "ip6 saddr vmap @eg_dispatch6",
+            "ip daddr vmap @in_dispatch4",
+            "ip6 daddr vmap @in_dispatch6",
+        ]);
         self.chain(
             "forward",
             None,
-            [
-                "type filter hook forward priority filter; policy accept;",
-                "ct state established,related accept",
-                "ip saddr vmap @eg_dispatch4",
-                "ip6 saddr vmap @eg_dispatch6",
-                "ip daddr vmap @in_dispatch4",
-                "ip6 daddr vmap @in_dispatch6",
-            ]
-            .iter()
-            .map(|r| r.to_string())
-            .collect(),
+            forward.iter().map(|r| r.to_string()).collect(),
         );
+        self.chain("input", None, node::input_rules());
+        self.source_check();
     }
 
     fn direction(&mut self, d: &DirectionIr) {
@@ -118,15 +124,26 @@ impl Renderer<'_> {
             Direction::Ingress => "saddr",
             Direction::Egress => "daddr",
         };
+        let keep = !self.bits.mask();
+        for c in d.classes.iter().filter(|c| c.id != 0) {
+            self.chain(
+                &class_chain(p, c.id),
+                None,
+                vec![format!(
+                    "ct mark set ct mark and 0x{keep:08x} or {}",
+                    mark(c.id)
+                )],
+            );
+        }
         self.chain(
             &format!("{p}_classify"),
             None,
             vec![
-                "ct mark set 0x00000000".to_string(),
-                format!("ct mark set ip {field} map @{p}_wl4 return"),
-                format!("ct mark set ip6 {field} map @{p}_wl6 return"),
-                format!("ct mark set ip {field} map @{p}_ext4"),
-                format!("ct mark set ip6 {field} map @{p}_ext6"),
+                format!("ct mark set ct mark and 0x{keep:08x}"),
+                format!("ip {field} vmap @{p}_wl4"),
+                format!("ip6 {field} vmap @{p}_wl6"),
+                format!("ip {field} vmap @{p}_ext4"),
+                format!("ip6 {field} vmap @{p}_ext6"),
             ],
         );
         for (i, ident) in d.identities.iter().enumerate() {
@@ -189,12 +206,16 @@ impl Renderer<'_> {
                 e.push_str(" comment ");
                 push_quoted(&mut e, &x.workload);
                 e.push_str(" : ");
-                push_mark(&mut e, x.class);
+                push_class_verdict(&mut e, p, x.class);
                 keyed(e, k)
             })
             .collect();
         let (fam, ty) = (family.suffix(), family.nft_type());
-        self.map(&format!("{p}_wl{fam}"), &[&format!("type {ty} : mark")], wl);
+        self.map(
+            &format!("{p}_wl{fam}"),
+            &[&format!("type {ty} : verdict")],
+            wl,
+        );
     }
 
     /// `<p>_ext4/6`: disjoint address ranges -> peer class.
@@ -211,18 +232,19 @@ impl Renderer<'_> {
             .filter(|r| r.first.is_ipv6() == v6)
             .map(|r| {
                 let peers = peers_of.get(&r.class).map(String::as_str).unwrap_or("");
+                let mut verdict = String::new();
+                push_class_verdict(&mut verdict, p, r.class);
                 element(format!(
-                    "{} comment {} : {}",
+                    "{} comment {} : {verdict}",
                     render_range(addr_key(r.first), addr_key(r.last), v6),
                     quoted(peers),
-                    mark(r.class)
                 ))
             })
             .collect();
         let (fam, ty) = (family.suffix(), family.nft_type());
         self.map(
             &format!("{p}_ext{fam}"),
-            &[&format!("type {ty} : mark"), "flags interval"],
+            &[&format!("type {ty} : verdict"), "flags interval"],
             ext,
         );
     }
@@ -323,12 +345,13 @@ impl Renderer<'_> {
         if present.all || present.port {
             rules.push(format!("jump {p}_classify"));
         }
+        let class = format!("ct mark and 0x{:08x}", self.bits.mask());
         if present.all {
-            rules.push(format!("counter name ct mark map @{chain}_all {allow}"));
+            rules.push(format!("counter name {class} map @{chain}_all {allow}"));
         }
         if present.port {
             rules.push(format!(
-                "counter name ct mark . meta l4proto . th dport map @{chain}_port {allow}"
+                "counter name {class} . meta l4proto . th dport map @{chain}_port {allow}"
             ));
         }
         // Logged before the drop in a rule of its own: over the limit, the packet falls through
@@ -341,6 +364,22 @@ impl Renderer<'_> {
         ));
         rules.push(format!("counter name \"{denied}\" drop"));
         rules
+    }
+}
+
+/// The chain that puts class `class` (not 0) into the conntrack mark: `<p>_m_<mark>`.
+fn class_chain(p: &str, class: u32) -> String {
+    format!("{p}_m_{class:08x}")
+}
+
+/// What a classification element does for `class`: `goto` its chain, or for class 0 `return`
+/// (the classify chain has already cleared the class bits).
+fn push_class_verdict(out: &mut String, p: &str, class: u32) {
+    if class == 0 {
+        out.push_str("return");
+    } else {
+        out.push_str("goto ");
+        out.push_str(&class_chain(p, class));
     }
 }
 
