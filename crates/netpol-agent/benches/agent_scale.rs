@@ -155,6 +155,7 @@ fn pods_only(workloads: &[Workload]) -> Cluster {
         namespaces: Vec::new(),
         workloads: workloads.to_vec(),
         policies: Vec::new(),
+        ..Cluster::default()
     }
 }
 

@@ -218,7 +218,13 @@ fn judge(
             out.agreement = Agreement::Allowed;
             out.reason = "traffic of a workload to itself is always allowed".to_string();
         }
-        DirectionVerdict::NotApplicable | DirectionVerdict::UnknownWorkload { .. } => {
+        DirectionVerdict::OwnNode { node } => {
+            out.agreement = Agreement::Allowed;
+            out.reason = format!("traffic from its own node {node} is always allowed");
+        }
+        DirectionVerdict::NotApplicable
+        | DirectionVerdict::Node { .. }
+        | DirectionVerdict::UnknownWorkload { .. } => {
             out.reason = format!("{whose} is not a workload of the enforced state");
         }
     }

@@ -372,6 +372,7 @@ pub fn assemble(sources: &BTreeMap<String, BTreeMap<String, Cluster>>) -> Cluste
         namespaces: assemble_namespaces(sources),
         workloads: assemble_workloads(sources),
         policies: assemble_policies(sources),
+        ..Cluster::default()
     };
     finish(&mut cluster);
     cluster

@@ -20,7 +20,7 @@ pub struct Cli {
 pub enum Command {
     /// Can A reach B on a port, and why.
     #[command(
-        after_help = "Examples:\n  netpol check examples/test-project --from test-project/vm-b --to test-project/vm-a --port 80\n  netpol check examples/test-project --from test-project/vm-a --to 8.8.8.8 --port 53 -o json\n\nREF is namespace/name of a Pod or VM (vm/ns/name or pod/ns/name when both exist), or an IP address\n(an endpoint outside the cluster). Exit 0 allowed, 1 denied, 2 error."
+        after_help = "Examples:\n  netpol check examples/test-project --from test-project/vm-b --to test-project/vm-a --port 80\n  netpol check examples/test-project --from test-project/vm-a --to 8.8.8.8 --port 53 -o json\n\nREF is namespace/name of a Pod or VM (vm/ns/name or pod/ns/name when both exist), node/NAME, or an\nIP address (a workload's: that workload over exactly that address; a node's; or one outside the\ncluster). Dual-stack pairs are answered per family where the families differ. Exit 0 allowed, 1 denied, 2 error."
     )]
     Check(CheckArgs),
     /// The truth table for one port, or the whole connectivity map.
@@ -94,10 +94,10 @@ pub enum Validate {
 pub struct CheckArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Source: ns/name, vm/ns/name, pod/ns/name, or an IP address.
+    /// Source: ns/name, vm/ns/name, pod/ns/name, node/NAME, or an IP address.
     #[arg(long, value_name = "REF")]
     pub from: String,
-    /// Destination: ns/name, vm/ns/name, pod/ns/name, or an IP address.
+    /// Destination: ns/name, vm/ns/name, pod/ns/name, node/NAME, or an IP address.
     #[arg(long, value_name = "REF")]
     pub to: String,
     /// Destination port (1-65535).
@@ -143,7 +143,7 @@ pub enum MatrixFormat {
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// vms, pods or workloads.
+    /// vms, pods, workloads or nodes.
     #[arg(value_enum)]
     pub what: GetWhat,
     /// Only this namespace.
@@ -164,6 +164,8 @@ pub enum GetWhat {
     Pods,
     #[value(alias = "workload")]
     Workloads,
+    #[value(alias = "node", alias = "no")]
+    Nodes,
 }
 
 #[derive(Args, Debug)]

@@ -2,12 +2,14 @@
 
 use std::net::IpAddr;
 
-use netpol_core::{Cluster, Endpoint, WorkloadKind};
+use netpol_core::eval::FlowEnd;
+use netpol_core::{Cluster, WorkloadKind};
 
-/// Resolves `namespace/name`, `vm/namespace/name`, `vmi/namespace/name`, `pod/namespace/name` or an
-/// IP address. An address that belongs to a workload resolves to that workload, because that is
-/// who sends and receives with it.
-pub fn resolve(cluster: &Cluster, reference: &str) -> Result<Endpoint, String> {
+/// Resolves `namespace/name`, `vm/namespace/name`, `vmi/namespace/name`, `pod/namespace/name`,
+/// `node/NAME` or an IP address. An address that belongs to a workload resolves to that workload
+/// over exactly that address (and so that family), because that is who sends and receives with it;
+/// a node's address, or any other, stays an address. A hostNetwork pod is its node.
+pub fn resolve(cluster: &Cluster, reference: &str) -> Result<FlowEnd, String> {
     if let Ok(address) = reference.parse::<IpAddr>() {
         let owners: Vec<usize> = cluster
             .workloads
@@ -17,8 +19,11 @@ pub fn resolve(cluster: &Cluster, reference: &str) -> Result<Endpoint, String> {
             .map(|(i, _)| i)
             .collect();
         return match owners.as_slice() {
-            [] => Ok(Endpoint::External(address)),
-            [one] => Ok(Endpoint::Workload(*one)),
+            [] => Ok(FlowEnd::Address(address)),
+            [one] => Ok(FlowEnd::Workload {
+                index: *one,
+                address: Some(address),
+            }),
             many => Err(format!(
                 "address {address} belongs to {} workloads ({}); name one of them instead",
                 many.len(),
@@ -29,13 +34,16 @@ pub fn resolve(cluster: &Cluster, reference: &str) -> Result<Endpoint, String> {
             )),
         };
     }
+    if let Some(name) = reference.strip_prefix("node/") {
+        return node(cluster, name);
+    }
     let parts: Vec<&str> = reference.split('/').collect();
     let (kind, namespace, name) = match parts.as_slice() {
         [namespace, name] => (None, *namespace, *name),
         [kind, namespace, name] => (Some(parse_kind(kind)?), *namespace, *name),
         _ => {
             return Err(format!(
-                "{reference:?} is not a workload reference: expected namespace/name, vm/namespace/name, pod/namespace/name or an IP address"
+                "{reference:?} is not a workload reference: expected namespace/name, vm/namespace/name, pod/namespace/name, node/NAME or an IP address"
             ))
         }
     };
@@ -48,8 +56,14 @@ pub fn resolve(cluster: &Cluster, reference: &str) -> Result<Endpoint, String> {
         .map(|(i, _)| i)
         .collect();
     match matches.as_slice() {
-        [one] => Ok(Endpoint::Workload(*one)),
-        [] => Err(not_found(cluster, namespace, name, kind)),
+        [one] => Ok(FlowEnd::Workload {
+            index: *one,
+            address: None,
+        }),
+        [] => match host_network_node(cluster, namespace, name, kind) {
+            Some(n) => Ok(FlowEnd::Node(n)),
+            None => Err(not_found(cluster, namespace, name, kind)),
+        },
         many => Err(format!(
             "{namespace}/{name} is ambiguous: it names {}; use {}",
             many.iter()
@@ -62,6 +76,41 @@ pub fn resolve(cluster: &Cluster, reference: &str) -> Result<Endpoint, String> {
                 .join(" or ")
         )),
     }
+}
+
+/// `node/NAME`: a node with at least one address.
+fn node(cluster: &Cluster, name: &str) -> Result<FlowEnd, String> {
+    let Some(n) = cluster.node_index(name) else {
+        let known: Vec<&str> = cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+        return Err(if known.is_empty() {
+            format!("no node {name}: the input has no Node objects (kubectl get nodes -o yaml)")
+        } else {
+            format!("no node {name}; the input has: {}", known.join(", "))
+        });
+    };
+    if cluster.nodes[n].addresses.is_empty() {
+        return Err(format!(
+            "node {name} has no InternalIP or ExternalIP address in the input, so no flow can name it"
+        ));
+    }
+    Ok(FlowEnd::Node(n))
+}
+
+/// The node of a hostNetwork pod `namespace/name` (its traffic is its node's).
+fn host_network_node(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    kind: Option<WorkloadKind>,
+) -> Option<usize> {
+    if kind.is_some_and(|k| k != WorkloadKind::Pod) {
+        return None;
+    }
+    let key = format!("{namespace}/{name}");
+    cluster
+        .nodes
+        .iter()
+        .position(|n| n.host_network_pods.contains(&key) && !n.addresses.is_empty())
 }
 
 fn parse_kind(kind: &str) -> Result<WorkloadKind, String> {

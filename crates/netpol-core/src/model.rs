@@ -10,6 +10,10 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+mod nodes;
+
+pub use nodes::{address_of_family, families_of, IpFamily, Node};
+
 /// Labels of an object, sorted by key so that every rendering is deterministic.
 pub type Labels = BTreeMap<String, String>;
 
@@ -455,12 +459,36 @@ pub struct Cluster {
     pub workloads: Vec<Workload>,
     /// Every NetworkPolicy.
     pub policies: Vec<Policy>,
+    /// Every Node, sorted by name (empty when no Node object was loaded).
+    #[serde(default)]
+    pub nodes: Vec<Node>,
 }
 
 impl Cluster {
     /// The namespace called `name`, if known.
     pub fn namespace(&self, name: &str) -> Option<&Namespace> {
         self.namespaces.iter().find(|n| n.name == name)
+    }
+
+    /// The node called `name`, by index into [`Cluster::nodes`].
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// The node owning `address`, by index into [`Cluster::nodes`].
+    pub fn node_of_address(&self, address: IpAddr) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.addresses.contains(&address))
+    }
+
+    /// Whether `address` is an address of the node `workload` runs on.
+    pub fn is_own_node_address(&self, workload: &Workload, address: IpAddr) -> bool {
+        workload
+            .node
+            .as_deref()
+            .and_then(|name| self.nodes.iter().find(|n| n.name == name))
+            .is_some_and(|n| n.addresses.contains(&address))
     }
 
     /// Adds an implicit namespace (only the automatic label) for every namespace that a workload

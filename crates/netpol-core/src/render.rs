@@ -127,6 +127,18 @@ fn explain_side(out: &mut String, title: &str, side: &DirectionVerdict) {
                 "  {title}: allowed (traffic from a workload to itself is always allowed)"
             );
         }
+        DirectionVerdict::OwnNode { node } => {
+            let _ = writeln!(
+                out,
+                "  {title}: allowed: from its own node (node/{node}; a workload always accepts its node's traffic, e.g. kubelet probes)"
+            );
+        }
+        DirectionVerdict::Node { node } => {
+            let _ = writeln!(
+                out,
+                "  {title}: not applicable (node/{node} is a node; no policy applies to a node)"
+            );
+        }
         DirectionVerdict::Open => {
             let _ = writeln!(
                 out,
@@ -180,33 +192,52 @@ fn explain_side(out: &mut String, title: &str, side: &DirectionVerdict) {
 }
 
 impl ConnectivityMap {
-    /// One line per ordered pair of distinct workloads with anything allowed, in output order:
-    /// `p/b -> p/a  TCP 80-90, UDP 53`. Self pairs are left out: a workload always reaches itself
-    /// on every port, and a line per workload saying so would bury the real answers.
+    /// One line per ordered pair of distinct endpoints with anything allowed, in output order:
+    /// `p/b -> p/a  TCP 80-90, UDP 53`; a pair whose ports differ between the families gets
+    /// `p/b -> p/a  IPv4: TCP 80; IPv6: none`. Self pairs are left out: a workload always
+    /// reaches itself on every port, and a line per workload saying so would bury the real
+    /// answers.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         for &f in &self.order {
             for &t in self.order.iter().filter(|&&t| t != f) {
-                let parts: Vec<String> = Protocol::ALL
-                    .iter()
-                    .filter_map(|p| {
-                        let r = self.ports(f, t, *p);
-                        (!r.is_empty()).then(|| format!("{p} {}", render_ranges(r)))
-                    })
-                    .collect();
-                if !parts.is_empty() {
-                    let _ = writeln!(
-                        out,
-                        "{} -> {}  {}",
-                        self.keys[f],
-                        self.keys[t],
-                        parts.join(", ")
-                    );
+                let line = match &self.by_family {
+                    Some(maps) if self.differs(f, t) => {
+                        let per: Vec<String> = [0, 1]
+                            .iter()
+                            .map(|&i| {
+                                let p = pair_ports(&maps[i], f, t);
+                                let fam = if i == 0 { "IPv4" } else { "IPv6" };
+                                if p.is_empty() {
+                                    format!("{fam}: none")
+                                } else {
+                                    format!("{fam}: {p}")
+                                }
+                            })
+                            .collect();
+                        per.join("; ")
+                    }
+                    _ => pair_ports(self, f, t),
+                };
+                if !line.is_empty() {
+                    let _ = writeln!(out, "{} -> {}  {line}", self.keys[f], self.keys[t]);
                 }
             }
         }
         out
     }
+}
+
+/// `TCP 80-90, UDP 53` for one pair, empty when nothing is allowed.
+fn pair_ports(map: &ConnectivityMap, f: usize, t: usize) -> String {
+    let parts: Vec<String> = Protocol::ALL
+        .iter()
+        .filter_map(|p| {
+            let r = map.ports(f, t, *p);
+            (!r.is_empty()).then(|| format!("{p} {}", render_ranges(r)))
+        })
+        .collect();
+    parts.join(", ")
 }
 
 /// `80-90,443` style: single ports as `53`, ranges as `lo-hi`, joined by `,`.

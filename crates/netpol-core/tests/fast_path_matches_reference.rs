@@ -1,10 +1,12 @@
 //! Property test: on random small clusters using every feature of the model, the analyzer's truth
-//! tables and connectivity map agree with the reference evaluator on every pair.
+//! tables and connectivity map agree with the reference evaluator on every pair of endpoints
+//! (workloads, and nodes when the cluster has them), for the family a flow prefers and, where
+//! both ends are dual-stack, for each family alone.
 
 use std::collections::BTreeSet;
 
 use netpol_core::analysis::Analyzer;
-use netpol_core::eval::{evaluate, Endpoint};
+use netpol_core::eval::{evaluate_ends, FlowEnd};
 use netpol_core::model::*;
 use netpol_test_support::arb::{self, ClusterShape};
 use proptest::prelude::*;
@@ -44,51 +46,70 @@ fn interesting_ports(c: &Cluster, extra: u16) -> Vec<u16> {
         .collect()
 }
 
+/// Endpoint `i` of the analyzer's outputs: workloads, then nodes.
+fn end(c: &Cluster, i: usize) -> FlowEnd {
+    if i < c.workloads.len() {
+        FlowEnd::Workload {
+            index: i,
+            address: None,
+        }
+    } else {
+        FlowEnd::Node(i - c.workloads.len())
+    }
+}
+
+fn in_ranges(r: &[(u16, u16)], port: u16) -> bool {
+    r.iter().any(|(lo, hi)| *lo <= port && port <= *hi)
+}
+
 fn check(c: &Cluster, opts: EvalOptions, extra: u16) -> Result<(), TestCaseError> {
     let analyzer = Analyzer::new(c, opts);
     let map = analyzer.connectivity_map();
-    let n = c.workloads.len();
+    let n = c.workloads.len() + c.nodes.len();
     let ports = interesting_ports(c, extra);
     for protocol in Protocol::ALL {
         for &port in &ports {
             let table = analyzer.truth_table(protocol, port);
             for s in 0..n {
                 for d in 0..n {
-                    let v = evaluate(
-                        c,
-                        opts,
-                        &Endpoint::Workload(s),
-                        &Endpoint::Workload(d),
-                        protocol,
-                        port,
-                    );
-                    prop_assert_eq!(
-                        table.allowed(s, d),
-                        v.allowed,
-                        "truth table {} -> {} {}/{} ({:?})\n{}",
-                        s,
-                        d,
-                        protocol,
-                        port,
-                        opts,
-                        v.explain()
-                    );
-                    let in_map = map
-                        .ports(s, d, protocol)
-                        .iter()
-                        .any(|(lo, hi)| *lo <= port && port <= *hi);
-                    prop_assert_eq!(
-                        in_map,
-                        v.allowed,
-                        "map {} -> {} {}/{} ({:?}): {:?}\n{}",
-                        s,
-                        d,
-                        protocol,
-                        port,
-                        opts,
-                        map.ports(s, d, protocol),
-                        v.explain()
-                    );
+                    let both_nodes = s >= c.workloads.len() && d >= c.workloads.len();
+                    if both_nodes {
+                        // The evaluator answers no flow without a workload; nothing isolates a node.
+                        prop_assert!(table.allowed(s, d));
+                        continue;
+                    }
+                    let fv = evaluate_ends(c, opts, &end(c, s), &end(c, d), protocol, port);
+                    let Some(v) = fv.first() else {
+                        return Err(TestCaseError::fail("evaluate_ends gave no verdict"));
+                    };
+                    let what = |kind: &str| {
+                        format!(
+                            "{kind} {s} -> {d} {protocol}/{port} ({opts:?})\n{}",
+                            fv.explain()
+                        )
+                    };
+                    prop_assert_eq!(table.allowed(s, d), v.allowed, "{}", what("truth table"));
+                    let in_map = in_ranges(map.ports(s, d, protocol), port);
+                    prop_assert_eq!(in_map, v.allowed, "{}", what("map"));
+                    if fv.verdicts.len() == 2 {
+                        for (f, v) in &fv.verdicts {
+                            let Some(f) = *f else {
+                                return Err(TestCaseError::fail("two verdicts without families"));
+                            };
+                            prop_assert_eq!(
+                                table.allowed_in(s, d, f),
+                                v.allowed,
+                                "{} {}",
+                                what("truth table"),
+                                f
+                            );
+                            let in_map = in_ranges(map.ports_in(s, d, protocol, f), port);
+                            prop_assert_eq!(in_map, v.allowed, "{} {}", what("map"), f);
+                        }
+                        prop_assert_eq!(table.by_family(s, d).is_some(), fv.differs());
+                    } else {
+                        prop_assert!(table.by_family(s, d).is_none());
+                    }
                 }
             }
         }
@@ -116,6 +137,15 @@ proptest! {
     #[test]
     fn the_fast_path_agrees_with_the_reference_evaluator(
         c in arb::cluster(&ClusterShape::for_the_analyzer()),
+        extra in 1u16..=65535,
+    ) {
+        check(&c, EvalOptions { ipblock_matches_workloads: true }, extra)?;
+        check(&c, EvalOptions { ipblock_matches_workloads: false }, extra)?;
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_reference_evaluator_with_nodes_present(
+        c in arb::cluster(&ClusterShape::for_the_analyzer_with_nodes()),
         extra in 1u16..=65535,
     ) {
         check(&c, EvalOptions { ipblock_matches_workloads: true }, extra)?;

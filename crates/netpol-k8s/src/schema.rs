@@ -24,6 +24,8 @@ pub enum KnownKind {
     VirtualMachine,
     /// kubevirt.io/v1 VirtualMachineInstance.
     VirtualMachineInstance,
+    /// core/v1 Node.
+    Node,
 }
 
 /// One kind netpol reads, and which of its fields.
@@ -141,7 +143,22 @@ pub const VIRTUAL_MACHINE_INSTANCE: KindSchema = KindSchema {
     ],
 };
 
-/// Every kind netpol reads.
+/// Nodes: their name, labels and addresses (`InternalIP` and `ExternalIP`, both families), for
+/// the rule that a workload always accepts its own node's traffic.
+pub const NODE: KindSchema = KindSchema {
+    id: KnownKind::Node,
+    kind: "Node",
+    group: "",
+    version: "v1",
+    api_version: "v1",
+    plural: "nodes",
+    namespaced: false,
+    crd: false,
+    fields: &["status.addresses[].type", "status.addresses[].address"],
+};
+
+/// Every kind a node's agent watches: what enforcement needs (nodes are not among them: the
+/// agent's RBAC does not grant them, and a node's table does not need them).
 pub static KINDS: [KindSchema; 5] = [
     NAMESPACE,
     POD,
@@ -150,16 +167,26 @@ pub static KINDS: [KindSchema; 5] = [
     VIRTUAL_MACHINE_INSTANCE,
 ];
 
+/// Every kind the loader reads: the agent's [`KINDS`] and [`NODE`].
+pub static READ_KINDS: [KindSchema; 6] = [
+    NAMESPACE,
+    POD,
+    NETWORK_POLICY,
+    VIRTUAL_MACHINE,
+    VIRTUAL_MACHINE_INSTANCE,
+    NODE,
+];
+
 /// The kind an object of `api_version` and `kind` is, if netpol reads it.
 pub fn lookup(api_version: &str, kind: &str) -> Option<&'static KindSchema> {
-    KINDS
+    READ_KINDS
         .iter()
         .find(|k| k.kind == kind && k.api_version == api_version)
 }
 
 /// The kind netpol reads under the name `kind`, whatever the version.
 pub fn by_kind(kind: &str) -> Option<&'static KindSchema> {
-    KINDS.iter().find(|k| k.kind == kind)
+    READ_KINDS.iter().find(|k| k.kind == kind)
 }
 
 /// The kind a model workload was loaded from.
@@ -275,7 +302,7 @@ mod tests {
 
     #[test]
     fn every_api_version_is_its_group_and_version() {
-        for k in &KINDS {
+        for k in &READ_KINDS {
             let expected = if k.group.is_empty() {
                 k.version.to_string()
             } else {

@@ -229,6 +229,7 @@ fn cluster() -> impl Strategy<Value = Cluster> {
                     namespaces: vec![Namespace::new(a, ns_labels, false)],
                     workloads,
                     policies,
+                    ..Cluster::default()
                 };
                 // Names are unique per kind and namespace in a real cluster.
                 let mut seen = std::collections::HashSet::new();

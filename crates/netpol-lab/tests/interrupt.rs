@@ -42,6 +42,7 @@ fn one_pod() -> Cluster {
             origin: None,
         }],
         policies: Vec::new(),
+        ..Cluster::default()
     }
 }
 

@@ -84,6 +84,7 @@ fn cluster() -> Cluster {
             unscheduled,
         ],
         policies: vec![deny_ingress_to_db()],
+        ..Cluster::default()
     }
 }
 

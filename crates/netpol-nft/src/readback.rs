@@ -107,6 +107,7 @@ mod tests {
                 egress: vec![],
                 origin: None,
             }],
+            ..Cluster::default()
         }
     }
 

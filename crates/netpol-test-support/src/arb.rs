@@ -24,7 +24,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
 use netpol_core::{
-    Cluster, IpBlock, LabelSelector, Labels, NamedPort, Namespace, Peer, Policy, PolicyPort,
+    Cluster, IpBlock, LabelSelector, Labels, NamedPort, Namespace, Node, Peer, Policy, PolicyPort,
     PortSpec, Protocol, Rule, SelectorOperator, SelectorRequirement, Workload, WorkloadKind,
     NAMESPACE_NAME_LABEL,
 };
@@ -106,7 +106,18 @@ pub struct ClusterShape {
     pub addresses: Addresses,
     /// The nodes workloads are spread over; none leaves every workload without a node.
     pub nodes: &'static [&'static str],
+    /// Whether the cluster has Node objects for them (most of the time, each with one to three
+    /// addresses of its own from [`NODE_ADDRESSES`], in random order); without, workloads name
+    /// nodes netpol knows nothing of.
+    pub node_objects: bool,
 }
+
+/// The addresses node `i` of [`ClusterShape::nodes`] draws from: both families, inside and
+/// outside the generated CIDRs and holes, never a workload's.
+pub const NODE_ADDRESSES: [[&str; 3]; 2] = [
+    ["10.0.0.201", "fd00::81", "192.0.2.201"],
+    ["10.1.0.202", "fd00::202", "192.0.2.100"],
+];
 
 impl ClusterShape {
     /// For the analyzer against the evaluator: three namespaces, 1 to 6 workloads with up to two
@@ -118,6 +129,17 @@ impl ClusterShape {
             policies: 0..5,
             addresses: Addresses::Shared { per_workload: 0..3 },
             nodes: &[],
+            node_objects: false,
+        }
+    }
+
+    /// Like [`for_the_analyzer`](Self::for_the_analyzer), with workloads spread over the two
+    /// [`NODES`] and (most of the time) Node objects with addresses of both families.
+    pub fn for_the_analyzer_with_nodes() -> Self {
+        ClusterShape {
+            nodes: &NODES,
+            node_objects: true,
+            ..ClusterShape::for_the_analyzer()
         }
     }
 
@@ -130,6 +152,7 @@ impl ClusterShape {
             policies: 0..4,
             addresses: Addresses::Distinct,
             nodes: &NODES,
+            node_objects: false,
         }
     }
 
@@ -147,8 +170,9 @@ pub fn cluster(shape: &ClusterShape) -> impl Strategy<Value = Cluster> {
         1..=n,
         prop::collection::vec(draft(&shape), shape.workloads.clone()),
         prop::collection::vec(policy(&shape), shape.policies.clone()),
+        node_objects(&shape),
     )
-        .prop_map(move |(ns_labels, declared, drafts, mut policies)| {
+        .prop_map(move |(ns_labels, declared, drafts, mut policies, nodes)| {
             let workloads = drafts
                 .into_iter()
                 .enumerate()
@@ -167,10 +191,36 @@ pub fn cluster(shape: &ClusterShape) -> impl Strategy<Value = Cluster> {
                 namespaces,
                 workloads,
                 policies,
+                nodes,
             };
             c.add_missing_namespaces();
             c
         })
+}
+
+/// The Node objects of a shape: each of its nodes with probability 0.8 when it has them, with a
+/// non-empty, shuffled subset of its [`NODE_ADDRESSES`].
+fn node_objects(shape: &ClusterShape) -> impl Strategy<Value = Vec<Node>> {
+    let names = if shape.node_objects { shape.nodes } else { &[] };
+    let per_node: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let pool = NODE_ADDRESSES[i % NODE_ADDRESSES.len()];
+            (
+                prop::bool::weighted(0.8),
+                prop::sample::subsequence(pool.to_vec(), 1..=pool.len()).prop_shuffle(),
+            )
+                .prop_map(move |(present, addresses)| {
+                    present.then(|| Node {
+                        name: name.to_string(),
+                        addresses: addresses.into_iter().map(parse).collect(),
+                        ..Node::default()
+                    })
+                })
+        })
+        .collect();
+    per_node.prop_map(|nodes| nodes.into_iter().flatten().collect())
 }
 
 /// Random policies in this shape's namespaces, named `p` (a cluster renames them `p0, p1, ...`).

@@ -179,6 +179,7 @@ pub fn cluster(
         namespaces,
         workloads,
         policies,
+        ..Cluster::default()
     };
     c.add_missing_namespaces();
     c

@@ -93,6 +93,7 @@ fn a_defined_namespace_replaces_the_implicit_one_of_another_file() {
             namespaces: vec![Namespace::new("a", Labels::new(), true)],
             workloads: vec![workload(WorkloadKind::Pod, "a", "p", &[], &["10.0.0.1"]).on("n")],
             policies: vec![],
+            ..Cluster::default()
         },
     );
     entries.insert(

@@ -1,4 +1,5 @@
-//! `netpol get vms|pods|workloads`: a `d8 k get vm`-style listing with isolation columns.
+//! `netpol get vms|pods|workloads|nodes`: a `d8 k get vm`-style listing with isolation columns,
+//! or the nodes with their addresses and the workloads they host.
 
 use anyhow::Result;
 use netpol_core::{Workload, WorkloadKind};
@@ -9,13 +10,23 @@ use crate::input;
 pub fn run(args: &GetArgs) -> Result<u8> {
     let input = input::load(&args.input);
     let cluster = &input.cluster;
+    if args.what == GetWhat::Nodes {
+        let listing = crate::render::get::nodes(cluster, args.namespace.as_deref());
+        if listing.is_empty() {
+            eprintln!("No resources found.");
+        } else {
+            print!("{listing}");
+        }
+        input.answered_partially("list")?;
+        return Ok(0);
+    }
     let mut rows: Vec<&Workload> = cluster
         .workloads
         .iter()
         .filter(|w| match args.what {
             GetWhat::Vms => w.kind != WorkloadKind::Pod,
             GetWhat::Pods => w.kind == WorkloadKind::Pod,
-            GetWhat::Workloads => true,
+            GetWhat::Workloads | GetWhat::Nodes => true,
         })
         .filter(|w| args.namespace.as_ref().is_none_or(|ns| &w.namespace == ns))
         .collect();

@@ -3,11 +3,13 @@
 use std::io::Write;
 
 use anyhow::{bail, Result};
-use netpol_core::{analysis::output_keys, Analyzer, Protocol};
+use netpol_core::{Analyzer, Protocol};
 
 use crate::cli::{MatrixArgs, MatrixFormat};
 use crate::input;
-use crate::render::matrix::{render_csv, render_grid, render_markdown, summary_line};
+use crate::render::matrix::{
+    endpoint_counts, render_csv, render_grid, render_markdown, summary_line,
+};
 
 pub fn run(args: &MatrixArgs) -> Result<u8> {
     let input = input::load(&args.input);
@@ -17,17 +19,17 @@ pub fn run(args: &MatrixArgs) -> Result<u8> {
         Some(port) => {
             let protocol: Protocol = args.protocol.parse()?;
             let table = analyzer.truth_table(protocol, port);
-            let keys = output_keys(&input.cluster);
+            let keys = table.keys();
             match args.output.unwrap_or(MatrixFormat::Table) {
                 MatrixFormat::Table | MatrixFormat::Text => {
-                    out.write_all(render_grid(&table, &keys).as_bytes())?
+                    out.write_all(render_grid(&table, keys).as_bytes())?
                 }
                 MatrixFormat::Json => {
                     serde_json::to_writer_pretty(&mut out, &table)?;
                     writeln!(out)?;
                 }
-                MatrixFormat::Csv => out.write_all(render_csv(&table, &keys).as_bytes())?,
-                MatrixFormat::Md => out.write_all(render_markdown(&table, &keys).as_bytes())?,
+                MatrixFormat::Csv => out.write_all(render_csv(&table, keys).as_bytes())?,
+                MatrixFormat::Md => out.write_all(render_markdown(&table, keys).as_bytes())?,
                 MatrixFormat::Summary => writeln!(out, "{}", summary_line(&table))?,
             }
         }
@@ -49,9 +51,10 @@ pub fn run(args: &MatrixArgs) -> Result<u8> {
                         .count();
                     writeln!(
                         out,
-                        "workloads: {}, pairs: {pairs}, pairs with any allowed port: {connected}, pairs with none: {}",
-                        order.len(),
-                        pairs - connected
+                        "{}, pairs: {pairs}, pairs with any allowed port: {connected}, pairs with none: {}{}",
+                        endpoint_counts(order.len(), map.node_count()),
+                        pairs - connected,
+                        differing(&map)
                     )?;
                 }
                 other => bail!(
@@ -64,4 +67,19 @@ pub fn run(args: &MatrixArgs) -> Result<u8> {
     out.flush()?;
     input.answered_partially("matrix")?;
     Ok(0)
+}
+
+/// `, differ by family: N` when some dual-stack pairs' ports differ between the families.
+fn differing(map: &netpol_core::ConnectivityMap) -> String {
+    let order = map.workload_order();
+    let n = order
+        .iter()
+        .flat_map(|&f| order.iter().map(move |&t| (f, t)))
+        .filter(|&(f, t)| map.differs(f, t))
+        .count();
+    if n == 0 {
+        String::new()
+    } else {
+        format!(", differ by family: {n}")
+    }
 }

@@ -1,4 +1,4 @@
-//! `netpol get`: the workloads table with isolation columns.
+//! `netpol get`: the workloads table with isolation columns, and the nodes table.
 
 use netpol_core::eval::policy_selects;
 use netpol_core::{Cluster, Direction, Workload};
@@ -55,5 +55,58 @@ fn isolation(cluster: &Cluster, workload: &Workload, direction: Direction) -> St
         0 => "open".to_string(),
         1 => "isolated (1 policy)".to_string(),
         n => format!("isolated ({n} policies)"),
+    }
+}
+
+/// One row per node (every Node object, and every node a workload names without one): name,
+/// addresses, the workloads it hosts (only those of `namespace` when given) and its hostNetwork
+/// pods, whose traffic is the node's. Empty when there is no node.
+pub fn nodes(cluster: &Cluster, namespace: Option<&str>) -> String {
+    let keys = netpol_core::analysis::output_keys(cluster);
+    let order = netpol_core::analysis::workload_order(cluster);
+    let mut names: Vec<&str> = cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+    for w in &cluster.workloads {
+        if let Some(n) = w.node.as_deref() {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    names.sort_unstable();
+    if names.is_empty() {
+        return String::new();
+    }
+    let mut table = kubectl_table(&["NAME", "IPADDRESS", "WORKLOADS", "HOSTNETWORK PODS"]);
+    for name in names {
+        let node = cluster.node_index(name).map(|i| &cluster.nodes[i]);
+        let hosted: Vec<&str> = order
+            .iter()
+            .filter(|&&i| {
+                let w = &cluster.workloads[i];
+                w.node.as_deref() == Some(name) && namespace.is_none_or(|ns| w.namespace == ns)
+            })
+            .map(|&i| keys[i].as_str())
+            .collect();
+        let addresses = match node {
+            Some(n) if n.implicit => format!("{} (no Node object)", join_addresses(&n.addresses)),
+            Some(n) => join_addresses(&n.addresses),
+            None => "<no Node object>".to_string(),
+        };
+        let host_network = node.map_or(String::new(), |n| n.host_network_pods.join(","));
+        table.add_row(vec![
+            name.to_string(),
+            addresses,
+            none_if_empty(hosted.join(",")),
+            none_if_empty(host_network),
+        ]);
+    }
+    render(&table)
+}
+
+fn none_if_empty(s: String) -> String {
+    if s.is_empty() {
+        "<none>".to_string()
+    } else {
+        s
     }
 }

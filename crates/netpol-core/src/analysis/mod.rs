@@ -10,12 +10,13 @@
 //!
 //! The reference for all of this is [`crate::eval::evaluate`]; the property tests compare the two.
 
+mod nodes;
 mod outputs;
 mod query;
 mod sides;
 
 use crate::bits::Bits;
-use crate::model::{Cluster, Direction, EvalOptions};
+use crate::model::{Cluster, Direction, EvalOptions, IpBlock};
 use crate::policy_set::identities::{pair_family, Family, Grouping, CLASS_FAMILIES};
 use crate::policy_set::ports::PortSetId;
 use crate::policy_set::rules::{PolicyId, RulePeers};
@@ -33,6 +34,11 @@ struct AnalyzerRule {
     /// Identities whose IPv4 / IPv6 flow address one of the rule's ipBlocks contains.
     ip_peers: [Bits; 2],
     has_ip_peers: bool,
+    /// The rule has no peers (every peer, nodes and external addresses included).
+    any_peer: bool,
+    /// The rule's ipBlocks, which decide for node addresses whatever the options say of
+    /// workload addresses.
+    blocks: Vec<IpBlock>,
     ports: PortSetId,
 }
 
@@ -84,6 +90,8 @@ pub struct Analyzer {
     /// `family` (0 = IPv4, 1 = IPv6).
     family_dsts: Vec<[Bits; 2]>,
     sides: sides::Sides,
+    /// The nodes, which are endpoints of the outputs after the workloads.
+    nodes: nodes::Nodes,
 }
 
 impl Analyzer {
@@ -100,10 +108,15 @@ impl Analyzer {
             Grouping::Selectors => PolicySet::new(cluster, set.options()),
         };
         let ic = set.identity_count();
+        let nodes = nodes::Nodes::new(cluster, &set);
+        let mut keys = output_keys(cluster);
+        keys.extend(cluster.nodes.iter().map(|n| n.key()));
+        let mut order = workload_order(cluster);
+        order.extend(nodes.order(cluster.workloads.len()));
         let mut analyzer = Analyzer {
             workload_count: cluster.workloads.len(),
-            keys: output_keys(cluster),
-            order: workload_order(cluster),
+            keys,
+            order,
             identity_of: set
                 .identities
                 .of_workload
@@ -115,6 +128,7 @@ impl Analyzer {
             egress: Isolation::new(ic),
             family_dsts: family_destinations(&set),
             sides: sides::Sides::default(),
+            nodes,
             set,
         };
         let policies: Vec<PolicyId> = analyzer.set.policies_by_key().to_vec();
@@ -122,6 +136,7 @@ impl Analyzer {
             analyzer.add_policy(id);
         }
         analyzer.sides = sides::Sides::new(&analyzer);
+        analyzer.nodes.per_family = analyzer.families_can_differ();
         analyzer
     }
 
@@ -158,7 +173,8 @@ impl Analyzer {
         &self.set
     }
 
-    /// Workload indices sorted by `namespace/name`, then kind: the order of every output.
+    /// Endpoint indices in the order of every output: workloads sorted by `namespace/name`, then
+    /// kind; then nodes (index `workloads + i` for `cluster.nodes[i]`), by name.
     pub fn workload_order(&self) -> Vec<usize> {
         self.order.clone()
     }
@@ -197,16 +213,22 @@ fn compile_rule(
         selected_peers: Bits::new(ic),
         ip_peers: [Bits::new(ic), Bits::new(ic)],
         has_ip_peers: false,
+        any_peer: false,
+        blocks: Vec::new(),
         ports: rule.ports,
     };
     let peers = match &rule.peers {
         RulePeers::Any => {
             out.selected_peers = Bits::full(ic);
+            out.any_peer = true;
             return out;
         }
         RulePeers::Listed(peers) => peers,
     };
     for &peer in peers {
+        if let Some(block) = set.peer(peer).block() {
+            out.blocks.push(block.clone());
+        }
         if set.peer(peer).block().is_none() {
             out.selected_peers.or_assign(set.peer_members(peer));
         } else if let Some(block) = set.peers.block_of[peer.index()] {

@@ -8,7 +8,7 @@ use fixedbitset::FixedBitSet;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
-use crate::model::{Cluster, Protocol};
+use crate::model::{Cluster, IpFamily, Protocol};
 use crate::policy_set::ports::proto_index;
 
 /// The names outputs use for workloads, by index into `cluster.workloads`: `namespace/name`, or
@@ -55,12 +55,66 @@ pub struct TruthTable {
     /// Row per source workload (index into `cluster.workloads`); bit = destination index.
     pub(crate) rows: Vec<FixedBitSet>,
     pub(crate) allowed_count: usize,
+    /// Per endpoint: bit 0 it has IPv4, bit 1 IPv6.
+    pub(crate) families: Vec<u8>,
+    /// How many of the endpoints are nodes (the last ones).
+    pub(crate) node_count: usize,
+    /// The tables of IPv4 alone and IPv6 alone, when some pair's answer can depend on the family.
+    pub(crate) by_family: Option<Box<[TruthTable; 2]>>,
+}
+
+/// Whether both endpoints have both families (so the pair talks over each).
+fn dual_pair(families: &[u8], from: usize, to: usize) -> bool {
+    from != to && families.get(from) == Some(&3) && families.get(to) == Some(&3)
 }
 
 impl TruthTable {
-    /// Whether `from` may send to `to` (indices into `cluster.workloads`); false for bad indices.
+    /// Whether `from` may send to `to` (endpoint indices: workloads by index into
+    /// `cluster.workloads`, then nodes by index into `cluster.nodes` after them) over the family
+    /// the flow prefers (the source's first family the destination has); false for bad indices.
     pub fn allowed(&self, from: usize, to: usize) -> bool {
         self.rows.get(from).is_some_and(|r| r.contains(to))
+    }
+
+    /// Whether `from` may send to `to` over `family` (meaningful when both have it).
+    pub fn allowed_in(&self, from: usize, to: usize, family: IpFamily) -> bool {
+        match &self.by_family {
+            Some(tables) => tables[family.index()].allowed(from, to),
+            None => self.allowed(from, to),
+        }
+    }
+
+    /// For a pair whose answer differs between the families, `[IPv4, IPv6]`; `None` when it
+    /// does not (or the pair does not talk over both).
+    pub fn by_family(&self, from: usize, to: usize) -> Option<[bool; 2]> {
+        let tables = self.by_family.as_ref()?;
+        if !dual_pair(&self.families, from, to) {
+            return None;
+        }
+        let v = [tables[0].allowed(from, to), tables[1].allowed(from, to)];
+        (v[0] != v[1]).then_some(v)
+    }
+
+    /// Number of ordered pairs whose answer differs between the families.
+    pub fn differing_count(&self) -> usize {
+        if self.by_family.is_none() {
+            return 0;
+        }
+        let n = self.rows.len();
+        (0..n)
+            .flat_map(|f| (0..n).map(move |t| (f, t)))
+            .filter(|&(f, t)| self.by_family(f, t).is_some())
+            .count()
+    }
+
+    /// The output names of the endpoints, by endpoint index.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// How many of the endpoints are nodes (they come after the workloads).
+    pub fn node_count(&self) -> usize {
+        self.node_count
     }
 
     /// The destinations `from` may reach, as a bitset over workload indices.
@@ -78,12 +132,13 @@ impl TruthTable {
         self.rows.len() * self.rows.len() - self.allowed_count
     }
 
-    /// Workload indices in output order.
+    /// Endpoint indices in output order: workloads, then nodes.
     pub fn workload_order(&self) -> &[usize] {
         &self.order
     }
 
-    /// The JSON document `{"port", "protocol", "workloads", "allowed": {from: {to: bool}}}`.
+    /// The JSON document `{"port", "protocol", "workloads", "allowed": {from: {to: bool}}}`; a
+    /// pair whose answer differs between the families has `{"IPv4": bool, "IPv6": bool}`.
     pub fn to_json(&self) -> serde_json::Value {
         // The streaming `Serialize` below is the one definition of the document; string keys and
         // plain values cannot fail to serialize.
@@ -103,10 +158,33 @@ impl Serialize for TruthTable {
             &PairMatrix {
                 keys: &self.keys,
                 order: &self.order,
-                cell: |from, to| self.allowed(from, to),
+                cell: |from, to| match self.by_family(from, to) {
+                    Some([v4, v6]) => Cell::ByFamily(v4, v6),
+                    None => Cell::One(self.allowed(from, to)),
+                },
             },
         )?;
         m.end()
+    }
+}
+
+/// A truth table's cell: one answer, or one per family.
+enum Cell {
+    One(bool),
+    ByFamily(bool, bool),
+}
+
+impl Serialize for Cell {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Cell::One(b) => s.serialize_bool(*b),
+            Cell::ByFamily(v4, v6) => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("IPv4", v4)?;
+                m.serialize_entry("IPv6", v6)?;
+                m.end()
+            }
+        }
     }
 }
 
@@ -172,8 +250,18 @@ pub struct ConnectivityMap {
     pub(crate) dst_count: usize,
     /// `[src side * dst_count + dst side]` -> index into `port_sets`.
     pub(crate) matrix: Vec<u32>,
+    /// `[node * workloads + workload]` -> index into `port_sets`: from the node to the workload.
+    pub(crate) node_rows: Vec<u32>,
+    /// `[node * workloads + workload]` -> index into `port_sets`: from the workload to the node.
+    pub(crate) node_columns: Vec<u32>,
     /// Distinct results: per protocol (in `Protocol::ALL` order) inclusive merged ranges.
     pub(crate) port_sets: Vec<[Vec<(u16, u16)>; 3]>,
+    /// Per endpoint: bit 0 it has IPv4, bit 1 IPv6.
+    pub(crate) families: Vec<u8>,
+    /// How many of the endpoints are nodes (the last ones).
+    pub(crate) node_count: usize,
+    /// The maps of IPv4 alone and IPv6 alone, when some pair's answer can depend on the family.
+    pub(crate) by_family: Option<Box<[ConnectivityMap; 2]>>,
 }
 
 impl ConnectivityMap {
@@ -181,16 +269,59 @@ impl ConnectivityMap {
     /// sorted, merged, inclusive ranges; a workload reaches itself on every port; empty for bad
     /// indices.
     pub fn ports(&self, from: usize, to: usize, protocol: Protocol) -> &[(u16, u16)] {
-        if from == to && from < self.src_of.len() {
-            return EVERYTHING;
-        }
-        let (Some(&s), Some(&d)) = (self.src_of.get(from), self.dst_of.get(to)) else {
+        let total = self.keys.len();
+        if from >= total || to >= total {
             return &[];
+        }
+        let n = self.src_of.len();
+        let id = match (from.checked_sub(n), to.checked_sub(n)) {
+            // Nothing isolates a node, and a workload always reaches itself.
+            (Some(_), Some(_)) => return EVERYTHING,
+            _ if from == to => return EVERYTHING,
+            (Some(k), None) => self.node_rows.get(k * n + to),
+            (None, Some(k)) => self.node_columns.get(k * n + from),
+            (None, None) => {
+                let (s, d) = (self.src_of[from], self.dst_of[to]);
+                self.matrix.get(s * self.dst_count + d)
+            }
         };
-        self.matrix
-            .get(s * self.dst_count + d)
-            .and_then(|&id| self.port_sets.get(id as usize))
+        id.and_then(|&id| self.port_sets.get(id as usize))
             .map_or(&[], |sets| sets[proto_index(protocol)].as_slice())
+    }
+
+    /// The allowed ports over `family` alone (meaningful when both ends have it).
+    pub fn ports_in(
+        &self,
+        from: usize,
+        to: usize,
+        protocol: Protocol,
+        family: IpFamily,
+    ) -> &[(u16, u16)] {
+        match &self.by_family {
+            Some(maps) => maps[family.index()].ports(from, to, protocol),
+            None => self.ports(from, to, protocol),
+        }
+    }
+
+    /// Whether the pair's allowed ports differ between the families (it talks over both).
+    pub fn differs(&self, from: usize, to: usize) -> bool {
+        let Some(maps) = &self.by_family else {
+            return false;
+        };
+        dual_pair(&self.families, from, to)
+            && Protocol::ALL
+                .iter()
+                .any(|&p| maps[0].ports(from, to, p) != maps[1].ports(from, to, p))
+    }
+
+    /// The output names of the endpoints, by endpoint index.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// How many of the endpoints are nodes (they come after the workloads).
+    pub fn node_count(&self) -> usize {
+        self.node_count
     }
 
     /// Whether anything at all is allowed from `from` to `to`.
@@ -221,10 +352,17 @@ impl ConnectivityMap {
 /// Serializes to the same document as [`ConnectivityMap::to_json`], streaming.
 impl Serialize for ConnectivityMap {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        /// `{"TCP": [[lo, hi], ...], "UDP": [...], "SCTP": [...]}` of one ordered pair.
+        /// `{"TCP": [[lo, hi], ...], "UDP": [...], "SCTP": [...]}` of one ordered pair, or
+        /// `{"IPv4": {...}, "IPv6": {...}}` when its ports differ between the families.
         struct Pair<'a>(&'a ConnectivityMap, usize, usize);
         impl Serialize for Pair<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if let (true, Some(maps)) = (self.0.differs(self.1, self.2), &self.0.by_family) {
+                    let mut m = s.serialize_map(Some(2))?;
+                    m.serialize_entry("IPv4", &Pair(&maps[0], self.1, self.2))?;
+                    m.serialize_entry("IPv6", &Pair(&maps[1], self.1, self.2))?;
+                    return m.end();
+                }
                 let mut m = s.serialize_map(Some(3))?;
                 for p in Protocol::ALL {
                     let ranges: Vec<[u16; 2]> = self

@@ -7,8 +7,9 @@ use fixedbitset::FixedBitSet;
 use crate::bits::Bits;
 use crate::hash::FxBuildHasher;
 use crate::model::Protocol;
-use crate::policy_set::identities::pair_family;
+use crate::policy_set::identities::Family;
 
+use super::nodes::Mode;
 use super::{Analyzer, AnalyzerRule, ConnectivityMap, TruthTable};
 
 /// Which destinations a rule's ports admit on one protocol and port, ignoring peers.
@@ -45,8 +46,21 @@ impl Analyzer {
         }
     }
 
-    /// Whether each ordered pair of workloads may talk on one protocol and port.
+    /// Whether each ordered pair of endpoints (workloads, then nodes) may talk on one protocol
+    /// and port; with per-family answers where a pair's answer can depend on the family.
     pub fn truth_table(&self, protocol: Protocol, port: u16) -> TruthTable {
+        let mut table = self.truth_table_in(protocol, port, Mode::Preferred);
+        if self.nodes.per_family {
+            table.by_family = Some(Box::new([
+                self.truth_table_in(protocol, port, Mode::Only(Family::V4)),
+                self.truth_table_in(protocol, port, Mode::Only(Family::V6)),
+            ]));
+        }
+        table.families = self.nodes.families.clone();
+        table
+    }
+
+    fn truth_table_in(&self, protocol: Protocol, port: u16, mode: Mode) -> TruthTable {
         let port_ok: Vec<PortOk> = self
             .rules
             .iter()
@@ -56,17 +70,42 @@ impl Analyzer {
             .sides
             .src_reps
             .iter()
-            .map(|&s| self.side_row(s, &port_ok))
+            .map(|&s| self.side_row(s, &port_ok, mode))
             .collect();
-        self.expand_rows(protocol, port, &side_rows)
+        let numeric: Vec<bool> = self
+            .rules
+            .iter()
+            .map(|r| self.set.port_set(r.ports).numeric_matches(protocol, port))
+            .collect();
+        let mut table = self.expand_rows(protocol, port, &side_rows, |w, k| {
+            self.workload_to_node(w, k, mode, &numeric)
+        });
+        let n = self.workload_count;
+        for k in 0..self.nodes.list.len() {
+            let row = &mut table.rows[n + k];
+            for v in 0..n {
+                let admits = |ri: usize, d: usize| match &port_ok[ri] {
+                    PortOk::All => true,
+                    PortOk::None => false,
+                    PortOk::Some(b) => b.get(d),
+                };
+                if self.node_to_workload(k, v, mode, admits) {
+                    row.insert(v);
+                }
+            }
+            // Nothing isolates a node, so nodes reach each other on every port.
+            row.insert_range(n..n + self.nodes.list.len());
+            table.allowed_count += row.count_ones(..);
+        }
+        table
     }
 
     /// The destination identities source identity `s` may reach: its egress, then their ingress.
-    fn side_row(&self, s: usize, port_ok: &[PortOk]) -> Bits {
+    fn side_row(&self, s: usize, port_ok: &[PortOk], mode: Mode) -> Bits {
         let ic = self.set.identity_count();
         let all = Bits::full(ic);
         let class = self.set.identities.list[s].class;
-        let [d4, d6] = &self.family_dsts[class];
+        let [d4, d6] = self.family_destinations(class, mode);
         let ok_of = |ri: usize| match &port_ok[ri] {
             PortOk::None => None,
             PortOk::All => Some(&all),
@@ -110,16 +149,25 @@ impl Analyzer {
         egress
     }
 
-    /// Expands side rows over identities to workload rows; a workload may always talk to itself.
-    fn expand_rows(&self, protocol: Protocol, port: u16, side_rows: &[Bits]) -> TruthTable {
+    /// Expands side rows over identities to workload rows (a workload may always talk to itself),
+    /// with `to_node(workload, node)` for the node columns and empty rows for the nodes.
+    fn expand_rows(
+        &self,
+        protocol: Protocol,
+        port: u16,
+        side_rows: &[Bits],
+        to_node: impl Fn(usize, usize) -> bool,
+    ) -> TruthTable {
         let n = self.workload_count;
+        let m = self.nodes.list.len();
+        let total = n + m;
         let mut per_side: Vec<Option<FixedBitSet>> = vec![None; side_rows.len()];
-        let mut rows: Vec<FixedBitSet> = Vec::with_capacity(n);
+        let mut rows: Vec<FixedBitSet> = Vec::with_capacity(total);
         let mut allowed = 0usize;
         for (w, &x) in self.identity_of.iter().enumerate() {
             let side = self.sides.src_side[x];
             let base = per_side[side].get_or_insert_with(|| {
-                let mut row = FixedBitSet::with_capacity(n);
+                let mut row = FixedBitSet::with_capacity(total);
                 let ir = &side_rows[side];
                 for (v, &d) in self.identity_of.iter().enumerate() {
                     if ir.get(d) {
@@ -130,9 +178,15 @@ impl Analyzer {
             });
             let mut row = base.clone();
             row.insert(w);
+            for k in 0..m {
+                if to_node(w, k) {
+                    row.insert(n + k);
+                }
+            }
             allowed += row.count_ones(..);
             rows.push(row);
         }
+        rows.resize(total, FixedBitSet::with_capacity(total));
         TruthTable {
             protocol,
             port,
@@ -140,11 +194,14 @@ impl Analyzer {
             order: self.order.clone(),
             rows,
             allowed_count: allowed,
+            families: Vec::new(),
+            node_count: self.nodes.list.len(),
+            by_family: None,
         }
     }
 
     /// Writes the atoms of rule `r`'s ports for destination identity `d` into `out` (ORed).
-    fn or_rule_atoms(&self, out: &mut Bits, r: &AnalyzerRule, d: usize) {
+    pub(super) fn or_rule_atoms(&self, out: &mut Bits, r: &AnalyzerRule, d: usize) {
         let ports = self.set.port_set(r.ports);
         out.or_assign(&ports.base_atoms);
         if ports.named.is_empty() {
@@ -165,7 +222,7 @@ impl Analyzer {
     #[inline]
     fn pair_atoms(&self, src: Source, d: usize, e: &mut Bits, i: &mut Bits, all: &Bits) {
         let s = src.identity;
-        let f = pair_family(src.class, self.set.identities.list[d].class);
+        let f = src.mode.pair(src.class, self.set.identities.list[d].class);
         if src.egress_isolated {
             e.clear();
             for &ri in &self.egress.rules_of[s] {
@@ -189,8 +246,21 @@ impl Analyzer {
         }
     }
 
-    /// For every ordered pair of workloads, the ports allowed per protocol.
+    /// For every ordered pair of endpoints (workloads, then nodes), the ports allowed per
+    /// protocol; with per-family answers where a pair's answer can depend on the family.
     pub fn connectivity_map(&self) -> ConnectivityMap {
+        let mut map = self.connectivity_map_in(Mode::Preferred);
+        if self.nodes.per_family {
+            map.by_family = Some(Box::new([
+                self.connectivity_map_in(Mode::Only(Family::V4)),
+                self.connectivity_map_in(Mode::Only(Family::V6)),
+            ]));
+        }
+        map.families = self.nodes.families.clone();
+        map
+    }
+
+    fn connectivity_map_in(&self, mode: Mode) -> ConnectivityMap {
         let a = self.set.atoms.total;
         let all = Bits::full(a);
         let mut interned = Interned::default();
@@ -203,10 +273,23 @@ impl Analyzer {
                 identity: s,
                 class: self.set.identities.list[s].class,
                 egress_isolated: self.egress.isolated.get(s),
+                mode,
             };
             for &d in &self.sides.dst_reps {
                 self.pair_atoms(src, d, &mut e, &mut i, &all);
                 matrix.push(interned.id(&e));
+            }
+        }
+        let n = self.workload_count;
+        let m = self.nodes.list.len();
+        let mut node_rows = Vec::with_capacity(n * m);
+        let mut node_columns = Vec::with_capacity(n * m);
+        for k in 0..m {
+            for v in 0..n {
+                self.node_to_workload_atoms(k, v, mode, &mut e, &all);
+                node_rows.push(interned.id(&e));
+                self.workload_to_node_atoms(v, k, mode, &mut e, &all);
+                node_columns.push(interned.id(&e));
             }
         }
         let port_sets: Vec<[Vec<(u16, u16)>; 3]> = interned
@@ -228,7 +311,12 @@ impl Analyzer {
                 .collect(),
             dst_count,
             matrix,
+            node_rows,
+            node_columns,
             port_sets,
+            families: Vec::new(),
+            node_count: self.nodes.list.len(),
+            by_family: None,
         }
     }
 }
@@ -239,6 +327,7 @@ struct Source {
     identity: usize,
     class: usize,
     egress_isolated: bool,
+    mode: Mode,
 }
 
 /// Distinct atom sets, each numbered once.

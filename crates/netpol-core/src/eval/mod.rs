@@ -6,13 +6,17 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+mod families;
 mod matching;
+
+pub use families::{evaluate_ends, FamilyVerdicts, FlowEnd};
 
 pub use crate::render::{explain, render_labels, render_peer, render_rule};
 use matching::{port_reason, protocol_reason, rule_peer_matches, rule_port_matches, PortOutcome};
 
 use crate::model::{
-    Cluster, Direction, EvalOptions, Labels, Policy, Protocol, Rule, Workload, NAMESPACE_NAME_LABEL,
+    address_of_family, Cluster, Direction, EvalOptions, IpFamily, Labels, Policy, Protocol, Rule,
+    Workload, NAMESPACE_NAME_LABEL,
 };
 
 /// One end of a flow.
@@ -20,14 +24,15 @@ use crate::model::{
 pub enum Endpoint {
     /// A workload, by index into [`Cluster::workloads`].
     Workload(usize),
-    /// An address outside the cluster's workloads (or one given as a bare address).
+    /// An address outside the cluster's workloads (or one given as a bare address); a node is
+    /// the external end of its address.
     External(IpAddr),
 }
 
 impl Endpoint {
     /// `namespace/name` for a workload (`kind/namespace/name` when a Pod and a VM share it, as in
-    /// every other output), the address for an external end, `#<index>?` for a workload index
-    /// that does not exist.
+    /// every other output), `node/NAME` for a node's address, the address for another external
+    /// end, `#<index>?` for a workload index that does not exist.
     pub fn describe(&self, cluster: &Cluster) -> String {
         match self {
             Endpoint::Workload(i) => match cluster.workloads.get(*i) {
@@ -42,7 +47,10 @@ impl Endpoint {
                 }
                 None => format!("#{i}?"),
             },
-            Endpoint::External(a) => a.to_string(),
+            Endpoint::External(a) => match cluster.node_of_address(*a) {
+                Some(n) => cluster.nodes[n].key(),
+                None => a.to_string(),
+            },
         }
     }
 }
@@ -68,9 +76,10 @@ pub fn flow_addresses(src: &Workload, dst: &Workload) -> Option<(IpAddr, IpAddr)
 /// The decision on one flow, with the reason on each side.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Verdict {
-    /// `namespace/name` of the source workload, or the source address.
+    /// `namespace/name` of the source workload, `node/NAME` of a node, or the source address.
     pub src: String,
-    /// `namespace/name` of the destination workload, or the destination address.
+    /// `namespace/name` of the destination workload, `node/NAME` of a node, or the destination
+    /// address.
     pub dst: String,
     /// The flow's L4 protocol.
     pub protocol: Protocol,
@@ -96,6 +105,17 @@ pub enum DirectionVerdict {
     NotApplicable,
     /// The flow goes from a workload to itself, which is always allowed.
     SelfTraffic,
+    /// The flow comes from the node the destination runs on, which is always allowed (kubelet
+    /// probes).
+    OwnNode {
+        /// The node's name.
+        node: String,
+    },
+    /// This end is a node: no policy applies to a node.
+    Node {
+        /// The node's name.
+        node: String,
+    },
     /// No policy selects the workload for this direction, so everything is allowed.
     Open,
     /// The workload is isolated and at least one rule allows the flow.
@@ -126,6 +146,8 @@ impl DirectionVerdict {
             self,
             DirectionVerdict::NotApplicable
                 | DirectionVerdict::SelfTraffic
+                | DirectionVerdict::OwnNode { .. }
+                | DirectionVerdict::Node { .. }
                 | DirectionVerdict::Open
                 | DirectionVerdict::Allowed { .. }
         )
@@ -237,9 +259,25 @@ pub fn evaluate(
     protocol: Protocol,
     port: u16,
 ) -> Verdict {
+    evaluate_at(cluster, opts, (src, None), (dst, None), protocol, port)
+}
+
+/// Like [`evaluate`], with the address a workload end uses given exactly (`Some`): the other
+/// workload end then uses its first address of the same family. `None` leaves the choice to
+/// [`flow_addresses`]. An address given for an external end is ignored (it is its own address).
+pub fn evaluate_at(
+    cluster: &Cluster,
+    opts: EvalOptions,
+    src: (&Endpoint, Option<IpAddr>),
+    dst: (&Endpoint, Option<IpAddr>),
+    protocol: Protocol,
+    port: u16,
+) -> Verdict {
+    let (src, src_pin) = src;
+    let (dst, dst_pin) = dst;
     let src_side = Side::of(cluster, src);
     let dst_side = Side::of(cluster, dst);
-    let (src_address, dst_address) = endpoint_addresses(&src_side, &dst_side);
+    let (src_address, dst_address) = endpoint_addresses(&src_side, src_pin, &dst_side, dst_pin);
     let ctx = FlowCtx {
         cluster,
         opts,
@@ -294,16 +332,27 @@ impl<'a> Side<'a> {
     }
 }
 
-/// The addresses the flow uses: external ones as given, workload ones by [`flow_addresses`].
-fn endpoint_addresses(src: &Side<'_>, dst: &Side<'_>) -> (Option<IpAddr>, Option<IpAddr>) {
+/// The addresses the flow uses: external ones as given, workload ones as pinned, else by
+/// [`flow_addresses`] (or, when only the other end is pinned, the first of its family).
+fn endpoint_addresses(
+    src: &Side<'_>,
+    src_pin: Option<IpAddr>,
+    dst: &Side<'_>,
+    dst_pin: Option<IpAddr>,
+) -> (Option<IpAddr>, Option<IpAddr>) {
     match (src.endpoint, dst.endpoint) {
         (Endpoint::External(a), Endpoint::External(b)) => (Some(*a), Some(*b)),
-        (Endpoint::External(a), Endpoint::Workload(_)) => (Some(*a), None),
-        (Endpoint::Workload(_), Endpoint::External(b)) => (None, Some(*b)),
+        (Endpoint::External(a), Endpoint::Workload(_)) => (Some(*a), dst_pin),
+        (Endpoint::Workload(_), Endpoint::External(b)) => (src_pin, Some(*b)),
         (Endpoint::Workload(_), Endpoint::Workload(_)) => match (src.workload, dst.workload) {
-            (Some(s), Some(d)) => match flow_addresses(s, d) {
-                Some((a, b)) => (Some(a), Some(b)),
-                None => (None, None),
+            (Some(s), Some(d)) => match (src_pin, dst_pin) {
+                (None, None) => match flow_addresses(s, d) {
+                    Some((a, b)) => (Some(a), Some(b)),
+                    None => (None, None),
+                },
+                (Some(a), None) => (Some(a), address_of_family(&d.addresses, IpFamily::of(&a))),
+                (None, Some(b)) => (address_of_family(&s.addresses, IpFamily::of(&b)), Some(b)),
+                (Some(a), Some(b)) => (Some(a), Some(b)),
             },
             _ => (None, None),
         },
@@ -321,12 +370,27 @@ fn side_verdict(
     self_traffic: bool,
 ) -> DirectionVerdict {
     let s = match (subject.endpoint, subject.workload) {
-        (Endpoint::External(_), _) => return DirectionVerdict::NotApplicable,
+        (Endpoint::External(a), _) => {
+            return match ctx.cluster.node_of_address(*a) {
+                Some(n) => DirectionVerdict::Node {
+                    node: ctx.cluster.nodes[n].name.clone(),
+                },
+                None => DirectionVerdict::NotApplicable,
+            }
+        }
         (Endpoint::Workload(i), None) => return DirectionVerdict::UnknownWorkload { index: *i },
         (Endpoint::Workload(_), Some(_)) if self_traffic => return DirectionVerdict::SelfTraffic,
         (Endpoint::Workload(_), Some(s)) => s,
     };
     let peer = match (other.endpoint, other.workload) {
+        // The API: an ingress-isolated pod still accepts connections from its own node.
+        (Endpoint::External(a), _)
+            if direction == Direction::Ingress && ctx.cluster.is_own_node_address(s, *a) =>
+        {
+            return DirectionVerdict::OwnNode {
+                node: s.node.clone().unwrap_or_default(),
+            }
+        }
         (Endpoint::External(a), _) => PeerView::External(*a),
         (Endpoint::Workload(_), Some(w)) => PeerView::Workload {
             workload: w,

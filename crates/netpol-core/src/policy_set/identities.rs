@@ -25,34 +25,20 @@ impl IdentityId {
 }
 
 /// An address family, for choosing which address of a workload a flow uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    pub(crate) fn of(a: &IpAddr) -> Family {
-        if a.is_ipv4() {
-            Family::V4
-        } else {
-            Family::V6
-        }
-    }
-
-    /// 0 for IPv4, 1 for IPv6: the index of per-family arrays.
-    pub(crate) fn index(self) -> usize {
-        usize::from(self == Family::V6)
-    }
-}
+pub(crate) use crate::model::IpFamily as Family;
 
 /// The families of a workload's addresses in order of first appearance, as an index into
 /// [`CLASS_FAMILIES`]; this is all [`crate::eval::flow_addresses`] needs to pick a pair's family.
 pub(crate) fn family_class(w: &Workload) -> usize {
-    let Some(first) = w.addresses.first().map(Family::of) else {
+    address_class(&w.addresses)
+}
+
+/// The family class (see [`family_class`]) of a list of addresses.
+pub(crate) fn address_class(addresses: &[IpAddr]) -> usize {
+    let Some(first) = addresses.first().map(Family::of) else {
         return 0;
     };
-    let both = w.addresses.iter().any(|a| Family::of(a) != first);
+    let both = addresses.iter().any(|a| Family::of(a) != first);
     match (first, both) {
         (Family::V4, false) => 1,
         (Family::V6, false) => 2,
@@ -75,6 +61,13 @@ pub(crate) fn pair_family(src_class: usize, dst_class: usize) -> Option<Family> 
     let src = CLASS_FAMILIES.get(src_class)?;
     let dst = CLASS_FAMILIES.get(dst_class)?;
     src.iter().copied().find(|f| dst.contains(f))
+}
+
+/// Whether a family class has `family`.
+pub(crate) fn class_has(class: usize, family: Family) -> bool {
+    CLASS_FAMILIES
+        .get(class)
+        .is_some_and(|f| f.contains(&family))
 }
 
 /// A named port of an identity: the first port of each (name, protocol), as

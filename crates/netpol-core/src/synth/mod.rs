@@ -172,6 +172,7 @@ pub fn generate(params: &SynthParams) -> Cluster {
         namespaces: net.namespaces,
         workloads,
         policies,
+        ..Cluster::default()
     }
 }
 

@@ -2,6 +2,7 @@
 //! decoding, validation, defaulting, conversion ([`policy`], [`workload`]), and the cross-object
 //! steps (duplicates, VM folding by [`crate::fold`], implicit namespaces).
 
+mod node;
 mod policy;
 mod workload;
 
@@ -9,6 +10,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use netpol_core::{Cluster, Namespace, Origin, Policy, Workload};
+
+use node::HostNetworkPod;
 
 use crate::de::{DeError, FieldIssue, IssueKind};
 use crate::fold::{FoldReason, Folding};
@@ -38,6 +41,9 @@ pub(crate) struct Loader {
     namespaces: Vec<Namespace>,
     workloads: Vec<Entry>,
     policies: Vec<Policy>,
+    nodes: Vec<netpol_core::Node>,
+    /// hostNetwork pods: not workloads, their addresses are their node's.
+    host_network: Vec<HostNetworkPod>,
     /// (kind, namespace, name) -> where first defined.
     seen: HashMap<(String, String, String), FirstDefinition>,
 }
@@ -101,6 +107,8 @@ impl Loader {
             namespaces: Vec::new(),
             workloads: Vec::new(),
             policies: Vec::new(),
+            nodes: Vec::new(),
+            host_network: Vec::new(),
             seen: HashMap::new(),
         }
     }
@@ -265,6 +273,13 @@ impl Loader {
                     }
                 }
             }
+            KnownKind::Node => {
+                if let Some(n) = self.node(obj) {
+                    if self.first_definition(obj, k, "", &n.name) {
+                        self.nodes.push(n);
+                    }
+                }
+            }
             KnownKind::Namespace => {
                 if let Some(ns) = self.namespace(obj) {
                     if self.first_definition(obj, k, "", &ns.name) {
@@ -369,10 +384,12 @@ impl Loader {
 
     /// The objects as loaded, without the cross-object steps (see `load_fragment`).
     pub fn objects(self) -> (Cluster, Vec<Diagnostic>) {
+        let nodes = node::with_host_network(self.nodes, &self.host_network);
         let cluster = Cluster {
             namespaces: self.namespaces,
             workloads: self.workloads.into_iter().map(|e| e.workload).collect(),
             policies: self.policies,
+            nodes,
         };
         (cluster, self.diagnostics)
     }
@@ -381,10 +398,12 @@ impl Loader {
     pub fn finish(mut self) -> (Cluster, Vec<Diagnostic>) {
         let entries = std::mem::take(&mut self.workloads);
         let workloads = self.fold(entries);
+        let nodes = node::with_host_network(std::mem::take(&mut self.nodes), &self.host_network);
         let mut cluster = Cluster {
             namespaces: std::mem::take(&mut self.namespaces),
             workloads,
             policies: std::mem::take(&mut self.policies),
+            nodes,
         };
         let added = cluster.add_missing_namespaces();
         let warnings = undefined_namespace_warnings(&cluster, &added);
@@ -460,7 +479,7 @@ fn type_meta_field(
 
 /// Whether `api_version` is of a group of the VM CRDs netpol reads (in another version).
 fn is_crd_group(api_version: &str) -> bool {
-    schema::KINDS
+    schema::READ_KINDS
         .iter()
         .filter(|k| k.crd)
         .any(|k| api_version.starts_with(&format!("{}/", k.group)))

@@ -28,9 +28,23 @@ impl Loader {
             return None;
         }
         if spec.host_network == Some(true) {
-            let message = "skipped: a hostNetwork pod uses its node's network, which NetworkPolicy does not cover";
-            let d = obj.diag(Severity::Note, obj.node.pos, message.to_string());
+            let message = match spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+                Some(node) => format!("not a workload: a hostNetwork pod uses its node's network, so its traffic is node {node}'s (no policy selects it)"),
+                None => "skipped: a hostNetwork pod uses its node's network, which NetworkPolicy does not cover".to_string(),
+            };
+            let d = obj.diag(Severity::Note, obj.node.pos, message);
             self.push(d.field("spec.hostNetwork"));
+            if let Some(node) = spec.node_name.filter(|n| !n.is_empty()) {
+                self.host_network.push(super::node::HostNetworkPod {
+                    key: format!(
+                        "{}/{}",
+                        namespace_of(&pod.metadata),
+                        pod.metadata.name.clone().unwrap_or_default()
+                    ),
+                    node,
+                    addresses,
+                });
+            }
             return None;
         }
         if let Some(phase @ ("Succeeded" | "Failed")) = status.phase.as_deref() {

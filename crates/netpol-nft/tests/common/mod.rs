@@ -229,6 +229,7 @@ pub fn synthetic(workloads: usize, policies: usize, nodes: usize) -> Cluster {
         namespaces,
         workloads: ws,
         policies: ps,
+        ..Cluster::default()
     }
 }
 
