@@ -146,17 +146,7 @@ pub fn table_json_text(
     family: &str,
     name: &str,
 ) -> Result<Option<String>, DataplaneError> {
-    validate_table(family, name)?;
-    if !table_exists(netns, family, name)? {
-        return Ok(None);
-    }
-    let finished = nft(
-        netns,
-        "list table",
-        &["-j", "list", "table", family, name],
-        None,
-    )?;
-    Ok(Some(finished.stdout))
+    json_listing(netns, family, name, "list table", &["table"])
 }
 
 /// The named counters of one table as nft prints them in JSON (`nft -j list counters table`),
@@ -167,16 +157,25 @@ pub fn counters_json_text(
     family: &str,
     name: &str,
 ) -> Result<Option<String>, DataplaneError> {
+    json_listing(netns, family, name, "list counters", &["counters", "table"])
+}
+
+/// `nft -j list WHAT... FAMILY NAME` as text, or `None` when the table is absent.
+fn json_listing(
+    netns: Option<&str>,
+    family: &str,
+    name: &str,
+    operation: &str,
+    what: &[&str],
+) -> Result<Option<String>, DataplaneError> {
     validate_table(family, name)?;
     if !table_exists(netns, family, name)? {
         return Ok(None);
     }
-    let finished = nft(
-        netns,
-        "list counters",
-        &["-j", "list", "counters", "table", family, name],
-        None,
-    )?;
+    let mut args = vec!["-j", "list"];
+    args.extend_from_slice(what);
+    args.extend([family, name]);
+    let finished = nft(netns, operation, &args, None)?;
     Ok(Some(finished.stdout))
 }
 
