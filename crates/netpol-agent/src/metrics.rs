@@ -13,9 +13,11 @@ use prometheus_client::registry::Registry;
 
 use crate::reconcile::PolicyCounterValue;
 
-type Labels = Vec<(String, String)>;
+/// The label set of a metric family: `(name, value)` pairs.
+pub(crate) type Labels = Vec<(String, String)>;
 
-fn label(k: &str, v: &str) -> Labels {
+/// One label.
+pub(crate) fn label(k: &str, v: &str) -> Labels {
     vec![(k.to_string(), v.to_string())]
 }
 

@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(String, String)>;
+use crate::metrics::{label, Labels};
 
 /// The exported table counters and the kernel readings they were last advanced from.
 #[derive(Debug, Default)]
@@ -64,7 +64,7 @@ impl TableMetrics {
         for (name, reason) in DROP_REASONS {
             if let Some(n) = advance(name) {
                 self.dropped
-                    .get_or_create(&vec![("reason".to_string(), reason.to_string())])
+                    .get_or_create(&label("reason", reason))
                     .inc_by(n);
             }
         }
