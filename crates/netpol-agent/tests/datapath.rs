@@ -11,12 +11,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{wait_until, write_atomic, Agent};
 use netpol_dataplane::Netns;
-use netpol_test_support::require_root;
+use netpol_test_support::{ip_in, require_root, sysctl_in};
 
 const WORKLOAD: &str = r#"
 apiVersion: v1
@@ -35,17 +34,6 @@ metadata: {name: deny-all, namespace: a}
 spec: {podSelector: {}, policyTypes: [Ingress]}
 "#;
 
-fn ip(ns: &str, args: &str) {
-    let mut all = vec!["-n", ns];
-    all.extend(args.split_whitespace());
-    let out = Command::new("ip").args(&all).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{all:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn readyz(agent: &Agent) -> (u16, String) {
     agent.get("/readyz").unwrap_or((0, String::new()))
 }
@@ -55,17 +43,12 @@ fn a_workload_on_a_bridge_without_netfilter_makes_the_agent_say_it_does_not_enfo
     require_root();
     let node = Netns::create("brnode").unwrap();
     let n = node.name().to_string();
-    ip(&n, "link add br0 type bridge");
-    ip(&n, "link set br0 up");
-    ip(&n, "addr add 10.89.0.1/24 dev br0");
+    ip_in(&n, "link add br0 type bridge");
+    ip_in(&n, "link set br0 up");
+    ip_in(&n, "addr add 10.89.0.1/24 dev br0");
     if std::path::Path::new("/proc/sys/net/bridge").is_dir() {
         for key in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables"] {
-            let setting = format!("net.bridge.{key}=0");
-            let out = Command::new("ip")
-                .args(["netns", "exec", &n, "sysctl", "-qw", &setting])
-                .output()
-                .unwrap();
-            assert!(out.status.success());
+            sysctl_in(&n, &format!("net.bridge.{key}=0"));
         }
     }
     let dir = tempfile::tempdir().unwrap();
@@ -104,10 +87,10 @@ fn a_workload_on_a_bridge_without_netfilter_makes_the_agent_say_it_does_not_enfo
     assert!(agent.metric("netpol_table_packets_total").is_some());
 
     // The workload routed through a veth instead: its packets cross the hooks.
-    ip(&n, "addr del 10.89.0.1/24 dev br0");
-    ip(&n, "link add lxc0 type veth peer name lxc0p");
-    ip(&n, "link set lxc0 up");
-    ip(&n, "route add 10.89.0.5/32 dev lxc0");
+    ip_in(&n, "addr del 10.89.0.1/24 dev br0");
+    ip_in(&n, "link add lxc0 type veth peer name lxc0p");
+    ip_in(&n, "link set lxc0 up");
+    ip_in(&n, "route add 10.89.0.5/32 dev lxc0");
     assert!(
         agent.wait_ready(Duration::from_secs(20)),
         "{:?}",

@@ -10,41 +10,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
-use std::process::Command;
 
 use netpol_dataplane::datapath::{bridge_bypasses, bridge_netfilter};
 use netpol_dataplane::Netns;
-use netpol_test_support::require_root;
-
-fn ip(ns: &str, args: &str) {
-    let mut all = vec!["-n", ns];
-    all.extend(args.split_whitespace());
-    let out = Command::new("ip").args(&all).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {all:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn sysctl(ns: &str, key: &str, value: &str) {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            "sysctl",
-            "-qw",
-            &format!("{key}={value}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use netpol_test_support::{ip_in, require_root, sysctl_in};
 
 fn addr(text: &str) -> IpAddr {
     text.parse().unwrap()
@@ -55,13 +24,13 @@ fn node() -> Netns {
     require_root();
     let ns = Netns::create("bridge").unwrap();
     let n = ns.name();
-    ip(n, "link add br0 type bridge");
-    ip(n, "link set br0 up");
-    ip(n, "addr add 10.1.0.1/24 dev br0");
-    ip(n, "addr add fd00:1::1/64 dev br0 nodad");
-    ip(n, "link add lxc0 type veth peer name lxc0p");
-    ip(n, "link set lxc0 up");
-    ip(n, "route add 10.2.0.5/32 dev lxc0");
+    ip_in(n, "link add br0 type bridge");
+    ip_in(n, "link set br0 up");
+    ip_in(n, "addr add 10.1.0.1/24 dev br0");
+    ip_in(n, "addr add fd00:1::1/64 dev br0 nodad");
+    ip_in(n, "link add lxc0 type veth peer name lxc0p");
+    ip_in(n, "link set lxc0 up");
+    ip_in(n, "route add 10.2.0.5/32 dev lxc0");
     ns
 }
 
@@ -81,20 +50,20 @@ fn bridged_workload_addresses_are_reported_unless_the_bridge_hands_them_to_netfi
     let settings = bridge_netfilter(Some(n)).unwrap();
     if !settings.loaded {
         // Nothing bridged reaches an IP hook, the bridge's own option notwithstanding.
-        ip(
+        ip_in(
             n,
             "link set br0 type bridge nf_call_iptables 1 nf_call_ip6tables 1",
         );
         assert_eq!(bypassed(&ns), ["10.1.0.5 br0", "fd00:1::5 br0"]);
         return;
     }
-    sysctl(n, "net.bridge.bridge-nf-call-iptables", "0");
-    sysctl(n, "net.bridge.bridge-nf-call-ip6tables", "0");
+    sysctl_in(n, "net.bridge.bridge-nf-call-iptables=0");
+    sysctl_in(n, "net.bridge.bridge-nf-call-ip6tables=0");
     assert_eq!(bypassed(&ns), ["10.1.0.5 br0", "fd00:1::5 br0"]);
     // One family handed over by the namespace: only the other bypasses.
-    sysctl(n, "net.bridge.bridge-nf-call-iptables", "1");
+    sysctl_in(n, "net.bridge.bridge-nf-call-iptables=1");
     assert_eq!(bypassed(&ns), ["fd00:1::5 br0"]);
     // The bridge's own option counts as well.
-    ip(n, "link set br0 type bridge nf_call_ip6tables 1");
+    ip_in(n, "link set br0 type bridge nf_call_ip6tables 1");
     assert!(bypassed(&ns).is_empty());
 }

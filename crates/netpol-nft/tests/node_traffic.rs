@@ -38,17 +38,6 @@ fn ok(args: &[&str]) {
     );
 }
 
-/// `ip -n NS ARGS...`, the arguments split at spaces.
-fn ip(ns: &str, args: &str) {
-    let mut all = vec!["ip", "-n", ns];
-    all.extend(args.split_whitespace());
-    ok(&all);
-}
-
-fn sysctl(ns: &str, setting: &str) {
-    ok(&["ip", "netns", "exec", ns, "sysctl", "-qw", setting]);
-}
-
 fn nft_in(ns: &str, script: &str) {
     // Named after the namespace: the tests of this file run in parallel.
     let path = std::env::temp_dir().join(format!("{ns}.nft"));
@@ -108,16 +97,16 @@ impl NodeLab {
     fn new() -> NodeLab {
         let node = Netns::create("node").unwrap();
         let n = node.name().to_string();
-        sysctl(&n, "net.ipv4.ip_forward=1");
-        sysctl(&n, "net.ipv6.conf.all.forwarding=1");
+        sysctl_in(&n, "net.ipv4.ip_forward=1");
+        sysctl_in(&n, "net.ipv6.conf.all.forwarding=1");
         // The kernel's own reverse-path filter off, as on many nodes (and required by some
         // CNIs): what is dropped here is dropped by the table.
-        sysctl(&n, "net.ipv4.conf.all.rp_filter=0");
-        sysctl(&n, "net.ipv4.conf.default.rp_filter=0");
+        sysctl_in(&n, "net.ipv4.conf.all.rp_filter=0");
+        sysctl_in(&n, "net.ipv4.conf.default.rp_filter=0");
         // On loopback: this kernel may lack the dummy module, and a node address is local
         // either way.
-        ip(&n, &format!("addr add {NODE_IP}/32 dev lo"));
-        ip(&n, &format!("addr add {NODE_IP6}/128 dev lo"));
+        ip_in(&n, &format!("addr add {NODE_IP}/32 dev lo"));
+        ip_in(&n, &format!("addr add {NODE_IP6}/128 dev lo"));
         NodeLab {
             node,
             vms: Vec::new(),
@@ -131,22 +120,22 @@ impl NodeLab {
         let vm = Netns::create(tag).unwrap();
         let (v, n) = (vm.name().to_string(), self.node.name().to_string());
         let host = format!("lxc{}{}", std::process::id() % 100_000, self.vms.len());
-        ip(
+        ip_in(
             &v,
             &format!("link add eth0 type veth peer name {host} netns {n}"),
         );
-        ip(&v, "link set eth0 up");
-        ip(&v, &format!("addr add {addr}/32 dev eth0"));
-        ip(&v, &format!("addr add {addr6}/128 dev eth0 nodad"));
-        ip(&v, "route add 169.254.1.1 dev eth0");
-        ip(&v, "route add default via 169.254.1.1");
-        ip(&v, "-6 route add default via fe80::1 dev eth0");
-        ip(&n, &format!("link set {host} up"));
-        ip(&n, &format!("addr add 169.254.1.1/32 dev {host}"));
-        ip(&n, &format!("addr add fe80::1/64 dev {host} nodad"));
-        ip(&n, &format!("route add {addr}/32 dev {host}"));
-        ip(&n, &format!("-6 route add {addr6}/128 dev {host}"));
-        sysctl(&n, &format!("net.ipv4.conf.{host}.proxy_arp=1"));
+        ip_in(&v, "link set eth0 up");
+        ip_in(&v, &format!("addr add {addr}/32 dev eth0"));
+        ip_in(&v, &format!("addr add {addr6}/128 dev eth0 nodad"));
+        ip_in(&v, "route add 169.254.1.1 dev eth0");
+        ip_in(&v, "route add default via 169.254.1.1");
+        ip_in(&v, "-6 route add default via fe80::1 dev eth0");
+        ip_in(&n, &format!("link set {host} up"));
+        ip_in(&n, &format!("addr add 169.254.1.1/32 dev {host}"));
+        ip_in(&n, &format!("addr add fe80::1/64 dev {host} nodad"));
+        ip_in(&n, &format!("route add {addr}/32 dev {host}"));
+        ip_in(&n, &format!("-6 route add {addr6}/128 dev {host}"));
+        sysctl_in(&n, &format!("net.ipv4.conf.{host}.proxy_arp=1"));
         self.vms.push(vm);
         v
     }
@@ -204,8 +193,8 @@ fn take_source(vm: &str, addr: &str) {
     } else {
         ("32", "-4", "169.254.1.1")
     };
-    ip(vm, &format!("addr add {addr}/{len} dev eth0 nodad"));
-    ip(
+    ip_in(vm, &format!("addr add {addr}/{len} dev eth0 nodad"));
+    ip_in(
         vm,
         &format!("{family} route replace default via {gateway} dev eth0 src {addr}"),
     );
