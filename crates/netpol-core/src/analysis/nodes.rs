@@ -38,6 +38,16 @@ impl Mode {
             Mode::Only(f) => (class_has(src_class, f) && class_has(dst_class, f)).then_some(f),
         }
     }
+
+    /// Whether an endpoint of `class` has no answer of its own in this mode: a per-family answer
+    /// is only read for pairs of two dual-stack endpoints (any other pair shares at most one
+    /// family, which the preferred answer already uses), so the per-family tables skip the rest.
+    pub(super) fn skips(self, class: usize) -> bool {
+        match self {
+            Mode::Preferred => false,
+            Mode::Only(_) => !(class_has(class, Family::V4) && class_has(class, Family::V6)),
+        }
+    }
 }
 
 /// One node as an endpoint.
@@ -120,6 +130,16 @@ impl Nodes {
             families,
             per_family: false,
         }
+    }
+
+    /// Whether workload `w` has no answer of its own in `mode` (see [`Mode::skips`]).
+    pub(super) fn workload_skipped(&self, w: usize, mode: Mode) -> bool {
+        mode.skips(self.class_of[w])
+    }
+
+    /// Whether node `k` has no answer of its own in `mode` (see [`Mode::skips`]).
+    pub(super) fn node_skipped(&self, k: usize, mode: Mode) -> bool {
+        mode.skips(self.list[k].class)
     }
 
     /// Endpoint indices of the nodes, by name (the cluster keeps them sorted; ties by index).

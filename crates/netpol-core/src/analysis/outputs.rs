@@ -79,8 +79,12 @@ impl TruthTable {
     /// Whether `from` may send to `to` over `family` (meaningful when both have it).
     pub fn allowed_in(&self, from: usize, to: usize, family: IpFamily) -> bool {
         match &self.by_family {
-            Some(tables) => tables[family.index()].allowed(from, to),
-            None => self.allowed(from, to),
+            // The per-family tables hold only pairs of two dual-stack endpoints; any other pair
+            // shares at most one family, which is the one the preferred answer uses.
+            Some(tables) if dual_pair(&self.families, from, to) => {
+                tables[family.index()].allowed(from, to)
+            }
+            _ => self.allowed(from, to),
         }
     }
 
@@ -298,8 +302,11 @@ impl ConnectivityMap {
         family: IpFamily,
     ) -> &[(u16, u16)] {
         match &self.by_family {
-            Some(maps) => maps[family.index()].ports(from, to, protocol),
-            None => self.ports(from, to, protocol),
+            // As in `TruthTable::allowed_in`: only dual-stack pairs have per-family answers.
+            Some(maps) if dual_pair(&self.families, from, to) => {
+                maps[family.index()].ports(from, to, protocol)
+            }
+            _ => self.ports(from, to, protocol),
         }
     }
 

@@ -66,24 +66,38 @@ impl Analyzer {
             .iter()
             .map(|r| self.port_ok(r, protocol, port))
             .collect();
+        let needed = self.needed_sides(&self.sides.src_side, self.sides.src_reps.len(), mode);
         let side_rows: Vec<Bits> = self
             .sides
             .src_reps
             .iter()
-            .map(|&s| self.side_row(s, &port_ok, mode))
+            .zip(&needed)
+            .map(|(&s, &needed)| {
+                if needed {
+                    self.side_row(s, &port_ok, mode)
+                } else {
+                    Bits::new(0)
+                }
+            })
             .collect();
         let numeric: Vec<bool> = self
             .rules
             .iter()
             .map(|r| self.set.port_set(r.ports).numeric_matches(protocol, port))
             .collect();
-        let mut table = self.expand_rows(protocol, port, &side_rows, |w, k| {
+        let mut table = self.expand_rows(protocol, port, &side_rows, mode, |w, k| {
             self.workload_to_node(w, k, mode, &numeric)
         });
         let n = self.workload_count;
         for k in 0..self.nodes.list.len() {
+            if self.nodes.node_skipped(k, mode) {
+                continue;
+            }
             let row = &mut table.rows[n + k];
             for v in 0..n {
+                if self.nodes.workload_skipped(v, mode) {
+                    continue;
+                }
                 let admits = |ri: usize, d: usize| match &port_ok[ri] {
                     PortOk::All => true,
                     PortOk::None => false,
@@ -150,12 +164,14 @@ impl Analyzer {
     }
 
     /// Expands side rows over identities to workload rows (a workload may always talk to itself),
-    /// with `to_node(workload, node)` for the node columns and empty rows for the nodes.
+    /// with `to_node(workload, node)` for the node columns and empty rows for the nodes; workloads
+    /// `mode` skips get an empty row of no length.
     fn expand_rows(
         &self,
         protocol: Protocol,
         port: u16,
         side_rows: &[Bits],
+        mode: Mode,
         to_node: impl Fn(usize, usize) -> bool,
     ) -> TruthTable {
         let n = self.workload_count;
@@ -165,6 +181,10 @@ impl Analyzer {
         let mut rows: Vec<FixedBitSet> = Vec::with_capacity(total);
         let mut allowed = 0usize;
         for (w, &x) in self.identity_of.iter().enumerate() {
+            if self.nodes.workload_skipped(w, mode) {
+                rows.push(FixedBitSet::new());
+                continue;
+            }
             let side = self.sides.src_side[x];
             let base = per_side[side].get_or_insert_with(|| {
                 let mut row = FixedBitSet::with_capacity(total);
@@ -179,7 +199,7 @@ impl Analyzer {
             let mut row = base.clone();
             row.insert(w);
             for k in 0..m {
-                if to_node(w, k) {
+                if !self.nodes.node_skipped(k, mode) && to_node(w, k) {
                     row.insert(n + k);
                 }
             }
@@ -268,30 +288,26 @@ impl Analyzer {
         let mut matrix: Vec<u32> = Vec::with_capacity(self.sides.src_reps.len() * dst_count);
         let mut e = Bits::new(a);
         let mut i = Bits::new(a);
-        for &s in &self.sides.src_reps {
+        let nothing = interned.id(&Bits::new(a));
+        let needed_src = self.needed_sides(&self.sides.src_side, self.sides.src_reps.len(), mode);
+        let needed_dst = self.needed_sides(&self.sides.dst_side, dst_count, mode);
+        for (&s, &src_needed) in self.sides.src_reps.iter().zip(&needed_src) {
             let src = Source {
                 identity: s,
                 class: self.set.identities.list[s].class,
                 egress_isolated: self.egress.isolated.get(s),
                 mode,
             };
-            for &d in &self.sides.dst_reps {
+            for (&d, &dst_needed) in self.sides.dst_reps.iter().zip(&needed_dst) {
+                if !(src_needed && dst_needed) {
+                    matrix.push(nothing);
+                    continue;
+                }
                 self.pair_atoms(src, d, &mut e, &mut i, &all);
                 matrix.push(interned.id(&e));
             }
         }
-        let n = self.workload_count;
-        let m = self.nodes.list.len();
-        let mut node_rows = Vec::with_capacity(n * m);
-        let mut node_columns = Vec::with_capacity(n * m);
-        for k in 0..m {
-            for v in 0..n {
-                self.node_to_workload_atoms(k, v, mode, &mut e, &all);
-                node_rows.push(interned.id(&e));
-                self.workload_to_node_atoms(v, k, mode, &mut e, &all);
-                node_columns.push(interned.id(&e));
-            }
-        }
+        let (node_rows, node_columns) = self.node_cells(mode, &mut interned, &mut e, &all);
         let port_sets: Vec<[Vec<(u16, u16)>; 3]> = interned
             .sets
             .iter()
@@ -318,6 +334,51 @@ impl Analyzer {
             node_count: self.nodes.list.len(),
             by_family: None,
         }
+    }
+}
+
+impl Analyzer {
+    /// Per side (`side_of`: identity -> side), whether `mode` needs its answers: whether some
+    /// identity of it has an answer of its own (sides need not group identities by family).
+    fn needed_sides(&self, side_of: &[usize], count: usize, mode: Mode) -> Vec<bool> {
+        let mut needed = vec![false; count];
+        for (ident, &side) in self.set.identities.list.iter().zip(side_of) {
+            if !mode.skips(ident.class) {
+                needed[side] = true;
+            }
+        }
+        needed
+    }
+
+    /// The map's cells from each node to each workload and back, node-major; pairs `mode` skips
+    /// get the empty set.
+    fn node_cells(
+        &self,
+        mode: Mode,
+        interned: &mut Interned,
+        e: &mut Bits,
+        all: &Bits,
+    ) -> (Vec<u32>, Vec<u32>) {
+        let n = self.workload_count;
+        let m = self.nodes.list.len();
+        let nothing = interned.id(&Bits::new(self.set.atoms.total));
+        let mut node_rows = Vec::with_capacity(n * m);
+        let mut node_columns = Vec::with_capacity(n * m);
+        for k in 0..m {
+            let node_skipped = self.nodes.node_skipped(k, mode);
+            for v in 0..n {
+                if node_skipped || self.nodes.workload_skipped(v, mode) {
+                    node_rows.push(nothing);
+                    node_columns.push(nothing);
+                    continue;
+                }
+                self.node_to_workload_atoms(k, v, mode, e, all);
+                node_rows.push(interned.id(e));
+                self.workload_to_node_atoms(v, k, mode, e, all);
+                node_columns.push(interned.id(e));
+            }
+        }
+        (node_rows, node_columns)
     }
 }
 
