@@ -16,6 +16,8 @@
 //! `NETPOL_PACKET_COMPARE=FILE` adds one more configuration, interleaved with the others: the
 //! script in FILE (e.g. the same node's table as another version of `netpol compile` prints it
 //! for `netpol bench --write` output), to compare two versions of the table on one machine.
+//! `NETPOL_PACKET_ATTRIBUTE=1` adds the full table without each part that issue 9 put on the path
+//! of every packet or new connection (see `TableParts`).
 
 // A benchmark aborts on a setup failure by design: without the setup there is nothing to measure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -148,6 +150,51 @@ fn cps(src_ns: &str, dst_ns: &str, src: IpAddr, dst: IpAddr, port: u16) -> (f64,
     let (n, secs, client_cpu) = count;
     let n = n.max(1) as f64;
     (n / secs, (client_cpu + server_cpu).as_secs_f64() * 1e6 / n)
+}
+
+/// The full table without each of the parts issue 9 added to every packet's or every new
+/// connection's path, to attribute their cost (`NETPOL_PACKET_ATTRIBUTE=1`): the prerouting hook
+/// of the source check (present whenever the check is on, even when no interface matches), the
+/// `table_packets` counter, and the hairpin lookup.
+struct TableParts {
+    no_source_hook: String,
+    no_counter: String,
+    no_hairpin: String,
+    none_of_them: String,
+}
+
+impl TableParts {
+    fn of(cluster: &netpol_core::Cluster, node: &str, full: &str) -> TableParts {
+        let no_source_hook = compile_for_node(
+            cluster,
+            EvalOptions::default(),
+            node,
+            &NodeOptions {
+                source_check: SourceCheck::Off,
+                ..NodeOptions::default()
+            },
+        )
+        .expect("compile")
+        .text;
+        let without = |text: &str, drop: &[&str]| -> String {
+            text.lines()
+                .filter(|l| !drop.iter().any(|d| l.trim() == *d))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        let counter = ["counter name \"table_packets\""];
+        let hairpin = [
+            "ip saddr . ip daddr vmap @self4",
+            "ip6 saddr . ip6 daddr vmap @self6",
+        ];
+        let both: Vec<&str> = counter.iter().chain(&hairpin).copied().collect();
+        TableParts {
+            no_counter: without(full, &counter),
+            no_hairpin: without(full, &hairpin),
+            none_of_them: without(&no_source_hook, &both),
+            no_source_hook,
+        }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -287,6 +334,14 @@ fn main() {
     ];
     if let Some(text) = &compare {
         configs.push(("full ruleset, compared", text));
+    }
+    let attribution = std::env::var_os("NETPOL_PACKET_ATTRIBUTE").is_some();
+    let parts = attribution.then(|| TableParts::of(&cluster, &node, &r.text));
+    if let Some(parts) = &parts {
+        configs.push(("full, no source-check hook", &parts.no_source_hook));
+        configs.push(("full, no table counter", &parts.no_counter));
+        configs.push(("full, no hairpin lookup", &parts.no_hairpin));
+        configs.push(("full, none of the three", &parts.none_of_them));
     }
     let mut tput: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut tput_eff: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
