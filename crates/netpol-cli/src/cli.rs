@@ -33,6 +33,11 @@ pub enum Command {
         after_help = "Examples:\n  netpol get vms -A examples/test-project\n  netpol get workloads -n test-project examples/test-project"
     )]
     Get(GetArgs),
+    /// One self-contained HTML page: the connectivity graph, isolation, lint findings, exposure.
+    #[command(
+        after_help = "Examples:\n  netpol report examples/test-project -o html > report.html\n  netpol report examples/test-project -o json   # the data the page draws\n\nThe page needs no network (no CDN): open it from file://. Search and filters work offline."
+    )]
+    Report(ReportArgs),
     /// Compile the policies of one node into its nftables ruleset.
     #[command(
         after_help = "Examples:\n  netpol compile examples/test-project --node virtlab-2\n  netpol compile examples/test-project --node virtlab-2 -o json\n  netpol compile examples/test-project --node virtlab-2 | sudo nft -c -f -   # validate"
@@ -139,6 +144,21 @@ pub enum MatrixFormat {
     Csv,
     Md,
     Summary,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// html (the page) or json (the data it draws).
+    #[arg(short, long, value_enum, default_value = "html")]
+    pub output: ReportFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Html,
+    Json,
 }
 
 #[derive(Args, Debug)]

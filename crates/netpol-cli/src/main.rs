@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args),
         Command::Matrix(args) => commands::matrix::run(args),
         Command::Get(args) => commands::get::run(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Compile(args) => commands::compile::run(args),
         Command::Probe(args) => commands::probe::run(args),
         Command::Lab(args) => commands::lab::run(args),

@@ -9,3 +9,4 @@ pub mod get;
 pub mod lab;
 pub mod matrix;
 pub mod probe;
+pub mod report;

@@ -7,6 +7,7 @@
 pub mod get;
 pub mod lab;
 pub mod matrix;
+pub mod report;
 
 use comfy_table::{presets, Table};
 

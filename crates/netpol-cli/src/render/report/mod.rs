@@ -1,0 +1,223 @@
+//! `netpol report -o html`: one self-contained page (no network, no CDN, works from `file://`).
+//!
+//! The page is `page.html` with the report's data embedded as JSON in a
+//! `<script type="application/json">` element; the page's own script draws everything from it.
+//! The data is built here from the connectivity map, so the page shows exactly what `matrix`
+//! prints: an edge per ordered pair of workloads with any allowed port, labelled with the ports
+//! (labels are interned: most pairs share a handful of them).
+
+use std::collections::HashMap;
+
+use netpol_core::eval::policy_selects;
+use netpol_core::render::render_ranges;
+use netpol_core::{Cluster, ConnectivityMap, Direction, Protocol, Workload};
+use serde::Serialize;
+
+const PAGE: &str = include_str!("page.html");
+/// Where the data goes in the page.
+const DATA_MARK: &str = "/*NETPOL_REPORT_DATA*/";
+
+/// Everything the page shows.
+#[derive(Serialize)]
+pub struct ReportData {
+    /// The netpol version that wrote the report.
+    pub version: &'static str,
+    /// Counts shown at the top (and checked by the browser test).
+    pub summary: Summary,
+    /// Namespace names, sorted.
+    pub namespaces: Vec<String>,
+    /// Every workload, in the map's order.
+    pub workloads: Vec<WorkloadEntry>,
+    /// Distinct port labels (`TCP 80,443`, `all ports`).
+    pub labels: Vec<String>,
+    /// `[from, to, label]`: indices into `workloads` and `labels`, one per ordered pair of
+    /// distinct workloads with any allowed port.
+    pub edges: Vec<[u32; 3]>,
+    /// Lint findings, as `netpol lint -o json` gives them (empty until lint exists).
+    pub lint: serde_json::Value,
+    /// Exposure, as `netpol exposure -o json` gives it (null until exposure exists).
+    pub exposure: serde_json::Value,
+}
+
+/// The counts at the top of the page.
+#[derive(Serialize)]
+pub struct Summary {
+    /// Namespaces.
+    pub namespaces: usize,
+    /// Workloads (VMs and pods).
+    pub workloads: usize,
+    /// Of which VMs (Deckhouse VirtualMachines and KubeVirt VMIs).
+    pub vms: usize,
+    /// NetworkPolicies.
+    pub policies: usize,
+    /// Ordered pairs of distinct workloads with any allowed port.
+    pub connections: usize,
+    /// Workloads isolated for ingress.
+    pub ingress_isolated: usize,
+    /// Workloads isolated for egress.
+    pub egress_isolated: usize,
+}
+
+/// One workload as the page shows it.
+#[derive(Serialize)]
+pub struct WorkloadEntry {
+    /// `ns/name` (with the kind where ambiguous), as in every output.
+    pub key: String,
+    /// `vm`, `vmi`, `pod`.
+    pub kind: &'static str,
+    /// Index into `namespaces`.
+    pub namespace: u32,
+    /// Its name.
+    pub name: String,
+    /// Its node, if known.
+    pub node: Option<String>,
+    /// Its addresses.
+    pub addresses: Vec<String>,
+    /// The policies isolating it for ingress (`ns/name`); empty: open.
+    pub ingress: Vec<String>,
+    /// The policies isolating it for egress.
+    pub egress: Vec<String>,
+}
+
+impl ReportData {
+    /// The report of a cluster, given its connectivity map.
+    pub fn new(cluster: &Cluster, map: &ConnectivityMap) -> ReportData {
+        let mut namespaces: Vec<String> = cluster
+            .workloads
+            .iter()
+            .map(|w| w.namespace.clone())
+            .chain(cluster.namespaces.iter().map(|n| n.name.clone()))
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
+        let ns_index: HashMap<&str, u32> = namespaces
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), index_u32(i)))
+            .collect();
+        let keys = map.keys();
+        let workloads: Vec<WorkloadEntry> = cluster
+            .workloads
+            .iter()
+            .enumerate()
+            .map(|(i, w)| WorkloadEntry::new(cluster, w, &keys[i], ns_index[w.namespace.as_str()]))
+            .collect();
+        let (labels, edges) = edges(map, cluster.workloads.len());
+        let summary = Summary {
+            namespaces: namespaces.len(),
+            workloads: workloads.len(),
+            vms: cluster.workloads.iter().filter(|w| is_vm(w)).count(),
+            policies: cluster.policies.len(),
+            connections: edges.len(),
+            ingress_isolated: workloads.iter().filter(|w| !w.ingress.is_empty()).count(),
+            egress_isolated: workloads.iter().filter(|w| !w.egress.is_empty()).count(),
+        };
+        ReportData {
+            version: env!("CARGO_PKG_VERSION"),
+            summary,
+            namespaces,
+            workloads,
+            labels,
+            edges,
+            lint: serde_json::Value::Array(Vec::new()),
+            exposure: serde_json::Value::Null,
+        }
+    }
+
+    /// The page, with this data embedded.
+    pub fn to_html(&self) -> Result<String, serde_json::Error> {
+        let json = serde_json::to_string(self)?;
+        Ok(PAGE.replacen(DATA_MARK, &script_safe(&json), 1))
+    }
+}
+
+impl WorkloadEntry {
+    fn new(cluster: &Cluster, w: &Workload, key: &str, namespace: u32) -> WorkloadEntry {
+        let isolating = |direction: Direction| -> Vec<String> {
+            cluster
+                .policies
+                .iter()
+                .filter(|p| p.affects(direction) && policy_selects(p, w))
+                .map(|p| p.key())
+                .collect()
+        };
+        WorkloadEntry {
+            key: key.to_string(),
+            kind: w.kind.short_name(),
+            namespace,
+            name: w.name.clone(),
+            node: w.node.clone(),
+            addresses: w.addresses.iter().map(|a| a.to_string()).collect(),
+            ingress: isolating(Direction::Ingress),
+            egress: isolating(Direction::Egress),
+        }
+    }
+}
+
+fn is_vm(w: &Workload) -> bool {
+    !matches!(w.kind, netpol_core::WorkloadKind::Pod)
+}
+
+fn index_u32(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// Every ordered pair of distinct workloads with any allowed port, with interned labels.
+fn edges(map: &ConnectivityMap, workloads: usize) -> (Vec<String>, Vec<[u32; 3]>) {
+    let mut labels: Vec<String> = Vec::new();
+    let mut label_of: HashMap<String, u32> = HashMap::new();
+    let mut edges = Vec::new();
+    for f in 0..workloads {
+        for t in (0..workloads).filter(|&t| t != f) {
+            let label = port_label(map, f, t);
+            if label.is_empty() {
+                continue;
+            }
+            let id = *label_of.entry(label).or_insert_with_key(|l| {
+                labels.push(l.clone());
+                index_u32(labels.len() - 1)
+            });
+            edges.push([index_u32(f), index_u32(t), id]);
+        }
+    }
+    (labels, edges)
+}
+
+/// `all ports`, or `TCP 80,443; UDP 53` (empty: nothing allowed).
+fn port_label(map: &ConnectivityMap, f: usize, t: usize) -> String {
+    let per: Vec<&[(u16, u16)]> = Protocol::ALL.iter().map(|&p| map.ports(f, t, p)).collect();
+    if per.iter().all(|r| r == &[(1, 65535)]) {
+        return "all ports".to_string();
+    }
+    Protocol::ALL
+        .iter()
+        .zip(per)
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(p, r)| format!("{p} {}", render_ranges(r)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// JSON that can stand inside a `<script>` element: `<` never appears raw, so no `</script>`
+/// or `<!--` in a name can end or change the element.
+fn script_safe(json: &str) -> String {
+    json.replace('<', "\\u003c")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_with_a_closing_script_tag_cannot_end_the_data_element() {
+        let safe = script_safe(r#"{"name":"</script><script>alert(1)</script>"}"#);
+        assert!(!safe.contains("</script"));
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["name"], "</script><script>alert(1)</script>");
+    }
+
+    #[test]
+    fn the_page_has_exactly_one_place_for_the_data() {
+        assert_eq!(PAGE.matches(DATA_MARK).count(), 1);
+    }
+}
