@@ -11,47 +11,16 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{wait_until, write_atomic, Agent};
-use netpol_dataplane::{nft, Lab, LabHost, LabSpec, ProbeProtocol};
+use common::{client_web, wait_until, write_atomic, Agent};
+use netpol_dataplane::{nft, Lab, ProbeProtocol};
 
-const CLIENT: &str = "10.88.0.1";
+/// The addresses of this test's lab (see `common::client_web`).
+const PREFIX: &str = "10.88.0";
 const WEB: &str = "10.88.0.2";
 
 fn lab() -> Lab {
-    let host = |name: &str, ip: &str, ports: Vec<u16>| LabHost {
-        name: name.into(),
-        node: Some("n1".into()),
-        addresses: vec![ip.parse().unwrap()],
-        tcp_ports: ports,
-        ..LabHost::default()
-    };
-    Lab::build(&LabSpec {
-        nodes: vec!["n1".into()],
-        hosts: vec![
-            host("a/client", CLIENT, vec![]),
-            host("a/web", WEB, vec![80, 8080]),
-        ],
-    })
-    .unwrap()
+    client_web::lab(PREFIX)
 }
-
-const WORKLOADS: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: a}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: a, labels: {app: client}}
-spec: {nodeName: n1, containers: [{name: c, image: i}]}
-status: {phase: Running, podIP: 10.88.0.1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: a, labels: {app: web}}
-spec: {nodeName: n1, containers: [{name: c, image: i}]}
-status: {phase: Running, podIP: 10.88.0.2}
-"#;
 
 fn policy(port: &str) -> String {
     format!(
@@ -82,7 +51,7 @@ fn exists(ns: &str) -> bool {
 }
 
 fn setup(dir: &Path) {
-    std::fs::write(dir.join("workloads.yaml"), WORKLOADS).unwrap();
+    std::fs::write(dir.join("workloads.yaml"), client_web::workloads(PREFIX)).unwrap();
     std::fs::create_dir(dir.join("policies")).unwrap();
     std::fs::write(dir.join("policies/allow.yaml"), policy("80")).unwrap();
 }

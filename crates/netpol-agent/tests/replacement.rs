@@ -15,48 +15,17 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{wait_until, write_atomic, Agent};
-use netpol_dataplane::{nft, Lab, LabHost, LabSpec, ProbeProtocol};
+use common::{client_web, wait_until, write_atomic, Agent};
+use netpol_dataplane::{nft, Lab, ProbeProtocol};
 
-const CLIENT: &str = "10.89.0.1";
+/// The addresses of this test's lab (see `common::client_web`).
+const PREFIX: &str = "10.89.0";
 const WEB: &str = "10.89.0.2";
 const COUNTER: &str = "netpol_policy_packets_total{policy=\"a/allow-client\"";
 
 fn lab() -> Lab {
-    let host = |name: &str, ip: &str, ports: Vec<u16>| LabHost {
-        name: name.into(),
-        node: Some("n1".into()),
-        addresses: vec![ip.parse().unwrap()],
-        tcp_ports: ports,
-        ..LabHost::default()
-    };
-    Lab::build(&LabSpec {
-        nodes: vec!["n1".into()],
-        hosts: vec![
-            host("a/client", CLIENT, vec![]),
-            host("a/web", WEB, vec![80, 8080]),
-        ],
-    })
-    .unwrap()
+    client_web::lab(PREFIX)
 }
-
-const WORKLOADS: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: a}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: a, labels: {app: client}}
-spec: {nodeName: n1, containers: [{name: c, image: i}]}
-status: {phase: Running, podIP: 10.89.0.1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: a, labels: {app: web}}
-spec: {nodeName: n1, containers: [{name: c, image: i}]}
-status: {phase: Running, podIP: 10.89.0.2}
-"#;
 
 /// Policy `name` admitting the client to web on `port`.
 fn policy(name: &str, port: u16) -> String {
@@ -83,7 +52,7 @@ fn open(lab: &Lab, port: u16) -> bool {
 /// An agent enforcing `allow-client` (web:80 from the client) in the lab's node, drift checks
 /// every `drift_ms`.
 fn start(lab: &Lab, dir: &Path, log: &Path, drift_ms: &str) -> Agent {
-    std::fs::write(dir.join("workloads.yaml"), WORKLOADS).unwrap();
+    std::fs::write(dir.join("workloads.yaml"), client_web::workloads(PREFIX)).unwrap();
     std::fs::write(dir.join("allow.yaml"), policy("allow-client", 80)).unwrap();
     let ns = lab.node_netns("n1").unwrap();
     let agent = Agent::start(

@@ -24,31 +24,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{wait_until, write_atomic, Agent};
-use netpol_dataplane::{Lab, LabHost, LabSpec, ProbeProtocol};
+use common::{client_web, wait_until, write_atomic, Agent};
+use netpol_dataplane::{Lab, ProbeProtocol};
 
+/// The addresses of this test's lab (see `common::client_web`).
+const PREFIX: &str = "10.88.1";
 const WEB: &str = "10.88.1.2";
 const DRIFT: Duration = Duration::from_millis(500);
 /// A repair is a drift check plus a full apply: allowed on top of the drift interval.
 const REPAIR_SLACK: Duration = Duration::from_millis(1500);
-
-const WORKLOADS: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: a}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: a, labels: {app: client}}
-spec: {nodeName: n1, containers: [{name: c, image: i}]}
-status: {phase: Running, podIP: 10.88.1.1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: a, labels: {app: web}}
-spec: {nodeName: n1, containers: [{name: c, image: i}]}
-status: {phase: Running, podIP: 10.88.1.2}
-"#;
 
 /// The policy of round `n`: always client -> web:80 and never 8080, plus an unprobed port that
 /// changes every round so every rewrite changes the table.
@@ -75,21 +59,7 @@ struct Sample {
 }
 
 fn lab() -> Lab {
-    let host = |name: &str, ip: &str, ports: Vec<u16>| LabHost {
-        name: name.into(),
-        node: Some("n1".into()),
-        addresses: vec![ip.parse().unwrap()],
-        tcp_ports: ports,
-        ..LabHost::default()
-    };
-    Lab::build(&LabSpec {
-        nodes: vec!["n1".into()],
-        hosts: vec![
-            host("a/client", "10.88.1.1", vec![]),
-            host("a/web", WEB, vec![80, 8080]),
-        ],
-    })
-    .unwrap()
+    client_web::lab(PREFIX)
 }
 
 fn open(lab: &Lab, port: u16) -> bool {
@@ -152,7 +122,11 @@ fn under_rewrites_restarts_and_flushes_no_denied_flow_passes_and_no_allowed_flow
     let lab = lab();
     let ns = lab.node_netns("n1").unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("workloads.yaml"), WORKLOADS).unwrap();
+    std::fs::write(
+        dir.path().join("workloads.yaml"),
+        client_web::workloads(PREFIX),
+    )
+    .unwrap();
     let file = dir.path().join("policy.yaml");
     std::fs::write(&file, policy(0)).unwrap();
     let logs = tempfile::tempdir().unwrap();

@@ -5,6 +5,8 @@
 // clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod client_web;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
