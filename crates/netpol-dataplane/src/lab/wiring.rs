@@ -50,7 +50,7 @@ impl Lab {
         Ok(())
     }
 
-    fn node_position(&self, node: &str) -> Option<usize> {
+    pub(super) fn node_position(&self, node: &str) -> Option<usize> {
         self.nodes.iter().position(|(name, _)| name == node)
     }
 
@@ -98,7 +98,7 @@ impl Lab {
     }
 
     /// External host j -> its index among external hosts (for underlay numbering).
-    fn external_indices(&self) -> HashMap<usize, usize> {
+    pub(super) fn external_indices(&self) -> HashMap<usize, usize> {
         self.hosts
             .iter()
             .enumerate()
