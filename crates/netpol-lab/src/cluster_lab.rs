@@ -80,6 +80,19 @@ pub struct LabInventory {
     pub workloads: Vec<HostEntry>,
     /// One entry per external address of the plan, in the plan's order (as given, repeats too).
     pub externals: Vec<HostEntry>,
+    /// Every workload's Service addresses (hairpin), in cluster order.
+    pub services: Vec<ServiceEntry>,
+}
+
+/// A kube-proxy-like Service address of a workload, on the workload's node.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ServiceEntry {
+    /// The workload's key.
+    pub workload: String,
+    /// The node holding the Service.
+    pub node: String,
+    /// The Service address (DNATed to the workload's address of its family, every port).
+    pub address: IpAddr,
 }
 
 /// A node of a lab: the router namespace that holds its ruleset.
@@ -333,10 +346,20 @@ impl ClusterLab {
             .iter()
             .map(|&a| self.host_entry(external_host_name(a), None, vec![a]))
             .collect();
+        let services = self
+            .services
+            .iter()
+            .map(|&(i, address)| ServiceEntry {
+                workload: self.keys[i].clone(),
+                node: self.placed.workloads[i].node.clone().unwrap_or_default(),
+                address,
+            })
+            .collect();
         LabInventory {
             nodes,
             workloads,
             externals,
+            services,
         }
     }
 

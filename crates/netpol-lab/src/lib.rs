@@ -28,7 +28,8 @@ pub mod preflight;
 pub mod report;
 
 pub use cluster_lab::{
-    node_host_name, ClusterLab, HostEntry, LabInventory, LabPlan, NodeEntry, DEFAULT_NODE,
+    node_host_name, ClusterLab, HostEntry, LabInventory, LabPlan, NodeEntry, ServiceEntry,
+    DEFAULT_NODE,
 };
 pub use error::LabError;
 pub use netpol_dataplane::{install_interrupt_cleanup, DataplaneError};

@@ -424,4 +424,76 @@ mod tests {
         assert_eq!(report.method, method_note(Protocol::Udp));
         assert_eq!(report.probe_count(), 4);
     }
+
+    #[test]
+    fn a_dual_stack_pair_is_compared_per_family_and_node_and_hairpin_probes_join_the_mismatches() {
+        let m = |cell: fn(usize, usize) -> bool| PairMatrix::from_fn(keys(), cell);
+        // x/b -> x/a talks over both families; the kernel reached it over IPv6 only, the
+        // analyzer allows both.
+        let pairs = PairResults {
+            observed: m(|_, _| false),
+            predicted: m(|_, _| true),
+            by_family: Some(FamilyMatrices {
+                dual: m(|r, c| r == 0 && c == 1),
+                ipv4: FamilyPair {
+                    observed: m(|r, c| r == c),
+                    predicted: m(|_, _| true),
+                },
+                ipv6: FamilyPair {
+                    observed: m(|_, _| true),
+                    predicted: m(|_, _| true),
+                },
+            }),
+        };
+        let node = NodeProbe {
+            flow: NodeFlow::WorkloadToOwnNode,
+            from: "x/a".into(),
+            to: "node/n".into(),
+            family: IpFamily::V4,
+            from_address: "10.0.0.1".parse().unwrap(),
+            to_address: "10.0.0.254".parse().unwrap(),
+            observed: true,
+            predicted: false,
+        };
+        let hairpin = HairpinProbe {
+            workload: "x/a".into(),
+            node: "n".into(),
+            family: IpFamily::V4,
+            service: "10.96.0.1".parse().unwrap(),
+            address: "10.0.0.1".parse().unwrap(),
+            observed: false,
+            predicted: true,
+        };
+        let report = ProbeReport::assemble(Protocol::Tcp, 80, pairs, vec![node], vec![hairpin]);
+        let got: Vec<(String, String, Option<IpFamily>, Option<IpAddr>)> = report
+            .mismatches
+            .iter()
+            .map(|m| (m.from.clone(), m.to.clone(), m.family, m.via))
+            .collect();
+        let s = |k: &str| k.to_string();
+        assert_eq!(
+            got,
+            vec![
+                // Row x/b: its self pair (not dual) and its IPv4 flow to x/a (IPv6 agrees).
+                (s("x/b"), s("x/b"), None, None),
+                (s("x/b"), s("x/a"), Some(IpFamily::V4), None),
+                (s("x/a"), s("x/b"), None, None),
+                (s("x/a"), s("x/a"), None, None),
+                (s("x/a"), s("node/n"), Some(IpFamily::V4), None),
+                (
+                    s("x/a"),
+                    s("x/a"),
+                    Some(IpFamily::V4),
+                    "10.96.0.1".parse().ok()
+                ),
+            ]
+        );
+        assert!(report.is_dual("x/b", "x/a"));
+        assert_eq!(report.probe_count(), 4 + 1 + 1 + 1);
+        assert_eq!(report.mismatches.len(), 6);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["mismatches"][1]["family"], "IPv4");
+        assert!(json["mismatches"][0].get("family").is_none());
+        assert_eq!(json["by_family"]["IPv6"]["observed"]["x/b"]["x/a"], true);
+    }
 }

@@ -422,5 +422,21 @@ pub fn render_inventory(inventory: &LabInventory) -> String {
             netns(&host.netns),
         ]);
     }
-    render(&table)
+    let mut out = render(&table);
+    if !inventory.services.is_empty() {
+        let mut services = kubectl_table(&[
+            "SERVICE",
+            "NODE",
+            "LEADS TO (every port, hairpin masqueraded)",
+        ]);
+        for s in &inventory.services {
+            services.add_row(vec![
+                s.address.to_string(),
+                s.node.clone(),
+                s.workload.clone(),
+            ]);
+        }
+        out.push_str(&render(&services));
+    }
+    out
 }
