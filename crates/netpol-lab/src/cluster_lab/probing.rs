@@ -74,6 +74,49 @@ fn shared_families(a: &[IpAddr], b: &[IpAddr]) -> Vec<IpFamily> {
         .collect()
 }
 
+/// What the pair probes of a run found, by position in the output order.
+struct PairAnswers<'a> {
+    order: &'a [usize],
+    truth: &'a TruthTable,
+    /// The preferred family's results, row-major.
+    seen: &'a [bool],
+    /// Each pair's preferred family, row-major.
+    preferred: &'a [Option<IpFamily>],
+    /// The other family's results of the dual-stack pairs.
+    other: &'a HashMap<(usize, usize, IpFamily), bool>,
+}
+
+impl PairAnswers<'_> {
+    fn results(&self, workloads: Vec<String>) -> PairResults {
+        let (order, truth, n) = (self.order, self.truth, self.order.len());
+        let family = |f: IpFamily| FamilyPair {
+            observed: PairMatrix::from_fn(workloads.clone(), |r, c| {
+                match self.other.get(&(r, c, f)) {
+                    Some(&o) => o,
+                    None => self.preferred[r * n + c] == Some(f) && self.seen[r * n + c],
+                }
+            }),
+            predicted: PairMatrix::from_fn(workloads.clone(), |r, c| {
+                truth.allowed_in(order[r], order[c], f)
+            }),
+        };
+        let by_family = (!self.other.is_empty()).then(|| FamilyMatrices {
+            dual: PairMatrix::from_fn(workloads.clone(), |r, c| {
+                IpFamily::ALL
+                    .into_iter()
+                    .any(|f| self.other.contains_key(&(r, c, f)))
+            }),
+            ipv4: family(IpFamily::V4),
+            ipv6: family(IpFamily::V6),
+        });
+        PairResults {
+            observed: PairMatrix::from_fn(workloads.clone(), |r, c| self.seen[r * n + c]),
+            predicted: PairMatrix::from_fn(workloads, |r, c| truth.allowed(order[r], order[c])),
+            by_family,
+        }
+    }
+}
+
 impl ClusterLab {
     /// Probes every ordered pair of lab workloads on one port (over each family a dual-stack
     /// pair has), the nodes to and from their workloads and every workload's hairpin, all
@@ -123,33 +166,14 @@ impl ClusterLab {
             }
         }
         let workloads: Vec<String> = order.iter().map(|&i| self.keys[i].clone()).collect();
-        let pairs = PairResults {
-            observed: PairMatrix::from_fn(workloads.clone(), |r, c| seen[r * n + c]),
-            predicted: PairMatrix::from_fn(workloads.clone(), |r, c| {
-                truth.allowed(order[r], order[c])
-            }),
-            by_family: (!other.is_empty()).then(|| {
-                let family = |f: IpFamily| FamilyPair {
-                    observed: PairMatrix::from_fn(workloads.clone(), |r, c| {
-                        match other.get(&(r, c, f)) {
-                            Some(&o) => o,
-                            None => preferred[r * n + c] == Some(f) && seen[r * n + c],
-                        }
-                    }),
-                    predicted: PairMatrix::from_fn(workloads.clone(), |r, c| {
-                        truth.allowed_in(order[r], order[c], f)
-                    }),
-                };
-                FamilyMatrices {
-                    dual: PairMatrix::from_fn(workloads.clone(), |r, c| {
-                        other.contains_key(&(r, c, IpFamily::V4))
-                            || other.contains_key(&(r, c, IpFamily::V6))
-                    }),
-                    ipv4: family(IpFamily::V4),
-                    ipv6: family(IpFamily::V6),
-                }
-            }),
-        };
+        let pairs = PairAnswers {
+            order: &order,
+            truth: &truth,
+            seen: &seen[..n * n],
+            preferred: &preferred,
+            other: &other,
+        }
+        .results(workloads);
         Ok(ProbeReport::assemble(protocol, port, pairs, node, hairpin))
     }
 
