@@ -4,8 +4,10 @@
 //!   router namespace (an address of the node whatever interface a packet arrives on, as an
 //!   InternalIP is), every other node routes them via the node's underlay address, every external
 //!   host too (from its own address of that family), and workloads reach them through their
-//!   default route. Listeners run in the router namespace, so packets to the node are delivered
-//!   locally (the table's `input` hook) and packets from it leave through `output`.
+//!   default route. They become the source of everything the node sends (every route of the
+//!   node gets `src`), as an InternalIP on a node's uplink is. Listeners run in the router
+//!   namespace, so packets to the node are delivered locally (the table's `input` hook) and
+//!   packets from it leave through `output`.
 //! * **Services** ([`Lab::add_hairpin_services`]): in the node of each host, one table of its own
 //!   ([`SERVICES_TABLE`], `inet`, never the policy table) DNATs the Service address to the host
 //!   (every port, as a Service whose port equals its target port) in `prerouting` and masquerades
@@ -62,6 +64,7 @@ impl Lab {
             .collect();
         cmd::ip_batch(Some(&node_ns), &own)?;
         self.route_to_node_host(i, &host.addresses)?;
+        self.prefer_node_sources(i, &host.addresses)?;
         let listeners = HostListeners::start(&ListenSpec {
             netns: &node_ns,
             ipv4: host.addresses.iter().any(IpAddr::is_ipv4),
@@ -105,8 +108,9 @@ impl Lab {
         Ok(())
     }
 
-    /// Routes to node `i`'s new addresses in every other node (via its underlay address) and
-    /// every external host (from the external's own address of that family).
+    /// Routes to node `i`'s new addresses in every other node (via its underlay address, from
+    /// that node's own address when it has a node host) and every external host (from the
+    /// external's own address of that family).
     fn route_to_node_host(&self, i: usize, addresses: &[IpAddr]) -> Result<(), DataplaneError> {
         let (via4, via6) = node_underlay(i);
         let via = |a: &IpAddr| -> String {
@@ -116,13 +120,19 @@ impl Lab {
                 via4.to_string()
             }
         };
-        for (k, (_, ns)) in self.nodes.iter().enumerate() {
+        for (k, (name, ns)) in self.nodes.iter().enumerate() {
             if k == i {
                 continue;
             }
+            let own = self.node_host_addresses(name);
             let lines: Vec<String> = addresses
                 .iter()
-                .map(|a| format!("route add {} via {} dev up0", host_prefix(*a), via(a)))
+                .map(|a| {
+                    let src = first_of_family(&own, a.is_ipv6())
+                        .map(|s| format!(" src {s}"))
+                        .unwrap_or_default();
+                    format!("route add {} via {} dev up0{src}", host_prefix(*a), via(a))
+                })
                 .collect();
             cmd::ip_batch(Some(ns), &lines)?;
         }
@@ -145,6 +155,50 @@ impl Lab {
             cmd::ip_batch(Some(&host.netns), &lines)?;
         }
         Ok(())
+    }
+
+    /// The addresses of node `node`'s own host, if it has one.
+    fn node_host_addresses(&self, node: &str) -> Vec<IpAddr> {
+        self.hosts
+            .iter()
+            .filter(|h| h.router && h.spec.node.as_deref() == Some(node))
+            .flat_map(|h| h.spec.addresses.iter().copied())
+            .collect()
+    }
+
+    /// Makes node `i`'s own addresses the source of everything it sends (as a node's InternalIP
+    /// is the primary address of its uplink), so that a server on a wildcard socket in the node
+    /// (the UDP echo) answers from the address it was asked on: every route of the node to a
+    /// host, local or remote, is replaced by the same route with `src`.
+    fn prefer_node_sources(&self, i: usize, addresses: &[IpAddr]) -> Result<(), DataplaneError> {
+        let externals = self.external_indices();
+        let mut lines = Vec::new();
+        for (j, host) in self.hosts.iter().enumerate() {
+            let local = host
+                .spec
+                .node
+                .as_deref()
+                .and_then(|n| self.node_position(n))
+                == Some(i);
+            let (via4, via6) = self.next_hop_of(host, &externals, j);
+            for &a in &host.spec.addresses {
+                let Some(src) = first_of_family(addresses, a.is_ipv6()) else {
+                    continue;
+                };
+                let prefix = host_prefix(a);
+                lines.push(match (local, host.router, a.is_ipv6()) {
+                    (true, true, _) => continue,
+                    (true, false, _) => format!("route replace {prefix} dev h{j} src {src}"),
+                    (false, _, true) => {
+                        format!("route replace {prefix} via {via6} dev up0 src {src}")
+                    }
+                    (false, _, false) => {
+                        format!("route replace {prefix} via {via4} dev up0 src {src}")
+                    }
+                });
+            }
+        }
+        cmd::ip_batch(Some(&self.nodes[i].1), &lines)
     }
 
     /// Adds Services: each leads to its host through DNAT on the host's node, with hairpin

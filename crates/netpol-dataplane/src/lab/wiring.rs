@@ -55,7 +55,7 @@ impl Lab {
     }
 
     /// The underlay addresses a packet to `host` goes to from the fabric.
-    fn next_hop_of(
+    pub(super) fn next_hop_of(
         &self,
         host: &HostState,
         externals: &HashMap<usize, usize>,
