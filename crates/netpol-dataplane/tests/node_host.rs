@@ -3,6 +3,9 @@
 //! workloads and from external hosts over both families, and a workload reaches itself through
 //! its Service for every protocol; addresses already in use are refused.
 
+// Helpers outside #[test] functions panic too: in a test a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
