@@ -115,9 +115,16 @@ pub(crate) fn address_nodes(
     for name in nodes {
         if let Some(node) = placed.nodes.iter().find(|n| &n.name == name) {
             if !node.addresses.is_empty() {
+                // An address listed twice (an InternalIP that is also the ExternalIP) is one.
+                let mut addresses: Vec<IpAddr> = Vec::with_capacity(node.addresses.len());
+                for &a in &node.addresses {
+                    if !addresses.contains(&a) {
+                        addresses.push(a);
+                    }
+                }
                 out.push(NodeAddressing {
                     name: name.clone(),
-                    addresses: node.addresses.clone(),
+                    addresses,
                     synthetic: false,
                 });
                 continue;
@@ -213,7 +220,8 @@ mod tests {
             ],
             nodes: vec![Node {
                 name: "n2".into(),
-                addresses: vec!["10.66.0.2".parse().unwrap()],
+                // Its InternalIP listed again as its ExternalIP.
+                addresses: vec!["10.66.0.2".parse().unwrap(), "10.66.0.2".parse().unwrap()],
                 ..Node::default()
             }],
             ..Cluster::default()

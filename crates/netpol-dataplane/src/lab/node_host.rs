@@ -92,8 +92,11 @@ impl Lab {
         if self.host_index.contains_key(name) {
             return Err(lab_error(format!("host {name:?} is listed twice")));
         }
-        for &a in addresses {
+        for (k, &a) in addresses.iter().enumerate() {
             check_host_address(name, a)?;
+            if addresses[..k].contains(&a) {
+                return Err(lab_error(format!("host {name:?}: {a} is given twice")));
+            }
             let owner = self
                 .address_owner
                 .get(&a)
