@@ -127,7 +127,7 @@ fn probe_scenario(
         let v: Value = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("probe {what}: stdout is not JSON ({e}):\n{stdout}"));
 
-        // The schema: the matrix's plus mismatches, nothing else.
+        // The schema: the matrix's plus mismatches, the node host's and the hairpin probes.
         let keys: BTreeSet<&str> = v
             .as_object()
             .expect("the report is an object")
@@ -136,7 +136,15 @@ fn probe_scenario(
             .collect();
         assert_eq!(
             keys,
-            BTreeSet::from(["port", "protocol", "workloads", "allowed", "mismatches"]),
+            BTreeSet::from([
+                "port",
+                "protocol",
+                "workloads",
+                "allowed",
+                "mismatches",
+                "node",
+                "hairpin"
+            ]),
             "{what}"
         );
         assert_eq!(v["port"], port, "{what}");

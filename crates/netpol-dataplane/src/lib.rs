@@ -26,7 +26,7 @@ mod probe;
 pub mod sctp;
 
 pub use error::DataplaneError;
-pub use lab::{Lab, LabHost, LabSpec, ProbeProtocol, ProbeRequest};
+pub use lab::{HairpinService, Lab, LabHost, LabSpec, ProbeProtocol, ProbeRequest};
 pub use netns::{cleanup_own, cleanup_stale, install_interrupt_cleanup, Netns};
 pub use nflog::{NflogRecord, NflogSocket, NflogStats};
 pub use nft::{Drift, Fingerprint, Listing};

@@ -46,9 +46,21 @@ impl SctpLog {
 
     /// Waits until an INIT with this source, port and tag has arrived, or `deadline` passes.
     pub(crate) fn wait_for(&self, src: IpAddr, port: u16, tag: u32, deadline: Instant) -> bool {
+        self.wait_until(deadline, |seen| seen.tags.contains(&(src, port, tag)))
+    }
+
+    /// [`SctpLog::wait_for`] from any source: an INIT that came through a Service on the node
+    /// (hairpin) arrives masqueraded, from an address of the node.
+    pub(crate) fn wait_for_tag(&self, port: u16, tag: u32, deadline: Instant) -> bool {
+        self.wait_until(deadline, |seen| {
+            seen.tags.iter().any(|&(_, p, t)| p == port && t == tag)
+        })
+    }
+
+    fn wait_until(&self, deadline: Instant, arrived: impl Fn(&SctpSeen) -> bool) -> bool {
         let mut seen = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if seen.tags.contains(&(src, port, tag)) {
+            if arrived(&seen) {
                 return true;
             }
             let now = Instant::now();

@@ -1,21 +1,26 @@
 //! The lab of a cluster: every node with an addressed workload becomes a router namespace, every
 //! addressed workload a namespace with its real addresses on that node, every external address
-//! of the plan a host on the fabric (see `netpol_dataplane::lab` for the topology). The lab
-//! remembers which policies it enforces, so every prediction is made for exactly what the kernel
-//! was given.
+//! of the plan a host on the fabric (see `netpol_dataplane::lab` for the topology). Each node is
+//! also a host of its own (`node/NAME`, with the addresses [`crate::placement`] chooses, and
+//! listeners), and each workload has a kube-proxy-like Service address per family on its node
+//! for hairpin probes. The lab remembers which policies it enforces, so every prediction is made
+//! for exactly what the kernel was given.
+
+mod probing;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use netpol_core::analysis::output_keys;
-use netpol_core::{Analyzer, Cluster, Endpoint, EvalOptions, Policy, Protocol};
-use netpol_dataplane::{Lab, LabHost, LabSpec, ProbeProtocol, ProbeRequest};
+use netpol_core::{Cluster, Endpoint, EvalOptions, Policy, Protocol};
+use netpol_dataplane::{HairpinService, Lab, LabHost, LabSpec, ProbeProtocol};
 use serde::Serialize;
 
 use crate::error::LabError;
+use crate::placement::{address_nodes, service_addresses, NodeAddressing};
 use crate::preflight::preflight;
-use crate::report::{ExternalProbe, PairMatrix, ProbeReport};
+use crate::report::ExternalProbe;
 
 /// The node of every workload that names none.
 pub const DEFAULT_NODE: &str = "default-node";
@@ -50,6 +55,15 @@ pub struct ClusterLab {
     skipped: Vec<String>,
     /// The plan's external addresses as given.
     externals: Vec<IpAddr>,
+    /// Every lab node's addresses (as `placed.nodes` has them), in `nodes` order.
+    node_addresses: Vec<NodeAddressing>,
+    /// `(workload index, Service address)` of every hairpin Service, in `members` order.
+    services: Vec<(usize, IpAddr)>,
+}
+
+/// The name of a node's own host in the lab: `node/NAME`, as every output names a node.
+pub fn node_host_name(node: &str) -> String {
+    format!("node/{node}")
 }
 
 /// The name of the external host of an address.
@@ -66,6 +80,19 @@ pub struct LabInventory {
     pub workloads: Vec<HostEntry>,
     /// One entry per external address of the plan, in the plan's order (as given, repeats too).
     pub externals: Vec<HostEntry>,
+    /// Every workload's Service addresses (hairpin), in cluster order.
+    pub services: Vec<ServiceEntry>,
+}
+
+/// A kube-proxy-like Service address of a workload, on the workload's node.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ServiceEntry {
+    /// The workload's key.
+    pub workload: String,
+    /// The node holding the Service.
+    pub node: String,
+    /// The Service address (DNATed to the workload's address of its family, every port).
+    pub address: IpAddr,
 }
 
 /// A node of a lab: the router namespace that holds its ruleset.
@@ -73,6 +100,10 @@ pub struct LabInventory {
 pub struct NodeEntry {
     /// The node's name.
     pub name: String,
+    /// Its addresses: its Node object's, or synthetic ones the lab gave it.
+    pub addresses: Vec<IpAddr>,
+    /// Whether the lab made the addresses up (no Node object with addresses).
+    pub synthetic: bool,
     /// Its network namespace.
     pub netns: Option<String>,
 }
@@ -157,7 +188,7 @@ impl ClusterLab {
         plan: &LabPlan,
     ) -> Result<ClusterLab, LabError> {
         preflight()?;
-        let placed = place(cluster);
+        let mut placed = place(cluster);
         let keys = output_keys(&placed);
         let (members, skipped): (Vec<usize>, Vec<usize>) =
             (0..placed.workloads.len()).partition(|&i| !placed.workloads[i].addresses.is_empty());
@@ -167,6 +198,8 @@ impl ClusterLab {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        let node_addresses = address_nodes(&mut placed, &nodes, &members, &plan.externals);
+        let services = service_addresses(&placed, &members, &plan.externals);
         let listeners = Listeners::of(plan);
         let mut hosts: Vec<LabHost> = members
             .iter()
@@ -178,11 +211,28 @@ impl ClusterLab {
         for &address in plan.externals.iter().collect::<BTreeSet<_>>() {
             hosts.push(listeners.host(external_host_name(address), None, vec![address]));
         }
-        let lab = Lab::build(&LabSpec {
+        let mut lab = Lab::build(&LabSpec {
             nodes: nodes.clone(),
             hosts,
         })
         .map_err(|e| LabError::Build(Box::new(e)))?;
+        for node in &node_addresses {
+            lab.add_node_host(listeners.host(
+                node_host_name(&node.name),
+                Some(node.name.clone()),
+                node.addresses.clone(),
+            ))
+            .map_err(|e| LabError::Build(Box::new(e)))?;
+        }
+        let hairpin: Vec<HairpinService> = services
+            .iter()
+            .map(|&(i, address)| HairpinService {
+                host: keys[i].clone(),
+                address,
+            })
+            .collect();
+        lab.add_hairpin_services(&hairpin)
+            .map_err(|e| LabError::Build(Box::new(e)))?;
         Ok(ClusterLab {
             lab,
             enforced: placed.clone(),
@@ -193,6 +243,8 @@ impl ClusterLab {
             nodes,
             members,
             externals: plan.externals.clone(),
+            node_addresses,
+            services,
         })
     }
 
@@ -224,52 +276,6 @@ impl ClusterLab {
                 })?;
         }
         Ok(())
-    }
-
-    /// Probes every ordered pair of lab workloads on one port (concurrently) and compares each
-    /// verdict with the analyzer's truth table for the policies in force.
-    pub fn probe_matrix(&self, protocol: Protocol, port: u16) -> Result<ProbeReport, LabError> {
-        let cluster = &self.enforced;
-        let predicted = Analyzer::new(cluster, self.opts).truth_table(protocol, port);
-        let mut order = self.members.clone();
-        order.sort_by_key(|&i| {
-            let w = &cluster.workloads[i];
-            (w.namespace.clone(), w.name.clone(), w.kind)
-        });
-        let mut requests = Vec::with_capacity(order.len() * order.len());
-        for &from in &order {
-            for &to in &order {
-                let (_, dst) =
-                    netpol_core::flow_addresses(&cluster.workloads[from], &cluster.workloads[to])
-                        .ok_or_else(|| LabError::NoCommonFamily {
-                        from: self.keys[from].clone(),
-                        to: self.keys[to].clone(),
-                    })?;
-                requests.push(ProbeRequest {
-                    from_host: self.keys[from].clone(),
-                    to_addr: dst,
-                    protocol: probe_protocol(protocol),
-                    port,
-                    timeout: PROBE_TIMEOUT,
-                });
-            }
-        }
-        let n = order.len();
-        let mut seen = Vec::with_capacity(requests.len());
-        for (i, result) in self.lab.probe_many(&requests).into_iter().enumerate() {
-            seen.push(result.map_err(|source| LabError::Probe {
-                from: self.keys[order[i / n]].clone(),
-                to: self.keys[order[i % n]].clone(),
-                protocol,
-                port,
-                source: Box::new(source),
-            })?);
-        }
-        let workloads: Vec<String> = order.iter().map(|&i| self.keys[i].clone()).collect();
-        let observed = PairMatrix::from_fn(workloads.clone(), |r, c| seen[r * n + c]);
-        let predicted =
-            PairMatrix::from_fn(workloads, |r, c| predicted.allowed(order[r], order[c]));
-        Ok(ProbeReport::compare(protocol, port, observed, predicted))
     }
 
     /// Probes one flow from a lab workload (by key) to an external host of this lab, and
@@ -318,11 +324,13 @@ impl ClusterLab {
     /// The nodes, workloads and external hosts, with their namespaces.
     pub fn inventory(&self) -> LabInventory {
         let nodes = self
-            .nodes
+            .node_addresses
             .iter()
             .map(|node| NodeEntry {
-                name: node.clone(),
-                netns: self.lab.node_netns(node).map(str::to_string),
+                name: node.name.clone(),
+                addresses: node.addresses.clone(),
+                synthetic: node.synthetic,
+                netns: self.lab.node_netns(&node.name).map(str::to_string),
             })
             .collect();
         let workloads = self
@@ -338,10 +346,20 @@ impl ClusterLab {
             .iter()
             .map(|&a| self.host_entry(external_host_name(a), None, vec![a]))
             .collect();
+        let services = self
+            .services
+            .iter()
+            .map(|&(i, address)| ServiceEntry {
+                workload: self.keys[i].clone(),
+                node: self.placed.workloads[i].node.clone().unwrap_or_default(),
+                address,
+            })
+            .collect();
         LabInventory {
             nodes,
             workloads,
             externals,
+            services,
         }
     }
 
@@ -364,10 +382,19 @@ impl ClusterLab {
         &self.nodes
     }
 
-    /// The cluster as enforced: every workload on a node, the policies last given to
+    /// The cluster as enforced: every workload on a node, every lab node with its addresses
+    /// (synthetic ones included, see [`crate::placement`]), the policies last given to
     /// [`ClusterLab::enforce`] (none before).
     pub fn cluster(&self) -> &Cluster {
         &self.enforced
+    }
+
+    /// Every hairpin Service: the workload's key and its Service address, in cluster order.
+    pub fn services(&self) -> Vec<(String, IpAddr)> {
+        self.services
+            .iter()
+            .map(|&(i, a)| (self.keys[i].clone(), a))
+            .collect()
     }
 
     /// The kernel side, for probes and connections beyond the matrix.

@@ -4,6 +4,7 @@
 //! PRIVILEGED: needs root, `ip` and `nft`. Without root the test fails (it never skips).
 
 use netpol_lab::demo::{self, DemoEvent, DNS_STAND_IN, MATRIX_PORT};
+use netpol_lab::NodeFlow;
 
 fn require_root() {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -61,7 +62,9 @@ fn the_demo_reports_every_step_as_data_in_order_and_removes_its_lab() {
 
     assert!(report.passed(), "{report:#?}");
     assert_eq!(report.step_count(), 8);
-    assert_eq!(report.probe_count(), 93);
+    // Per policy step: 9 VM pairs, 9 node probes (each node to its VMs and back, to the remote
+    // VMs), 3 hairpin probes, 4 flows to the DNS host; then the mistake's 2 flows.
+    assert_eq!(report.probe_count(), 7 * (9 + 9 + 3 + 4) + 2);
     assert_eq!(report.lab.nodes.len(), 2);
     assert_eq!(report.lab.externals[0].addresses, [DNS_STAND_IN]);
 
@@ -73,6 +76,21 @@ fn the_demo_reports_every_step_as_data_in_order_and_removes_its_lab() {
     assert!(step2.observed("test-project/vm-a", "test-project/vm-b"));
     assert!(report.steps[1].intro.applied.is_some());
     assert!(report.steps[0].intro.applied.is_none());
+
+    // Step 3 isolates vm-a both ways: it no longer reaches its own node, which still reaches it.
+    let step3 = &report.steps[2].matrix;
+    let node_probe = |flow: NodeFlow| {
+        step3
+            .node
+            .iter()
+            .find(|p| {
+                p.flow == flow && (p.from == "test-project/vm-a" || p.to == "test-project/vm-a")
+            })
+            .unwrap_or_else(|| panic!("no {flow:?} probe of vm-a in {:?}", step3.node))
+    };
+    assert!(!node_probe(NodeFlow::WorkloadToOwnNode).observed);
+    assert!(node_probe(NodeFlow::NodeToOwnWorkload).observed);
+    assert!(step3.hairpin.iter().all(|p| p.observed));
 
     // Step 5 opens TCP 53 to the DNS host for vm-a, but not UDP 53.
     let flows = &report.steps[4].external;

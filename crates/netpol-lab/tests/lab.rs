@@ -171,7 +171,13 @@ fn a_denied_ingress_shows_in_the_observed_and_predicted_matrix_and_nothing_is_le
         }
     }
     assert_eq!(report.mismatches, Vec::<Mismatch>::new());
-    assert_eq!(report.probe_count(), 9);
+    // 9 pairs; each of the 3 nodes (one pod each) to its pod and back and to the 2 others;
+    // every pod through its own Service.
+    assert_eq!(report.probe_count(), 9 + 3 * (2 + 2) + 3);
+    assert!(
+        report.by_family.is_none(),
+        "a single-stack lab has no per-family matrices"
+    );
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["observed"]["front/web"]["back/db"], false);
     assert_eq!(json["predicted"]["back/db"]["front/web"], true);

@@ -6,7 +6,7 @@ use netpol_lab::demo::{DemoReport, DemoStep};
 use netpol_lab::preflight;
 
 use crate::cli::DemoArgs;
-use crate::render::lab::{external_failure, render_event, word};
+use crate::render::lab::{external_failure, mismatch_text, render_event};
 
 pub fn run(args: &DemoArgs) -> Result<u8> {
     preflight().context("netpol demo runs the page on real packets")?;
@@ -62,13 +62,10 @@ fn step_failures(step: &DemoStep) -> Vec<String> {
     let n = step.intro.number;
     let in_matrix = matrix.mismatches.iter().map(|m| {
         format!(
-            "step {n}: {} -> {} {}/{} observed {} predicted {}",
-            m.from,
-            m.to,
+            "step {n}: {}/{} {}",
             matrix.protocol,
             matrix.port,
-            word(m.observed),
-            word(m.predicted)
+            mismatch_text(m)
         )
     });
     let external = step

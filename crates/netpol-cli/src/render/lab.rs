@@ -1,9 +1,14 @@
-//! The lab's outputs: the demo's stages as they happen, the probe report (grid and JSON
-//! document), the lab inventory.
+//! The lab's outputs: the demo's stages as they happen, the probe report (grid, node and hairpin
+//! probes, and the JSON document), the lab inventory.
 
-use netpol_core::Protocol;
+use std::collections::BTreeMap;
+
+use netpol_core::{IpFamily, Protocol};
 use netpol_lab::demo::{DemoEvent, MistakeCheck, StepIntro, DNS_STAND_IN, PAGE_DNS};
-use netpol_lab::{ExternalProbe, LabInventory, Mismatch, PairMatrix, ProbeReport};
+use netpol_lab::{
+    ExternalProbe, HairpinProbe, LabInventory, Mismatch, NodeFlow, NodeProbe, ProbeReport,
+};
+use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use super::{grid, join_addresses, kubectl_table, mark, render};
@@ -38,7 +43,18 @@ pub fn render_event(event: DemoEvent<'_>) -> String {
 }
 
 fn render_lab(inventory: &LabInventory) -> String {
-    let nodes: Vec<&str> = inventory.nodes.iter().map(|n| n.name.as_str()).collect();
+    let nodes: Vec<String> = inventory
+        .nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "{} {}{}",
+                n.name,
+                join_addresses(&n.addresses),
+                if n.synthetic { " (synthetic)" } else { "" }
+            )
+        })
+        .collect();
     let vms: Vec<String> = inventory
         .workloads
         .iter()
@@ -130,6 +146,22 @@ fn side_by_side(report: &ProbeReport) -> String {
         out.push_str(&format!("  {l:<width$}    {r}\n"));
     }
     out.push_str("  (. reached/allowed, X blocked/denied)");
+    let blocked = |observed: bool| usize::from(!observed);
+    let node_blocked: usize = report.node.iter().map(|p| blocked(p.observed)).sum();
+    out.push_str(&format!(
+        "\n  the nodes to and from their VMs and to remote VMs: {} probes, {} blocked; every VM \
+         through its own Service (hairpin): {} probes",
+        report.node.len(),
+        node_blocked,
+        report.hairpin.len()
+    ));
+    for m in report
+        .mismatches
+        .iter()
+        .filter(|m| m.via.is_some() || m.from.starts_with("node/") || m.to.starts_with("node/"))
+    {
+        out.push_str(&format!("\n  MISMATCH {}", mismatch_text(m)));
+    }
     out
 }
 
@@ -148,14 +180,18 @@ fn indent(text: &str) -> String {
 }
 
 /// What `netpol probe -o json` prints: the matrix JSON schema (`port`, `protocol`, `workloads`,
-/// `allowed`) with observed values, plus `mismatches` against the prediction.
+/// `allowed`) with observed values (a pair that talks over both families and was observed to
+/// differ between them has `{"IPv4": bool, "IPv6": bool}`, as in `netpol matrix -o json`), plus
+/// `mismatches` against the prediction, the `node` probes and the `hairpin` probes.
 #[derive(Serialize)]
 pub struct ProbeDocument<'a> {
     port: u16,
     protocol: Protocol,
     workloads: &'a [String],
-    allowed: &'a PairMatrix,
+    allowed: ObservedCells<'a>,
     mismatches: &'a [Mismatch],
+    node: &'a [NodeProbe],
+    hairpin: &'a [HairpinProbe],
 }
 
 impl<'a> ProbeDocument<'a> {
@@ -164,44 +200,194 @@ impl<'a> ProbeDocument<'a> {
             port: report.port,
             protocol: report.protocol,
             workloads: &report.workloads,
-            allowed: &report.observed,
+            allowed: ObservedCells(report),
             mismatches: &report.mismatches,
+            node: &report.node,
+            hairpin: &report.hairpin,
         }
     }
 }
 
-/// The observed grid (`.` reached, `X` blocked; `!` marks a cell that differs from the
-/// prediction), the method, and a verdict line.
+/// The observed cell of a pair: one answer, or one per family where a dual-stack pair's
+/// families were observed to differ.
+enum Cell {
+    One(bool),
+    ByFamily([bool; 2]),
+}
+
+fn observed_cell(report: &ProbeReport, r: usize, c: usize) -> Cell {
+    match &report.by_family {
+        Some(f) if f.dual.at(r, c) => {
+            let v = [f.ipv4.observed.at(r, c), f.ipv6.observed.at(r, c)];
+            if v[0] == v[1] {
+                Cell::One(v[0])
+            } else {
+                Cell::ByFamily(v)
+            }
+        }
+        _ => Cell::One(report.observed.at(r, c)),
+    }
+}
+
+/// Whether the analyzer disagrees with the kernel on a pair (on any family it talks over).
+fn differs(report: &ProbeReport, r: usize, c: usize) -> bool {
+    match &report.by_family {
+        Some(f) if f.dual.at(r, c) => IpFamily::ALL.into_iter().any(|family| {
+            let m = f.of(family);
+            m.observed.at(r, c) != m.predicted.at(r, c)
+        }),
+        _ => report.observed.at(r, c) != report.predicted.at(r, c),
+    }
+}
+
+/// `{from: {to: cell}}` in workload order.
+struct ObservedCells<'a>(&'a ProbeReport);
+
+impl Serialize for ObservedCells<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Row<'a>(&'a ProbeReport, usize);
+        impl Serialize for Row<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let Row(report, r) = *self;
+                let mut m = s.serialize_map(Some(report.workloads.len()))?;
+                for (c, to) in report.workloads.iter().enumerate() {
+                    match observed_cell(report, r, c) {
+                        Cell::One(b) => m.serialize_entry(to, &b)?,
+                        Cell::ByFamily([v4, v6]) => {
+                            let cell = BTreeMap::from([("IPv4", v4), ("IPv6", v6)]);
+                            m.serialize_entry(to, &cell)?;
+                        }
+                    }
+                }
+                m.end()
+            }
+        }
+        let report = self.0;
+        let mut m = s.serialize_map(Some(report.workloads.len()))?;
+        for (r, from) in report.workloads.iter().enumerate() {
+            m.serialize_entry(from, &Row(report, r))?;
+        }
+        m.end()
+    }
+}
+
+/// The observed grid (`.` reached, `X` blocked, `4`/`6` reached over IPv4/IPv6 only; `!` marks
+/// a cell that differs from the prediction), the node and hairpin probes, the method, and a
+/// verdict line.
 pub fn render_report(report: &ProbeReport) -> String {
     let names = &report.workloads;
     let corner = format!("{}/{} FROM\\TO", report.protocol, report.port);
+    let mut by_family = false;
     let mut out = grid(&corner, names, |r, c| {
-        let seen = report.observed.at(r, c);
-        let mut cell = if seen { "." } else { "X" }.to_string();
-        if seen != report.predicted.at(r, c) {
+        let mut cell = match observed_cell(report, r, c) {
+            Cell::One(seen) => mark(seen),
+            Cell::ByFamily([true, _]) => "4".to_string(),
+            Cell::ByFamily(_) => "6".to_string(),
+        };
+        if differs(report, r, c) {
             cell.push('!');
         }
         cell
     });
-    out.push_str("(observed: . reached, X blocked, ! differs from the analyzer)\n");
+    if let Some(f) = &report.by_family {
+        let n = names.len();
+        by_family = (0..n * n).any(|i| {
+            let (r, c) = (i / n, i % n);
+            f.dual.at(r, c) && f.ipv4.observed.at(r, c) != f.ipv6.observed.at(r, c)
+        });
+    }
+    out.push_str(if by_family {
+        "(observed: . reached, X blocked, 4 reached over IPv4 only, 6 over IPv6 only, ! differs from the analyzer)\n"
+    } else {
+        "(observed: . reached, X blocked, ! differs from the analyzer)\n"
+    });
+    if report.by_family.is_some() {
+        out.push_str("pairs with IPv4 and IPv6 addresses were probed over each family\n");
+    }
+    out.push_str(&render_node_probes(report));
+    out.push_str(&render_hairpin_probes(report));
     out.push_str(&format!("method: {}\n", report.method));
     if report.mismatches.is_empty() {
         out.push_str(&format!(
-            "OK: the kernel did what the analyzer predicted for all {} pairs\n",
-            report.probe_count()
+            "OK: the kernel did what the analyzer predicted for all {} probes ({} pairs, {} node, {} hairpin)\n",
+            report.probe_count(),
+            names.len() * names.len(),
+            report.node.len(),
+            report.hairpin.len()
         ));
     } else {
         for m in &report.mismatches {
-            out.push_str(&format!(
-                "MISMATCH {} -> {}: observed {}, predicted {}\n",
-                m.from,
-                m.to,
-                if m.observed { "reached" } else { "blocked" },
-                if m.predicted { "allowed" } else { "denied" }
-            ));
+            out.push_str(&format!("MISMATCH {}\n", mismatch_text(m)));
         }
     }
     out
+}
+
+/// `FROM -> TO[ over FAMILY][ via SERVICE]: observed reached, predicted denied`.
+pub fn mismatch_text(m: &Mismatch) -> String {
+    format!(
+        "{} -> {}{}{}: observed {}, predicted {}",
+        m.from,
+        m.to,
+        m.family.map(|f| format!(" over {f}")).unwrap_or_default(),
+        m.via.map(|a| format!(" via {a}")).unwrap_or_default(),
+        if m.observed { "reached" } else { "blocked" },
+        if m.predicted { "allowed" } else { "denied" }
+    )
+}
+
+fn agreement(observed: bool, predicted: bool) -> String {
+    let seen = if observed { "reached" } else { "blocked" };
+    if observed == predicted {
+        format!("{seen}, as predicted")
+    } else {
+        format!(
+            "{seen}, MISMATCH: predicted {}",
+            if predicted { "allowed" } else { "denied" }
+        )
+    }
+}
+
+/// One line per node probe: flow, family, addresses, what happened.
+pub fn render_node_probes(report: &ProbeReport) -> String {
+    if report.node.is_empty() {
+        return String::new();
+    }
+    let mut table = kubectl_table(&["NODE PROBE", "FROM", "TO", "FAMILY", "ADDRESSES", "RESULT"]);
+    for p in &report.node {
+        table.add_row(vec![
+            match p.flow {
+                NodeFlow::NodeToOwnWorkload => "node to own workload",
+                NodeFlow::WorkloadToOwnNode => "workload to own node",
+                NodeFlow::NodeToRemoteWorkload => "node to remote workload",
+            }
+            .to_string(),
+            p.from.clone(),
+            p.to.clone(),
+            p.family.to_string(),
+            format!("{} -> {}", p.from_address, p.to_address),
+            agreement(p.observed, p.predicted),
+        ]);
+    }
+    render(&table)
+}
+
+/// One line per hairpin probe: the workload through its own Service address.
+pub fn render_hairpin_probes(report: &ProbeReport) -> String {
+    if report.hairpin.is_empty() {
+        return String::new();
+    }
+    let mut table = kubectl_table(&["HAIRPIN", "NODE", "FAMILY", "SERVICE -> ADDRESS", "RESULT"]);
+    for p in &report.hairpin {
+        table.add_row(vec![
+            p.workload.clone(),
+            p.node.clone(),
+            p.family.to_string(),
+            format!("{} -> {}", p.service, p.address),
+            agreement(p.observed, p.predicted),
+        ]);
+    }
+    render(&table)
 }
 
 /// One row per node, workload and external host, with the namespace to enter.
@@ -212,7 +398,11 @@ pub fn render_inventory(inventory: &LabInventory) -> String {
         table.add_row(vec![
             format!("node {}", node.name),
             node.name.clone(),
-            String::new(),
+            if node.synthetic {
+                format!("{} (synthetic)", join_addresses(&node.addresses))
+            } else {
+                join_addresses(&node.addresses)
+            },
             netns(&node.netns),
         ]);
     }
@@ -232,5 +422,21 @@ pub fn render_inventory(inventory: &LabInventory) -> String {
             netns(&host.netns),
         ]);
     }
-    render(&table)
+    let mut out = render(&table);
+    if !inventory.services.is_empty() {
+        let mut services = kubectl_table(&[
+            "SERVICE",
+            "NODE",
+            "LEADS TO (every port, hairpin masqueraded)",
+        ]);
+        for s in &inventory.services {
+            services.add_row(vec![
+                s.address.to_string(),
+                s.node.clone(),
+                s.workload.clone(),
+            ]);
+        }
+        out.push_str(&render(&services));
+    }
+    out
 }

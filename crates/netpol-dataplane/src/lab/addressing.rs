@@ -90,30 +90,7 @@ pub(super) fn validate(spec: &LabSpec) -> Result<(), DataplaneError> {
             return Err(lab_error(format!("host {:?} has no addresses", host.name)));
         }
         for &addr in &host.addresses {
-            let usable = match addr {
-                IpAddr::V4(a) => {
-                    !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast())
-                }
-                IpAddr::V6(a) => {
-                    !(a.is_unspecified()
-                        || a.is_loopback()
-                        || a.is_multicast()
-                        || a.is_unicast_link_local())
-                }
-            };
-            if !usable {
-                return Err(lab_error(format!(
-                    "host {:?}: {addr} cannot be a host address",
-                    host.name
-                )));
-            }
-            if in_underlay(addr) {
-                return Err(lab_error(format!(
-                    "host {:?}: {addr} collides with the lab underlay \
-                     ({UNDERLAY_V4}/{UNDERLAY_V4_LEN}, {UNDERLAY_V6}/{UNDERLAY_V6_LEN})",
-                    host.name
-                )));
-            }
+            check_host_address(&host.name, addr)?;
             if let Some(other) = owners.insert(addr, &host.name) {
                 return Err(lab_error(format!(
                     "{addr} belongs to both {other:?} and {:?}",
@@ -121,6 +98,33 @@ pub(super) fn validate(spec: &LabSpec) -> Result<(), DataplaneError> {
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+/// Whether `addr` can be an address of the host `name`: a unicast address outside the underlay.
+pub(super) fn check_host_address(name: &str, addr: IpAddr) -> Result<(), DataplaneError> {
+    let usable = match addr {
+        IpAddr::V4(a) => {
+            !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast())
+        }
+        IpAddr::V6(a) => {
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || a.is_unicast_link_local())
+        }
+    };
+    if !usable {
+        return Err(lab_error(format!(
+            "host {name:?}: {addr} cannot be a host address"
+        )));
+    }
+    if in_underlay(addr) {
+        return Err(lab_error(format!(
+            "host {name:?}: {addr} collides with the lab underlay \
+             ({UNDERLAY_V4}/{UNDERLAY_V4_LEN}, {UNDERLAY_V6}/{UNDERLAY_V6_LEN})"
+        )));
     }
     Ok(())
 }

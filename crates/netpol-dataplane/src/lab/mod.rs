@@ -17,9 +17,16 @@
 //! its node, other external hosts directly, and everything else via the first node. Policy
 //! rulesets go into node namespaces (forward hook) through [`Lab::apply_ruleset`].
 //!
+//! After the build, a node can become a host of its own ([`Lab::add_node_host`]: its addresses
+//! on the node namespace's loopback, routed by every other node and external host, and
+//! listeners there), and a workload can get a kube-proxy-like Service address on its node
+//! ([`Lab::add_hairpin_services`]: DNAT of the address to the workload, masquerade of the
+//! workload's traffic to itself), so that it can reach itself through its node (hairpin).
+//!
 //! The module is split by job: `addressing` numbers the underlay and checks a spec's addresses,
-//! `wiring` creates the namespaces, links, addresses and routes, and `probing` sends probes
-//! between hosts; this file holds the types, the build sequence and the teardown.
+//! `wiring` creates the namespaces, links, addresses and routes, `node_host` adds node hosts and
+//! Service addresses, and `probing` sends probes between hosts; this file holds the types, the
+//! build sequence and the teardown.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -34,8 +41,11 @@ use crate::netns::{self, Netns};
 use crate::nft;
 
 mod addressing;
+mod node_host;
 mod probing;
 mod wiring;
+
+pub use node_host::{HairpinService, SERVICES_TABLE};
 
 /// What to build: node names and hosts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +103,8 @@ struct HostState {
     spec: LabHost,
     netns: String,
     listeners: Option<HostListeners>,
+    /// A node host: it lives in its node's router namespace instead of a namespace of its own.
+    router: bool,
 }
 
 /// A running lab. Dropping it stops the listeners and removes every namespace it created.
@@ -104,6 +116,10 @@ pub struct Lab {
     hosts: Vec<HostState>,
     host_index: HashMap<String, usize>,
     address_owner: HashMap<IpAddr, usize>,
+    /// Service address -> the host it leads to (through DNAT on that host's node).
+    service_owner: HashMap<IpAddr, usize>,
+    /// Every Service of [`Lab::add_hairpin_services`]: (host, Service address, target address).
+    services: Vec<(usize, IpAddr, IpAddr)>,
     /// Declared last: removed after the listeners have stopped.
     namespaces: Vec<Netns>,
 }
@@ -139,10 +155,13 @@ impl Lab {
                     spec: host.clone(),
                     netns: String::new(),
                     listeners: None,
+                    router: false,
                 })
                 .collect(),
             host_index: HashMap::new(),
             address_owner: HashMap::new(),
+            service_owner: HashMap::new(),
+            services: Vec::new(),
             namespaces: Vec::new(),
         };
         for (j, host) in lab.hosts.iter_mut().enumerate() {
@@ -164,7 +183,12 @@ impl Lab {
     fn all_netns_names(&self) -> Vec<String> {
         std::iter::once(self.fabric.clone())
             .chain(self.nodes.iter().map(|(_, ns)| ns.clone()))
-            .chain(self.hosts.iter().map(|h| h.netns.clone()))
+            .chain(
+                self.hosts
+                    .iter()
+                    .filter(|h| !h.router)
+                    .map(|h| h.netns.clone()),
+            )
             .collect()
     }
 

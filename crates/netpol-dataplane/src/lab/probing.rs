@@ -85,6 +85,14 @@ impl Lab {
                 let Some(tag) = probe::sctp_send(src, dst)? else {
                     return Ok(false);
                 };
+                if let Some(log) = self
+                    .service_owner
+                    .get(&request.to_addr)
+                    .and_then(|&j| self.hosts[j].listeners.as_ref())
+                    .map(|l| &l.sctp)
+                {
+                    return Ok(log.wait_for_tag(request.port, tag, deadline));
+                }
                 let Some(log) = self
                     .address_owner
                     .get(&request.to_addr)

@@ -50,12 +50,12 @@ impl Lab {
         Ok(())
     }
 
-    fn node_position(&self, node: &str) -> Option<usize> {
+    pub(super) fn node_position(&self, node: &str) -> Option<usize> {
         self.nodes.iter().position(|(name, _)| name == node)
     }
 
     /// The underlay addresses a packet to `host` goes to from the fabric.
-    fn next_hop_of(
+    pub(super) fn next_hop_of(
         &self,
         host: &HostState,
         externals: &HashMap<usize, usize>,
@@ -98,7 +98,7 @@ impl Lab {
     }
 
     /// External host j -> its index among external hosts (for underlay numbering).
-    fn external_indices(&self) -> HashMap<usize, usize> {
+    pub(super) fn external_indices(&self) -> HashMap<usize, usize> {
         self.hosts
             .iter()
             .enumerate()
