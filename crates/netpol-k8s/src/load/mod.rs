@@ -2,6 +2,7 @@
 //! decoding, validation, defaulting, conversion ([`policy`], [`workload`]), and the cross-object
 //! steps (duplicates, VM folding by [`crate::fold`], implicit namespaces).
 
+mod controller;
 mod node;
 mod policy;
 mod workload;
@@ -14,7 +15,7 @@ use netpol_core::{Cluster, Namespace, Origin, Policy, Workload};
 use node::HostNetworkPod;
 
 use crate::de::{DeError, FieldIssue, IssueKind};
-use crate::fold::{FoldReason, Folding};
+use crate::fold::{ControllerFolding, FoldReason, Folding, Owner};
 use crate::schema::{self, KindSchema, KnownKind};
 use crate::validate::Problem;
 use crate::yaml::{Kind, Node, Pos};
@@ -26,6 +27,8 @@ struct Entry {
     /// Where the object is, for diagnostics about it.
     file: String,
     pos: Pos,
+    /// Its controller, for folding Pods into their Deployment and the like.
+    owner: Option<Owner>,
 }
 
 /// Where an object was first defined, for the error about a second definition.
@@ -230,17 +233,6 @@ impl Loader {
                 .field("apiVersion")
                 .hint(format!("use apiVersion: {}", k.api_version))
             }
-            Some(_) if kind == "VirtualMachine" && api_version == "kubevirt.io/v1" => {
-                Diagnostic::at(
-                    Severity::Note,
-                    file,
-                    node.pos,
-                    format!(
-                        "skipped {}: a KubeVirt VirtualMachine has no address; netpol reads its VirtualMachineInstance",
-                        r.describe(true)
-                    ),
-                )
-            }
             Some(_) if is_crd_group(api_version) => Diagnostic::at(
                 Severity::Warning,
                 file,
@@ -287,10 +279,16 @@ impl Loader {
                     }
                 }
             }
-            KnownKind::Pod | KnownKind::VirtualMachine | KnownKind::VirtualMachineInstance => {
+            KnownKind::Pod
+            | KnownKind::VirtualMachine
+            | KnownKind::VirtualMachineInstance
+            | KnownKind::KubevirtVirtualMachine
+            | KnownKind::Controller(_) => {
                 let workload = match k.id {
                     KnownKind::Pod => self.pod(obj),
                     KnownKind::VirtualMachine => self.vm(obj),
+                    KnownKind::KubevirtVirtualMachine => self.kubevirt_vm(obj),
+                    KnownKind::Controller(kind) => self.controller(obj, kind),
                     _ => self.vmi(obj),
                 };
                 if let Some(w) = workload {
@@ -299,6 +297,7 @@ impl Loader {
                             workload: w,
                             file: obj.file.to_string(),
                             pos: obj.node.pos,
+                            owner: controller::owner_of(obj.node),
                         });
                     }
                 }
@@ -444,7 +443,62 @@ impl Loader {
                 .kind(DiagnosticKind::Folded);
             self.diagnostics.push(d);
         }
-        folding.apply(entries.into_iter().map(|e| e.workload).collect())
+        let (mut kept, mut workloads) = (Vec::new(), Vec::new());
+        for (i, e) in entries.into_iter().enumerate() {
+            if folding.is_kept(i) {
+                workloads.push(e.workload.clone());
+                kept.push(e);
+            } else {
+                workloads.push(e.workload);
+            }
+        }
+        let workloads = folding.apply(workloads);
+        self.fold_controllers(kept, workloads)
+    }
+
+    /// Folds Pods (and ReplicaSets, Jobs) into their controllers, with a note per folded object
+    /// and per controller whose Pods run on several nodes. `entries` and `workloads` are the same
+    /// objects (the workloads already VM-folded).
+    fn fold_controllers(&mut self, entries: Vec<Entry>, workloads: Vec<Workload>) -> Vec<Workload> {
+        let owners: Vec<Option<Owner>> = entries.iter().map(|e| e.owner.clone()).collect();
+        let folding = ControllerFolding::plan(&workloads, &owners);
+        for f in folding.folds() {
+            let (e, into) = (&entries[f.folded], &workloads[f.into]);
+            let into_kind = schema::of_workload(into.kind).kind;
+            let own_kind = schema::of_workload(e.workload.kind).kind;
+            let message = format!(
+                "one of {into_kind} {}'s {}: not a separate workload",
+                into.key(),
+                if e.workload.kind == netpol_core::WorkloadKind::Pod {
+                    "Pods (its address is the controller's)"
+                } else {
+                    "ReplicaSets or Jobs"
+                }
+            );
+            let d = Diagnostic::at(Severity::Note, &e.file, e.pos, message)
+                .object(format!("{own_kind} {}", e.workload.key()))
+                .kind(DiagnosticKind::Folded);
+            self.diagnostics.push(d);
+        }
+        let before: Vec<Workload> = workloads.clone();
+        let folded = folding.apply(workloads);
+        let kept = (0..before.len()).filter(|&i| folding.is_kept(i));
+        for (i, after) in kept.zip(&folded) {
+            let spread = after.node.is_none()
+                && folding
+                    .folds()
+                    .iter()
+                    .any(|f| f.into == i && before[f.folded].node.is_some());
+            if spread {
+                let e = &entries[i];
+                let message = "its Pods run on several nodes: the workload has no single node, so node-bound views (compile --node, a node's own traffic) do not see it; load the Pods without it for those".to_string();
+                let kind = schema::of_workload(after.kind).kind;
+                let d = Diagnostic::at(Severity::Note, &e.file, e.pos, message)
+                    .object(format!("{kind} {}", after.key()));
+                self.diagnostics.push(d);
+            }
+        }
+        folded
     }
 }
 
