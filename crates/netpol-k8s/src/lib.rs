@@ -270,7 +270,11 @@ fn finish(loader: load::Loader) -> Loaded {
 fn load_text(loader: &mut load::Loader, name: &str, text: &str) {
     // A UTF-8 byte order mark is legal at the start of YAML and JSON files from some editors.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let error = yaml::for_each_document(text, |doc| loader.document(name, &doc));
+    let (text, tabs) = yaml::go_yaml_tabs(text);
+    for pos in tabs {
+        loader.tab_warning(name, pos);
+    }
+    let error = yaml::for_each_document(&text, |doc| loader.document(name, &doc));
     if let Some((pos, message)) = error {
         loader.file_error(name, pos, format!("cannot parse YAML: {message}"));
     }

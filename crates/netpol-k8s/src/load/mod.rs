@@ -124,6 +124,18 @@ impl Loader {
         self.push(Diagnostic::at(Severity::Error, file, pos, message));
     }
 
+    /// A tab after a mapping colon, read as a space (see `yaml::go_yaml_tabs`).
+    pub fn tab_warning(&mut self, file: &str, pos: Pos) {
+        let d = Diagnostic::at(
+            Severity::Warning,
+            file,
+            pos,
+            "a tab after ':' is read as a space, as kubectl reads it; other YAML tools may refuse it".to_string(),
+        )
+        .hint("indent and separate with spaces only");
+        self.push(d);
+    }
+
     /// One parsed document of `file`.
     pub fn document(&mut self, file: &str, root: &Node) {
         if root.is_null() {
