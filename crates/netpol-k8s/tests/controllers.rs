@@ -1,6 +1,9 @@
 //! Workload controllers: each kind loads from its pod template (only the fields netpol reads are
 //! checked), a real chart's output loads, and live Pods fold into their controller.
 
+// Helpers outside #[test] functions may panic too: in a test a panic is a failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::PathBuf;
