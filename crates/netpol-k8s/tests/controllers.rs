@@ -330,8 +330,26 @@ fn job_pods_fold_into_their_cronjob_through_the_job_or_its_name() {
     assert!(l
         .diagnostics
         .iter()
-        .any(|d| d.message.contains("several nodes")
+        .any(|d| d.message.contains("run on nodes n1, n2")
             && d.object.as_deref() == Some("CronJob shop/backup")));
+}
+
+#[test]
+fn a_pod_not_scheduled_yet_leaves_its_controller_on_the_node_of_the_others() {
+    let sts = "---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db, namespace: shop}\nspec:\n  template:\n    metadata: {labels: {app: db}}\n";
+    let pending = "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: db-1\n  namespace: shop\n  labels: {app: db}\n  ownerReferences: [{apiVersion: apps/v1, kind: StatefulSet, name: db, uid: u, controller: true}]\nspec: {containers: [{name: c, image: x}]}\nstatus: {phase: Pending}\n";
+    let text = format!(
+        "{sts}{}{pending}",
+        pod("db-0", Some("StatefulSet/db"), "app: db", "n1", "10.0.1.1")
+    );
+    let (ws, l) = workloads(&text);
+    assert_eq!(ws.len(), 1, "{ws:?}");
+    assert_eq!(ws[0].node.as_deref(), Some("n1"));
+    assert_eq!(ws[0].phase, None, "Running and Pending");
+    assert!(!l
+        .diagnostics
+        .iter()
+        .any(|d| d.message.contains("run on nodes")));
 }
 
 #[test]

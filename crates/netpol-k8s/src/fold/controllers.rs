@@ -10,7 +10,7 @@
 //! * A Pod whose owner is not loaded (or not a controller netpol reads, like a virt-launcher's
 //!   VirtualMachineInstance, which [`super::Folding`] handles first) stays a Pod.
 //! * The controller takes every address of its Pods (each replica has its own), in input order;
-//!   the node they all run on (none when they run on several); and, because the Pods are what
+//!   the node they run on (none when they run on several); and, because the Pods are what
 //!   runs, their labels and named ports instead of the template's: the labels every Pod carries
 //!   with the same value (the per-replica ones, such as `statefulset.kubernetes.io/pod-name`,
 //!   differ and are dropped) and the named ports of all of them.
@@ -175,7 +175,8 @@ impl ControllerFolding {
             }
         }
         for (into, pods) in pods_of {
-            let merged = merge(pods.iter().filter_map(|&p| workloads.get(p)));
+            let pods: Vec<&Workload> = pods.iter().filter_map(|&p| workloads.get(p)).collect();
+            let merged = merge(&pods);
             if let (Some(m), Some(target)) = (merged, workloads.get_mut(into)) {
                 target.addresses = m.addresses;
                 target.node = m.node;
@@ -203,17 +204,17 @@ struct Merged {
 }
 
 /// The Pods' addresses and named ports (all, first occurrence kept), the labels they share, the
-/// node and phase when they all agree.
-fn merge<'a>(mut pods: impl Iterator<Item = &'a Workload>) -> Option<Merged> {
-    let first = pods.next()?;
+/// node when those that have one agree, the phase when all agree.
+fn merge(pods: &[&Workload]) -> Option<Merged> {
+    let (first, rest) = pods.split_first()?;
     let mut m = Merged {
         addresses: first.addresses.clone(),
-        node: first.node.clone(),
+        node: None,
         labels: first.labels.clone(),
         named_ports: first.named_ports.clone(),
         phase: first.phase.clone(),
     };
-    for p in pods {
+    for p in rest {
         for a in &p.addresses {
             if !m.addresses.contains(a) {
                 m.addresses.push(*a);
@@ -225,14 +226,27 @@ fn merge<'a>(mut pods: impl Iterator<Item = &'a Workload>) -> Option<Merged> {
             }
         }
         m.labels.retain(|k, v| p.labels.get(k) == Some(v));
-        if m.node != p.node {
-            m.node = None;
-        }
         if m.phase != p.phase {
             m.phase = None;
         }
     }
+    // A Pod not scheduled yet does not move its controller off the node of the others.
+    m.node = match nodes_of(pods.iter().copied()).as_slice() {
+        [one] => Some(one.to_string()),
+        _ => None,
+    };
     Some(m)
+}
+
+/// The distinct nodes `pods` run on, in input order.
+pub(crate) fn nodes_of<'a>(pods: impl Iterator<Item = &'a Workload>) -> Vec<&'a str> {
+    let mut nodes: Vec<&str> = Vec::new();
+    for n in pods.filter_map(|p| p.node.as_deref()) {
+        if !nodes.contains(&n) {
+            nodes.push(n);
+        }
+    }
+    nodes
 }
 
 #[cfg(test)]

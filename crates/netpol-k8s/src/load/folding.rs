@@ -80,24 +80,21 @@ impl Loader {
                 .kind(DiagnosticKind::Folded);
             self.diagnostics.push(d);
         }
-        let before: Vec<Workload> = workloads.clone();
-        let folded = folding.apply(workloads);
-        let kept = (0..before.len()).filter(|&i| folding.is_kept(i));
-        for (i, after) in kept.zip(&folded) {
-            let spread = after.node.is_none()
-                && folding
-                    .folds()
-                    .iter()
-                    .any(|f| f.into == i && before[f.folded].node.is_some());
-            if spread {
-                let e = &entries[i];
-                let message = "its Pods run on several nodes: the workload has no single node, so node-bound views (compile --node, a node's own traffic) do not see it; load the Pods without it for those".to_string();
-                let kind = schema::of_workload(after.kind).kind;
+        for (i, e) in entries.iter().enumerate() {
+            let pods = folding
+                .folds()
+                .iter()
+                .filter(|f| f.into == i)
+                .map(|f| &workloads[f.folded]);
+            let nodes = crate::fold::controllers::nodes_of(pods);
+            if nodes.len() > 1 {
+                let message = format!("its Pods run on nodes {}: the workload has no single node, so node-bound views (compile --node, a node's own traffic) do not see it; load the Pods without it for those", nodes.join(", "));
+                let kind = schema::of_workload(e.workload.kind).kind;
                 let d = Diagnostic::at(Severity::Note, &e.file, e.pos, message)
-                    .object(format!("{kind} {}", after.key()));
+                    .object(format!("{kind} {}", e.workload.key()));
                 self.diagnostics.push(d);
             }
         }
-        folded
+        folding.apply(workloads)
     }
 }
