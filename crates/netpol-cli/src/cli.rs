@@ -99,10 +99,10 @@ pub enum Validate {
 pub struct CheckArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Source: ns/name, vm/ns/name, pod/ns/name, node/NAME, or an IP address.
+    /// Source: ns/name, KIND/ns/name (vm, pod, deployment, ...), node/NAME, or an IP address.
     #[arg(long, value_name = "REF")]
     pub from: String,
-    /// Destination: ns/name, vm/ns/name, pod/ns/name, node/NAME, or an IP address.
+    /// Destination: ns/name, KIND/ns/name (vm, pod, deployment, ...), node/NAME, or an IP address.
     #[arg(long, value_name = "REF")]
     pub to: String,
     /// Destination port (1-65535).

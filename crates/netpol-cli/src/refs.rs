@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use netpol_core::eval::FlowEnd;
 use netpol_core::{Cluster, WorkloadKind};
 
-/// Resolves `namespace/name`, `vm/namespace/name`, `vmi/namespace/name`, `pod/namespace/name`,
-/// `node/NAME` or an IP address. An address that belongs to a workload resolves to that workload
+/// Resolves `namespace/name`, `KIND/namespace/name` (`vm`, `vmi`, `pod`, `deployment`, ...: see
+/// [`parse_kind`]), `node/NAME` or an IP address. An address that belongs to a workload resolves to that workload
 /// over exactly that address (and so that family), because that is who sends and receives with it;
 /// a node's address, or any other, stays an address. A hostNetwork pod is its node.
 pub fn resolve(cluster: &Cluster, reference: &str) -> Result<FlowEnd, String> {
@@ -43,7 +43,7 @@ pub fn resolve(cluster: &Cluster, reference: &str) -> Result<FlowEnd, String> {
         [kind, namespace, name] => (Some(parse_kind(kind)?), *namespace, *name),
         _ => {
             return Err(format!(
-                "{reference:?} is not a workload reference: expected namespace/name, vm/namespace/name, pod/namespace/name, node/NAME or an IP address"
+                "{reference:?} is not a workload reference: expected namespace/name, KIND/namespace/name (vm, pod, deployment, ...), node/NAME or an IP address"
             ))
         }
     };
@@ -113,15 +113,29 @@ fn host_network_node(
         .position(|n| n.host_network_pods.contains(&key) && !n.addresses.is_empty())
 }
 
+/// A reference's kind, with kubectl's short names and plurals (`deploy`, `sts`, `pods`).
 fn parse_kind(kind: &str) -> Result<WorkloadKind, String> {
-    match kind {
-        "vm" | "virtualmachine" => Ok(WorkloadKind::VirtualMachine),
-        "vmi" | "virtualmachineinstance" => Ok(WorkloadKind::VirtualMachineInstance),
-        "pod" => Ok(WorkloadKind::Pod),
-        other => Err(format!(
-            "unknown workload kind {other:?} in reference: expected vm, vmi or pod"
-        )),
-    }
+    Ok(match kind.to_ascii_lowercase().as_str() {
+        "vm" | "vms" | "virtualmachine" | "virtualmachines" => WorkloadKind::VirtualMachine,
+        "vmi" | "vmis" | "virtualmachineinstance" | "virtualmachineinstances" => {
+            WorkloadKind::VirtualMachineInstance
+        }
+        "pod" | "pods" | "po" => WorkloadKind::Pod,
+        "deployment" | "deployments" | "deploy" => WorkloadKind::Deployment,
+        "statefulset" | "statefulsets" | "sts" => WorkloadKind::StatefulSet,
+        "daemonset" | "daemonsets" | "ds" => WorkloadKind::DaemonSet,
+        "replicaset" | "replicasets" | "rs" => WorkloadKind::ReplicaSet,
+        "replicationcontroller" | "replicationcontrollers" | "rc" => {
+            WorkloadKind::ReplicationController
+        }
+        "job" | "jobs" => WorkloadKind::Job,
+        "cronjob" | "cronjobs" | "cj" => WorkloadKind::CronJob,
+        other => {
+            return Err(format!(
+                "unknown workload kind {other:?} in reference: expected vm, vmi, pod, deployment, statefulset, daemonset, replicaset, replicationcontroller, job or cronjob"
+            ))
+        }
+    })
 }
 
 fn describe(cluster: &Cluster, index: usize) -> String {
@@ -131,11 +145,11 @@ fn describe(cluster: &Cluster, index: usize) -> String {
 
 fn not_found(cluster: &Cluster, namespace: &str, name: &str, kind: Option<WorkloadKind>) -> String {
     let what = kind.map_or("workload", |k| match k {
-        WorkloadKind::Pod => "pod",
         WorkloadKind::VirtualMachine => "VM",
         WorkloadKind::VirtualMachineInstance => "VMI",
+        other => other.short_name(),
     });
-    // Output keys carry the kind only where a Pod and a VM share a name, so no name repeats.
+    // Output keys carry the kind only where two kinds share a name, so no name repeats.
     let keys = netpol_core::analysis::output_keys(cluster);
     let in_namespace: Vec<String> = netpol_core::analysis::workload_order(cluster)
         .into_iter()

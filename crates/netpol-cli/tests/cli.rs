@@ -305,7 +305,10 @@ fn ambiguous_and_unknown_references_exit_2_with_a_clear_message() {
         (
             "container/shop/web",
             "shop/db",
-            &["unknown workload kind \"container\"", "vm, vmi or pod"],
+            &[
+                "unknown workload kind \"container\"",
+                "vm, vmi, pod, deployment",
+            ],
         ),
         (
             "10.10.9.2",

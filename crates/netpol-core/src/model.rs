@@ -80,16 +80,52 @@ pub enum WorkloadKind {
     VirtualMachine,
     /// A KubeVirt `kubevirt.io/v1` VirtualMachineInstance.
     VirtualMachineInstance,
+    /// An `apps/v1` Deployment: its pod template, and its live Pods folded in when loaded.
+    Deployment,
+    /// An `apps/v1` StatefulSet.
+    StatefulSet,
+    /// An `apps/v1` DaemonSet.
+    DaemonSet,
+    /// An `apps/v1` ReplicaSet (one not owned by a loaded Deployment).
+    ReplicaSet,
+    /// A core/v1 ReplicationController.
+    ReplicationController,
+    /// A `batch/v1` Job (one not owned by a loaded CronJob).
+    Job,
+    /// A `batch/v1` CronJob: the pod template inside its job template.
+    CronJob,
 }
 
 impl WorkloadKind {
-    /// The short prefix used in references such as `vm/ns/name` and `pod/ns/name`.
+    /// The short prefix used in references such as `vm/ns/name`, `pod/ns/name` and
+    /// `deployment/ns/name`.
     pub fn short_name(self) -> &'static str {
         match self {
             WorkloadKind::Pod => "pod",
             WorkloadKind::VirtualMachine => "vm",
             WorkloadKind::VirtualMachineInstance => "vmi",
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+            WorkloadKind::DaemonSet => "daemonset",
+            WorkloadKind::ReplicaSet => "replicaset",
+            WorkloadKind::ReplicationController => "replicationcontroller",
+            WorkloadKind::Job => "job",
+            WorkloadKind::CronJob => "cronjob",
         }
+    }
+
+    /// A virtual machine (or its instance), as `get vms` lists them.
+    pub fn is_vm(self) -> bool {
+        matches!(
+            self,
+            WorkloadKind::VirtualMachine | WorkloadKind::VirtualMachineInstance
+        )
+    }
+
+    /// A workload controller: a pod template (no address of its own; its Pods' when they are
+    /// loaded and fold into it).
+    pub fn is_controller(self) -> bool {
+        !self.is_vm() && self != WorkloadKind::Pod
     }
 }
 

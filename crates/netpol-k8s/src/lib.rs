@@ -7,7 +7,8 @@
 //! others are rejected.
 //!
 //! What netpol reads (kinds, versions, fields) is one table, [`schema`]; the rule that makes a
-//! VM, its instance and its launcher pods one workload is one function, [`fold`]. The agent uses
+//! VM, its instance and its launcher pods one workload is one function, [`fold`] (and a
+//! controller and its Pods, [`fold::controllers`]). The agent uses
 //! both directly (it watches and prunes by the schema, and folds what its sources hold).
 
 mod de;
@@ -24,7 +25,9 @@ use std::path::{Path, PathBuf};
 
 use netpol_core::Cluster;
 
-pub use fold::{fold_workloads, Fold, FoldReason, Folding};
+pub use fold::{
+    fold_workloads, ControllerFold, ControllerFolding, Fold, FoldReason, Folding, Owner,
+};
 pub use render::render_manifests;
 
 /// What to do with unknown and duplicate fields, like `kubectl --validate=strict|warn|ignore`.
@@ -78,7 +81,8 @@ pub enum DiagnosticKind {
     /// Objects use a namespace that no loaded Namespace defines; it is assumed to exist with only
     /// its `kubernetes.io/metadata.name` label. `object` is `Namespace NAME`.
     UndefinedNamespace,
-    /// A VirtualMachineInstance or virt-launcher Pod was folded into its VM (see [`fold`]).
+    /// A VirtualMachineInstance or virt-launcher Pod was folded into its VM, or a Pod, ReplicaSet
+    /// or Job into its controller (see [`fold`]).
     Folded,
 }
 
@@ -266,7 +270,11 @@ fn finish(loader: load::Loader) -> Loaded {
 fn load_text(loader: &mut load::Loader, name: &str, text: &str) {
     // A UTF-8 byte order mark is legal at the start of YAML and JSON files from some editors.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let error = yaml::for_each_document(text, |doc| loader.document(name, &doc));
+    let (text, tabs) = yaml::go_yaml_tabs(text);
+    for pos in tabs {
+        loader.tab_warning(name, pos);
+    }
+    let error = yaml::for_each_document(&text, |doc| loader.document(name, &doc));
     if let Some((pos, message)) = error {
         loader.file_error(name, pos, format!("cannot parse YAML: {message}"));
     }

@@ -1,6 +1,6 @@
 //! Renders a cluster as the manifests that load back into it (Namespaces, Deckhouse
-//! VirtualMachines, KubeVirt VirtualMachineInstances, Pods, NetworkPolicies), for tests and the
-//! load benchmark.
+//! VirtualMachines, KubeVirt VirtualMachineInstances, Pods, workload controllers,
+//! NetworkPolicies), for tests and the load benchmark.
 
 use std::fmt::Write;
 
@@ -14,7 +14,8 @@ use crate::yaml::{resolve_plain, Scalar};
 /// Multi-document YAML such that `load_str(render_manifests(c))` gives `c` back, up to origins
 /// and the order of implicit namespaces. Implicit namespaces are not written (loading recreates
 /// them, with a warning). A Deckhouse VirtualMachine reports one address, so a VirtualMachine's
-/// further addresses are lost (a comment in the output says so).
+/// further addresses are lost (a comment in the output says so); a controller is written as its
+/// pod template, without the addresses and node its Pods would give it.
 pub fn render_manifests(cluster: &Cluster) -> String {
     let mut out = String::with_capacity(
         256 * (cluster.workloads.len() + cluster.namespaces.len() + cluster.policies.len()),
@@ -109,6 +110,7 @@ fn workload(out: &mut String, w: &Workload) {
             }
             status_common(out, w);
         }
+        k if k.is_controller() => controller(out, w),
         WorkloadKind::Pod => {
             out.push_str("---\napiVersion: v1\nkind: Pod\n");
             metadata(out, &w.namespace, &w.name, &w.labels);
@@ -116,19 +118,7 @@ fn workload(out: &mut String, w: &Workload) {
             if let Some(n) = &w.node {
                 let _ = writeln!(out, "  nodeName: {}", q(n));
             }
-            out.push_str("  containers:\n    - name: main\n      image: registry.example/app:1\n");
-            if !w.named_ports.is_empty() {
-                out.push_str("      ports:\n");
-                for p in &w.named_ports {
-                    let _ = writeln!(
-                        out,
-                        "        - name: {}\n          containerPort: {}\n          protocol: {}",
-                        q(&p.name),
-                        p.port,
-                        p.protocol
-                    );
-                }
-            }
+            containers(out, "  ", w);
             out.push_str("status:\n");
             if let Some(p) = &w.phase {
                 let _ = writeln!(out, "  phase: {}", q(p));
@@ -140,6 +130,48 @@ fn workload(out: &mut String, w: &Workload) {
                     let _ = writeln!(out, "    - ip: {}", q(&a.to_string()));
                 }
             }
+        }
+        _ => {}
+    }
+}
+
+/// A controller: its pod template carries the labels and named ports; the address, node and
+/// phase are its Pods' and are not written.
+fn controller(out: &mut String, w: &Workload) {
+    let k = crate::schema::of_workload(w.kind);
+    let _ = writeln!(out, "---\napiVersion: {}\nkind: {}", k.api_version, k.kind);
+    metadata(out, &w.namespace, &w.name, &Labels::new());
+    let indent = if w.kind == WorkloadKind::CronJob {
+        out.push_str(
+            "spec:\n  schedule: \"0 * * * *\"\n  jobTemplate:\n    spec:\n      template:\n",
+        );
+        "        "
+    } else {
+        out.push_str("spec:\n  template:\n");
+        "    "
+    };
+    let _ = writeln!(out, "{indent}metadata:");
+    labels_block(out, &format!("{indent}  "), "labels", &w.labels);
+    let _ = writeln!(out, "{indent}spec:");
+    containers(out, &format!("{indent}  "), w);
+}
+
+/// One container with the workload's named ports, at `indent` (the pod spec's fields').
+fn containers(out: &mut String, indent: &str, w: &Workload) {
+    let _ = writeln!(
+        out,
+        "{indent}containers:\n{indent}  - name: main\n{indent}    image: registry.example/app:1"
+    );
+    if !w.named_ports.is_empty() {
+        let _ = writeln!(out, "{indent}    ports:");
+        for p in &w.named_ports {
+            let _ = writeln!(
+                out,
+                "{indent}      - name: {}\n{indent}        containerPort: {}\n{indent}        protocol: {}",
+                q(&p.name),
+                p.port,
+                p.protocol
+            );
         }
     }
 }

@@ -26,6 +26,11 @@ pub enum KnownKind {
     VirtualMachineInstance,
     /// core/v1 Node.
     Node,
+    /// kubevirt.io/v1 VirtualMachine (labels of its instance template; a workload of kind
+    /// [`WorkloadKind::VirtualMachine`], like Deckhouse's).
+    KubevirtVirtualMachine,
+    /// A workload controller: its pod template (see [`CONTROLLERS`]).
+    Controller(WorkloadKind),
 }
 
 /// One kind netpol reads, and which of its fields.
@@ -157,6 +162,149 @@ pub const NODE: KindSchema = KindSchema {
     fields: &["status.addresses[].type", "status.addresses[].address"],
 };
 
+/// Where a controller's pod template is: `spec.template` (Deployment, StatefulSet, DaemonSet,
+/// ReplicaSet, ReplicationController, Job) or `spec.jobTemplate.spec.template` (CronJob).
+const TEMPLATE_FIELDS: &[&str] = &[
+    "spec.template.metadata.labels",
+    "spec.template.spec.hostNetwork",
+    "spec.template.spec.containers[].name",
+    "spec.template.spec.containers[].ports",
+    "spec.template.spec.initContainers[].name",
+    "spec.template.spec.initContainers[].ports",
+    "spec.template.spec.initContainers[].restartPolicy",
+];
+
+/// [`TEMPLATE_FIELDS`] and the owner (a ReplicaSet's Deployment, a Job's CronJob).
+const OWNED_TEMPLATE_FIELDS: &[&str] = &[
+    "metadata.ownerReferences",
+    "spec.template.metadata.labels",
+    "spec.template.spec.hostNetwork",
+    "spec.template.spec.containers[].name",
+    "spec.template.spec.containers[].ports",
+    "spec.template.spec.initContainers[].name",
+    "spec.template.spec.initContainers[].ports",
+    "spec.template.spec.initContainers[].restartPolicy",
+];
+
+/// A workload controller of `group/version`, `kind`, `plural`, reading `fields`.
+const fn controller(
+    kind: WorkloadKind,
+    name: &'static str,
+    group: &'static str,
+    api_version: &'static str,
+    plural: &'static str,
+    fields: &'static [&'static str],
+) -> KindSchema {
+    KindSchema {
+        id: KnownKind::Controller(kind),
+        kind: name,
+        group,
+        version: "v1",
+        api_version,
+        plural,
+        namespaced: true,
+        crd: false,
+        fields,
+    }
+}
+
+/// apps/v1 Deployment.
+pub const DEPLOYMENT: KindSchema = controller(
+    WorkloadKind::Deployment,
+    "Deployment",
+    "apps",
+    "apps/v1",
+    "deployments",
+    TEMPLATE_FIELDS,
+);
+/// apps/v1 StatefulSet.
+pub const STATEFUL_SET: KindSchema = controller(
+    WorkloadKind::StatefulSet,
+    "StatefulSet",
+    "apps",
+    "apps/v1",
+    "statefulsets",
+    TEMPLATE_FIELDS,
+);
+/// apps/v1 DaemonSet.
+pub const DAEMON_SET: KindSchema = controller(
+    WorkloadKind::DaemonSet,
+    "DaemonSet",
+    "apps",
+    "apps/v1",
+    "daemonsets",
+    TEMPLATE_FIELDS,
+);
+/// apps/v1 ReplicaSet (its owner: the Deployment it folds into).
+pub const REPLICA_SET: KindSchema = controller(
+    WorkloadKind::ReplicaSet,
+    "ReplicaSet",
+    "apps",
+    "apps/v1",
+    "replicasets",
+    OWNED_TEMPLATE_FIELDS,
+);
+/// core/v1 ReplicationController.
+pub const REPLICATION_CONTROLLER: KindSchema = controller(
+    WorkloadKind::ReplicationController,
+    "ReplicationController",
+    "",
+    "v1",
+    "replicationcontrollers",
+    TEMPLATE_FIELDS,
+);
+/// batch/v1 Job (its owner: the CronJob it folds into).
+pub const JOB: KindSchema = controller(
+    WorkloadKind::Job,
+    "Job",
+    "batch",
+    "batch/v1",
+    "jobs",
+    OWNED_TEMPLATE_FIELDS,
+);
+/// batch/v1 CronJob: the pod template inside its job template.
+pub const CRON_JOB: KindSchema = controller(
+    WorkloadKind::CronJob,
+    "CronJob",
+    "batch",
+    "batch/v1",
+    "cronjobs",
+    &[
+        "spec.jobTemplate.spec.template.metadata.labels",
+        "spec.jobTemplate.spec.template.spec.hostNetwork",
+        "spec.jobTemplate.spec.template.spec.containers[].name",
+        "spec.jobTemplate.spec.template.spec.containers[].ports",
+        "spec.jobTemplate.spec.template.spec.initContainers[].name",
+        "spec.jobTemplate.spec.template.spec.initContainers[].ports",
+        "spec.jobTemplate.spec.template.spec.initContainers[].restartPolicy",
+    ],
+);
+
+/// KubeVirt's VirtualMachine: the labels its instances (and their virt-launcher pods) get.
+pub const KUBEVIRT_VIRTUAL_MACHINE: KindSchema = KindSchema {
+    id: KnownKind::KubevirtVirtualMachine,
+    kind: "VirtualMachine",
+    group: "kubevirt.io",
+    version: "v1",
+    api_version: "kubevirt.io/v1",
+    plural: "virtualmachines",
+    namespaced: true,
+    crd: true,
+    fields: &["spec.template.metadata.labels"],
+};
+
+/// The workload controllers the loader reads (from git or a dump; the agent does not watch them:
+/// they carry no address, so enforcement does not need them).
+pub static CONTROLLERS: [KindSchema; 7] = [
+    DEPLOYMENT,
+    STATEFUL_SET,
+    DAEMON_SET,
+    REPLICA_SET,
+    REPLICATION_CONTROLLER,
+    JOB,
+    CRON_JOB,
+];
+
 /// Every kind a node's agent watches: what enforcement needs (nodes are not among them: the
 /// agent's RBAC does not grant them, and a node's table does not need them).
 pub static KINDS: [KindSchema; 5] = [
@@ -167,14 +315,23 @@ pub static KINDS: [KindSchema; 5] = [
     VIRTUAL_MACHINE_INSTANCE,
 ];
 
-/// Every kind the loader reads: the agent's [`KINDS`] and [`NODE`].
-pub static READ_KINDS: [KindSchema; 6] = [
+/// Every kind the loader reads: the agent's [`KINDS`], [`NODE`], the [`CONTROLLERS`] and
+/// KubeVirt's VirtualMachine (which has no address either).
+pub static READ_KINDS: [KindSchema; 14] = [
     NAMESPACE,
     POD,
     NETWORK_POLICY,
     VIRTUAL_MACHINE,
     VIRTUAL_MACHINE_INSTANCE,
     NODE,
+    KUBEVIRT_VIRTUAL_MACHINE,
+    DEPLOYMENT,
+    STATEFUL_SET,
+    DAEMON_SET,
+    REPLICA_SET,
+    REPLICATION_CONTROLLER,
+    JOB,
+    CRON_JOB,
 ];
 
 /// The kind an object of `api_version` and `kind` is, if netpol reads it.
@@ -195,6 +352,13 @@ pub fn of_workload(kind: WorkloadKind) -> &'static KindSchema {
         WorkloadKind::Pod => &POD,
         WorkloadKind::VirtualMachine => &VIRTUAL_MACHINE,
         WorkloadKind::VirtualMachineInstance => &VIRTUAL_MACHINE_INSTANCE,
+        WorkloadKind::Deployment => &DEPLOYMENT,
+        WorkloadKind::StatefulSet => &STATEFUL_SET,
+        WorkloadKind::DaemonSet => &DAEMON_SET,
+        WorkloadKind::ReplicaSet => &REPLICA_SET,
+        WorkloadKind::ReplicationController => &REPLICATION_CONTROLLER,
+        WorkloadKind::Job => &JOB,
+        WorkloadKind::CronJob => &CRON_JOB,
     }
 }
 
@@ -317,6 +481,15 @@ mod tests {
             WorkloadKind::VirtualMachineInstance,
         ] {
             assert_eq!(format!("{w:?}"), of_workload(w).kind);
+        }
+        for c in &CONTROLLERS {
+            let KnownKind::Controller(w) = c.id else {
+                panic!("{} is not a controller", c.kind);
+            };
+            assert_eq!(format!("{w:?}"), c.kind);
+            assert_eq!(of_workload(w), c);
+            assert!(w.is_controller());
+            assert!(!KINDS.contains(c), "the agent does not watch {}", c.kind);
         }
     }
 

@@ -277,9 +277,10 @@ fn a_whole_kubectl_dump_loads_with_notes_for_kinds_netpol_does_not_use() {
     assert!(notes.iter().any(|d| d.message
         == "skipped Service default/x: netpol does not use this kind"
         && d.line == 4));
-    assert!(notes
-        .iter()
-        .any(|d| d.message.contains("Deployment default/d")));
+    // A Deployment is a workload (its pod template), no longer a kind netpol skips.
+    assert!(!notes.iter().any(|d| d.message.contains("Deployment")));
+    assert_eq!(l.cluster.workloads.len(), 1);
+    assert_eq!(l.cluster.workloads[0].kind, WorkloadKind::Deployment);
 }
 
 #[test]

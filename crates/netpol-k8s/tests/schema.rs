@@ -75,6 +75,32 @@ fn full_objects() -> Vec<(KindSchema, Value)> {
                     "ipAddress": "10.0.0.7", "ipAddresses": ["10.0.0.7", "fe80::1"]}]}}),
         ),
         (
+            schema::DEPLOYMENT,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("api", Some("a")),
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}},
+                "template": {"metadata": {"labels": {"app": "api"}, "annotations": {"x": "y"}},
+                    "spec": {"serviceAccountName": "api",
+                        "securityContext": {"runAsNonRoot": true},
+                        "volumes": [{"name": "cfg", "configMap": {"name": "api"}}],
+                        "containers": [{"name": "api", "image": "api:1",
+                            "ports": [{"name": "http", "containerPort": 8080}],
+                            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}},
+                            "resources": {"requests": {"cpu": "100m"}}}]}}},
+            "status": {"replicas": 2, "readyReplicas": 2}}),
+        ),
+        (
+            schema::CRON_JOB,
+            json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta("backup", Some("a")),
+            "spec": {"schedule": "0 3 * * *", "concurrencyPolicy": "Forbid",
+                "jobTemplate": {"spec": {"backoffLimit": 2, "template": {
+                    "metadata": {"labels": {"app": "backup"}},
+                    "spec": {"restartPolicy": "OnFailure",
+                        "containers": [{"name": "b", "image": "b:1", "args": ["--all"],
+                            "ports": [{"name": "metrics", "containerPort": 9100}]}]}}}}},
+            "status": {"lastScheduleTime": "2026-11-20T03:00:00Z"}}),
+        ),
+        (
             schema::NODE,
             json!({"apiVersion": "v1", "kind": "Node", "metadata": meta("n1", None),
             "spec": {"podCIDR": "10.0.0.0/24", "taints": [{"key": "k", "effect": "NoSchedule"}]},
@@ -202,13 +228,17 @@ fn the_loader_reads_exactly_the_kinds_of_the_schema() {
         assert!(!skipped, "{}: {:?}", kind.kind, l.diagnostics);
         let expected = usize::from(matches!(
             kind.id,
-            KnownKind::Pod | KnownKind::VirtualMachine | KnownKind::VirtualMachineInstance
+            KnownKind::Pod
+                | KnownKind::VirtualMachine
+                | KnownKind::VirtualMachineInstance
+                | KnownKind::KubevirtVirtualMachine
+                | KnownKind::Controller(_)
         ));
         assert_eq!(l.cluster.workloads.len(), expected, "{}", kind.kind);
     }
     let l = load_str(
         "k.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n",
+        "apiVersion: apps/v1\nkind: ControllerRevision\nmetadata: {name: x}\n",
         &LoadOptions::default(),
     );
     assert!(l.diagnostics[0]

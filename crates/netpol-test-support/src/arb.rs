@@ -4,7 +4,8 @@
 //!
 //! Small vocabularies make coincidences likely: three label keys and values, three namespaces,
 //! three port names, a handful of port numbers and CIDRs chosen to overlap each other and the
-//! workload addresses. Every feature of the model appears: Pods, VMs and VMIs; declared and
+//! workload addresses. Every feature of the model appears: Pods, VMs and VMIs, address-less
+//! controllers (Deployments, CronJobs); declared and
 //! implicit namespaces with labels; `matchLabels` (also on the namespace name label) and every
 //! `matchExpressions` operator; pod, namespace and combined selector peers; ipBlocks with holes
 //! (inside, overlapping or outside their CIDR); numeric, ranged and named ports of every
@@ -257,7 +258,12 @@ struct Draft {
 impl Draft {
     fn finish(mut self, index: usize, addresses: &Addresses) -> Workload {
         self.workload.name = format!("w{index}");
-        if *addresses == Addresses::Distinct {
+        // A controller as loaded from git: a pod template, no address, no node.
+        if self.workload.kind.is_controller() {
+            self.workload.addresses.clear();
+            self.workload.node = None;
+            self.workload.phase = None;
+        } else if *addresses == Addresses::Distinct {
             let low = u8::try_from(index)
                 .unwrap_or_else(|_| panic!("Addresses::Distinct numbers at most 256 workloads"));
             self.workload.addresses = vec![if self.v6 {
@@ -270,6 +276,16 @@ impl Draft {
     }
 }
 
+/// The kinds of generated workloads: the controllers (address-less, like a Deployment or
+/// CronJob read from git) must not change what the fast paths and the evaluator agree on.
+const KINDS: [WorkloadKind; 5] = [
+    WorkloadKind::Pod,
+    WorkloadKind::VirtualMachine,
+    WorkloadKind::VirtualMachineInstance,
+    WorkloadKind::Deployment,
+    WorkloadKind::CronJob,
+];
+
 fn draft(shape: &ClusterShape) -> impl Strategy<Value = Draft> {
     let draws = match &shape.addresses {
         Addresses::Shared { per_workload } => per_workload.clone(),
@@ -277,7 +293,7 @@ fn draft(shape: &ClusterShape) -> impl Strategy<Value = Draft> {
     };
     let nodes = shape.nodes;
     (
-        (0..shape.namespace_count(), 0..3usize, labels()),
+        (0..shape.namespace_count(), 0..KINDS.len(), labels()),
         prop::collection::vec(0..SHARED_POOL.len(), draws),
         prop::bool::weighted(0.25),
         0..nodes.len().max(1),
@@ -286,11 +302,7 @@ fn draft(shape: &ClusterShape) -> impl Strategy<Value = Draft> {
         .prop_map(move |((ns, kind, labels), pool, v6, node, named)| {
             let node = nodes.get(node).map(|n| n.to_string());
             let workload = Workload {
-                kind: [
-                    WorkloadKind::Pod,
-                    WorkloadKind::VirtualMachine,
-                    WorkloadKind::VirtualMachineInstance,
-                ][kind],
+                kind: KINDS[kind],
                 namespace: NAMESPACES[ns].to_string(),
                 name: String::new(),
                 labels,
@@ -473,9 +485,10 @@ mod tests {
 
     #[test]
     fn distinct_addresses_give_every_workload_one_address_of_its_own_on_a_node() {
+        // Controllers have none (see the generator-covers-everything test).
         for c in samples(&ClusterShape::on_two_nodes(), 200) {
             let mut seen = std::collections::BTreeSet::new();
-            for w in &c.workloads {
+            for w in c.workloads.iter().filter(|w| !w.kind.is_controller()) {
                 assert_eq!(w.addresses.len(), 1, "{w:?}");
                 assert!(seen.insert(w.addresses[0]), "shared address in {c:?}");
                 assert!(NODES.contains(&w.node.as_deref().unwrap()), "{w:?}");
@@ -524,13 +537,12 @@ mod tests {
                 })
                 .flatten()
         };
-        for kind in [
-            WorkloadKind::Pod,
-            WorkloadKind::VirtualMachine,
-            WorkloadKind::VirtualMachineInstance,
-        ] {
+        for kind in KINDS {
             assert!(workloads().any(|w| w.kind == kind), "{kind:?}");
         }
+        assert!(workloads()
+            .filter(|w| w.kind.is_controller())
+            .all(|w| w.addresses.is_empty() && w.node.is_none()));
         assert!(clusters
             .iter()
             .any(|c| c.namespaces.iter().any(|n| n.implicit)));

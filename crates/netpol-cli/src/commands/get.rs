@@ -24,7 +24,7 @@ pub fn run(args: &GetArgs) -> Result<u8> {
         .workloads
         .iter()
         .filter(|w| match args.what {
-            GetWhat::Vms => w.kind != WorkloadKind::Pod,
+            GetWhat::Vms => w.kind.is_vm(),
             GetWhat::Pods => w.kind == WorkloadKind::Pod,
             GetWhat::Workloads | GetWhat::Nodes => true,
         })

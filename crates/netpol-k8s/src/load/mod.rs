@@ -2,6 +2,8 @@
 //! decoding, validation, defaulting, conversion ([`policy`], [`workload`]), and the cross-object
 //! steps (duplicates, VM folding by [`crate::fold`], implicit namespaces).
 
+mod controller;
+mod folding;
 mod node;
 mod policy;
 mod workload;
@@ -14,7 +16,7 @@ use netpol_core::{Cluster, Namespace, Origin, Policy, Workload};
 use node::HostNetworkPod;
 
 use crate::de::{DeError, FieldIssue, IssueKind};
-use crate::fold::{FoldReason, Folding};
+use crate::fold::Owner;
 use crate::schema::{self, KindSchema, KnownKind};
 use crate::validate::Problem;
 use crate::yaml::{Kind, Node, Pos};
@@ -26,6 +28,8 @@ struct Entry {
     /// Where the object is, for diagnostics about it.
     file: String,
     pos: Pos,
+    /// Its controller, for folding Pods into their Deployment and the like.
+    owner: Option<Owner>,
 }
 
 /// Where an object was first defined, for the error about a second definition.
@@ -119,6 +123,18 @@ impl Loader {
 
     pub fn file_error(&mut self, file: &str, pos: Pos, message: String) {
         self.push(Diagnostic::at(Severity::Error, file, pos, message));
+    }
+
+    /// A tab after a mapping colon, read as a space (see `yaml::go_yaml_tabs`).
+    pub fn tab_warning(&mut self, file: &str, pos: Pos) {
+        let d = Diagnostic::at(
+            Severity::Warning,
+            file,
+            pos,
+            "a tab after ':' is read as a space, as kubectl reads it; other YAML tools may refuse it".to_string(),
+        )
+        .hint("indent and separate with spaces only");
+        self.push(d);
     }
 
     /// One parsed document of `file`.
@@ -230,17 +246,6 @@ impl Loader {
                 .field("apiVersion")
                 .hint(format!("use apiVersion: {}", k.api_version))
             }
-            Some(_) if kind == "VirtualMachine" && api_version == "kubevirt.io/v1" => {
-                Diagnostic::at(
-                    Severity::Note,
-                    file,
-                    node.pos,
-                    format!(
-                        "skipped {}: a KubeVirt VirtualMachine has no address; netpol reads its VirtualMachineInstance",
-                        r.describe(true)
-                    ),
-                )
-            }
             Some(_) if is_crd_group(api_version) => Diagnostic::at(
                 Severity::Warning,
                 file,
@@ -287,10 +292,16 @@ impl Loader {
                     }
                 }
             }
-            KnownKind::Pod | KnownKind::VirtualMachine | KnownKind::VirtualMachineInstance => {
+            KnownKind::Pod
+            | KnownKind::VirtualMachine
+            | KnownKind::VirtualMachineInstance
+            | KnownKind::KubevirtVirtualMachine
+            | KnownKind::Controller(_) => {
                 let workload = match k.id {
                     KnownKind::Pod => self.pod(obj),
                     KnownKind::VirtualMachine => self.vm(obj),
+                    KnownKind::KubevirtVirtualMachine => self.kubevirt_vm(obj),
+                    KnownKind::Controller(kind) => self.controller(obj, kind),
                     _ => self.vmi(obj),
                 };
                 if let Some(w) = workload {
@@ -299,6 +310,7 @@ impl Loader {
                             workload: w,
                             file: obj.file.to_string(),
                             pos: obj.node.pos,
+                            owner: controller::owner_of(obj.node),
                         });
                     }
                 }
@@ -409,42 +421,6 @@ impl Loader {
         let warnings = undefined_namespace_warnings(&cluster, &added);
         self.diagnostics.extend(warnings);
         (cluster, self.diagnostics)
-    }
-
-    /// Folds VMs, their instances and launcher pods, with a note per folded object.
-    fn fold(&mut self, entries: Vec<Entry>) -> Vec<Workload> {
-        let folding = {
-            let refs: Vec<&Workload> = entries.iter().map(|e| &e.workload).collect();
-            Folding::plan(&refs)
-        };
-        for f in folding.folds() {
-            let (e, into) = (&entries[f.folded], &entries[f.into].workload);
-            let into_kind = schema::of_workload(into.kind).kind;
-            let message = match f.reason {
-                FoldReason::Instance => format!(
-                    "the instance of VirtualMachine {}: counted once, as the VirtualMachine",
-                    e.workload.key()
-                ),
-                FoldReason::Launcher => format!(
-                    "the virt-launcher pod of {into_kind} {}: not a separate workload",
-                    into.key()
-                ),
-                FoldReason::SharesAddress => format!(
-                    "holds the address of {into_kind} {}: taken as its virt-launcher pod, not a separate workload",
-                    into.key()
-                ),
-            };
-            let label = format!(
-                "{} {}",
-                schema::of_workload(e.workload.kind).kind,
-                e.workload.key()
-            );
-            let d = Diagnostic::at(Severity::Note, &e.file, e.pos, message)
-                .object(label)
-                .kind(DiagnosticKind::Folded);
-            self.diagnostics.push(d);
-        }
-        folding.apply(entries.into_iter().map(|e| e.workload).collect())
     }
 }
 

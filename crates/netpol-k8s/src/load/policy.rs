@@ -12,8 +12,9 @@ use netpol_core::{
 };
 
 use super::{namespace_of, Loader, Obj};
-use crate::de::decode;
+use crate::de::{decode, FieldIssue, IssueKind};
 use crate::validate::{self, FPath, NameRule};
+use crate::yaml::{Kind, Scalar};
 use crate::Severity;
 
 /// A warning about a policy field: its path, its message, and whether it points at the key
@@ -51,7 +52,8 @@ impl Loader {
     }
 
     pub(super) fn network_policy(&mut self, obj: &Obj<'_>) -> Option<Policy> {
-        let (r, issues) = decode::<NetworkPolicy>(obj.node, true);
+        let (r, mut issues) = decode::<NetworkPolicy>(obj.node, true);
+        self.empty_status(obj, &mut issues);
         let np = self.decoded(obj, r, issues)?;
         if !self.valid(obj, validate::network_policy(&np)) {
             return None;
@@ -76,6 +78,29 @@ impl Loader {
             egress: c.egress,
             origin: Self::origin(obj),
         })
+    }
+}
+
+impl Loader {
+    /// `status: {}` (or `status: null`), which client-go 1.24 to 1.27 writes into every
+    /// NetworkPolicy it serializes: loads in every mode, with a note. The API has no
+    /// NetworkPolicy status since 1.28 (and no field of it was ever set by anything), so a
+    /// non-empty status stays an unknown field, as a 1.28+ API server's strict validation has
+    /// it (an error in strict mode, dropped with a warning in warn mode).
+    fn empty_status(&mut self, obj: &Obj<'_>, issues: &mut Vec<FieldIssue>) {
+        let empty = match obj.node.get("status").map(|n| &n.kind) {
+            Some(Kind::Map(m)) => m.entries.is_empty(),
+            Some(Kind::Scalar(Scalar::Null(_))) => true,
+            _ => false,
+        };
+        let before = issues.len();
+        issues.retain(|i| !(empty && i.kind == IssueKind::Unknown && i.path == "status"));
+        if issues.len() < before {
+            let pos = obj.node.get("status").map_or(obj.node.pos, |n| n.pos);
+            let message = "ignored an empty status (client-go 1.24-1.27 writes it; NetworkPolicy has no status since Kubernetes 1.28)".to_string();
+            let d = obj.diag(Severity::Note, pos, message);
+            self.push(d.field("status"));
+        }
     }
 }
 

@@ -22,7 +22,7 @@ impl Loader {
         validate::object_meta(&pod.metadata, true, NameRule::Subdomain, &mut problems);
         let spec = pod.spec.unwrap_or_default();
         let status = pod.status.unwrap_or_default();
-        let named_ports = named_ports(&spec, &mut problems);
+        let named_ports = named_ports(&spec, &FPath::root().f("spec"), &mut problems);
         let addresses = pod_addresses(&status, &mut problems);
         if !self.valid(obj, problems) {
             return None;
@@ -138,8 +138,13 @@ impl Loader {
     }
 }
 
-/// The named ports of the pod's containers and sidecars (init containers that keep running).
-fn named_ports(spec: &PodSpec, problems: &mut Vec<Problem>) -> Vec<NamedPort> {
+/// The named ports of the pod's containers and sidecars (init containers that keep running);
+/// `base` is the path of the pod spec (`spec`, or a controller's `spec.template.spec`).
+pub(super) fn named_ports(
+    spec: &PodSpec,
+    base: &FPath,
+    problems: &mut Vec<Problem>,
+) -> Vec<NamedPort> {
     let mut named_ports = Vec::new();
     let sidecars = spec
         .init_containers
@@ -147,12 +152,12 @@ fn named_ports(spec: &PodSpec, problems: &mut Vec<Problem>) -> Vec<NamedPort> {
         .flatten()
         .enumerate()
         .filter(|(_, c)| c.restart_policy.as_deref() == Some("Always"))
-        .map(|(i, c)| (FPath::root().f("spec").f("initContainers").i(i), c));
+        .map(|(i, c)| (base.f("initContainers").i(i), c));
     let containers = spec
         .containers
         .iter()
         .enumerate()
-        .map(|(i, c)| (FPath::root().f("spec").f("containers").i(i), c));
+        .map(|(i, c)| (base.f("containers").i(i), c));
     for (cp, c) in containers.chain(sidecars) {
         container_ports(&cp, c, &mut named_ports, problems);
     }

@@ -7,9 +7,11 @@ use std::collections::{HashMap, HashSet};
 use saphyr_parser::{Event, Parser, Span};
 
 mod scalar;
+mod tabs;
 
 use scalar::resolve;
 pub(crate) use scalar::resolve_plain;
+pub(crate) use tabs::go_yaml_tabs;
 
 /// A 1-based line and column.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]

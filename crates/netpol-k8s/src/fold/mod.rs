@@ -14,6 +14,13 @@
 //! * The VM wins, but takes what it does not report itself (addresses, node) from its instance
 //!   first, then from its launcher pods, in input order. A migrating VM thus stays one workload,
 //!   on the node in its own `status.nodeName`.
+//!
+//! Workload controllers and their Pods fold by a rule of their own, [`controllers`], which the
+//! loader applies after this one (the agent does not: it does not watch controllers).
+
+pub mod controllers;
+
+pub use controllers::{ControllerFold, ControllerFolding, Owner};
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
