@@ -63,6 +63,11 @@ pub enum Command {
         after_help = "Examples:\n  netpol agent --node-name virtlab-1 --manifests /etc/netpol/manifests\n  netpol agent --kube --node-name $NODE_NAME --log-format json      # in a DaemonSet (see deploy/)\n  netpol agent --kubeconfig ~/.kube/config --node-name virtlab-1\n\nRules stay in force when the agent stops (SIGTERM), so a restart never opens traffic;\n--cleanup-on-exit removes them. Metrics, /healthz and /readyz are served on --listen.\nEach denied flow is logged with the policies that deny it unless --no-denied-flow-log."
     )]
     Agent(AgentArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  netpol completions bash > /etc/bash_completion.d/netpol\n  netpol completions zsh > \"${fpath[1]}/_netpol\"\n  netpol completions fish > ~/.config/fish/completions/netpol.fish"
+    )]
+    Completions(CompletionsArgs),
     /// Generate a synthetic cluster and time the analyzer on it.
     #[command(
         after_help = "Examples:\n  netpol bench                       # 10,000 workloads, 200 namespaces, 2,000 policies\n  netpol bench --workloads 1000 --write /tmp/synthetic.yaml"
@@ -144,6 +149,13 @@ pub enum MatrixFormat {
     Csv,
     Md,
     Summary,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod bench;
 pub mod check;
 pub mod compile;
+pub mod completions;
 pub mod demo;
 pub mod get;
 pub mod lab;

@@ -106,7 +106,7 @@ impl ReportData {
         let summary = Summary {
             namespaces: namespaces.len(),
             workloads: workloads.len(),
-            vms: cluster.workloads.iter().filter(|w| is_vm(w)).count(),
+            vms: cluster.workloads.iter().filter(|w| w.kind.is_vm()).count(),
             policies: cluster.policies.len(),
             connections: edges.len(),
             ingress_isolated: workloads.iter().filter(|w| !w.ingress.is_empty()).count(),
@@ -152,10 +152,6 @@ impl WorkloadEntry {
             egress: isolating(Direction::Egress),
         }
     }
-}
-
-fn is_vm(w: &Workload) -> bool {
-    !matches!(w.kind, netpol_core::WorkloadKind::Pod)
 }
 
 fn index_u32(i: usize) -> u32 {
