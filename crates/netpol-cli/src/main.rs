@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Check(args) => commands::check::run(args),
         Command::Matrix(args) => commands::matrix::run(args),
+        Command::Diff(args) => commands::diff::run(args),
         Command::Get(args) => commands::get::run(args),
         Command::Compile(args) => commands::compile::run(args),
         Command::Probe(args) => commands::probe::run(args),

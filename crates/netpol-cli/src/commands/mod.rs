@@ -5,6 +5,7 @@ pub mod bench;
 pub mod check;
 pub mod compile;
 pub mod demo;
+pub mod diff;
 pub mod get;
 pub mod lab;
 pub mod matrix;

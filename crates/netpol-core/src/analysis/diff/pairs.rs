@@ -39,8 +39,9 @@ pub enum Ports {
 }
 
 impl Ports {
-    /// The pair's ports in `map`, as its outputs show them.
-    fn of(map: &ConnectivityMap, from: usize, to: usize) -> Ports {
+    /// The ports from endpoint `from` to `to` in `map`, per family where they differ, as the
+    /// map's outputs show them.
+    pub fn of(map: &ConnectivityMap, from: usize, to: usize) -> Ports {
         let per = |f: Option<IpFamily>| {
             Protocol::ALL.map(|p| match f {
                 None => map.ports(from, to, p).to_vec(),
