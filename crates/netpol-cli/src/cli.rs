@@ -224,6 +224,10 @@ pub struct BenchArgs {
     /// Also write the synthetic cluster as YAML manifests to this file (and time loading it).
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,
+    /// Also time `netpol diff` (both maps, the diff, the text) this many rounds against an edited
+    /// copy of the cluster, and once against the cluster of the next seed.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub diff_rounds: usize,
 }
 
 /// What a node's table does beyond the policies (`compile` and `agent`).

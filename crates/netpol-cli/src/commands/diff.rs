@@ -245,3 +245,76 @@ fn git_texts(rev: &str, commit: &str, files: &[String]) -> Result<Vec<(String, S
     }
     Ok(texts)
 }
+
+/// `netpol bench --diff-rounds N`: the whole diff (both maps on two threads, the diff, the text
+/// with the default limit) of the cluster against an edited copy, `rounds` times, with
+/// percentiles; then once against the cluster of the next seed (nearly every pair changes).
+pub fn bench(cluster: &Cluster, params: &netpol_core::synth::SynthParams, rounds: usize) {
+    let edited = edit_for_bench(cluster);
+    let mut times = Vec::with_capacity(rounds);
+    let mut summary = String::new();
+    for _ in 0..rounds {
+        let (ms, line) = time_diff(cluster, &edited);
+        times.push(ms);
+        summary = line;
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "diff         {:>9.1} ms  (p50; p90 {:.1}, max {:.1}, {rounds} rounds; edited copy: {summary})",
+        pct(0.5),
+        pct(0.9),
+        pct(1.0)
+    );
+    let other = netpol_core::synth::generate(&netpol_core::synth::SynthParams {
+        seed: params.seed + 1,
+        ..*params
+    });
+    let (ms, line) = time_diff(cluster, &other);
+    println!("diff seed+1  {ms:>9.1} ms  ({line})");
+}
+
+/// A pull request's worth of change: every 200th workload removed, every 100th policy removed,
+/// the first ingress rule of every 100th other policy dropped.
+fn edit_for_bench(cluster: &Cluster) -> Cluster {
+    let mut edited = cluster.clone();
+    let mut i = 0;
+    edited.workloads.retain(|_| {
+        i += 1;
+        i % 200 != 0
+    });
+    let mut i = 0;
+    edited.policies.retain(|_| {
+        i += 1;
+        i % 100 != 0
+    });
+    for p in edited.policies.iter_mut().skip(50).step_by(100) {
+        if !p.ingress.is_empty() {
+            p.ingress.remove(0);
+        }
+    }
+    edited
+}
+
+fn time_diff(old: &Cluster, new: &Cluster) -> (f64, String) {
+    let started = std::time::Instant::now();
+    let opts = EvalOptions::default();
+    let (old_map, new_map) = maps(old, new, opts);
+    let diff = diff_maps(old, &old_map, new, &new_map);
+    let changes = object_changes(old, new);
+    let view = DiffView::new(&diff, &changes, 100);
+    let text = render_text(&view);
+    let ms = super::bench::ms(started);
+    let c = diff.counts();
+    let line = format!(
+        "{} pairs changed ({} gained, {} lost, {} ports), {} endpoints removed, {} objects, {} bytes of text",
+        c.total(),
+        c.gained,
+        c.lost,
+        c.changed,
+        diff.removed().len(),
+        changes.len(),
+        text.len()
+    );
+    (ms, line)
+}
