@@ -86,7 +86,10 @@ fn the_dot_graph_is_balanced_declares_every_endpoint_and_has_the_allowed_edges()
     }
     assert_eq!(edges, expected(), "{dot}");
     for (f, t, _) in &edges {
-        assert!(declared.contains(f) && declared.contains(t), "{f} -> {t} undeclared");
+        assert!(
+            declared.contains(f) && declared.contains(t),
+            "{f} -> {t} undeclared"
+        );
     }
     // Namespaces are clusters of their workloads.
     assert_eq!(clusters["test-project/vm-a"], "cluster_test-project");
@@ -122,7 +125,9 @@ fn the_mermaid_flowchart_is_balanced_declares_every_endpoint_and_has_the_allowed
         .iter()
         .map(|(f, t, ports)| {
             let name = |id: &String| {
-                let l = label.get(id).unwrap_or_else(|| panic!("{id} undeclared in\n{mm}"));
+                let l = label
+                    .get(id)
+                    .unwrap_or_else(|| panic!("{id} undeclared in\n{mm}"));
                 format!("{}/{l}", namespace[id])
             };
             (name(f), name(t), ports.clone())
@@ -136,7 +141,14 @@ fn graph_formats_with_a_port_are_an_error_that_says_to_leave_it_out() {
     let out = Command::cargo_bin("netpol")
         .unwrap()
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .args(["matrix", "examples/test-project", "--port", "80", "-o", "dot"])
+        .args([
+            "matrix",
+            "examples/test-project",
+            "--port",
+            "80",
+            "-o",
+            "dot",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -268,6 +268,9 @@ pub struct MapDiff<'a> {
     counts: DiffCounts,
     added: Vec<OneSided>,
     removed: Vec<OneSided>,
+    /// Policy key -> index into the cluster's policies, for explanations.
+    old_policies: HashMap<String, usize>,
+    new_policies: HashMap<String, usize>,
 }
 
 /// Compares the map of `old` with the map of `new` (each the [`super::Analyzer`]'s
@@ -321,10 +324,21 @@ pub fn diff_maps<'a>(
         to_node: Vec::new(),
         from_node: Vec::new(),
         counts: DiffCounts::default(),
+        old_policies: policy_index(old),
+        new_policies: policy_index(new),
     };
     diff.compare_workloads();
     diff.compare_nodes();
     diff
+}
+
+fn policy_index(cluster: &Cluster) -> HashMap<String, usize> {
+    cluster
+        .policies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.key(), i))
+        .collect()
 }
 
 /// The change from `old` to `new`, if any.

@@ -286,12 +286,16 @@ impl MapDiff<'_> {
     /// Whether the policy (in either cluster) selects the source with egress or the destination
     /// with ingress.
     fn policy_explains(&self, key: &str, ends: &[End<'_>; 2]) -> bool {
-        let clusters = [self.old.cluster, self.new.cluster];
-        clusters.iter().enumerate().any(|(side, c)| {
-            c.policies.iter().filter(|p| p.key() == key).any(|p| {
-                let selects = |e: &End<'_>| e.workloads[side].is_some_and(|w| policy_selects(p, w));
-                (p.affects_egress && selects(&ends[0])) || (p.affects_ingress && selects(&ends[1]))
-            })
+        let sides = [
+            (self.old.cluster, &self.old_policies),
+            (self.new.cluster, &self.new_policies),
+        ];
+        sides.iter().enumerate().any(|(side, (c, index))| {
+            let Some(p) = index.get(key).and_then(|&i| c.policies.get(i)) else {
+                return false;
+            };
+            let selects = |e: &End<'_>| e.workloads[side].is_some_and(|w| policy_selects(p, w));
+            (p.affects_egress && selects(&ends[0])) || (p.affects_ingress && selects(&ends[1]))
         })
     }
 }
