@@ -70,16 +70,17 @@ impl Side<'_> {
         self.sig(w, |m| m.dst_of[w])
     }
 
+    /// Only a dual-stack endpoint's answers can differ by family ([`Side::val`] looks at the
+    /// per-family sides only when both ends have both families): every other endpoint's
+    /// signature is its preferred side alone, so that endpoints share signatures as often as
+    /// they can.
     fn sig(&self, w: usize, side: impl Fn(&ConnectivityMap) -> usize) -> Sig {
         let own = as_u32(side(self.map));
         match &self.map.by_family {
-            None => [own, u32::MAX, u32::MAX, 0],
-            Some(f) => [
-                own,
-                as_u32(side(&f[0])),
-                as_u32(side(&f[1])),
-                u32::from(self.family_bits(w)),
-            ],
+            Some(f) if self.family_bits(w) == 3 => {
+                [own, as_u32(side(&f[0])), as_u32(side(&f[1])), 3]
+            }
+            _ => [own, u32::MAX, u32::MAX, 0],
         }
     }
 
@@ -457,6 +458,12 @@ impl<'a> MapDiff<'a> {
                 }
             }
         }
+    }
+
+    /// How many groups of common workloads were compared as sources and as destinations (a
+    /// measure of the diff's work: it compares every source group with every destination group).
+    pub fn compared_groups(&self) -> (usize, usize) {
+        (self.changed.len(), self.dst_combos)
     }
 
     /// The counts of changed pairs of endpoints present on both sides.
