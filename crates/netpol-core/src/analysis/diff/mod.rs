@@ -517,22 +517,27 @@ fn one_sided(side: &Side<'_>, endpoints: &[usize]) -> Vec<OneSided> {
     } else {
         (Vec::new(), Vec::new())
     };
+    // Workloads of one signature reach (and are reached from) the same workloads: counted once.
+    let mut out_of: HashMap<Sig, usize, FxBuildHasher> = HashMap::default();
+    let mut in_of: HashMap<Sig, usize, FxBuildHasher> = HashMap::default();
     endpoints
         .iter()
         .map(|&e| {
             let (outgoing, incoming) = if e < n {
                 let (s, d) = (side.src_sig(e), side.dst_sig(e));
                 let own = usize::from(side.val(s, d).nonempty());
-                let out: usize = dsts
-                    .iter()
-                    .filter(|(ds, _)| side.val(s, *ds).nonempty())
-                    .map(|(_, c)| c)
-                    .sum();
-                let inc: usize = srcs
-                    .iter()
-                    .filter(|(ss, _)| side.val(*ss, d).nonempty())
-                    .map(|(_, c)| c)
-                    .sum();
+                let out = *out_of.entry(s).or_insert_with(|| {
+                    dsts.iter()
+                        .filter(|(ds, _)| side.val(s, *ds).nonempty())
+                        .map(|(_, c)| c)
+                        .sum()
+                });
+                let inc = *in_of.entry(d).or_insert_with(|| {
+                    srcs.iter()
+                        .filter(|(ss, _)| side.val(*ss, d).nonempty())
+                        .map(|(_, c)| c)
+                        .sum()
+                });
                 let to_nodes = (0..m)
                     .filter(|&k| side.node_val(k, e, true).nonempty())
                     .count();
