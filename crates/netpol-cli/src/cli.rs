@@ -28,6 +28,11 @@ pub enum Command {
         after_help = "Examples:\n  netpol matrix examples/test-project --port 80 --protocol TCP\n  netpol matrix examples/test-project --port 80 -o json\n  netpol matrix examples/test-project            # every allowed port range between every pair\n  kubectl get ns,netpol,vm,pods -A -o yaml | netpol matrix - --port 22 -o summary"
     )]
     Matrix(MatrixArgs),
+    /// What changes in connectivity between two versions of the manifests, and why: a CI gate.
+    #[command(
+        after_help = "Examples:\n  netpol diff old/ new/\n  netpol diff --git origin/main manifests/ -o md      # a pull-request comment\n  helm template chart | netpol diff manifests/ -\n\nPairs of endpoints on both sides are listed with the ports gained and lost (up to --limit);\nan endpoint on one side only is one line with its connection counts. Exit 0 no change in\nconnectivity, 1 changed, 2 error."
+    )]
+    Diff(DiffArgs),
     /// List VMs, pods or both with their isolation, like `d8 k get vm`.
     #[command(
         after_help = "Examples:\n  netpol get vms -A examples/test-project\n  netpol get workloads -n test-project examples/test-project"
@@ -136,7 +141,8 @@ pub struct MatrixArgs {
     /// TCP, UDP or SCTP (with --port).
     #[arg(long, default_value = "TCP", requires = "port")]
     pub protocol: String,
-    /// table, json, csv, md or summary (with --port); text or json (without).
+    /// table, json, csv, md or summary (with --port); text, json, summary, dot (Graphviz) or
+    /// mermaid (without).
     #[arg(short, long, value_enum)]
     pub output: Option<MatrixFormat>,
 }
@@ -149,6 +155,41 @@ pub enum MatrixFormat {
     Csv,
     Md,
     Summary,
+    /// A Graphviz digraph of the connectivity map.
+    Dot,
+    /// A Mermaid flowchart of the connectivity map.
+    Mermaid,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// OLD NEW: each a manifest file, directory or `-` (stdin, for one of them); with --git, the
+    /// paths to compare (default `.`).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Compare PATHs as they are at this git revision (OLD) with the working tree (NEW).
+    #[arg(long, value_name = "REV")]
+    pub git: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = DiffFormat::Text)]
+    pub output: DiffFormat,
+    /// List at most this many changed pairs and one-sided endpoints (0: all); counts are always
+    /// complete.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub limit: usize,
+    /// How to treat unknown or duplicate fields, like `kubectl --validate`.
+    #[arg(long, value_enum, default_value_t = Validate::Strict)]
+    pub validate: Validate,
+    /// Whether an ipBlock also matches in-cluster workload addresses (see `netpol check --help`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub ipblock_matches_workloads: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffFormat {
+    Text,
+    Json,
+    /// Markdown for a pull-request comment.
+    Md,
 }
 
 #[derive(Args, Debug)]
@@ -215,6 +256,10 @@ pub struct BenchArgs {
     /// Also write the synthetic cluster as YAML manifests to this file (and time loading it).
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,
+    /// Also time `netpol diff` (both maps, the diff, the text) this many rounds against an edited
+    /// copy of the cluster, and once against the cluster of the next seed.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub diff_rounds: usize,
 }
 
 /// What a node's table does beyond the policies (`compile` and `agent`).

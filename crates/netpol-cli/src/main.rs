@@ -39,6 +39,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Check(args) => commands::check::run(args),
         Command::Matrix(args) => commands::matrix::run(args),
+        Command::Diff(args) => commands::diff::run(args),
         Command::Get(args) => commands::get::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Compile(args) => commands::compile::run(args),

@@ -246,6 +246,19 @@ pub fn load_str(source_name: &str, text: &str, opts: &LoadOptions) -> Loaded {
     finish(loader)
 }
 
+/// Loads several texts (`(source name, text)`, e.g. files read from a git revision) as one
+/// input, like [`load_paths`] loads several files.
+pub fn load_texts<'a>(
+    texts: impl IntoIterator<Item = (&'a str, &'a str)>,
+    opts: &LoadOptions,
+) -> Loaded {
+    let mut loader = load::Loader::new(*opts);
+    for (name, text) in texts {
+        load_text(&mut loader, name, text);
+    }
+    finish(loader)
+}
+
 /// The objects of one text as they are, before the steps that need every object: no VM folding
 /// (see [`fold`]) and no implicit namespaces. For callers that assemble many texts and then fold
 /// once, like the agent's store (folding each text on its own first could fold differently).

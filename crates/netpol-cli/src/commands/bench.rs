@@ -70,13 +70,16 @@ pub fn run(args: &BenchArgs) -> Result<u8> {
         ms(started),
         map.distinct_port_sets()
     );
+    if args.diff_rounds > 0 {
+        super::diff::bench(&cluster, &params, args.diff_rounds);
+    }
     if let Some(peak) = peak_rss_kib() {
         println!("peak RSS     {:>9.1} MiB", peak as f64 / 1024.0);
     }
     Ok(0)
 }
 
-fn ms(since: Instant) -> f64 {
+pub fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 

@@ -7,6 +7,7 @@ use netpol_core::{Analyzer, Protocol};
 
 use crate::cli::{MatrixArgs, MatrixFormat};
 use crate::input;
+use crate::render::graph::{render_dot, render_mermaid};
 use crate::render::matrix::{
     endpoint_counts, render_csv, render_grid, render_markdown, summary_line,
 };
@@ -31,6 +32,9 @@ pub fn run(args: &MatrixArgs) -> Result<u8> {
                 MatrixFormat::Csv => out.write_all(render_csv(&table, keys).as_bytes())?,
                 MatrixFormat::Md => out.write_all(render_markdown(&table, keys).as_bytes())?,
                 MatrixFormat::Summary => writeln!(out, "{}", summary_line(&table))?,
+                MatrixFormat::Dot | MatrixFormat::Mermaid => bail!(
+                    "-o dot and -o mermaid draw the connectivity map over every port: leave out --port"
+                ),
             }
         }
         None => {
@@ -40,6 +44,10 @@ pub fn run(args: &MatrixArgs) -> Result<u8> {
                 MatrixFormat::Json => {
                     serde_json::to_writer_pretty(&mut out, &map)?;
                     writeln!(out)?;
+                }
+                MatrixFormat::Dot => out.write_all(render_dot(&input.cluster, &map).as_bytes())?,
+                MatrixFormat::Mermaid => {
+                    out.write_all(render_mermaid(&input.cluster, &map).as_bytes())?
                 }
                 MatrixFormat::Summary => {
                     let order = map.workload_order();
@@ -58,7 +66,7 @@ pub fn run(args: &MatrixArgs) -> Result<u8> {
                     )?;
                 }
                 other => bail!(
-                    "-o {} needs --port; the connectivity map prints as text, json or summary",
+                    "-o {} needs --port; the connectivity map prints as text, json, summary, dot or mermaid",
                     format!("{other:?}").to_lowercase()
                 ),
             }

@@ -6,6 +6,7 @@ pub mod check;
 pub mod compile;
 pub mod completions;
 pub mod demo;
+pub mod diff;
 pub mod get;
 pub mod lab;
 pub mod matrix;

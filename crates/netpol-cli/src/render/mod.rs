@@ -4,7 +4,9 @@
 //! of verdicts and the connectivity map's lines come from `netpol_core::render`; JSON documents
 //! are the values' own `Serialize`. An HTML report would be a sibling module.
 
+pub mod diff;
 pub mod get;
+pub mod graph;
 pub mod lab;
 pub mod matrix;
 pub mod report;

@@ -10,6 +10,7 @@
 //!
 //! The reference for all of this is [`crate::eval::evaluate`]; the property tests compare the two.
 
+pub mod diff;
 mod nodes;
 mod outputs;
 mod query;
