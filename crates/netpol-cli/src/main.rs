@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(args),
         Command::Agent(args) => commands::agent::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Lint(args) => commands::lint::run(args),
+        Command::Exposure(args) => commands::exposure::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -80,6 +80,11 @@ pub enum DiagnosticKind {
     UndefinedNamespace,
     /// A VirtualMachineInstance or virt-launcher Pod was folded into its VM (see [`fold`]).
     Folded,
+    /// A field the schema does not know (often one under the wrong parent); dropped in warn
+    /// mode, rejecting the object in strict mode. `field_path` and `hint` say where it belongs.
+    UnknownField,
+    /// A field given twice; in warn mode the later value is used.
+    DuplicateField,
 }
 
 /// One message about the input, pointing at the file, line and column it is about.

@@ -4,8 +4,10 @@
 //! of verdicts and the connectivity map's lines come from `netpol_core::render`; JSON documents
 //! are the values' own `Serialize`. An HTML report would be a sibling module.
 
+pub mod exposure;
 pub mod get;
 pub mod lab;
+pub mod lint;
 pub mod matrix;
 
 use comfy_table::{presets, Table};
