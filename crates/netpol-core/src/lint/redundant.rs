@@ -5,6 +5,9 @@
 //! with `s` uses, as the evaluator picks it) and every address that is not a workload's (nodes
 //! and everything outside); named ports resolve on the destination (`s` for ingress, the peer for
 //! egress; never on an address).
+//! Reported greedily, in policy key order and then written order, each against what is not yet
+//! reported: so everything reported can be removed together (of two identical rules, the first
+//! is reported, not both).
 //! * A **rule** R of policy P is redundant when, for every workload P selects, what R admits is a
 //!   subset of the union of what the other rules admit, over every policy isolating that workload
 //!   in R's direction (other rules of P included).
@@ -244,87 +247,148 @@ fn external_covered(ctx: &Ctx<'_>, d: Direction, r: &RuleView, s: usize, others:
     true
 }
 
+/// What NP003 reports: a whole policy, or one of its rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redundancy {
+    /// Index into `Cluster::policies`.
+    pub policy: usize,
+    /// The rule (direction and index in that direction's list), `None` for the whole policy.
+    pub rule: Option<(Direction, usize)>,
+    /// The finding that reports it.
+    pub finding: Finding,
+}
+
 /// NP003 findings.
 pub fn redundant(cluster: &Cluster, opts: EvalOptions) -> Vec<Finding> {
+    redundancies(cluster, opts)
+        .into_iter()
+        .map(|r| r.finding)
+        .collect()
+}
+
+/// Every redundant policy and rule; removing all of them together changes no verdict.
+pub fn redundancies(cluster: &Cluster, opts: EvalOptions) -> Vec<Redundancy> {
     let set = PolicySet::new(cluster, opts);
     let ctx = Ctx::new(cluster, &set);
+    let plan = own_rules(&ctx);
+    let mut removed = vec![false; ctx.rules.len()];
+    let mut removed_policy = vec![false; cluster.policies.len()];
     let mut out = Vec::new();
-    // Rule views are pushed in policy key order, direction, written order: walk them the same way.
-    let mut next = 0usize;
-    for &pid in set.policies_by_key() {
-        let policy = set.policy(pid);
-        let subjects: Vec<usize> = set.subjects(pid).ones().collect();
-        let mut own: Vec<(Direction, usize)> = Vec::new();
-        for d in [Direction::Ingress, Direction::Egress] {
-            if policy.isolates(d) {
-                for _ in policy.rules(d) {
-                    own.push((d, next));
-                    next += 1;
-                }
-            }
-        }
-        if subjects.is_empty() || own.is_empty() {
+    // Greedy, in key order: what is reported can be removed together.
+    for p in &plan {
+        if p.subjects.is_empty() || p.rules.is_empty() {
             continue;
         }
-        let model = &cluster.policies[pid.index()];
-        if policy_redundant(&ctx, pid, &subjects, &own) {
-            let others = other_policies(cluster, &ctx, pid, &subjects);
+        if policy_redundant(&ctx, p, &removed, &removed_policy) {
+            removed_policy[p.id.index()] = true;
+            for &(_, ri) in &p.rules {
+                removed[ri] = true;
+            }
+            let model = &cluster.policies[p.id.index()];
+            let others = other_policies(cluster, &ctx, p.id, &p.subjects, &removed_policy);
             let message = format!(
                 "the policy allows nothing that other policies do not already allow to the {} workload(s) it selects, and they isolate them too (removing it changes nothing): {others}",
-                subjects_count(cluster, &set, pid)
+                subjects_count(cluster, &set, p.id)
             );
-            out.push(Finding::about(Check::Redundant, model, message));
+            out.push(Redundancy {
+                policy: p.id.index(),
+                rule: None,
+                finding: Finding::about(Check::Redundant, model, message),
+            });
+        }
+    }
+    for p in &plan {
+        if p.subjects.is_empty() || removed_policy[p.id.index()] {
             continue;
         }
-        for &(d, ri) in &own {
+        let model = &cluster.policies[p.id.index()];
+        for &(d, ri) in &p.rules {
             let di = dir_index(d);
-            let all = subjects.iter().all(|&s| {
+            let all = p.subjects.iter().all(|&s| {
                 let others: Vec<usize> = ctx.rules_of[di][s]
                     .iter()
                     .copied()
-                    .filter(|&q| q != ri)
+                    .filter(|&q| q != ri && !removed[q])
                     .collect();
                 covered(&ctx, d, ri, s, &others)
             });
             if all {
-                let rule = set.rule(ctx.rules[ri].id);
-                let text = render_rule(model, d, rule.index, &model.rules(d)[rule.index]);
+                removed[ri] = true;
+                let index = set.rule(ctx.rules[ri].id).index;
+                let text = render_rule(model, d, index, &model.rules(d)[index]);
                 let message = format!(
                     "{text}: allows nothing that the other rules of the policies isolating the workloads it applies to do not already allow"
                 );
-                out.push(Finding::about(Check::Redundant, model, message));
+                out.push(Redundancy {
+                    policy: p.id.index(),
+                    rule: Some((d, index)),
+                    finding: Finding::about(Check::Redundant, model, message),
+                });
             }
         }
     }
     out
 }
 
+/// A policy's subjects and its rule views, in key order.
+struct PolicyPlan {
+    id: PolicyId,
+    subjects: Vec<usize>,
+    rules: Vec<(Direction, usize)>,
+}
+
+/// Rule views were pushed in policy key order, direction, written order: walk them the same way.
+fn own_rules(ctx: &Ctx<'_>) -> Vec<PolicyPlan> {
+    let mut next = 0usize;
+    let mut out = Vec::new();
+    for &pid in ctx.set.policies_by_key() {
+        let policy = ctx.set.policy(pid);
+        let mut rules = Vec::new();
+        for d in [Direction::Ingress, Direction::Egress] {
+            if policy.isolates(d) {
+                for _ in policy.rules(d) {
+                    rules.push((d, next));
+                    next += 1;
+                }
+            }
+        }
+        out.push(PolicyPlan {
+            id: pid,
+            subjects: ctx.set.subjects(pid).ones().collect(),
+            rules,
+        });
+    }
+    out
+}
+
 fn policy_redundant(
     ctx: &Ctx<'_>,
-    pid: PolicyId,
-    subjects: &[usize],
-    own: &[(Direction, usize)],
+    p: &PolicyPlan,
+    removed: &[bool],
+    removed_policy: &[bool],
 ) -> bool {
-    let policy = ctx.set.policy(pid);
+    let policy = ctx.set.policy(p.id);
     for d in [Direction::Ingress, Direction::Egress] {
         if !policy.isolates(d) {
             continue;
         }
         let di = dir_index(d);
-        if subjects
-            .iter()
-            .any(|&s| ctx.isolators[di][s].iter().all(|&q| q == pid))
-        {
+        let alone = p.subjects.iter().any(|&s| {
+            ctx.isolators[di][s]
+                .iter()
+                .all(|&q| q == p.id || removed_policy[q.index()])
+        });
+        if alone {
             return false;
         }
     }
-    own.iter().all(|&(d, ri)| {
+    p.rules.iter().all(|&(d, ri)| {
         let di = dir_index(d);
-        subjects.iter().all(|&s| {
+        p.subjects.iter().all(|&s| {
             let others: Vec<usize> = ctx.rules_of[di][s]
                 .iter()
                 .copied()
-                .filter(|&q| ctx.rules[q].policy != pid)
+                .filter(|&q| ctx.rules[q].policy != p.id && !removed[q])
                 .collect();
             covered(ctx, d, ri, s, &others)
         })
@@ -340,11 +404,17 @@ fn subjects_count(cluster: &Cluster, set: &PolicySet, pid: PolicyId) -> usize {
 }
 
 /// `covered by a, b and 2 more`: the other policies isolating the subjects.
-fn other_policies(cluster: &Cluster, ctx: &Ctx<'_>, pid: PolicyId, subjects: &[usize]) -> String {
+fn other_policies(
+    cluster: &Cluster,
+    ctx: &Ctx<'_>,
+    pid: PolicyId,
+    subjects: &[usize],
+    removed_policy: &[bool],
+) -> String {
     let mut names: Vec<String> = subjects
         .iter()
         .flat_map(|&s| ctx.isolators[0][s].iter().chain(&ctx.isolators[1][s]))
-        .filter(|&&q| q != pid)
+        .filter(|&&q| q != pid && !removed_policy[q.index()])
         .map(|q| cluster.policies[q.index()].key())
         .collect();
     names.sort();
