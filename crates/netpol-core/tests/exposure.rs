@@ -13,7 +13,10 @@ use netpol_test_support::*;
 use proptest::prelude::*;
 
 fn of<'a>(e: &'a Exposure, key: &str) -> &'a WorkloadExposure {
-    e.workloads.iter().find(|w| w.workload == key).unwrap()
+    e.workloads
+        .iter()
+        .find(|w| w.workload == key)
+        .unwrap_or_else(|| panic!("no exposure for {key}"))
 }
 
 fn grants_cover(grants: &[AddressGrant], a: IpAddr, p: Protocol, port: u16) -> bool {

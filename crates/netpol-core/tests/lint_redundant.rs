@@ -86,7 +86,7 @@ fn without_redundancies(c: &Cluster, opts: EvalOptions) -> Cluster {
         .iter()
         .filter_map(|r| r.rule.map(|(d, i)| (r.policy, d, i)))
         .collect();
-    rules.sort_by(|a, b| b.2.cmp(&a.2));
+    rules.sort_by_key(|r| std::cmp::Reverse(r.2));
     for (p, d, i) in rules {
         match d {
             Direction::Ingress => out.policies[p].ingress.remove(i),
