@@ -133,6 +133,22 @@ fn by_addresses(grants: &[(AddressGrant, Vec<(u16, u16)>)]) -> Vec<(&AddressGran
     groups.into_iter().map(|(g, r)| (g, ports(&r))).collect()
 }
 
+/// The grants from outside, without the ports `from_everything` already says are open to
+/// anywhere.
+fn from_outside_shown(w: &WorkloadExposure) -> Vec<(AddressGrant, Vec<(u16, u16)>)> {
+    w.from_outside
+        .iter()
+        .map(|g| {
+            let shown = if g.anywhere {
+                subtract(&g.ports, w.from_everything.get(g.protocol))
+            } else {
+                g.ports.clone()
+            };
+            (g.clone(), shown)
+        })
+        .collect()
+}
+
 /// The sentences about one workload, each without the subject.
 fn sentences(w: &WorkloadExposure) -> Vec<String> {
     let mut out = Vec::new();
@@ -149,19 +165,7 @@ fn sentences(w: &WorkloadExposure) -> Vec<String> {
             ports(&namespaces)
         ));
     }
-    let from: Vec<(AddressGrant, Vec<(u16, u16)>)> = w
-        .from_outside
-        .iter()
-        .map(|g| {
-            let shown = if g.anywhere {
-                subtract(&g.ports, w.from_everything.get(g.protocol))
-            } else {
-                g.ports.clone()
-            };
-            (g.clone(), shown)
-        })
-        .collect();
-    for (g, ports) in by_addresses(&from) {
+    for (g, ports) in by_addresses(&from_outside_shown(w)) {
         out.push(format!("accepts {ports} from {}", addresses(g)));
     }
     let to: Vec<(AddressGrant, Vec<(u16, u16)>)> = w
@@ -215,27 +219,18 @@ pub fn markdown(report: &Exposure) -> String {
     for w in &report.workloads {
         let every = ports(&w.from_everything);
         let namespaces = ports(&minus(&w.from_every_namespace, &w.from_everything));
-        let from: Vec<String> = w
-            .from_outside
-            .iter()
-            .map(|g| {
-                format!(
-                    "{} from {}",
-                    protocol_ports(g.protocol, &g.ports),
-                    addresses(g)
-                )
-            })
+        let from: Vec<String> = by_addresses(&from_outside_shown(w))
+            .into_iter()
+            .map(|(g, ports)| format!("{ports} from {}", addresses(g)))
             .collect();
-        let to: Vec<String> = w
+        let to_all: Vec<(AddressGrant, Vec<(u16, u16)>)> = w
             .to_outside
             .iter()
-            .map(|g| {
-                format!(
-                    "{} to {}",
-                    protocol_ports(g.protocol, &g.ports),
-                    addresses(g)
-                )
-            })
+            .map(|g| (g.clone(), g.ports.clone()))
+            .collect();
+        let to: Vec<String> = by_addresses(&to_all)
+            .into_iter()
+            .map(|(g, ports)| format!("{ports} to {}", addresses(g)))
             .collect();
         let nonempty = |s: String| if s.is_empty() { vec![] } else { vec![s] };
         let _ = writeln!(
