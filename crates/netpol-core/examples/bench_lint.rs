@@ -33,6 +33,44 @@ fn percentiles(mut runs: Vec<Duration>) -> String {
     )
 }
 
+/// One run of each check on its own, to see where the time goes.
+fn per_check(cluster: &netpol_core::Cluster, opts: EvalOptions) {
+    use netpol_core::lint::{dns, redundant, selection};
+    let time = |name: &str, f: &dyn Fn() -> usize| {
+        let t = Instant::now();
+        let n = f();
+        println!(
+            "  {name:<28} {:>7.0} ms  {n} findings",
+            t.elapsed().as_secs_f64() * 1000.0
+        );
+    };
+    let index = selection::Index::new(cluster);
+    time("NP001 selects no workload", &|| {
+        selection::policies_selecting_nothing(cluster, &index).len()
+    });
+    time("NP002 peer selects nothing", &|| {
+        selection::peers_selecting_nothing(cluster, &index).len()
+    });
+    time("NP003 redundant", &|| {
+        redundant::redundant(cluster, opts).len()
+    });
+    time("NP004 egress without DNS", &|| {
+        dns::egress_without_dns(cluster).len()
+    });
+    time("NP005 ipBlock over workloads", &|| {
+        selection::ip_blocks_covering_workloads(cluster, opts).len()
+    });
+    time("NP006 unknown named port", &|| {
+        selection::unknown_named_ports(cluster, &index).len()
+    });
+    time("NP007 egress without rules", &|| {
+        selection::egress_without_rules(cluster).len()
+    });
+    time("NP008 split peer", &|| {
+        selection::dash_mistakes(cluster, &index).len()
+    });
+}
+
 fn main() {
     let runs = arg(1, 10).max(1);
     let params = SynthParams {
@@ -60,6 +98,7 @@ fn main() {
             percentiles(times)
         );
     }
+    per_check(&cluster, EvalOptions::default());
     let t = Instant::now();
     let e = exposure(&cluster, EvalOptions::default());
     println!(

@@ -2,6 +2,10 @@
 //! set a workload's ingress (or egress) side admits, grouped so that each port range appears with
 //! the union of every address any rule admits on it.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use serde::Serialize;
 
 use crate::eval::policy_selects;
@@ -30,22 +34,25 @@ struct Piece {
     protocol: Protocol,
     lo: u16,
     hi: u16,
-    addresses: AddrSet,
+    addresses: Rc<AddrSet>,
+    /// `addresses` is every outside address (unions with it need no work).
+    anywhere: bool,
 }
 
 /// What `(addresses, ports)` a rule admits to or from outside addresses, with named ports resolved
 /// on `dst` (`None` when the destination is an address: a named port then matches nothing).
-fn rule_pieces(rule: &Rule, universe: &Universe, dst: Option<&Workload>, out: &mut Vec<Piece>) {
-    let addresses = if rule.peers.is_empty() {
-        universe.outside.clone()
+fn rule_pieces(
+    rule: &Rule,
+    key: Option<RuleKey>,
+    universe: &Universe,
+    dst: Option<&Workload>,
+    out: &mut Vec<Piece>,
+) {
+    let anywhere = rule.peers.is_empty();
+    let addresses = if anywhere {
+        Rc::clone(&universe.outside_rc)
     } else {
-        let mut s = AddrSet::empty();
-        for peer in &rule.peers {
-            if let Peer::IpBlock(b) = peer {
-                s = s.union(&AddrSet::of_block(b));
-            }
-        }
-        s.minus(&universe.inside)
+        universe.rule_addresses(rule, key)
     };
     if addresses.is_empty() {
         return;
@@ -56,7 +63,8 @@ fn rule_pieces(rule: &Rule, universe: &Universe, dst: Option<&Workload>, out: &m
                 protocol,
                 lo: 1,
                 hi: 65535,
-                addresses: addresses.clone(),
+                addresses: Rc::clone(&addresses),
+                anywhere,
             });
         }
         return;
@@ -77,7 +85,8 @@ fn rule_pieces(rule: &Rule, universe: &Universe, dst: Option<&Workload>, out: &m
             protocol: entry.protocol,
             lo: lo.max(1),
             hi,
-            addresses: addresses.clone(),
+            addresses: Rc::clone(&addresses),
+            anywhere,
         });
     }
 }
@@ -99,11 +108,16 @@ fn grants(pieces: &[Piece], universe: &Universe) -> Vec<AddressGrant> {
         let mut ranges: Vec<(u16, u16, AddrSet)> = Vec::new();
         for pair in cuts.windows(2) {
             let (lo, hi) = (pair[0], pair[1] - 1);
+            let covering = mine
+                .iter()
+                .filter(|p| u32::from(p.lo) <= lo && hi <= u32::from(p.hi));
             let mut union = AddrSet::empty();
-            for p in &mine {
-                if u32::from(p.lo) <= lo && hi <= u32::from(p.hi) {
-                    union = union.union(&p.addresses);
+            for p in covering {
+                if p.anywhere {
+                    union = outside.clone();
+                    break;
                 }
+                union = union.union(&p.addresses);
             }
             if union.is_empty() {
                 continue;
@@ -138,8 +152,12 @@ fn grants(pieces: &[Piece], universe: &Universe) -> Vec<AddressGrant> {
 /// The CIDRs of `addresses` with the cluster's own addresses filled back in, keeping only those
 /// that hold some of `addresses`.
 fn display_blocks(addresses: &AddrSet, universe: &Universe) -> Vec<String> {
+    if addresses == &universe.outside {
+        return vec!["0.0.0.0/0".into(), "::/0".into()];
+    }
     addresses
         .union(&universe.inside)
+        .keep_overlapping(addresses)
         .to_cidrs()
         .into_iter()
         .filter(|net| addresses.overlaps(net))
@@ -154,22 +172,23 @@ fn clamp(p: u32) -> u16 {
 /// The grants of one direction of workload `index`: everything when no policy isolates it.
 fn side(cluster: &Cluster, index: usize, d: Direction, universe: &Universe) -> Vec<AddressGrant> {
     let w = &cluster.workloads[index];
-    let isolating: Vec<_> = cluster
+    let isolating: Vec<(usize, &crate::model::Policy)> = cluster
         .policies
         .iter()
-        .filter(|p| p.affects(d) && policy_selects(p, w))
+        .enumerate()
+        .filter(|(_, p)| p.affects(d) && policy_selects(p, w))
         .collect();
     let mut pieces = Vec::new();
     if isolating.is_empty() {
-        rule_pieces(&Rule::default(), universe, Some(w), &mut pieces);
+        rule_pieces(&Rule::default(), None, universe, Some(w), &mut pieces);
     }
     let dst = match d {
         Direction::Ingress => Some(w),
         Direction::Egress => None,
     };
-    for p in isolating {
-        for rule in p.rules(d) {
-            rule_pieces(rule, universe, dst, &mut pieces);
+    for (pi, p) in isolating {
+        for (ri, rule) in p.rules(d).iter().enumerate() {
+            rule_pieces(rule, Some((pi, d, ri)), universe, dst, &mut pieces);
         }
     }
     grants(&pieces, universe)
@@ -189,13 +208,20 @@ pub fn reach_outside(cluster: &Cluster, index: usize, universe: &Universe) -> Ve
     side(cluster, index, Direction::Egress, universe)
 }
 
-/// The cluster's own addresses (workloads' and nodes') and every other address.
+/// A rule by policy index, direction and index in that direction's list.
+type RuleKey = (usize, Direction, usize);
+
+/// The cluster's own addresses (workloads' and nodes') and every other address; it remembers
+/// the outside addresses of each rule of the cluster it was built from, which every workload the
+/// rule's policy selects asks for again.
 #[derive(Clone, Debug)]
 pub struct Universe {
     /// Every address that is neither a workload's nor a node's.
     pub outside: AddrSet,
     /// The workloads' and nodes' addresses.
     pub inside: AddrSet,
+    outside_rc: Rc<AddrSet>,
+    rules: RefCell<HashMap<RuleKey, Rc<AddrSet>>>,
 }
 
 impl Universe {
@@ -208,9 +234,30 @@ impl Universe {
                 .flat_map(|w| w.addresses.iter())
                 .chain(cluster.nodes.iter().flat_map(|n| n.addresses.iter())),
         );
+        let outside = AddrSet::everything().minus(&inside);
         Universe {
-            outside: AddrSet::everything().minus(&inside),
+            outside_rc: Rc::new(outside.clone()),
+            outside,
             inside,
+            rules: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// The outside addresses a rule's ipBlocks admit, once per rule of the cluster.
+    fn rule_addresses(&self, rule: &Rule, key: Option<RuleKey>) -> Rc<AddrSet> {
+        if let Some(found) = key.and_then(|k| self.rules.borrow().get(&k).cloned()) {
+            return found;
+        }
+        let mut s = AddrSet::empty();
+        for peer in &rule.peers {
+            if let Peer::IpBlock(b) = peer {
+                s = s.union(&AddrSet::of_block(b));
+            }
+        }
+        let s = Rc::new(s.minus(&self.inside));
+        if let Some(k) = key {
+            self.rules.borrow_mut().insert(k, Rc::clone(&s));
+        }
+        s
     }
 }

@@ -160,6 +160,24 @@ impl AddrSet {
         self.minus(other).is_empty()
     }
 
+    /// The intervals of `self` that hold some address of `other`, whole.
+    pub fn keep_overlapping(&self, other: &AddrSet) -> AddrSet {
+        let keep = |f: usize| -> Intervals {
+            let theirs = &other.families[f];
+            self.families[f]
+                .iter()
+                .copied()
+                .filter(|&(lo, hi)| {
+                    let i = theirs.partition_point(|&(_, end)| end < lo);
+                    theirs.get(i).is_some_and(|&(start, _)| start <= hi)
+                })
+                .collect()
+        };
+        AddrSet {
+            families: [keep(0), keep(1)],
+        }
+    }
+
     /// Whether some address of `net` is in the set.
     pub fn overlaps(&self, net: &IpNet) -> bool {
         let (f, lo, hi) = net_interval(net);

@@ -235,6 +235,14 @@ fn is_destination(index: &Index<'_>, p: &Policy, d: Direction, rule: &Rule, w: &
 /// those workloads; Cilium (which Deckhouse runs) never does, so the finding says what the current
 /// `--ipblock-matches-workloads` setting makes of it.
 pub fn ip_blocks_covering_workloads(cluster: &Cluster, opts: EvalOptions) -> Vec<Finding> {
+    // Every workload address once, sorted, so a block finds its addresses by binary search.
+    let mut addresses: Vec<(std::net::IpAddr, usize)> = cluster
+        .workloads
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| w.addresses.iter().map(move |a| (*a, i)))
+        .collect();
+    addresses.sort_unstable();
     let mut out = Vec::new();
     for p in &cluster.policies {
         for (d, ri, rule) in all_rules(p) {
@@ -242,17 +250,17 @@ pub fn ip_blocks_covering_workloads(cluster: &Cluster, opts: EvalOptions) -> Vec
                 let Peer::IpBlock(block) = peer else {
                     continue;
                 };
-                let covered: Vec<(&Workload, std::net::IpAddr)> = cluster
-                    .workloads
+                let (first, last) = (block.cidr.network(), block.cidr.broadcast());
+                let lo = addresses.partition_point(|(a, _)| *a < first);
+                let hi = addresses.partition_point(|(a, _)| *a <= last);
+                let mut covered: Vec<(usize, std::net::IpAddr)> = addresses[lo..hi]
                     .iter()
-                    .filter_map(|w| {
-                        w.addresses
-                            .iter()
-                            .find(|a| block.contains(**a))
-                            .map(|a| (w, *a))
-                    })
+                    .filter(|(a, _)| block.contains(*a))
+                    .map(|(a, i)| (*i, *a))
                     .collect();
-                let Some((first, addr)) = covered.first() else {
+                covered.sort_unstable();
+                covered.dedup_by_key(|(i, _)| *i);
+                let Some(&(example, addr)) = covered.first() else {
                     continue;
                 };
                 let meaning = if opts.ipblock_matches_workloads {
@@ -264,7 +272,7 @@ pub fn ip_blocks_covering_workloads(cluster: &Cluster, opts: EvalOptions) -> Vec
                     "{d}[{ri}].{}[{pi}] ipBlock {block} contains the addresses of {} workload(s), e.g. {} ({addr}): {meaning}",
                     field(d),
                     covered.len(),
-                    first.key()
+                    cluster.workloads[example].key()
                 );
                 out.push(Finding::about(Check::IpBlockCoversWorkloads, p, message));
             }
