@@ -56,6 +56,7 @@ fn without_workloads_the_selection_checks_are_skipped_not_reported() {
     let c = cluster(namespaces(&["shop"]), vec![], vec![ghost]);
     let report = lint(&c, EvalOptions::default());
     assert!(report.skipped.contains(&Check::SelectsNoWorkload));
+    assert!(report.skipped.contains(&Check::Redundant));
     assert!(report
         .findings
         .iter()

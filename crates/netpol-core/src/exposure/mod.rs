@@ -11,7 +11,8 @@
 //! * **reaches outside** (`to_outside`): the same for the workload's egress side;
 //! * **accepts from every namespace** (`from_every_namespace`): the ports on which the ingress side
 //!   admits every other workload of the cluster, over the address family the evaluator picks for
-//!   the pair (the sender's own egress policies are not the receiver's exposure);
+//!   the pair (the sender's own egress policies are not the receiver's exposure); empty when the
+//!   cluster has no other workload;
 //! * **accepts from everything** (`from_everything`): the ports in both of the above with every
 //!   outside address.
 

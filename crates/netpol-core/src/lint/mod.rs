@@ -18,7 +18,7 @@
 //! * NP007 `Egress` in `policyTypes` with no egress rule;
 //! * NP008 the AND/OR dash mistake (see [`selection::dash_mistakes`]).
 //!
-//! The checks that ask "does this select anything" (NP001, NP002, NP006, NP008) need workloads:
+//! The checks that ask what selectors select (NP001, NP002, NP003, NP006, NP008) need workloads:
 //! on an input with none (policies kept apart from what they select) they are skipped and
 //! reported as skipped rather than flagging every policy.
 
@@ -264,6 +264,7 @@ pub fn lint(cluster: &Cluster, opts: EvalOptions) -> LintReport {
         skipped = vec![
             Check::SelectsNoWorkload,
             Check::PeerSelectsNothing,
+            Check::Redundant,
             Check::UnknownNamedPort,
             Check::SplitPeer,
         ];
