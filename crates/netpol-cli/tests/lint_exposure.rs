@@ -221,3 +221,21 @@ fn exposure_as_json_and_markdown() {
     assert!(md.starts_with("| workload |"), "{md}");
     assert!(md.contains("| VM test-project/vm-a | TCP/22 |"), "{md}");
 }
+
+#[test]
+fn well_placed_fields_give_no_np009_and_a_field_given_twice_is_np010() {
+    let out = stdout(&run(&["lint", "examples/test-project"]));
+    assert!(!out.contains("NP009") && !out.contains("NP010"), "{out}");
+    let dir = manifests(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: twice\n  namespace: a\nspec:\n  podSelector: {}\n  podSelector: {}\n",
+    );
+    let o = run(&["lint", dir.path().to_str().unwrap()]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(
+            "all.yaml:8: warning[NP010]: NetworkPolicy a/twice: duplicate field \"podSelector\""
+        ),
+        "{out}"
+    );
+}
