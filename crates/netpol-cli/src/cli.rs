@@ -73,6 +73,16 @@ pub enum Command {
         after_help = "Examples:\n  netpol completions bash > /etc/bash_completion.d/netpol\n  netpol completions zsh > \"${fpath[1]}/_netpol\"\n  netpol completions fish > ~/.config/fish/completions/netpol.fish"
     )]
     Completions(CompletionsArgs),
+    /// Find policies that probably do not do what their author meant.
+    #[command(
+        after_help = "Examples:\n  netpol lint examples/test-project\n  netpol lint examples/mistakes --fail-on warning\n  netpol lint k8s/ -o sarif > netpol.sarif      # for code-scanning UIs\n\nManifests are always loaded in warn mode (--validate is ignored): unknown and misplaced fields\nbecome findings (NP009) instead of rejecting the object. Findings: NP001 policy selects no\nworkload, NP002 peer selects nothing, NP003 redundant rule or policy, NP004 egress isolation\nwithout DNS, NP005 ipBlock covering workload addresses, NP006 unknown named port, NP007 Egress\nwithout egress rules, NP008 namespaceSelector and podSelector as two peers, NP009 unknown or\nmisplaced field, NP010 duplicate field.\nExit 0 no finding at or above --fail-on (or no --fail-on), 1 otherwise, 2 error."
+    )]
+    Lint(LintArgs),
+    /// Which workloads accept connections from outside the cluster, every namespace or everything; which reach outside.
+    #[command(
+        after_help = "Examples:\n  netpol exposure examples/test-project\n  netpol exposure examples/test-project -o md\n  netpol exposure examples/test-project --ipblock-matches-workloads false -o json\n\nOutside the cluster means every address that is neither a workload's nor a node's; the address\nsets are computed exactly from the ipBlocks. Exit 0, 2 on error."
+    )]
+    Exposure(ExposureArgs),
     /// Generate a synthetic cluster and time the analyzer on it.
     #[command(
         after_help = "Examples:\n  netpol bench                       # 10,000 workloads, 200 namespaces, 2,000 policies\n  netpol bench --workloads 1000 --write /tmp/synthetic.yaml"
@@ -426,4 +436,50 @@ pub struct LabArgs {
     /// Do not load the compiled rulesets: every node forwards everything.
     #[arg(long)]
     pub no_enforce: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LintArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Exit 1 when a finding of this severity or worse exists.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
+    #[arg(short, long, value_enum, default_value_t = LintFormat::Text)]
+    pub output: LintFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    /// Warnings and errors.
+    Warning,
+    /// Errors only.
+    Error,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LintFormat {
+    Text,
+    Json,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
+}
+
+#[derive(Args, Debug)]
+pub struct ExposureArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Also list workloads that expose nothing.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(short, long, value_enum, default_value_t = ExposureFormat::Text)]
+    pub output: ExposureFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExposureFormat {
+    Text,
+    Json,
+    /// Markdown, for a pull-request comment.
+    Md,
 }

@@ -49,6 +49,8 @@ fn main() -> ExitCode {
         Command::Agent(args) => commands::agent::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
+        Command::Lint(args) => commands::lint::run(args),
+        Command::Exposure(args) => commands::exposure::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -9,7 +9,9 @@
 pub mod analysis;
 mod bits;
 pub mod eval;
+pub mod exposure;
 pub mod hash;
+pub mod lint;
 pub mod model;
 pub mod policy_set;
 pub mod render;

@@ -84,6 +84,11 @@ pub enum DiagnosticKind {
     /// A VirtualMachineInstance or virt-launcher Pod was folded into its VM, or a Pod, ReplicaSet
     /// or Job into its controller (see [`fold`]).
     Folded,
+    /// A field the schema does not know (often one under the wrong parent); dropped in warn
+    /// mode, rejecting the object in strict mode. `field_path` and `hint` say where it belongs.
+    UnknownField,
+    /// A field given twice; in warn mode the later value is used.
+    DuplicateField,
 }
 
 /// One message about the input, pointing at the file, line and column it is about.

@@ -12,7 +12,7 @@ use crate::render::report::ReportData;
 pub fn run(args: &ReportArgs) -> Result<u8> {
     let input = input::load(&args.input);
     let map = Analyzer::new(&input.cluster, input.opts).connectivity_map();
-    let data = ReportData::new(&input.cluster, &map);
+    let data = ReportData::new(&input.cluster, input.opts, &map);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.output {
         ReportFormat::Html => out.write_all(data.to_html()?.as_bytes())?,

@@ -5,9 +5,11 @@
 //! are the values' own `Serialize`. An HTML report would be a sibling module.
 
 pub mod diff;
+pub mod exposure;
 pub mod get;
 pub mod graph;
 pub mod lab;
+pub mod lint;
 pub mod matrix;
 pub mod report;
 

@@ -346,6 +346,10 @@ impl Loader {
     ) -> Option<T> {
         let mut reject = false;
         for issue in issues {
+            let kind = match issue.kind {
+                IssueKind::Unknown => DiagnosticKind::UnknownField,
+                IssueKind::Duplicate => DiagnosticKind::DuplicateField,
+            };
             match self.opts.validation {
                 ValidationMode::Ignore => {}
                 ValidationMode::Strict => {
@@ -355,12 +359,12 @@ impl Loader {
                         IssueKind::Duplicate => "duplicate field",
                     };
                     let message = format!("{what} {:?}", issue.name);
-                    let d = obj.diag(Severity::Error, issue.pos, message);
+                    let d = obj.diag(Severity::Error, issue.pos, message).kind(kind);
                     self.push(d.field(issue.path).hint_opt(issue.hint));
                 }
                 ValidationMode::Warn => {
                     let message = dropped_field_warning(&issue);
-                    let d = obj.diag(Severity::Warning, issue.pos, message);
+                    let d = obj.diag(Severity::Warning, issue.pos, message).kind(kind);
                     self.push(d.field(issue.path).hint_opt(issue.hint));
                 }
             }

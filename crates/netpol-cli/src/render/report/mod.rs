@@ -9,9 +9,13 @@
 use std::collections::HashMap;
 
 use netpol_core::eval::policy_selects;
+use netpol_core::exposure::exposure;
+use netpol_core::lint::lint;
 use netpol_core::render::render_ranges;
-use netpol_core::{Cluster, ConnectivityMap, Direction, Protocol, Workload};
+use netpol_core::{Cluster, ConnectivityMap, Direction, EvalOptions, Protocol, Workload};
 use serde::Serialize;
+
+use super::exposure::{kind_word, sentences};
 
 const PAGE: &str = include_str!("page.html");
 /// Where the data goes in the page.
@@ -33,10 +37,37 @@ pub struct ReportData {
     /// `[from, to, label]`: indices into `workloads` and `labels`, one per ordered pair of
     /// distinct workloads with any allowed port.
     pub edges: Vec<[u32; 3]>,
-    /// Lint findings, as `netpol lint -o json` gives them (empty until lint exists).
-    pub lint: serde_json::Value,
-    /// Exposure, as `netpol exposure -o json` gives it (null until exposure exists).
-    pub exposure: serde_json::Value,
+    /// The findings of lint's checks on the model (those `netpol lint` finds in the decoder,
+    /// unknown and duplicate fields, need its warn-mode loading and are not here).
+    pub lint: Vec<LintRow>,
+    /// What each workload exposes, one sentence a row, as `netpol exposure` words it.
+    pub exposure: Vec<ExposureRow>,
+}
+
+/// One lint finding, flat for the page's table.
+#[derive(Serialize)]
+pub struct LintRow {
+    /// `NP001`...
+    pub id: &'static str,
+    /// `error`, `warning`, `info`.
+    pub severity: &'static str,
+    /// `file:line`, when known.
+    pub location: String,
+    /// The object it is about.
+    pub object: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+/// One exposure sentence.
+#[derive(Serialize)]
+pub struct ExposureRow {
+    /// `VM test-project/vm-a`.
+    pub workload: String,
+    /// `accepts TCP/22 from everything ...`.
+    pub exposure: String,
 }
 
 /// The counts at the top of the page.
@@ -81,7 +112,7 @@ pub struct WorkloadEntry {
 
 impl ReportData {
     /// The report of a cluster, given its connectivity map.
-    pub fn new(cluster: &Cluster, map: &ConnectivityMap) -> ReportData {
+    pub fn new(cluster: &Cluster, opts: EvalOptions, map: &ConnectivityMap) -> ReportData {
         let mut namespaces: Vec<String> = cluster
             .workloads
             .iter()
@@ -119,8 +150,8 @@ impl ReportData {
             workloads,
             labels,
             edges,
-            lint: serde_json::Value::Array(Vec::new()),
-            exposure: serde_json::Value::Null,
+            lint: lint_rows(cluster, opts),
+            exposure: exposure_rows(cluster, opts),
         }
     }
 
@@ -152,6 +183,38 @@ impl WorkloadEntry {
             egress: isolating(Direction::Egress),
         }
     }
+}
+
+fn lint_rows(cluster: &Cluster, opts: EvalOptions) -> Vec<LintRow> {
+    lint(cluster, opts)
+        .findings
+        .into_iter()
+        .map(|f| LintRow {
+            id: f.check.id(),
+            severity: f.severity.as_str(),
+            location: f
+                .origin
+                .map(|o| format!("{}:{}", o.file, o.line))
+                .unwrap_or_default(),
+            object: f.object,
+            message: f.message,
+            hint: f.hint,
+        })
+        .collect()
+}
+
+fn exposure_rows(cluster: &Cluster, opts: EvalOptions) -> Vec<ExposureRow> {
+    exposure(cluster, opts)
+        .workloads
+        .iter()
+        .flat_map(|w| {
+            let subject = format!("{} {}", kind_word(w.kind), w.workload);
+            sentences(w).into_iter().map(move |line| ExposureRow {
+                workload: subject.clone(),
+                exposure: line,
+            })
+        })
+        .collect()
 }
 
 fn index_u32(i: usize) -> u32 {
