@@ -5,7 +5,7 @@
 //! how (gained, lost, changed), the ports gained and lost per family, the counts, and the
 //! connections of endpoints present on one side only.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use netpol_core::analysis::diff::{diff_maps, Change};
 use netpol_core::analysis::Analyzer;
@@ -13,42 +13,6 @@ use netpol_core::eval::{evaluate_ends, FlowEnd};
 use netpol_core::model::*;
 use netpol_test_support::arb::{self, ClusterShape};
 use proptest::prelude::*;
-
-/// Every port where a rule or named port of either cluster starts or ends, with neighbours.
-fn interesting_ports(clusters: &[&Cluster]) -> Vec<u16> {
-    let mut s: BTreeSet<u32> = [1, 2, 65534, 65535].into_iter().collect();
-    let mut add = |p: u32| {
-        for q in [p.saturating_sub(1), p, p + 1] {
-            if (1..=65535).contains(&q) {
-                s.insert(q);
-            }
-        }
-    };
-    for c in clusters {
-        for p in &c.policies {
-            for r in p.ingress.iter().chain(&p.egress) {
-                for port in &r.ports {
-                    match &port.port {
-                        Some(PortSpec::Number(n)) => add(u32::from(*n)),
-                        Some(PortSpec::Range { start, end }) => {
-                            add(u32::from(*start));
-                            add(u32::from(*end));
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-        for w in &c.workloads {
-            for np in &w.named_ports {
-                add(u32::from(np.port));
-            }
-        }
-    }
-    s.into_iter()
-        .filter_map(|p| u16::try_from(p).ok())
-        .collect()
-}
 
 fn end(c: &Cluster, i: usize) -> FlowEnd {
     if i < c.workloads.len() {
@@ -120,7 +84,7 @@ fn check(old: &Cluster, new: &Cluster, opts: EvalOptions) -> Result<(), TestCase
     let (oa, na) = (Analyzer::new(old, opts), Analyzer::new(new, opts));
     let (om, nm) = (oa.connectivity_map(), na.connectivity_map());
     let diff = diff_maps(old, &om, new, &nm);
-    let ports = interesting_ports(&[old, new]);
+    let ports = netpol_test_support::interesting_ports([old, new], &[]);
     let old_ids: BTreeMap<String, usize> = ids(old)
         .into_iter()
         .enumerate()

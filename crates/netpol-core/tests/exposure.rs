@@ -128,40 +128,6 @@ fn a_vm_isolated_both_ways_without_rules_exposes_nothing() {
     assert!(!of(&e, "other/vm-c").is_closed());
 }
 
-/// Every port where a rule or named port starts or ends, with its neighbours.
-fn interesting_ports(c: &Cluster) -> Vec<u16> {
-    let mut s: BTreeSet<u32> = [1, 2, 65534, 65535].into_iter().collect();
-    let mut add = |p: u32| {
-        for q in [p.saturating_sub(1), p, p + 1] {
-            if (1..=65535).contains(&q) {
-                s.insert(q);
-            }
-        }
-    };
-    for p in &c.policies {
-        for r in p.ingress.iter().chain(&p.egress) {
-            for port in &r.ports {
-                match &port.port {
-                    Some(PortSpec::Number(n)) => add(u32::from(*n)),
-                    Some(PortSpec::Range { start, end }) => {
-                        add(u32::from(*start));
-                        add(u32::from(*end));
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    for w in &c.workloads {
-        for np in &w.named_ports {
-            add(u32::from(np.port));
-        }
-    }
-    s.into_iter()
-        .filter_map(|p| u16::try_from(p).ok())
-        .collect()
-}
-
 /// The first and last address of every CIDR and hole, their outer neighbours, and a few fixed
 /// ones; only those outside the cluster (no workload's, no node's).
 fn outside_probes(c: &Cluster) -> Vec<IpAddr> {
@@ -214,7 +180,7 @@ fn outside_probes(c: &Cluster) -> Vec<IpAddr> {
 
 fn check(c: &Cluster, opts: EvalOptions) -> Result<(), TestCaseError> {
     let e = exposure(c, opts);
-    let ports = interesting_ports(c);
+    let ports = netpol_test_support::interesting_ports([c], &[]);
     let probes = outside_probes(c);
     for we in &e.workloads {
         let w = we.index;

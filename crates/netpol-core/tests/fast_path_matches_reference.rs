@@ -3,48 +3,11 @@
 //! (workloads, and nodes when the cluster has them), for the family a flow prefers and, where
 //! both ends are dual-stack, for each family alone.
 
-use std::collections::BTreeSet;
-
 use netpol_core::analysis::Analyzer;
 use netpol_core::eval::{evaluate_ends, FlowEnd};
 use netpol_core::model::*;
 use netpol_test_support::arb::{self, ClusterShape};
 use proptest::prelude::*;
-
-/// Every port where a rule or named port starts or ends, with its neighbours.
-fn interesting_ports(c: &Cluster, extra: u16) -> Vec<u16> {
-    let mut s: BTreeSet<u32> = [1, 2, 65534, 65535, u32::from(extra)].into_iter().collect();
-    let mut add = |p: u32| {
-        for q in [p.saturating_sub(1), p, p + 1] {
-            if (1..=65535).contains(&q) {
-                s.insert(q);
-            }
-        }
-    };
-    for p in &c.policies {
-        for r in p.ingress.iter().chain(&p.egress) {
-            for port in &r.ports {
-                match &port.port {
-                    Some(PortSpec::Number(n)) => add(u32::from(*n)),
-                    Some(PortSpec::Range { start, end }) => {
-                        add(u32::from(*start));
-                        add(u32::from(*end));
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    for w in &c.workloads {
-        for np in &w.named_ports {
-            add(u32::from(np.port));
-        }
-    }
-    s.into_iter()
-        .filter_map(|p| u16::try_from(p).ok())
-        .filter(|p| *p >= 1)
-        .collect()
-}
 
 /// Endpoint `i` of the analyzer's outputs: workloads, then nodes.
 fn end(c: &Cluster, i: usize) -> FlowEnd {
@@ -66,7 +29,7 @@ fn check(c: &Cluster, opts: EvalOptions, extra: u16) -> Result<(), TestCaseError
     let analyzer = Analyzer::new(c, opts);
     let map = analyzer.connectivity_map();
     let n = c.workloads.len() + c.nodes.len();
-    let ports = interesting_ports(c, extra);
+    let ports = netpol_test_support::interesting_ports([c], &[extra]);
     for protocol in Protocol::ALL {
         for &port in &ports {
             let table = analyzer.truth_table(protocol, port);
