@@ -15,9 +15,15 @@ fn root() -> PathBuf {
 
 /// Writes the report of `input` into `dir` and returns the page's path.
 fn write_report(dir: &Path, input: &str) -> PathBuf {
+    write_report_of(dir, &root().join(input))
+}
+
+fn write_report_of(dir: &Path, input: &Path) -> PathBuf {
     let out = Command::new(env!("CARGO_BIN_EXE_netpol"))
         .current_dir(root())
-        .args(["report", input, "-o", "html"])
+        .arg("report")
+        .arg(input)
+        .args(["-o", "html"])
         .output()
         .expect("netpol runs");
     assert!(
@@ -180,4 +186,41 @@ fn a_screenshot_of_the_report_is_written() {
         png.len()
     );
     eprintln!("screenshot: {}", shot.display());
+}
+
+#[test]
+fn a_cluster_with_too_many_connections_to_embed_shows_namespaces_and_counts_only() {
+    // 600 pods in 3 namespaces and no policy: every ordered pair of distinct pods may talk,
+    // 600 * 599 = 359,400 pairs, over the page's limit of 250,000; between two namespaces of 200
+    // pods each, 2 * 200 * 200 = 80,000 ordered pairs.
+    let dir = tempfile::tempdir().unwrap();
+    let mut manifests = String::new();
+    for i in 0..600 {
+        manifests.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: ns{}}}\n\
+             spec: {{nodeName: n1, containers: [{{name: c, image: i}}]}}\n\
+             status: {{phase: Running, podIP: 10.1.{}.{}}}\n",
+            i % 3,
+            i / 200,
+            i % 200 + 1
+        ));
+    }
+    let input = dir.path().join("many.yaml");
+    std::fs::write(&input, manifests).unwrap();
+    let page = write_report_of(dir.path(), &input);
+    let size = std::fs::metadata(&page).unwrap().len();
+    assert!(
+        size < 2_000_000,
+        "the page embeds no pair list: {size} bytes"
+    );
+    let r = render(&page, "#select=ns0/p0");
+    assert_eq!(r.console, Vec::<String>::new(), "console output");
+    assert_eq!(r.body_data("ready").as_deref(), Some("1"));
+    assert_eq!(r.text_of("count-connections").as_deref(), Some("359400"));
+    assert_eq!(r.count("class=\"ns-edge\""), 3);
+    assert!(
+        r.dom.contains("80000 allowed ordered pairs"),
+        "namespace edge titles"
+    );
+    assert!(r.dom.contains("May reach 599 and reached by 599 workloads"));
 }

@@ -35,8 +35,16 @@ pub struct ReportData {
     /// Distinct port labels (`TCP 80,443`, `all ports`).
     pub labels: Vec<String>,
     /// `[from, to, label]`: indices into `workloads` and `labels`, one per ordered pair of
-    /// distinct workloads with any allowed port.
+    /// distinct workloads with any allowed port; empty when there are more than
+    /// [`EDGE_LIMIT`] (`edges_omitted`), since the page would be too large to open.
     pub edges: Vec<[u32; 3]>,
+    /// Whether `edges` was left empty because there are too many.
+    pub edges_omitted: bool,
+    /// `[namespace, namespace, pairs]` (lower index first): how many allowed ordered pairs of
+    /// workloads there are between two namespaces, in either direction. Always complete.
+    pub namespace_edges: Vec<[u32; 3]>,
+    /// Per workload: how many workloads it may reach, and how many may reach it.
+    pub reach_counts: Vec<[u32; 2]>,
     /// The findings of lint's checks on the model (those `netpol lint` finds in the decoder,
     /// unknown and duplicate fields, need its warn-mode loading and are not here).
     pub lint: Vec<LintRow>,
@@ -133,13 +141,18 @@ impl ReportData {
             .enumerate()
             .map(|(i, w)| WorkloadEntry::new(cluster, w, &keys[i], ns_index[w.namespace.as_str()]))
             .collect();
-        let (labels, edges) = edges(map, cluster.workloads.len());
+        let counts = Counts::of(map, &workloads);
+        let (labels, edges) = if counts.connections <= EDGE_LIMIT {
+            edges(map, workloads.len())
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let summary = Summary {
             namespaces: namespaces.len(),
             workloads: workloads.len(),
             vms: cluster.workloads.iter().filter(|w| w.kind.is_vm()).count(),
             policies: cluster.policies.len(),
-            connections: edges.len(),
+            connections: counts.connections,
             ingress_isolated: workloads.iter().filter(|w| !w.ingress.is_empty()).count(),
             egress_isolated: workloads.iter().filter(|w| !w.egress.is_empty()).count(),
         };
@@ -149,7 +162,10 @@ impl ReportData {
             namespaces,
             workloads,
             labels,
+            edges_omitted: counts.connections > edges.len(),
             edges,
+            namespace_edges: counts.namespace_edges,
+            reach_counts: counts.reach,
             lint: lint_rows(cluster, opts),
             exposure: exposure_rows(cluster, opts),
         }
@@ -219,6 +235,47 @@ fn exposure_rows(cluster: &Cluster, opts: EvalOptions) -> Vec<ExposureRow> {
 
 fn index_u32(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// The most workload-level connections a page embeds (about 4 MB of data; a browser opens it in
+/// well under a second). Above it the page shows namespaces and counts only.
+pub const EDGE_LIMIT: usize = 250_000;
+
+/// What the page shows even without the workload-level connections.
+struct Counts {
+    connections: usize,
+    namespace_edges: Vec<[u32; 3]>,
+    reach: Vec<[u32; 2]>,
+}
+
+impl Counts {
+    fn of(map: &ConnectivityMap, workloads: &[WorkloadEntry]) -> Counts {
+        let mut reach = vec![[0u32; 2]; workloads.len()];
+        let mut between: HashMap<(u32, u32), u32> = HashMap::new();
+        let mut connections = 0;
+        for (f, from) in workloads.iter().enumerate() {
+            for (t, to) in workloads.iter().enumerate() {
+                if f == t || !map.any_allowed(f, t) {
+                    continue;
+                }
+                connections += 1;
+                reach[f][0] += 1;
+                reach[t][1] += 1;
+                let (a, b) = (from.namespace, to.namespace);
+                if a != b {
+                    *between.entry((a.min(b), a.max(b))).or_default() += 1;
+                }
+            }
+        }
+        let mut namespace_edges: Vec<[u32; 3]> =
+            between.into_iter().map(|((a, b), n)| [a, b, n]).collect();
+        namespace_edges.sort_unstable();
+        Counts {
+            connections,
+            namespace_edges,
+            reach,
+        }
+    }
 }
 
 /// Every ordered pair of distinct workloads with any allowed port, with interned labels.
