@@ -229,7 +229,9 @@ impl ConnectivityMap {
 }
 
 /// `TCP 80-90, UDP 53` for one pair, empty when nothing is allowed.
-fn pair_ports(map: &ConnectivityMap, f: usize, t: usize) -> String {
+/// The allowed ports of one pair of the map as its text lines write them (`TCP 80,443, UDP 53`;
+/// empty when nothing is allowed).
+pub fn pair_ports(map: &ConnectivityMap, f: usize, t: usize) -> String {
     let parts: Vec<String> = Protocol::ALL
         .iter()
         .filter_map(|p| {

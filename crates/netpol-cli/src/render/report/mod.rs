@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use netpol_core::eval::policy_selects;
 use netpol_core::exposure::exposure;
 use netpol_core::lint::lint;
-use netpol_core::render::render_ranges;
+use netpol_core::render::pair_ports;
 use netpol_core::{Cluster, ConnectivityMap, Direction, EvalOptions, Protocol, Workload};
 use serde::Serialize;
 
@@ -32,7 +32,7 @@ pub struct ReportData {
     pub namespaces: Vec<String>,
     /// Every workload, in the map's order.
     pub workloads: Vec<WorkloadEntry>,
-    /// Distinct port labels (`TCP 80,443`, `all ports`).
+    /// Distinct port labels (`TCP 80,443, UDP 53`, `all ports`).
     pub labels: Vec<String>,
     /// `[from, to, label]`: indices into `workloads` and `labels`, one per ordered pair of
     /// distinct workloads with any allowed port; empty when there are more than
@@ -141,18 +141,13 @@ impl ReportData {
             .enumerate()
             .map(|(i, w)| WorkloadEntry::new(cluster, w, &keys[i], ns_index[w.namespace.as_str()]))
             .collect();
-        let counts = Counts::of(map, &workloads);
-        let (labels, edges) = if counts.connections <= EDGE_LIMIT {
-            edges(map, workloads.len())
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let connections = Connections::of(map, &workloads);
         let summary = Summary {
             namespaces: namespaces.len(),
             workloads: workloads.len(),
             vms: cluster.workloads.iter().filter(|w| w.kind.is_vm()).count(),
             policies: cluster.policies.len(),
-            connections: counts.connections,
+            connections: connections.count,
             ingress_isolated: workloads.iter().filter(|w| !w.ingress.is_empty()).count(),
             egress_isolated: workloads.iter().filter(|w| !w.egress.is_empty()).count(),
         };
@@ -161,11 +156,11 @@ impl ReportData {
             summary,
             namespaces,
             workloads,
-            labels,
-            edges_omitted: counts.connections > edges.len(),
-            edges,
-            namespace_edges: counts.namespace_edges,
-            reach_counts: counts.reach,
+            edges_omitted: connections.count > connections.edges.len(),
+            labels: connections.labels,
+            edges: connections.edges,
+            namespace_edges: connections.namespace_edges,
+            reach_counts: connections.reach,
             lint: lint_rows(cluster, opts),
             exposure: exposure_rows(cluster, opts),
         }
@@ -241,77 +236,71 @@ fn index_u32(i: usize) -> u32 {
 /// well under a second). Above it the page shows namespaces and counts only.
 pub const EDGE_LIMIT: usize = 250_000;
 
-/// What the page shows even without the workload-level connections.
-struct Counts {
-    connections: usize,
+/// The allowed ordered pairs of distinct workloads, in one pass over the map: the counts the page
+/// always shows, and the labelled pairs while there are at most [`EDGE_LIMIT`] of them.
+struct Connections {
+    count: usize,
+    /// `[from, to, label]`; empty when `count` is over the limit.
+    edges: Vec<[u32; 3]>,
+    /// Distinct labels, indexed by the edges' third field.
+    labels: Vec<String>,
     namespace_edges: Vec<[u32; 3]>,
     reach: Vec<[u32; 2]>,
 }
 
-impl Counts {
-    fn of(map: &ConnectivityMap, workloads: &[WorkloadEntry]) -> Counts {
-        let mut reach = vec![[0u32; 2]; workloads.len()];
+impl Connections {
+    fn of(map: &ConnectivityMap, workloads: &[WorkloadEntry]) -> Connections {
+        let mut c = Connections {
+            count: 0,
+            edges: Vec::new(),
+            labels: Vec::new(),
+            namespace_edges: Vec::new(),
+            reach: vec![[0u32; 2]; workloads.len()],
+        };
+        let mut label_of: HashMap<String, u32> = HashMap::new();
         let mut between: HashMap<(u32, u32), u32> = HashMap::new();
-        let mut connections = 0;
         for (f, from) in workloads.iter().enumerate() {
             for (t, to) in workloads.iter().enumerate() {
                 if f == t || !map.any_allowed(f, t) {
                     continue;
                 }
-                connections += 1;
-                reach[f][0] += 1;
-                reach[t][1] += 1;
+                c.count += 1;
+                c.reach[f][0] += 1;
+                c.reach[t][1] += 1;
                 let (a, b) = (from.namespace, to.namespace);
                 if a != b {
                     *between.entry((a.min(b), a.max(b))).or_default() += 1;
                 }
+                if c.count <= EDGE_LIMIT {
+                    let id = *label_of
+                        .entry(port_label(map, f, t))
+                        .or_insert_with_key(|l| {
+                            c.labels.push(l.clone());
+                            index_u32(c.labels.len() - 1)
+                        });
+                    c.edges.push([index_u32(f), index_u32(t), id]);
+                }
             }
         }
-        let mut namespace_edges: Vec<[u32; 3]> =
-            between.into_iter().map(|((a, b), n)| [a, b, n]).collect();
-        namespace_edges.sort_unstable();
-        Counts {
-            connections,
-            namespace_edges,
-            reach,
+        if c.count > EDGE_LIMIT {
+            c.edges = Vec::new();
+            c.labels = Vec::new();
         }
+        c.namespace_edges = between.into_iter().map(|((a, b), n)| [a, b, n]).collect();
+        c.namespace_edges.sort_unstable();
+        c
     }
 }
 
-/// Every ordered pair of distinct workloads with any allowed port, with interned labels.
-fn edges(map: &ConnectivityMap, workloads: usize) -> (Vec<String>, Vec<[u32; 3]>) {
-    let mut labels: Vec<String> = Vec::new();
-    let mut label_of: HashMap<String, u32> = HashMap::new();
-    let mut edges = Vec::new();
-    for f in 0..workloads {
-        for t in (0..workloads).filter(|&t| t != f) {
-            let label = port_label(map, f, t);
-            if label.is_empty() {
-                continue;
-            }
-            let id = *label_of.entry(label).or_insert_with_key(|l| {
-                labels.push(l.clone());
-                index_u32(labels.len() - 1)
-            });
-            edges.push([index_u32(f), index_u32(t), id]);
-        }
-    }
-    (labels, edges)
-}
-
-/// `all ports`, or `TCP 80,443; UDP 53` (empty: nothing allowed).
+/// `all ports`, or the pair's ports as the map's text writes them (`TCP 80,443, UDP 53`).
 fn port_label(map: &ConnectivityMap, f: usize, t: usize) -> String {
-    let per: Vec<&[(u16, u16)]> = Protocol::ALL.iter().map(|&p| map.ports(f, t, p)).collect();
-    if per.iter().all(|r| r == &[(1, 65535)]) {
+    if Protocol::ALL
+        .iter()
+        .all(|&p| map.ports(f, t, p) == [(1, 65535)])
+    {
         return "all ports".to_string();
     }
-    Protocol::ALL
-        .iter()
-        .zip(per)
-        .filter(|(_, r)| !r.is_empty())
-        .map(|(p, r)| format!("{p} {}", render_ranges(r)))
-        .collect::<Vec<_>>()
-        .join("; ")
+    pair_ports(map, f, t)
 }
 
 /// JSON that can stand inside a `<script>` element: `<` never appears raw, so no `</script>`
