@@ -9,28 +9,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Output;
 
-use assert_cmd::Command;
+use common::{code, run};
 
 const RENDER: &str = "crates/netpol-k8s/tests/fixtures/helm-shop.yaml";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn run(args: &[&str]) -> Output {
-    let mut cmd = Command::cargo_bin("netpol").expect("the netpol binary is built for tests");
-    cmd.current_dir(root())
-        .args(args)
-        .output()
-        .expect("netpol runs")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("netpol exits with a code")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -5,25 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+mod common;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn run(args: &[&str]) -> Output {
-    let mut cmd = Command::cargo_bin("netpol").expect("the netpol binary is built for tests");
-    cmd.current_dir(root());
-    cmd.args(args).output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{run, stdout};
 
 /// A directory with one manifest file.
 fn manifests(text: &str) -> tempfile::TempDir {

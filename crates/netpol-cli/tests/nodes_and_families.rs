@@ -5,36 +5,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Output;
 
-use assert_cmd::Command;
 use serde_json::Value;
+
+use common::{run, stdout};
 
 const EXAMPLE: &str = "examples/dual-stack";
 const VM_A: &str = "test-project/vm-a";
 const VM_B: &str = "test-project/vm-b";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn run(args: &[&str]) -> Output {
-    let mut cmd = Command::cargo_bin("netpol").expect("the netpol binary is built for tests");
-    cmd.current_dir(root())
-        .args(args)
-        .output()
-        .expect("netpol runs")
-}
-
 fn check(from: &str, to: &str, port: &str, extra: &[&str]) -> Output {
     let mut args = vec!["check", EXAMPLE, "--from", from, "--to", to, "--port", port];
     args.extend_from_slice(extra);
     run(&args)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]

@@ -6,12 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{root, run, stdout};
 
 /// Writes the report of `input` into `dir` and returns the page's path.
 fn write_report(dir: &Path, input: &str) -> PathBuf {
@@ -117,7 +117,7 @@ fn the_report_loads_without_console_errors_and_shows_the_counts_the_manifests_im
     assert_eq!(r.count("class=\"ns-circle\""), 2);
     assert_eq!(r.body_data("shown").as_deref(), Some("3"));
     // The lint and exposure sections hold what the two commands print.
-    let findings = netpol_stdout(&["lint", EXAMPLE, "-o", "json"]);
+    let findings = stdout(&run(&["lint", EXAMPLE, "-o", "json"]));
     let findings: serde_json::Value = serde_json::from_str(&findings).unwrap();
     let findings = findings["findings"].as_array().unwrap().len();
     assert!(
@@ -125,19 +125,10 @@ fn the_report_loads_without_console_errors_and_shows_the_counts_the_manifests_im
         "vm-a's egress isolation without DNS is a finding"
     );
     assert_eq!(r.text_of("count-findings"), Some(findings.to_string()));
-    let exposure = netpol_stdout(&["exposure", EXAMPLE]).lines().count();
+    let exposure = stdout(&run(&["exposure", EXAMPLE])).lines().count();
     assert!(exposure > 0, "vm-b and vm-c are open to everything");
     assert_eq!(r.text_of("count-exposure"), Some(exposure.to_string()));
     assert_eq!(r.count("<td class=\"sev-"), findings);
-}
-
-fn netpol_stdout(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_netpol"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("netpol runs");
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
