@@ -339,12 +339,13 @@ impl Analyzer {
 
 impl Analyzer {
     /// Per side (`side_of`: identity -> side), whether `mode` needs its answers: whether some
-    /// identity of it has an answer of its own (sides need not group identities by family).
+    /// workload of it has an answer of its own. By the workloads' own family classes: where
+    /// families do not matter, one identity (and one side) may hold workloads of several.
     fn needed_sides(&self, side_of: &[usize], count: usize, mode: Mode) -> Vec<bool> {
         let mut needed = vec![false; count];
-        for (ident, &side) in self.set.identities.list.iter().zip(side_of) {
-            if !mode.skips(ident.class) {
-                needed[side] = true;
+        for (w, &x) in self.identity_of.iter().enumerate() {
+            if !self.nodes.workload_skipped(w, mode) {
+                needed[side_of[x]] = true;
             }
         }
         needed
