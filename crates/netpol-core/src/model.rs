@@ -10,8 +10,13 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+mod admin;
 mod nodes;
 
+pub use admin::{
+    admin_order, domain_matches, AdminAction, AdminApi, AdminPeer, AdminPolicy, AdminPort,
+    AdminRule, AdminSubject, AdminTier,
+};
 pub use nodes::{address_of_family, families_of, IpFamily, Node};
 
 /// Labels of an object, sorted by key so that every rendering is deterministic.
@@ -498,6 +503,14 @@ pub struct Cluster {
     /// Every Node, sorted by name (empty when no Node object was loaded).
     #[serde(default)]
     pub nodes: Vec<Node>,
+    /// Every ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy, in load
+    /// order (the walk's order is [`admin_order`]).
+    #[serde(default)]
+    pub admin_policies: Vec<AdminPolicy>,
+    /// Addresses the user resolved domain names to (`--resolve NAME=IP`), the only way a
+    /// `domainNames` peer matches anything in the analyzer.
+    #[serde(default)]
+    pub resolved_names: BTreeMap<String, Vec<IpAddr>>,
 }
 
 impl Cluster {

@@ -5,8 +5,11 @@
 use std::fmt::Write as _;
 
 use crate::analysis::ConnectivityMap;
-use crate::eval::{DirectionVerdict, Verdict};
-use crate::model::{Direction, Labels, Peer, Policy, Protocol, Rule};
+use crate::eval::{AdminRuleMatch, DirectionVerdict, TierOutcome, TierStep, Verdict};
+use crate::model::{
+    AdminAction, AdminPeer, AdminRule, AdminSubject, AdminTier, Direction, Labels, Peer, Policy,
+    Protocol, Rule,
+};
 
 /// `a=b,c=d`, or `<none>`.
 pub fn render_labels(labels: &Labels) -> String {
@@ -58,6 +61,58 @@ pub fn render_rule(policy: &Policy, direction: Direction, index: usize, rule: &R
     s
 }
 
+/// One admin peer in words: `namespaces team=a`, `pods <all> in namespaces team=a`,
+/// `networks 192.0.2.0/24`, `nodes <all>`, `domainNames *.example.com`.
+pub fn render_admin_peer(peer: &AdminPeer) -> String {
+    match peer {
+        AdminPeer::Namespaces(ns) => format!("namespaces {ns}"),
+        AdminPeer::Pods {
+            namespace_selector,
+            pod_selector,
+        } => format!("pods {pod_selector} in namespaces {namespace_selector}"),
+        AdminPeer::Networks(nets) => {
+            let nets: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
+            format!("networks {}", nets.join(", "))
+        }
+        AdminPeer::Nodes(sel) => format!("nodes {sel}"),
+        AdminPeer::DomainNames(names) => format!("domainNames {}", names.join(", ")),
+        AdminPeer::Unknown => "a peer of an unknown kind (fails closed)".to_string(),
+    }
+}
+
+/// An admin policy's subject in words: `namespaces team=a` or `pods app=db in namespaces <all>`.
+pub fn render_admin_subject(subject: &AdminSubject) -> String {
+    match subject {
+        AdminSubject::Namespaces(ns) => format!("namespaces {ns}"),
+        AdminSubject::Pods {
+            namespace_selector,
+            pod_selector,
+        } => format!("pods {pod_selector} in namespaces {namespace_selector}"),
+    }
+}
+
+/// An admin rule in words: `egress[0] "dns" Accept to namespaces team=a, ports UDP 53`.
+pub fn render_admin_rule(direction: Direction, index: usize, rule: &AdminRule) -> String {
+    let mut s = format!("{direction}[{index}] ");
+    if let Some(name) = &rule.name {
+        let _ = write!(s, "{name:?} ");
+    }
+    let field = match direction {
+        Direction::Ingress => "from",
+        Direction::Egress => "to",
+    };
+    let peers: Vec<String> = rule.peers.iter().map(render_admin_peer).collect();
+    let _ = write!(s, "{} {field} {}", rule.action, peers.join(" or "));
+    match &rule.ports {
+        None => s.push_str(", all ports"),
+        Some(ports) => {
+            let ports: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+            let _ = write!(s, ", ports {}", ports.join(", "));
+        }
+    }
+    s
+}
+
 impl Verdict {
     /// The verdict as multi-line text for a person.
     pub fn explain(&self) -> String {
@@ -74,8 +129,10 @@ impl Verdict {
         if let (Some(a), Some(b)) = (self.src_address, self.dst_address) {
             let _ = writeln!(out, "  addresses: {a} -> {b}");
         }
-        explain_side(&mut out, &format!("egress from {}", self.src), &self.egress);
-        explain_side(&mut out, &format!("ingress to {}", self.dst), &self.ingress);
+        let egress_title = format!("egress from {}", self.src);
+        explain_side(&mut out, &egress_title, Direction::Egress, &self.egress);
+        let ingress_title = format!("ingress to {}", self.dst);
+        explain_side(&mut out, &ingress_title, Direction::Ingress, &self.ingress);
         out
     }
 }
@@ -113,7 +170,7 @@ fn isolated_line(out: &mut String, isolated_by: &[String]) {
     );
 }
 
-fn explain_side(out: &mut String, title: &str, side: &DirectionVerdict) {
+fn explain_side(out: &mut String, title: &str, direction: Direction, side: &DirectionVerdict) {
     match side {
         DirectionVerdict::NotApplicable => {
             let _ = writeln!(
@@ -142,12 +199,7 @@ fn explain_side(out: &mut String, title: &str, side: &DirectionVerdict) {
         DirectionVerdict::Open => {
             let _ = writeln!(
                 out,
-                "  {title}: open (no policy selects it for {})",
-                if title.starts_with("egress") {
-                    "egress"
-                } else {
-                    "ingress"
-                }
+                "  {title}: open (no policy selects it for {direction})"
             );
         }
         DirectionVerdict::UnknownWorkload { index } => {
@@ -188,7 +240,79 @@ fn explain_side(out: &mut String, title: &str, side: &DirectionVerdict) {
                 }
             }
         }
+        DirectionVerdict::Tiered { allowed, steps } => {
+            let word = if *allowed { "allowed" } else { "denied" };
+            let _ = writeln!(out, "  {title}: {word}");
+            for step in steps {
+                explain_step(out, direction, step);
+            }
+        }
     }
+}
+
+/// One step of a walk through the tiers, indented under its side.
+fn explain_step(out: &mut String, direction: Direction, step: &TierStep) {
+    match step {
+        TierStep::Admin { outcome } => explain_tier(out, AdminTier::Admin, outcome),
+        TierStep::Baseline { outcome } => explain_tier(out, AdminTier::Baseline, outcome),
+        TierStep::NetworkPolicy { verdict } => {
+            let mut inner = String::new();
+            explain_side(&mut inner, "NetworkPolicy tier", direction, verdict);
+            for line in inner.lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+            if **verdict == DirectionVerdict::Open {
+                let _ = writeln!(out, "      on to the Baseline tier");
+            }
+        }
+        TierStep::Default => {
+            let _ = writeln!(out, "    default: allowed (no tier decided)");
+        }
+    }
+}
+
+fn explain_tier(out: &mut String, tier: AdminTier, outcome: &TierOutcome) {
+    match outcome {
+        TierOutcome::NoPolicy => {
+            let _ = writeln!(out, "    {tier} tier: no policy selects it");
+        }
+        TierOutcome::NoMatch { policies } => {
+            let _ = writeln!(
+                out,
+                "    {tier} tier: no rule matches (selected by {})",
+                policies.join(", ")
+            );
+        }
+        TierOutcome::Matched(m) => {
+            let _ = writeln!(
+                out,
+                "    {tier} tier: {} by {}",
+                action_words(tier, m),
+                who(m)
+            );
+            let _ = writeln!(out, "      rule {}", m.rule_text);
+            if m.fail_closed {
+                let _ = writeln!(
+                    out,
+                    "      a peer of an unknown kind (a newer CRD?) makes a Deny or Pass rule deny everything (fail closed)"
+                );
+            }
+        }
+    }
+}
+
+fn action_words(tier: AdminTier, m: &AdminRuleMatch) -> &'static str {
+    match (m.action, tier) {
+        (AdminAction::Accept, _) => "accepted",
+        (AdminAction::Deny, _) => "denied",
+        (AdminAction::Pass, AdminTier::Admin) => "passed to the NetworkPolicy tier",
+        (AdminAction::Pass, AdminTier::Baseline) => "passed to the default (allow)",
+    }
+}
+
+fn who(m: &AdminRuleMatch) -> String {
+    let policy = format!("{} (priority {})", m.policy, m.priority);
+    with_origin(&policy, &m.origin)
 }
 
 impl ConnectivityMap {

@@ -193,6 +193,7 @@ pub fn cluster(shape: &ClusterShape) -> impl Strategy<Value = Cluster> {
                 workloads,
                 policies,
                 nodes,
+                ..Default::default()
             };
             c.add_missing_namespaces();
             c

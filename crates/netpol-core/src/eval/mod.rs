@@ -8,8 +8,10 @@ use serde::Serialize;
 
 mod families;
 mod matching;
+mod tiers;
 
 pub use families::{evaluate_ends, FamilyVerdicts, FlowEnd};
+pub use tiers::{AdminRuleMatch, TierOutcome, TierStep};
 
 pub use crate::render::{explain, render_labels, render_peer, render_rule};
 use matching::{port_reason, protocol_reason, rule_peer_matches, rule_port_matches, PortOutcome};
@@ -137,6 +139,15 @@ pub enum DirectionVerdict {
         /// The index that was asked for.
         index: usize,
     },
+    /// An admin policy (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy)
+    /// selects the workload for this direction: the walk through the tiers, each step in turn,
+    /// the last one decided.
+    Tiered {
+        /// Whether the walk ends in an allow.
+        allowed: bool,
+        /// The tiers walked, in order.
+        steps: Vec<TierStep>,
+    },
 }
 
 impl DirectionVerdict {
@@ -150,6 +161,7 @@ impl DirectionVerdict {
                 | DirectionVerdict::Node { .. }
                 | DirectionVerdict::Open
                 | DirectionVerdict::Allowed { .. }
+                | DirectionVerdict::Tiered { allowed: true, .. }
         )
     }
 }
@@ -245,6 +257,9 @@ struct FlowCtx<'a> {
     port: u16,
     /// The destination workload, against which named ports resolve.
     dst: Option<&'a Workload>,
+    /// The flow goes from a workload to itself through a Service address (hairpin): subject to
+    /// the admin tiers, while NetworkPolicy keeps allowing it.
+    hairpin: bool,
 }
 
 /// Evaluates one flow with the reference semantics and records the reasons.
@@ -262,6 +277,27 @@ pub fn evaluate(
     evaluate_at(cluster, opts, (src, None), (dst, None), protocol, port)
 }
 
+/// Evaluates a workload reaching itself through a Service address that load-balances back to
+/// it (hairpin). Unlike a workload reaching its own address (always allowed, [`evaluate`]), this
+/// flow is subject to the admin tiers; NetworkPolicy allows it for the workloads it isolates.
+pub fn evaluate_hairpin(
+    cluster: &Cluster,
+    opts: EvalOptions,
+    workload: usize,
+    protocol: Protocol,
+    port: u16,
+) -> Verdict {
+    let end = Endpoint::Workload(workload);
+    evaluate_flow(
+        cluster,
+        opts,
+        (&end, None),
+        (&end, None),
+        (protocol, port),
+        true,
+    )
+}
+
 /// Like [`evaluate`], with the address a workload end uses given exactly (`Some`): the other
 /// workload end then uses its first address of the same family. `None` leaves the choice to
 /// [`flow_addresses`]. An address given for an external end is ignored (it is its own address).
@@ -272,6 +308,17 @@ pub fn evaluate_at(
     dst: (&Endpoint, Option<IpAddr>),
     protocol: Protocol,
     port: u16,
+) -> Verdict {
+    evaluate_flow(cluster, opts, src, dst, (protocol, port), false)
+}
+
+fn evaluate_flow(
+    cluster: &Cluster,
+    opts: EvalOptions,
+    src: (&Endpoint, Option<IpAddr>),
+    dst: (&Endpoint, Option<IpAddr>),
+    (protocol, port): (Protocol, u16),
+    hairpin: bool,
 ) -> Verdict {
     let (src, src_pin) = src;
     let (dst, dst_pin) = dst;
@@ -284,6 +331,7 @@ pub fn evaluate_at(
         protocol,
         port,
         dst: dst_side.workload,
+        hairpin,
     };
     let self_traffic =
         matches!((src, dst), (Endpoint::Workload(a), Endpoint::Workload(b)) if a == b);
@@ -379,7 +427,9 @@ fn side_verdict(
             }
         }
         (Endpoint::Workload(i), None) => return DirectionVerdict::UnknownWorkload { index: *i },
-        (Endpoint::Workload(_), Some(_)) if self_traffic => return DirectionVerdict::SelfTraffic,
+        (Endpoint::Workload(_), Some(_)) if self_traffic && !ctx.hairpin => {
+            return DirectionVerdict::SelfTraffic
+        }
         (Endpoint::Workload(_), Some(s)) => s,
     };
     let peer = match (other.endpoint, other.workload) {
@@ -399,7 +449,32 @@ fn side_verdict(
         // The other end does not exist; its own side reports it.
         (Endpoint::Workload(_), None) => return DirectionVerdict::Open,
     };
-    evaluate_direction(ctx, direction, s, &peer)
+    tiers::walk(ctx, direction, s, &peer, || {
+        if self_traffic {
+            hairpin_network_policy(ctx, direction, s)
+        } else {
+            evaluate_direction(ctx, direction, s, &peer)
+        }
+    })
+}
+
+/// NetworkPolicy on a hairpin flow: it allows self-traffic of the workloads it isolates (a final
+/// decision), and leaves the others open (to the Baseline tier).
+fn hairpin_network_policy(
+    ctx: &FlowCtx<'_>,
+    direction: Direction,
+    subject: &Workload,
+) -> DirectionVerdict {
+    let isolated = ctx
+        .cluster
+        .policies
+        .iter()
+        .any(|p| p.affects(direction) && policy_selects(p, subject));
+    if isolated {
+        DirectionVerdict::SelfTraffic
+    } else {
+        DirectionVerdict::Open
+    }
 }
 
 /// The nearest miss of a policy's rules: lower score = nearer.

@@ -406,6 +406,7 @@ impl Loader {
             workloads: self.workloads.into_iter().map(|e| e.workload).collect(),
             policies: self.policies,
             nodes,
+            ..Default::default()
         };
         (cluster, self.diagnostics)
     }
@@ -420,6 +421,7 @@ impl Loader {
             workloads,
             policies: std::mem::take(&mut self.policies),
             nodes,
+            ..Default::default()
         };
         let added = cluster.add_missing_namespaces();
         let warnings = undefined_namespace_warnings(&cluster, &added);

@@ -1,0 +1,332 @@
+//! The walk through the tiers for one direction of one workload, as the ClusterNetworkPolicy API
+//! describes it: Admin policies (in [`admin_order`]), first matching rule decides (Accept, Deny,
+//! or Pass to the next tier); then NetworkPolicy v1, final for the workloads it isolates in the
+//! direction; then Baseline policies the same way as Admin; then the default, allow.
+//!
+//! A workload no admin policy selects for the direction gets exactly the NetworkPolicy verdict,
+//! so clusters without admin policies are explained as before.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::{namespace_labels, DirectionVerdict, FlowCtx, PeerView};
+use crate::model::{
+    admin_order, domain_matches, AdminAction, AdminPeer, AdminPolicy, AdminPort, AdminRule,
+    AdminSubject, AdminTier, Direction, LabelSelector, Workload,
+};
+use crate::render::render_admin_rule;
+
+/// The admin rule that decided a tier (or passed it on).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AdminRuleMatch {
+    /// `cnp/NAME`, `anp/NAME` or `banp/NAME`.
+    pub policy: String,
+    /// The policy's tier.
+    pub tier: AdminTier,
+    /// The policy's priority.
+    pub priority: u32,
+    /// What the rule did: its action, or Deny for a Deny or Pass rule that fails closed.
+    pub action: AdminAction,
+    /// The direction of the rule.
+    pub direction: Direction,
+    /// Index of the rule in the policy's `ingress` or `egress` list.
+    pub rule: usize,
+    /// The rule's `name`, when it has one.
+    pub rule_name: Option<String>,
+    /// `file:line` of the rule (else of the policy), when known.
+    pub origin: Option<String>,
+    /// Index of the first matching peer; `None` when a peer of an unknown kind made the rule
+    /// match everything (fail closed).
+    pub peer: Option<usize>,
+    /// Index of the first matching `protocols` entry; `None` when the rule has none.
+    pub port: Option<usize>,
+    /// The rule in words.
+    pub rule_text: String,
+    /// True when the rule matched because a peer of an unknown kind fails closed.
+    pub fail_closed: bool,
+}
+
+/// What one admin tier did for a direction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TierOutcome {
+    /// A rule matched: Accept or Deny decided, Pass sent the flow on.
+    Matched(AdminRuleMatch),
+    /// The tier's policies select the workload, but none of their rules matches the flow.
+    NoMatch {
+        /// The policies of the tier that select the workload for this direction, in walk order.
+        policies: Vec<String>,
+    },
+    /// No policy of the tier selects the workload for this direction.
+    NoPolicy,
+}
+
+/// One step of the walk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "tier", rename_all = "snake_case")]
+pub enum TierStep {
+    /// The Admin tier.
+    Admin {
+        /// What it did.
+        outcome: TierOutcome,
+    },
+    /// The NetworkPolicy tier: its own verdict; `Open` (not isolated) falls through.
+    NetworkPolicy {
+        /// What NetworkPolicy says on its own.
+        verdict: Box<DirectionVerdict>,
+    },
+    /// The Baseline tier.
+    Baseline {
+        /// What it did.
+        outcome: TierOutcome,
+    },
+    /// No tier decided: the default allows.
+    Default,
+}
+
+/// The admin policies that select `subject` and have rules for `direction`, by tier, in walk
+/// order.
+struct Selecting<'a> {
+    admin: Vec<&'a AdminPolicy>,
+    baseline: Vec<&'a AdminPolicy>,
+}
+
+fn selecting<'a>(ctx: &FlowCtx<'a>, direction: Direction, subject: &Workload) -> Selecting<'a> {
+    let policies = &ctx.cluster.admin_policies;
+    let mut out = Selecting {
+        admin: Vec::new(),
+        baseline: Vec::new(),
+    };
+    for i in admin_order(policies) {
+        let p = &policies[i];
+        if p.rules(direction).is_empty() || !subject_matches(ctx, &p.subject, subject) {
+            continue;
+        }
+        match p.tier {
+            AdminTier::Admin => out.admin.push(p),
+            AdminTier::Baseline => out.baseline.push(p),
+        }
+    }
+    out
+}
+
+/// Whether an admin policy's subject selects `workload`.
+pub(crate) fn subject_matches(ctx: &FlowCtx<'_>, subject: &AdminSubject, w: &Workload) -> bool {
+    match subject {
+        AdminSubject::Namespaces(ns) => namespace_matches(ctx, ns, w),
+        AdminSubject::Pods {
+            namespace_selector,
+            pod_selector,
+        } => namespace_matches(ctx, namespace_selector, w) && pod_selector.matches(&w.labels),
+    }
+}
+
+fn namespace_matches(ctx: &FlowCtx<'_>, selector: &LabelSelector, w: &Workload) -> bool {
+    selector.matches(&namespace_labels(ctx.cluster, &w.namespace))
+}
+
+/// Walks the tiers for `subject` in `direction` against `peer`; `network_policy` computes the
+/// NetworkPolicy tier's verdict (only when the walk gets there).
+pub(super) fn walk(
+    ctx: &FlowCtx<'_>,
+    direction: Direction,
+    subject: &Workload,
+    peer: &PeerView<'_>,
+    network_policy: impl FnOnce() -> DirectionVerdict,
+) -> DirectionVerdict {
+    let sel = selecting(ctx, direction, subject);
+    if sel.admin.is_empty() && sel.baseline.is_empty() {
+        return network_policy();
+    }
+    let mut steps = Vec::new();
+    let admin = tier_outcome(ctx, direction, &sel.admin, peer);
+    let decided = final_action(&admin);
+    steps.push(TierStep::Admin { outcome: admin });
+    if let Some(allowed) = decided {
+        return DirectionVerdict::Tiered { allowed, steps };
+    }
+    let np = network_policy();
+    let np_open = np == DirectionVerdict::Open;
+    let np_allows = np.allows();
+    steps.push(TierStep::NetworkPolicy {
+        verdict: Box::new(np),
+    });
+    if !np_open {
+        return DirectionVerdict::Tiered {
+            allowed: np_allows,
+            steps,
+        };
+    }
+    let baseline = tier_outcome(ctx, direction, &sel.baseline, peer);
+    let decided = final_action(&baseline);
+    steps.push(TierStep::Baseline { outcome: baseline });
+    if let Some(allowed) = decided {
+        return DirectionVerdict::Tiered { allowed, steps };
+    }
+    steps.push(TierStep::Default);
+    DirectionVerdict::Tiered {
+        allowed: true,
+        steps,
+    }
+}
+
+/// `Some(allowed)` when the tier decided (Accept or Deny), `None` when it passed or nothing
+/// matched.
+fn final_action(outcome: &TierOutcome) -> Option<bool> {
+    match outcome {
+        TierOutcome::Matched(m) => match m.action {
+            AdminAction::Accept => Some(true),
+            AdminAction::Deny => Some(false),
+            AdminAction::Pass => None,
+        },
+        TierOutcome::NoMatch { .. } | TierOutcome::NoPolicy => None,
+    }
+}
+
+/// The first rule of the tier's policies (in walk order, rules in written order) that matches.
+fn tier_outcome(
+    ctx: &FlowCtx<'_>,
+    direction: Direction,
+    policies: &[&AdminPolicy],
+    peer: &PeerView<'_>,
+) -> TierOutcome {
+    if policies.is_empty() {
+        return TierOutcome::NoPolicy;
+    }
+    for policy in policies {
+        for (index, rule) in policy.rules(direction).iter().enumerate() {
+            if let Some(m) = rule_match(ctx, policy, direction, index, rule, peer) {
+                return TierOutcome::Matched(m);
+            }
+        }
+    }
+    TierOutcome::NoMatch {
+        policies: policies.iter().map(|p| p.key()).collect(),
+    }
+}
+
+/// How a rule's peers matched.
+enum PeerHit {
+    /// This peer (by index) matched.
+    Peer(usize),
+    /// A peer of an unknown kind: the whole rule is Deny all.
+    FailClosed,
+}
+
+fn rule_match(
+    ctx: &FlowCtx<'_>,
+    policy: &AdminPolicy,
+    direction: Direction,
+    index: usize,
+    rule: &AdminRule,
+    peer: &PeerView<'_>,
+) -> Option<AdminRuleMatch> {
+    let hit = peer_hit(ctx, rule, peer)?;
+    let (action, port, fail_closed) = match hit {
+        PeerHit::FailClosed => (AdminAction::Deny, None, true),
+        PeerHit::Peer(_) => (rule.action, port_hit(ctx, rule)?, false),
+    };
+    let origin = rule.origin.as_ref().or(policy.origin.as_ref());
+    Some(AdminRuleMatch {
+        policy: policy.key(),
+        tier: policy.tier,
+        priority: policy.priority,
+        action,
+        direction,
+        rule: index,
+        rule_name: rule.name.clone(),
+        origin: origin.map(|o| o.to_string()),
+        peer: match hit {
+            PeerHit::Peer(i) => Some(i),
+            PeerHit::FailClosed => None,
+        },
+        port,
+        rule_text: render_admin_rule(direction, index, rule),
+        fail_closed,
+    })
+}
+
+/// The first peer of `rule` matching the far end; a peer of an unknown kind fails closed (no
+/// match in an Accept rule, everything in a Deny or Pass rule).
+fn peer_hit(ctx: &FlowCtx<'_>, rule: &AdminRule, peer: &PeerView<'_>) -> Option<PeerHit> {
+    if rule.action != AdminAction::Accept && rule.peers.contains(&AdminPeer::Unknown) {
+        return Some(PeerHit::FailClosed);
+    }
+    rule.peers
+        .iter()
+        .position(|p| admin_peer_matches(ctx, p, peer))
+        .map(PeerHit::Peer)
+}
+
+/// Whether one admin peer matches the far end of the flow.
+fn admin_peer_matches(ctx: &FlowCtx<'_>, peer: &AdminPeer, far: &PeerView<'_>) -> bool {
+    let address = match far {
+        PeerView::Workload { address, .. } => *address,
+        PeerView::External(a) => Some(*a),
+    };
+    match (peer, far) {
+        (AdminPeer::Namespaces(ns), PeerView::Workload { workload, .. }) => {
+            namespace_matches(ctx, ns, workload)
+        }
+        (
+            AdminPeer::Pods {
+                namespace_selector,
+                pod_selector,
+            },
+            PeerView::Workload { workload, .. },
+        ) => {
+            namespace_matches(ctx, namespace_selector, workload)
+                && pod_selector.matches(&workload.labels)
+        }
+        (AdminPeer::Namespaces(_) | AdminPeer::Pods { .. }, PeerView::External(_)) => false,
+        (AdminPeer::Networks(nets), _) => {
+            address.is_some_and(|a| nets.iter().any(|n| n.contains(&a)))
+        }
+        (AdminPeer::Nodes(selector), PeerView::External(a)) => node_matches(ctx, selector, *a),
+        (AdminPeer::Nodes(_), PeerView::Workload { .. }) => false,
+        (AdminPeer::DomainNames(names), _) => address.is_some_and(|a| resolved_to(ctx, names, a)),
+        (AdminPeer::Unknown, _) => false,
+    }
+}
+
+/// Whether `address` belongs to a Node whose labels `selector` matches.
+fn node_matches(ctx: &FlowCtx<'_>, selector: &LabelSelector, address: IpAddr) -> bool {
+    ctx.cluster
+        .nodes
+        .iter()
+        .any(|n| n.addresses.contains(&address) && selector.matches(&n.labels))
+}
+
+/// Whether a name the user resolved to `address` matches one of `patterns`.
+fn resolved_to(ctx: &FlowCtx<'_>, patterns: &[String], address: IpAddr) -> bool {
+    ctx.cluster.resolved_names.iter().any(|(name, addresses)| {
+        addresses.contains(&address) && patterns.iter().any(|p| domain_matches(p, name))
+    })
+}
+
+/// `Some(None)` when the rule has no protocols (every port), `Some(Some(i))` for the first
+/// matching entry, `None` when no entry matches the flow's protocol and port.
+fn port_hit(ctx: &FlowCtx<'_>, rule: &AdminRule) -> Option<Option<usize>> {
+    let Some(ports) = &rule.ports else {
+        return Some(None);
+    };
+    ports
+        .iter()
+        .position(|p| admin_port_matches(ctx, p))
+        .map(Some)
+}
+
+fn admin_port_matches(ctx: &FlowCtx<'_>, port: &AdminPort) -> bool {
+    match port {
+        AdminPort::Protocol { protocol, ports } => {
+            *protocol == ctx.protocol
+                && ports.is_none_or(|(start, end)| (start..=end).contains(&ctx.port))
+        }
+        AdminPort::Named(name) => ctx.dst.is_some_and(|d| {
+            d.named_ports
+                .iter()
+                .any(|p| &p.name == name && p.protocol == ctx.protocol && p.port == ctx.port)
+        }),
+    }
+}
