@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use netpol_core::{
-    evaluate, Cluster, Direction, DirectionVerdict, Endpoint, EvalOptions, Protocol,
+    evaluate, Cluster, Direction, DirectionVerdict, Endpoint, EvalOptions, Protocol, TierOutcome,
+    TierStep,
 };
 use netpol_dataplane::NflogRecord;
 
@@ -227,6 +228,41 @@ fn judge(
         | DirectionVerdict::UnknownWorkload { .. } => {
             out.reason = format!("{whose} is not a workload of the enforced state");
         }
+        DirectionVerdict::Tiered { allowed, steps } => {
+            judge_tiered(out, allowed, steps, evaluated, whose, direction)
+        }
+    }
+}
+
+/// The step of the walk that decided names the policy: an admin or baseline rule, the
+/// NetworkPolicy tier's own verdict, or the default.
+fn judge_tiered(
+    out: &mut Explanation,
+    allowed: bool,
+    mut steps: Vec<TierStep>,
+    evaluated: Evaluated,
+    whose: &str,
+    direction: Direction,
+) {
+    out.agreement = if allowed {
+        Agreement::Allowed
+    } else {
+        Agreement::Denied
+    };
+    match steps.pop() {
+        Some(TierStep::Admin {
+            outcome: TierOutcome::Matched(m),
+        })
+        | Some(TierStep::Baseline {
+            outcome: TierOutcome::Matched(m),
+        }) => {
+            out.reason = format!("{} by {}: {}", m.action, m.policy, m.rule_text);
+            out.policies = vec![m.policy];
+        }
+        Some(TierStep::NetworkPolicy { verdict }) => {
+            judge(out, *verdict, evaluated, whose, direction)
+        }
+        _ => out.reason = "no tier decided: the default allows it".to_string(),
     }
 }
 

@@ -18,6 +18,9 @@ pub mod render;
 pub mod synth;
 
 pub use analysis::{Analyzer, ConnectivityMap, TruthTable};
-pub use eval::{evaluate, explain, flow_addresses, DirectionVerdict, Endpoint, Verdict};
+pub use eval::{
+    evaluate, evaluate_hairpin, explain, flow_addresses, AdminRuleMatch, DirectionVerdict,
+    Endpoint, TierOutcome, TierStep, Verdict,
+};
 pub use model::*;
 pub use policy_set::PolicySet;
