@@ -31,6 +31,10 @@ use netpol_core::{
 };
 use proptest::prelude::*;
 
+pub mod tiers;
+
+pub use tiers::{with_tiers, TierShape};
+
 /// The namespace names, in order; a shape uses the first [`ClusterShape::namespaces`].
 pub const NAMESPACES: [&str; 3] = ["ns0", "ns1", "ns2"];
 /// The nodes of [`ClusterShape::on_two_nodes`].

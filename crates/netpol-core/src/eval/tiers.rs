@@ -323,10 +323,10 @@ fn admin_port_matches(ctx: &FlowCtx<'_>, port: &AdminPort) -> bool {
             *protocol == ctx.protocol
                 && ports.is_none_or(|(start, end)| (start..=end).contains(&ctx.port))
         }
-        AdminPort::Named(name) => ctx.dst.is_some_and(|d| {
-            d.named_ports
-                .iter()
-                .any(|p| &p.name == name && p.protocol == ctx.protocol && p.port == ctx.port)
-        }),
+        // The destination's container port of that name under the flow's protocol (the first,
+        // as NetworkPolicy resolves named ports).
+        AdminPort::Named(name) => ctx
+            .dst
+            .is_some_and(|d| d.resolve_named_port(name, ctx.protocol) == Some(ctx.port)),
     }
 }

@@ -23,6 +23,7 @@
 //! their entries), so a change of one policy or one workload maps onto a bounded part of the set:
 //! see ARCHITECTURE.md ("Incremental compile") for how an update will use that.
 
+mod admin;
 pub mod identities;
 pub mod peers;
 pub mod ports;
@@ -33,10 +34,14 @@ use std::collections::HashMap;
 
 use crate::bits::Bits;
 use crate::model::{Cluster, Direction, EvalOptions, IpBlock, Peer, Workload};
+use admin::AdminTables;
 use identities::{Grouping, Identities, IdentityId, Namespaces};
 use peers::{Blocks, MatchContext, PeerId, PeerKey, Peers};
 use ports::{Atoms, PortNames, PortSet, PortSetId, PortSets};
-use rules::{CompiledPolicy, CompiledRule, PolicyId, Provenance, RuleId};
+use rules::{
+    AdminPolicyId, AdminRuleId, CompiledAdminPolicy, CompiledAdminRule, CompiledPolicy,
+    CompiledRule, PolicyId, Provenance, RuleId,
+};
 use tables::{RuleTables, TableInputs};
 
 /// One cluster's policies compiled for the fast paths (see the module documentation).
@@ -55,6 +60,7 @@ pub struct PolicySet {
     rules: Vec<CompiledRule>,
     /// Namespace index -> its policies in key order (policies only select their own namespace).
     namespace_policies: HashMap<usize, Vec<PolicyId>>,
+    admin: AdminTables,
 }
 
 impl PolicySet {
@@ -76,15 +82,30 @@ impl PolicySet {
     fn with_grouping(cluster: &Cluster, opts: EvalOptions, grouping: Grouping) -> Self {
         let namespaces = Namespaces::new(cluster);
         let full = grouping == Grouping::Full;
-        let mut blocks = Blocks::new(if full && opts.ipblock_matches_workloads {
+        let mut list = if full && opts.ipblock_matches_workloads {
             distinct_blocks(cluster)
         } else {
             Vec::new()
-        });
+        };
+        let policy_blocks = list.len();
+        if full {
+            // Admin networks always match workload addresses, whatever the option says of
+            // ipBlocks.
+            list.extend(
+                admin::distinct_networks(cluster)
+                    .into_iter()
+                    .map(|cidr| IpBlock {
+                        cidr,
+                        except: Vec::new(),
+                    }),
+            );
+        }
+        let mut blocks = Blocks::new(list);
         let inputs = TableInputs {
             cluster,
             namespaces: &namespaces,
             blocks: &blocks.list,
+            policy_blocks,
         };
         let (identities, tables) = std::thread::scope(|scope| {
             let tables = scope.spawn(|| RuleTables::compile(&inputs));
@@ -115,6 +136,7 @@ impl PolicySet {
             key_order: tables.key_order,
             rules: tables.rules,
             namespace_policies: tables.namespace_policies,
+            admin: tables.admin,
         }
     }
 
@@ -166,6 +188,70 @@ impl PolicySet {
     /// One distinct port set.
     pub fn port_set(&self, id: PortSetId) -> &PortSet {
         self.port_sets.get(id)
+    }
+
+    /// Every admin rule (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy),
+    /// grouped by policy in `Cluster::admin_policies` order; [`PolicySet::admin_walk`] gives the
+    /// order the tiers walk them.
+    pub fn admin_rules(&self) -> &[CompiledAdminRule] {
+        &self.admin.rules
+    }
+
+    /// One admin rule.
+    pub fn admin_rule(&self, id: AdminRuleId) -> &CompiledAdminRule {
+        &self.admin.rules[id.index()]
+    }
+
+    /// One admin policy.
+    pub fn admin_policy(&self, id: AdminPolicyId) -> &CompiledAdminPolicy {
+        &self.admin.policies[id.index()]
+    }
+
+    /// Every admin policy in the order the tiers walk them: the Admin tier's policies by
+    /// priority, then the Baseline tier's (see [`crate::model::admin_order`]). Within a policy,
+    /// its rules of a direction are walked in written order; the first match decides.
+    pub fn admin_walk(&self) -> &[AdminPolicyId] {
+        &self.admin.walk
+    }
+
+    /// Whether any admin policy exists (when none does, NetworkPolicy alone decides).
+    pub fn has_admin_policies(&self) -> bool {
+        !self.admin.policies.is_empty()
+    }
+
+    /// The identities an admin policy applies to.
+    pub(crate) fn admin_subjects(&self, id: AdminPolicyId) -> &Bits {
+        self.peer_members(self.admin_policy(id).subjects)
+    }
+
+    /// Whether an admin policy applies to an identity.
+    pub fn admin_selects(&self, id: AdminPolicyId, identity: IdentityId) -> bool {
+        self.admin_subjects(id).get(identity.index())
+    }
+
+    /// The admin policies that apply to `identity` and have rules for `direction`, in walk
+    /// order.
+    pub fn admin_policies_of(
+        &self,
+        identity: IdentityId,
+        direction: Direction,
+    ) -> Vec<AdminPolicyId> {
+        self.admin
+            .walk
+            .iter()
+            .copied()
+            .filter(|&id| {
+                !self.admin_policy(id).rules(direction).is_empty()
+                    && self.admin_selects(id, identity)
+            })
+            .collect()
+    }
+
+    /// The block standing for a `networks` peer (or an ipBlock that can match workloads), by
+    /// which identities' flow addresses are grouped; `None` when identities are not grouped by
+    /// blocks ([`Grouping::Selectors`]).
+    pub fn peer_block(&self, id: PeerId) -> Option<usize> {
+        self.peers.block_of[id.index()].map(|b| b.0 as usize)
     }
 
     /// Where a rule was written.

@@ -14,7 +14,9 @@ use std::sync::OnceLock;
 
 use crate::bits::Bits;
 use crate::hash::FxBuildHasher;
-use crate::model::{IpBlock, LabelSelector, Peer, Policy};
+use ipnet::IpNet;
+
+use crate::model::{AdminPeer, AdminSubject, IpBlock, LabelSelector, Peer, Policy};
 use crate::policy_set::identities::{Identities, Namespaces};
 
 /// Which namespaces a selector peer covers.
@@ -37,8 +39,16 @@ pub enum PeerKey {
         /// Narrows them by their labels; `None` keeps every workload of those namespaces.
         pods: Option<LabelSelector>,
     },
-    /// Addresses in a CIDR minus its holes.
+    /// Addresses in a CIDR minus its holes (a NetworkPolicy `ipBlock`: whether it matches
+    /// workload addresses is [`crate::EvalOptions::ipblock_matches_workloads`]).
     Block(IpBlock),
+    /// An admin rule's `networks` CIDR: every address in it, workload addresses always included.
+    Network(IpNet),
+    /// An admin rule's `nodes`: the addresses of the Node objects the selector matches.
+    Nodes(LabelSelector),
+    /// An admin rule's `domainNames`: the analyzer matches the addresses the user resolved
+    /// (`Cluster::resolved_names`); the kernel matches nothing.
+    DomainNames(Vec<String>),
 }
 
 impl PeerKey {
@@ -71,7 +81,54 @@ impl PeerKey {
     pub fn block(&self) -> Option<&IpBlock> {
         match self {
             PeerKey::Block(b) => Some(b),
-            PeerKey::Selector { .. } => None,
+            _ => None,
+        }
+    }
+
+    /// The CIDR, for an admin `networks` peer.
+    pub fn network(&self) -> Option<&IpNet> {
+        match self {
+            PeerKey::Network(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The distinct peers an admin peer stands for (one per CIDR of `networks`); none for a
+    /// peer of an unknown kind (its rule fails closed instead).
+    pub fn of_admin(peer: &AdminPeer) -> Vec<PeerKey> {
+        match peer {
+            AdminPeer::Namespaces(ns) => vec![PeerKey::Selector {
+                namespaces: NamespaceScope::Selector(ns.clone()),
+                pods: None,
+            }],
+            AdminPeer::Pods {
+                namespace_selector,
+                pod_selector,
+            } => vec![PeerKey::Selector {
+                namespaces: NamespaceScope::Selector(namespace_selector.clone()),
+                pods: Some(pod_selector.clone()),
+            }],
+            AdminPeer::Networks(nets) => nets.iter().map(|n| PeerKey::Network(*n)).collect(),
+            AdminPeer::Nodes(sel) => vec![PeerKey::Nodes(sel.clone())],
+            AdminPeer::DomainNames(names) => vec![PeerKey::DomainNames(names.clone())],
+            AdminPeer::Unknown => Vec::new(),
+        }
+    }
+
+    /// The workloads an admin policy applies to.
+    pub fn subjects_of_admin(subject: &AdminSubject) -> PeerKey {
+        match subject {
+            AdminSubject::Namespaces(ns) => PeerKey::Selector {
+                namespaces: NamespaceScope::Selector(ns.clone()),
+                pods: None,
+            },
+            AdminSubject::Pods {
+                namespace_selector,
+                pod_selector,
+            } => PeerKey::Selector {
+                namespaces: NamespaceScope::Selector(namespace_selector.clone()),
+                pods: Some(pod_selector.clone()),
+            },
         }
     }
 }
@@ -91,6 +148,9 @@ impl fmt::Display for PeerKey {
                 }
             }
             PeerKey::Block(b) => write!(f, "ipBlock {b}"),
+            PeerKey::Network(n) => write!(f, "network {n}"),
+            PeerKey::Nodes(s) => write!(f, "nodes {s}"),
+            PeerKey::DomainNames(d) => write!(f, "domainNames {}", d.join(",")),
         }
     }
 }
@@ -120,7 +180,7 @@ pub(crate) struct Peers {
     collisions: Vec<Option<PeerId>>,
     /// Selector peers: the identities matched, on first use.
     members: Vec<OnceLock<Bits>>,
-    /// Block peers that can match workloads: their block.
+    /// Block peers that can match workloads, and network peers: their block.
     pub(crate) block_of: Vec<Option<BlockId>>,
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::bits::Bits;
 use crate::hash::FxBuildHasher;
-use crate::model::{Cluster, PolicyPort, PortSpec, Protocol};
+use crate::model::{AdminPort, Cluster, PolicyPort, PortSpec, Protocol};
 
 /// Index of a protocol in [`Protocol::ALL`] order.
 pub(crate) fn proto_index(p: Protocol) -> usize {
@@ -65,6 +65,19 @@ impl Atoms {
                         Some(PortSpec::Number(x)) => cut(port.protocol, *x, *x),
                         Some(PortSpec::Range { start, end }) => cut(port.protocol, *start, *end),
                         Some(PortSpec::Named(_)) | None => {}
+                    }
+                }
+            }
+        }
+        for p in &cluster.admin_policies {
+            for r in p.ingress.iter().chain(&p.egress) {
+                for port in r.ports.iter().flatten() {
+                    if let AdminPort::Protocol {
+                        protocol,
+                        ports: Some((lo, hi)),
+                    } = port
+                    {
+                        cut(*protocol, *lo, *hi);
                     }
                 }
             }

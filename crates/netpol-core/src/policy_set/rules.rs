@@ -131,3 +131,74 @@ pub(crate) fn direction_index(d: Direction) -> usize {
         Direction::Egress => 1,
     }
 }
+
+/// The index of an admin policy: its index in `Cluster::admin_policies`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AdminPolicyId(pub u32);
+
+impl AdminPolicyId {
+    /// The index into `Cluster::admin_policies`.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// The index of an admin rule in [`crate::PolicySet::admin_rules`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AdminRuleId(pub u32);
+
+impl AdminRuleId {
+    /// The index into [`crate::PolicySet::admin_rules`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One rule of an admin policy, compiled. Unlike a NetworkPolicy rule (any match allows), the
+/// first matching admin rule of a direction decides, so the walk order matters: see
+/// [`crate::PolicySet::admin_walk`].
+#[derive(Clone, Debug)]
+pub struct CompiledAdminRule {
+    /// What a match does. A Deny or Pass rule with a peer of an unknown kind fails closed: it is
+    /// compiled as Deny of every peer on every port (`fail_closed`).
+    pub action: Action,
+    /// The direction it decides.
+    pub direction: Direction,
+    /// The policy it belongs to.
+    pub policy: AdminPolicyId,
+    /// The rule's index in the policy's list for `direction`.
+    pub index: usize,
+    /// The peers it matches (never [`RulePeers::Any`] unless it fails closed: admin rules always
+    /// list peers). An Accept rule whose peers are all of unknown kinds lists none and matches
+    /// nothing.
+    pub peers: RulePeers,
+    /// The ports it matches (every port when the rule has no `protocols`, or fails closed).
+    pub ports: PortSetId,
+    /// True when a peer of an unknown kind turned a Deny or Pass rule into Deny all.
+    pub fail_closed: bool,
+}
+
+/// One admin policy, compiled.
+#[derive(Clone, Debug)]
+pub struct CompiledAdminPolicy {
+    /// Its index in `Cluster::admin_policies`.
+    pub id: AdminPolicyId,
+    /// `cnp/NAME`, `anp/NAME` or `banp/NAME`.
+    pub key: String,
+    /// The tier it decides in ([`Tier::Admin`] or [`Tier::Baseline`]).
+    pub tier: Tier,
+    /// Its priority within the tier.
+    pub priority: u32,
+    /// The distinct selector standing for the workloads it applies to.
+    pub subjects: PeerId,
+    /// Per direction (`[ingress, egress]`): its rules in written order (empty: the policy does
+    /// not touch the direction; there is no implicit isolation).
+    pub rules: [Vec<AdminRuleId>; 2],
+}
+
+impl CompiledAdminPolicy {
+    /// The policy's rules for `direction`, in written order.
+    pub fn rules(&self, direction: Direction) -> &[AdminRuleId] {
+        &self.rules[direction_index(direction)]
+    }
+}

@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
+use ipnet::IpNet;
+
 use crate::model::{Cluster, Direction, IpBlock, Peer, Policy};
+use crate::policy_set::admin::{AdminTables, Shared};
 use crate::policy_set::identities::Namespaces;
 use crate::policy_set::peers::{BlockId, PeerId, PeerKey, Peers};
 use crate::policy_set::ports::{Atoms, PortNames, PortSets};
@@ -15,8 +18,11 @@ use crate::policy_set::rules::{
 pub(super) struct TableInputs<'a> {
     pub(super) cluster: &'a Cluster,
     pub(super) namespaces: &'a Namespaces,
-    /// The ipBlocks that can match workloads (empty when they cannot).
+    /// The ipBlocks that can match workloads: the NetworkPolicy ones (when they can) first,
+    /// then every admin `networks` CIDR (empty when identities are not grouped by blocks).
     pub(super) blocks: &'a [IpBlock],
+    /// How many of `blocks` are NetworkPolicy ipBlocks; the rest are admin networks.
+    pub(super) policy_blocks: usize,
 }
 
 /// Policies, rules and what they reference.
@@ -30,6 +36,8 @@ pub(super) struct RuleTables {
     pub(super) rules: Vec<CompiledRule>,
     /// Namespace index -> its policies in key order.
     pub(super) namespace_policies: HashMap<usize, Vec<PolicyId>>,
+    /// The admin tiers.
+    pub(super) admin: AdminTables,
 }
 
 /// A compile in progress.
@@ -60,7 +68,25 @@ impl RuleTables {
             namespace_policies: HashMap::new(),
         };
         b.compile_policies(cluster);
+        let networks: HashMap<IpNet, BlockId> = inputs
+            .blocks
+            .iter()
+            .enumerate()
+            .skip(inputs.policy_blocks)
+            .map(|(i, b)| (b.cidr, BlockId(u32::try_from(i).unwrap_or(u32::MAX))))
+            .collect();
+        let admin = AdminTables::compile(
+            cluster,
+            &mut Shared {
+                peers: &mut b.peers,
+                port_sets: &mut b.port_sets,
+                atoms: &b.atoms,
+                port_names: &b.port_names,
+                networks: &networks,
+            },
+        );
         RuleTables {
+            admin,
             atoms: b.atoms,
             peers: b.peers,
             port_sets: b.port_sets,
@@ -78,6 +104,7 @@ impl Builder<'_> {
             .inputs
             .blocks
             .iter()
+            .take(self.inputs.policy_blocks)
             .enumerate()
             .map(|(i, b)| (b.clone(), BlockId(u32::try_from(i).unwrap_or(u32::MAX))))
             .collect();
