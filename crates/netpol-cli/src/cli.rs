@@ -103,6 +103,27 @@ pub struct InputArgs {
     /// behaviour; false: Cilium, which Deckhouse uses).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub ipblock_matches_workloads: bool,
+    /// Resolve a domain name for admin policies' `domainNames` peers (repeatable:
+    /// `--resolve api.example.com=192.0.2.10`); without it such peers match nothing. The
+    /// kernel does not enforce domainNames either way.
+    #[arg(long, value_name = "NAME=IP", value_parser = parse_resolve)]
+    pub resolve: Vec<(String, std::net::IpAddr)>,
+}
+
+/// `NAME=IP` of `--resolve`.
+fn parse_resolve(text: &str) -> Result<(String, std::net::IpAddr), String> {
+    let (name, ip) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected NAME=IP, e.g. api.example.com=192.0.2.10"))?;
+    let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    if name.is_empty() {
+        return Err(format!("{text:?}: the name is empty"));
+    }
+    let ip = ip
+        .trim()
+        .parse()
+        .map_err(|e| format!("{text:?}: {ip:?} is not an IP address ({e})"))?;
+    Ok((name, ip))
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +213,11 @@ pub struct DiffArgs {
     /// Whether an ipBlock also matches in-cluster workload addresses (see `netpol check --help`).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub ipblock_matches_workloads: bool,
+    /// Resolve a domain name for admin policies' `domainNames` peers (repeatable:
+    /// `--resolve api.example.com=192.0.2.10`); without it such peers match nothing. The
+    /// kernel does not enforce domainNames either way.
+    #[arg(long, value_name = "NAME=IP", value_parser = parse_resolve)]
+    pub resolve: Vec<(String, std::net::IpAddr)>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +252,7 @@ pub enum ReportFormat {
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// vms, pods, workloads or nodes.
+    /// vms, pods, workloads, nodes or policies.
     #[arg(value_enum)]
     pub what: GetWhat,
     /// Only this namespace.
@@ -249,6 +275,10 @@ pub enum GetWhat {
     Workloads,
     #[value(alias = "node", alias = "no")]
     Nodes,
+    /// The policies of every tier (ClusterNetworkPolicy, AdminNetworkPolicy, NetworkPolicy,
+    /// BaselineAdminNetworkPolicy) in the order they decide, with how many workloads each selects.
+    #[value(alias = "policy", alias = "netpol", alias = "cnp")]
+    Policies,
 }
 
 #[derive(Args, Debug)]

@@ -27,8 +27,16 @@ pub fn load(args: &InputArgs) -> Input {
         eprintln!("{diagnostic}");
     }
     let had_errors = loaded.has_errors();
+    let mut cluster = loaded.cluster;
+    for (name, ip) in &args.resolve {
+        cluster
+            .resolved_names
+            .entry(name.clone())
+            .or_default()
+            .push(*ip);
+    }
     Input {
-        cluster: loaded.cluster,
+        cluster,
         opts: EvalOptions {
             ipblock_matches_workloads: args.ipblock_matches_workloads,
         },

@@ -83,7 +83,7 @@ fn the_sarif_log_has_the_fields_code_scanning_requires() {
         ids,
         [
             "NP001", "NP002", "NP003", "NP004", "NP005", "NP006", "NP007", "NP008", "NP009",
-            "NP010"
+            "NP010", "NP011", "NP012"
         ]
     );
     for r in rules {

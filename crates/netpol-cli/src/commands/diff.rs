@@ -62,6 +62,7 @@ fn input_args(args: &DiffArgs, paths: Vec<PathBuf>) -> InputArgs {
         paths,
         validate: args.validate,
         ipblock_matches_workloads: args.ipblock_matches_workloads,
+        resolve: args.resolve.clone(),
     }
 }
 

@@ -1,5 +1,6 @@
-//! `netpol get vms|pods|workloads|nodes`: a `d8 k get vm`-style listing with isolation columns,
-//! or the nodes with their addresses and the workloads they host.
+//! `netpol get vms|pods|workloads|nodes|policies`: a `d8 k get vm`-style listing with isolation
+//! columns, the nodes with their addresses and the workloads they host, or the policies of every
+//! tier in the order they decide.
 
 use anyhow::Result;
 use netpol_core::{Workload, WorkloadKind};
@@ -10,8 +11,12 @@ use crate::input;
 pub fn run(args: &GetArgs) -> Result<u8> {
     let input = input::load(&args.input);
     let cluster = &input.cluster;
-    if args.what == GetWhat::Nodes {
-        let listing = crate::render::get::nodes(cluster, args.namespace.as_deref());
+    if matches!(args.what, GetWhat::Nodes | GetWhat::Policies) {
+        let namespace = args.namespace.as_deref();
+        let listing = match args.what {
+            GetWhat::Nodes => crate::render::get::nodes(cluster, namespace),
+            _ => crate::render::get::policies(cluster, namespace),
+        };
         if listing.is_empty() {
             eprintln!("No resources found.");
         } else {
@@ -26,7 +31,7 @@ pub fn run(args: &GetArgs) -> Result<u8> {
         .filter(|w| match args.what {
             GetWhat::Vms => w.kind.is_vm(),
             GetWhat::Pods => w.kind == WorkloadKind::Pod,
-            GetWhat::Workloads | GetWhat::Nodes => true,
+            GetWhat::Workloads | GetWhat::Nodes | GetWhat::Policies => true,
         })
         .filter(|w| args.namespace.as_ref().is_none_or(|ns| &w.namespace == ns))
         .collect();
@@ -34,6 +39,7 @@ pub fn run(args: &GetArgs) -> Result<u8> {
     let columns = crate::render::get::Columns {
         namespace: args.namespace.is_none(),
         kind: args.what == GetWhat::Workloads,
+        admin: !cluster.admin_policies.is_empty(),
     };
     if rows.is_empty() {
         eprintln!("No resources found.");

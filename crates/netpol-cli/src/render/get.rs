@@ -1,7 +1,7 @@
 //! `netpol get`: the workloads table with isolation columns, and the nodes table.
 
-use netpol_core::eval::policy_selects;
-use netpol_core::{Cluster, Direction, Workload};
+use netpol_core::eval::{admin_policy_selects, policy_selects};
+use netpol_core::{admin_order, AdminPolicy, AdminTier, Cluster, Direction, Policy, Workload};
 
 use super::{join_addresses, kubectl_table, render};
 
@@ -12,6 +12,8 @@ pub struct Columns {
     pub namespace: bool,
     /// KIND (VMs and pods are listed together).
     pub kind: bool,
+    /// ADMIN POLICIES (the cluster has admin-tier policies).
+    pub admin: bool,
 }
 
 /// One row per workload: namespace, kind, name, phase, node, addresses, ingress, egress.
@@ -24,6 +26,9 @@ pub fn workloads(cluster: &Cluster, rows: &[&Workload], columns: Columns) -> Str
         header.push("KIND");
     }
     header.extend(["NAME", "PHASE", "NODE", "IPADDRESS", "INGRESS", "EGRESS"]);
+    if columns.admin {
+        header.push("ADMIN POLICIES");
+    }
     let mut table = kubectl_table(&header);
     for w in rows {
         let mut row = Vec::new();
@@ -39,9 +44,107 @@ pub fn workloads(cluster: &Cluster, rows: &[&Workload], columns: Columns) -> Str
         row.push(join_addresses(&w.addresses));
         row.push(isolation(cluster, w, Direction::Ingress));
         row.push(isolation(cluster, w, Direction::Egress));
+        if columns.admin {
+            row.push(admin_policies_of(cluster, w));
+        }
         table.add_row(row);
     }
     render(&table)
+}
+
+/// The admin-tier policies selecting `workload`, in the order they decide (`<none>` if none).
+fn admin_policies_of(cluster: &Cluster, workload: &Workload) -> String {
+    let keys: Vec<String> = admin_order(&cluster.admin_policies)
+        .into_iter()
+        .map(|i| &cluster.admin_policies[i])
+        .filter(|p| admin_policy_selects(cluster, p, workload))
+        .map(|p| p.key())
+        .collect();
+    if keys.is_empty() {
+        "<none>".to_string()
+    } else {
+        keys.join(",")
+    }
+}
+
+/// Every policy of every tier in the order they decide: the Admin tier by priority, then
+/// NetworkPolicies by `namespace/name`, then the Baseline tier; with `namespace`, only that
+/// namespace's NetworkPolicies, and subjects counted in it.
+pub fn policies(cluster: &Cluster, namespace: Option<&str>) -> String {
+    let in_scope = |w: &&Workload| namespace.is_none_or(|ns| w.namespace == ns);
+    let mut table = kubectl_table(&[
+        "TIER", "PRIORITY", "POLICY", "SUBJECTS", "INGRESS", "EGRESS",
+    ]);
+    let order = admin_order(&cluster.admin_policies);
+    let admin_row = |table: &mut comfy_table::Table, p: &AdminPolicy| {
+        let subjects = cluster
+            .workloads
+            .iter()
+            .filter(in_scope)
+            .filter(|w| admin_policy_selects(cluster, p, w))
+            .count();
+        table.add_row(vec![
+            p.tier.to_string(),
+            p.priority.to_string(),
+            p.key(),
+            subjects.to_string(),
+            admin_rule_count(p.ingress.len()),
+            admin_rule_count(p.egress.len()),
+        ]);
+    };
+    for p in order.iter().map(|&i| &cluster.admin_policies[i]) {
+        if p.tier == AdminTier::Admin {
+            admin_row(&mut table, p);
+        }
+    }
+    let mut nps: Vec<&Policy> = cluster
+        .policies
+        .iter()
+        .filter(|p| namespace.is_none_or(|ns| p.namespace == ns))
+        .collect();
+    nps.sort_by_key(|p| p.key());
+    for p in nps {
+        let subjects = cluster
+            .workloads
+            .iter()
+            .filter(|w| policy_selects(p, w))
+            .count();
+        table.add_row(vec![
+            "NetworkPolicy".to_string(),
+            String::new(),
+            p.key(),
+            subjects.to_string(),
+            np_rule_count(p, Direction::Ingress),
+            np_rule_count(p, Direction::Egress),
+        ]);
+    }
+    for p in order.iter().map(|&i| &cluster.admin_policies[i]) {
+        if p.tier == AdminTier::Baseline {
+            admin_row(&mut table, p);
+        }
+    }
+    if table.row_count() == 0 {
+        return String::new();
+    }
+    render(&table)
+}
+
+/// `N rules`, or `-` for a direction an admin policy does not touch (no implicit isolation).
+fn admin_rule_count(n: usize) -> String {
+    match n {
+        0 => "-".to_string(),
+        1 => "1 rule".to_string(),
+        n => format!("{n} rules"),
+    }
+}
+
+/// `N rules`, `deny all` for an isolating policy without rules, `-` when it does not isolate.
+fn np_rule_count(p: &Policy, d: Direction) -> String {
+    match (p.affects(d), p.rules(d).len()) {
+        (false, _) => "-".to_string(),
+        (true, 0) => "deny all".to_string(),
+        (true, n) => admin_rule_count(n),
+    }
 }
 
 /// `open`, or `isolated (N policies)`.

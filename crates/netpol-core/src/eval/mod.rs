@@ -11,7 +11,7 @@ mod matching;
 mod tiers;
 
 pub use families::{evaluate_ends, FamilyVerdicts, FlowEnd};
-pub use tiers::{AdminRuleMatch, TierOutcome, TierStep};
+pub use tiers::{admin_policy_selects, AdminRuleMatch, TierOutcome, TierStep};
 
 pub use crate::render::{explain, render_labels, render_peer, render_rule};
 use matching::{port_reason, protocol_reason, rule_peer_matches, rule_port_matches, PortOutcome};

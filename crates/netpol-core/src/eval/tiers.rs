@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::{namespace_labels, DirectionVerdict, FlowCtx, PeerView};
 use crate::model::{
     admin_order, domain_matches, AdminAction, AdminPeer, AdminPolicy, AdminPort, AdminRule,
-    AdminSubject, AdminTier, Direction, LabelSelector, Workload,
+    AdminSubject, AdminTier, Cluster, Direction, LabelSelector, Workload,
 };
 use crate::render::render_admin_rule;
 
@@ -100,7 +100,7 @@ fn selecting<'a>(ctx: &FlowCtx<'a>, direction: Direction, subject: &Workload) ->
     };
     for i in admin_order(policies) {
         let p = &policies[i];
-        if p.rules(direction).is_empty() || !subject_matches(ctx, &p.subject, subject) {
+        if p.rules(direction).is_empty() || !subject_matches(ctx.cluster, &p.subject, subject) {
             continue;
         }
         match p.tier {
@@ -111,19 +111,23 @@ fn selecting<'a>(ctx: &FlowCtx<'a>, direction: Direction, subject: &Workload) ->
     out
 }
 
-/// Whether an admin policy's subject selects `workload`.
-pub(crate) fn subject_matches(ctx: &FlowCtx<'_>, subject: &AdminSubject, w: &Workload) -> bool {
+/// Whether an admin policy's subject selects `workload` (whatever its rules).
+pub fn admin_policy_selects(cluster: &Cluster, policy: &AdminPolicy, workload: &Workload) -> bool {
+    subject_matches(cluster, &policy.subject, workload)
+}
+
+fn subject_matches(cluster: &Cluster, subject: &AdminSubject, w: &Workload) -> bool {
     match subject {
-        AdminSubject::Namespaces(ns) => namespace_matches(ctx, ns, w),
+        AdminSubject::Namespaces(ns) => namespace_matches(cluster, ns, w),
         AdminSubject::Pods {
             namespace_selector,
             pod_selector,
-        } => namespace_matches(ctx, namespace_selector, w) && pod_selector.matches(&w.labels),
+        } => namespace_matches(cluster, namespace_selector, w) && pod_selector.matches(&w.labels),
     }
 }
 
-fn namespace_matches(ctx: &FlowCtx<'_>, selector: &LabelSelector, w: &Workload) -> bool {
-    selector.matches(&namespace_labels(ctx.cluster, &w.namespace))
+fn namespace_matches(cluster: &Cluster, selector: &LabelSelector, w: &Workload) -> bool {
+    selector.matches(&namespace_labels(cluster, &w.namespace))
 }
 
 /// Walks the tiers for `subject` in `direction` against `peer`; `network_policy` computes the
@@ -267,7 +271,7 @@ fn admin_peer_matches(ctx: &FlowCtx<'_>, peer: &AdminPeer, far: &PeerView<'_>) -
     };
     match (peer, far) {
         (AdminPeer::Namespaces(ns), PeerView::Workload { workload, .. }) => {
-            namespace_matches(ctx, ns, workload)
+            namespace_matches(ctx.cluster, ns, workload)
         }
         (
             AdminPeer::Pods {
@@ -276,7 +280,7 @@ fn admin_peer_matches(ctx: &FlowCtx<'_>, peer: &AdminPeer, far: &PeerView<'_>) -
             },
             PeerView::Workload { workload, .. },
         ) => {
-            namespace_matches(ctx, namespace_selector, workload)
+            namespace_matches(ctx.cluster, namespace_selector, workload)
                 && pod_selector.matches(&workload.labels)
         }
         (AdminPeer::Namespaces(_) | AdminPeer::Pods { .. }, PeerView::External(_)) => false,

@@ -181,7 +181,8 @@ pub fn egress_without_dns(cluster: &Cluster) -> Vec<Finding> {
         }
         let mut cache: std::collections::HashMap<Vec<usize>, DnsReach> =
             std::collections::HashMap::new();
-        for w in &cluster.workloads {
+        let admin = (!cluster.admin_policies.is_empty()).then(|| AdminDns::new(cluster, &servers));
+        for (wi, w) in cluster.workloads.iter().enumerate() {
             let Some(candidates) = by_namespace.get(w.namespace.as_str()) else {
                 continue;
             };
@@ -199,9 +200,14 @@ pub fn egress_without_dns(cluster: &Cluster) -> Vec<Finding> {
             if ids.is_empty() {
                 continue;
             }
-            let r = *cache
+            let mut r = *cache
                 .entry(ids.clone())
                 .or_insert_with(|| reach(&policies(&ids), &servers, &ns));
+            if !r.complete() {
+                if let Some(admin) = &admin {
+                    r = admin.or_accepted(r, wi);
+                }
+            }
             if r.complete() {
                 continue;
             }
@@ -215,6 +221,65 @@ pub fn egress_without_dns(cluster: &Cluster) -> Vec<Finding> {
         }
     }
     findings(cluster, per_policy)
+}
+
+/// The Admin tier decides before NetworkPolicy: an Admin-tier Accept of DNS gives a workload
+/// DNS whatever its NetworkPolicies say. A cluster with the DNS servers in it (the stand-in added
+/// when the input has none) to evaluate that on.
+struct AdminDns {
+    cluster: Cluster,
+    servers: Vec<usize>,
+}
+
+impl AdminDns {
+    fn new(cluster: &Cluster, servers: &[Workload]) -> Self {
+        let mut with_servers = cluster.clone();
+        let mut indices = Vec::new();
+        for s in servers {
+            let found = with_servers
+                .workloads
+                .iter()
+                .position(|w| w.namespace == s.namespace && w.name == s.name && w.kind == s.kind);
+            let i = found.unwrap_or_else(|| {
+                with_servers.workloads.push(s.clone());
+                with_servers.workloads.len() - 1
+            });
+            indices.push(i);
+        }
+        with_servers.add_missing_namespaces();
+        AdminDns {
+            cluster: with_servers,
+            servers: indices,
+        }
+    }
+
+    /// `reach` plus the protocols an Admin-tier rule accepts from workload `src` (an index of
+    /// the input's workloads, the same here: servers are added after them) to a DNS server on 53.
+    fn or_accepted(&self, mut reach: DnsReach, src: usize) -> DnsReach {
+        for &dst in &self.servers {
+            reach.udp |= self.accepts(src, dst, Protocol::Udp);
+            reach.tcp |= self.accepts(src, dst, Protocol::Tcp);
+        }
+        reach
+    }
+
+    fn accepts(&self, src: usize, dst: usize, protocol: Protocol) -> bool {
+        let v = crate::eval::evaluate(
+            &self.cluster,
+            crate::model::EvalOptions::default(),
+            &crate::Endpoint::Workload(src),
+            &crate::Endpoint::Workload(dst),
+            protocol,
+            53,
+        );
+        let crate::DirectionVerdict::Tiered { steps, .. } = &v.egress else {
+            return false;
+        };
+        steps.iter().any(|s| {
+            matches!(s, crate::TierStep::Admin { outcome: crate::TierOutcome::Matched(m) }
+                if m.action == crate::model::AdminAction::Accept)
+        })
+    }
 }
 
 fn findings(cluster: &Cluster, per_policy: Vec<(usize, Option<String>, DnsReach)>) -> Vec<Finding> {

@@ -16,7 +16,9 @@
 //! * NP005 an ipBlock containing addresses of in-cluster workloads;
 //! * NP006 a named port that no destination of its rule defines for that protocol;
 //! * NP007 `Egress` in `policyTypes` with no egress rule;
-//! * NP008 the AND/OR dash mistake (see [`selection::dash_mistakes`]).
+//! * NP008 the AND/OR dash mistake (see [`selection::dash_mistakes`]);
+//! * NP011 admin policies of one tier tied on priority that overlap, NP012 a NetworkPolicy rule
+//!   an Admin-tier Deny shadows (see [`tiers`]).
 //!
 //! The checks that ask what selectors select (NP001, NP002, NP003, NP006, NP008) need workloads:
 //! on an input with none (policies kept apart from what they select) they are skipped and
@@ -26,6 +28,7 @@ mod addrs;
 pub mod dns;
 pub mod redundant;
 pub mod selection;
+pub mod tiers;
 
 use std::fmt;
 
@@ -87,11 +90,15 @@ pub enum Check {
     UnknownField,
     /// NP010: a field given twice (the later value is used).
     DuplicateField,
+    /// NP011: admin policies of one tier with equal priorities overlap.
+    AdminPriorityTie,
+    /// NP012: an Admin-tier Deny shadows a NetworkPolicy rule.
+    ShadowedByAdminDeny,
 }
 
 impl Check {
     /// Every check, in ID order.
-    pub const ALL: [Check; 10] = [
+    pub const ALL: [Check; 12] = [
         Check::SelectsNoWorkload,
         Check::PeerSelectsNothing,
         Check::Redundant,
@@ -102,6 +109,8 @@ impl Check {
         Check::SplitPeer,
         Check::UnknownField,
         Check::DuplicateField,
+        Check::AdminPriorityTie,
+        Check::ShadowedByAdminDeny,
     ];
 
     /// The stable ID, `NP001` ...
@@ -117,6 +126,8 @@ impl Check {
             Check::SplitPeer => "NP008",
             Check::UnknownField => "NP009",
             Check::DuplicateField => "NP010",
+            Check::AdminPriorityTie => "NP011",
+            Check::ShadowedByAdminDeny => "NP012",
         }
     }
 
@@ -133,6 +144,8 @@ impl Check {
             Check::SplitPeer => "split-peer",
             Check::UnknownField => "unknown-field",
             Check::DuplicateField => "duplicate-field",
+            Check::AdminPriorityTie => "admin-priority-tie",
+            Check::ShadowedByAdminDeny => "shadowed-by-admin-deny",
         }
     }
 
@@ -149,6 +162,8 @@ impl Check {
             Check::SplitPeer => "namespaceSelector and podSelector are two peers where one was probably meant.",
             Check::UnknownField => "A field netpol does not know, most often one under the wrong parent; it was dropped.",
             Check::DuplicateField => "A field is given twice; the later value is used.",
+            Check::AdminPriorityTie => "Two admin policies of one tier have the same priority and select a common workload: which decides first is undefined upstream.",
+            Check::ShadowedByAdminDeny => "An Admin-tier Deny decides before a NetworkPolicy rule, which then never allows what it says.",
         }
     }
 
@@ -165,6 +180,8 @@ impl Check {
             Check::SplitPeer => "To allow only the selected pods of the selected namespaces, make them one list item: remove the dash before podSelector so that it lines up with namespaceSelector.",
             Check::UnknownField => "Move the field to where it belongs (see the hint) or remove it; in strict mode the whole object is rejected.",
             Check::DuplicateField => "Remove one of the two.",
+            Check::AdminPriorityTie => "Give the policies distinct priorities (lower decides first), so every implementation orders them the same way.",
+            Check::ShadowedByAdminDeny => "If the connection should be possible, ask the cluster administrator to Pass it in the Admin tier (or narrow the Deny); otherwise remove the NetworkPolicy rule.",
         }
     }
 
@@ -275,7 +292,9 @@ pub fn lint(cluster: &Cluster, opts: EvalOptions) -> LintReport {
         findings.extend(selection::unknown_named_ports(cluster, &index));
         findings.extend(selection::dash_mistakes(cluster, &index));
         findings.extend(redundant::redundant(cluster, opts));
+        findings.extend(tiers::shadowed_by_admin_deny(cluster, opts, &index));
     }
+    findings.extend(tiers::priority_ties(cluster));
     findings.extend(dns::egress_without_dns(cluster));
     findings.extend(selection::ip_blocks_covering_workloads(cluster, opts));
     findings.extend(selection::egress_without_rules(cluster));
