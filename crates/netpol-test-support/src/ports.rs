@@ -3,9 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use netpol_core::model::{Cluster, PortSpec};
+use netpol_core::model::{AdminPort, Cluster, PortSpec};
 
-/// Every port where a rule's port or range or a workload's named port starts or ends, with its
+/// Every port where a rule's port or range (admin rules' too) or a workload's named port starts
+/// or ends, with its
 /// neighbours, plus 1, 2, 65534, 65535 and `extra`, sorted, over all of `clusters`.
 pub fn interesting_ports<'a>(
     clusters: impl IntoIterator<Item = &'a Cluster>,
@@ -34,6 +35,22 @@ pub fn interesting_ports<'a>(
                         add(u32::from(*end));
                     }
                     _ => {}
+                }
+            }
+        }
+        for r in c
+            .admin_policies
+            .iter()
+            .flat_map(|p| p.ingress.iter().chain(&p.egress))
+        {
+            for port in r.ports.iter().flatten() {
+                if let AdminPort::Protocol {
+                    ports: Some((start, end)),
+                    ..
+                } = port
+                {
+                    add(u32::from(*start));
+                    add(u32::from(*end));
                 }
             }
         }

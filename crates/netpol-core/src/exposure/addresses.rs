@@ -91,11 +91,11 @@ fn rule_pieces(
     }
 }
 
-/// Cuts the pieces at every boundary and unions the addresses per elementary range, then merges
-/// neighbouring ranges with the same addresses.
+/// Cuts the pieces at every boundary and unions the addresses per elementary range, then groups
+/// them ([`group_ranges`]).
 fn grants(pieces: &[Piece], universe: &Universe) -> Vec<AddressGrant> {
     let outside = &universe.outside;
-    let mut out: Vec<AddressGrant> = Vec::new();
+    let mut ranges: Vec<(Protocol, u16, u16, AddrSet)> = Vec::new();
     for protocol in Protocol::ALL {
         let mine: Vec<&Piece> = pieces.iter().filter(|p| p.protocol == protocol).collect();
         let mut cuts: Vec<u32> = mine
@@ -104,8 +104,6 @@ fn grants(pieces: &[Piece], universe: &Universe) -> Vec<AddressGrant> {
             .collect();
         cuts.sort_unstable();
         cuts.dedup();
-        // (lo, hi, addresses) in port order.
-        let mut ranges: Vec<(u16, u16, AddrSet)> = Vec::new();
         for pair in cuts.windows(2) {
             let (lo, hi) = (pair[0], pair[1] - 1);
             let covering = mine
@@ -119,20 +117,36 @@ fn grants(pieces: &[Piece], universe: &Universe) -> Vec<AddressGrant> {
                 }
                 union = union.union(&p.addresses);
             }
-            if union.is_empty() {
+            ranges.push((protocol, clamp(lo), clamp(hi), union));
+        }
+    }
+    group_ranges(ranges, universe)
+}
+
+/// Elementary port ranges (in port order per protocol) with the outside addresses admitted on
+/// each, as grants: empty ones left out, neighbouring ranges with the same addresses merged, one
+/// grant per protocol and distinct address set with all its ranges.
+pub(super) fn group_ranges(
+    ranges: Vec<(Protocol, u16, u16, AddrSet)>,
+    universe: &Universe,
+) -> Vec<AddressGrant> {
+    let outside = &universe.outside;
+    let mut out: Vec<AddressGrant> = Vec::new();
+    for protocol in Protocol::ALL {
+        let mut merged: Vec<(u16, u16, AddrSet)> = Vec::new();
+        for (_, lo, hi, addresses) in ranges.iter().filter(|r| r.0 == protocol) {
+            if addresses.is_empty() {
                 continue;
             }
-            let (lo, hi) = (clamp(lo), clamp(hi));
-            match ranges.last_mut() {
-                Some(last) if u32::from(last.1) + 1 == u32::from(lo) && last.2 == union => {
-                    last.1 = hi
+            match merged.last_mut() {
+                Some(last) if u32::from(last.1) + 1 == u32::from(*lo) && &last.2 == addresses => {
+                    last.1 = *hi
                 }
-                _ => ranges.push((lo, hi, union)),
+                _ => merged.push((*lo, *hi, addresses.clone())),
             }
         }
-        // One grant per distinct address set, with all its ranges.
         let mut by_set: Vec<AddressGrant> = Vec::new();
-        for (lo, hi, addresses) in ranges {
+        for (lo, hi, addresses) in merged {
             match by_set.iter_mut().find(|g| g.addresses == addresses) {
                 Some(g) => g.ports.push((lo, hi)),
                 None => by_set.push(AddressGrant {
@@ -171,6 +185,9 @@ fn clamp(p: u32) -> u16 {
 
 /// The grants of one direction of workload `index`: everything when no policy isolates it.
 fn side(cluster: &Cluster, index: usize, d: Direction, universe: &Universe) -> Vec<AddressGrant> {
+    if super::tiers::tiered(cluster, index, d) {
+        return super::tiers::tiered_side(cluster, index, d, universe);
+    }
     let w = &cluster.workloads[index];
     let isolating: Vec<(usize, &crate::model::Policy)> = cluster
         .policies

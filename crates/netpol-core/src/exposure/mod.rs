@@ -17,6 +17,7 @@
 //!   outside address.
 
 mod addresses;
+mod tiers;
 
 use serde::Serialize;
 
@@ -206,6 +207,9 @@ mod every_workload {
         let mut ingress_only = cluster.clone();
         for p in &mut ingress_only.policies {
             p.affects_egress = false;
+            p.egress.clear();
+        }
+        for p in &mut ingress_only.admin_policies {
             p.egress.clear();
         }
         let map = Analyzer::new(&ingress_only, opts).connectivity_map();

@@ -1,0 +1,299 @@
+//! The outside-the-cluster exposure of a workload that admin policies select: the walk through
+//! the tiers, done on address sets per elementary port range instead of one address at a time.
+//!
+//! Per protocol, the port space is cut at every boundary of the admin rules and of the
+//! NetworkPolicy rules that apply; on each elementary range, the outside addresses go through the
+//! tiers as the evaluator sends one address: Admin rules in walk order (a rule takes the addresses
+//! it matches out of the undecided ones: Accept allows them, Deny drops them, Pass sends them to
+//! NetworkPolicy), then NetworkPolicy (for a workload it isolates, it allows what its rules admit
+//! and drops the rest), then Baseline rules the same way (Pass: to the default), then the default
+//! allows what is left.
+//!
+//! Address sets are kept "raw" (without taking the cluster's own addresses out) during the walk,
+//! where they are a few intervals each; the cluster's addresses are taken out once per distinct
+//! result, which is where the sets get large.
+
+use std::collections::HashMap;
+
+use crate::eval::{admin_policy_selects, policy_selects};
+use crate::lint::AddrSet;
+use crate::model::{
+    admin_order, domain_matches, AdminAction, AdminPeer, AdminPolicy, AdminPort, AdminRule,
+    AdminTier, Cluster, Direction, Peer, PortSpec, Protocol, Rule, Workload,
+};
+
+use super::addresses::{group_ranges, Universe};
+use super::AddressGrant;
+
+/// Whether an admin policy with rules for `d` selects workload `index`.
+pub(super) fn tiered(cluster: &Cluster, index: usize, d: Direction) -> bool {
+    let w = &cluster.workloads[index];
+    cluster
+        .admin_policies
+        .iter()
+        .any(|p| !p.rules(d).is_empty() && admin_policy_selects(cluster, p, w))
+}
+
+/// One rule of the walk on one elementary range, as raw addresses and action.
+struct Step {
+    addresses: AddrSet,
+    action: AdminAction,
+}
+
+/// The rules that apply to one side, prepared once.
+struct Walk<'a> {
+    cluster: &'a Cluster,
+    workload: &'a Workload,
+    direction: Direction,
+    admin: Vec<&'a AdminPolicy>,
+    baseline: Vec<&'a AdminPolicy>,
+    /// NetworkPolicy rules of the policies isolating the workload (`None`: not isolated).
+    network_policy: Option<Vec<&'a Rule>>,
+}
+
+/// The grants of one direction of workload `index` under the tiers.
+pub(super) fn tiered_side(
+    cluster: &Cluster,
+    index: usize,
+    d: Direction,
+    universe: &Universe,
+) -> Vec<AddressGrant> {
+    let w = &cluster.workloads[index];
+    let mut admin = Vec::new();
+    let mut baseline = Vec::new();
+    for i in admin_order(&cluster.admin_policies) {
+        let p = &cluster.admin_policies[i];
+        if p.rules(d).is_empty() || !admin_policy_selects(cluster, p, w) {
+            continue;
+        }
+        match p.tier {
+            AdminTier::Admin => admin.push(p),
+            AdminTier::Baseline => baseline.push(p),
+        }
+    }
+    let isolating: Vec<&Rule> = cluster
+        .policies
+        .iter()
+        .filter(|p| p.affects(d) && policy_selects(p, w))
+        .flat_map(|p| p.rules(d))
+        .collect();
+    let isolated = cluster
+        .policies
+        .iter()
+        .any(|p| p.affects(d) && policy_selects(p, w));
+    let walk = Walk {
+        cluster,
+        workload: w,
+        direction: d,
+        admin,
+        baseline,
+        network_policy: isolated.then_some(isolating),
+    };
+    let mut inside_removed: HashMap<AddrSet, AddrSet> = HashMap::new();
+    let mut ranges = Vec::new();
+    for protocol in Protocol::ALL {
+        let cuts = walk.cuts(protocol);
+        for pair in cuts.windows(2) {
+            let (lo, hi) = (pair[0], pair[1] - 1);
+            let raw = walk.allowed(protocol, lo, hi);
+            let outside = inside_removed
+                .entry(raw)
+                .or_insert_with_key(|raw| raw.minus(&universe.inside))
+                .clone();
+            ranges.push((protocol, clamp(lo), clamp(hi), outside));
+        }
+    }
+    group_ranges(ranges, universe)
+}
+
+impl Walk<'_> {
+    /// Every boundary of the port ranges the rules name for `protocol`, with 1 and 65536.
+    fn cuts(&self, protocol: Protocol) -> Vec<u32> {
+        let mut cuts = vec![1u32, 65536];
+        let mut cut = |lo: u16, hi: u16| {
+            cuts.push(u32::from(lo));
+            cuts.push(u32::from(hi) + 1);
+        };
+        for p in self.admin.iter().chain(&self.baseline) {
+            for r in p.rules(self.direction) {
+                for port in r.ports.iter().flatten() {
+                    match port {
+                        AdminPort::Protocol {
+                            protocol: q,
+                            ports: Some((lo, hi)),
+                        } if *q == protocol => cut(*lo, *hi),
+                        AdminPort::Named(name) => {
+                            if let Some(n) = self.named(name, protocol) {
+                                cut(n, n)
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for r in self.network_policy.iter().flatten() {
+            for port in &r.ports {
+                match &port.port {
+                    Some(PortSpec::Number(n)) if port.protocol == protocol => cut(*n, *n),
+                    Some(PortSpec::Range { start, end }) if port.protocol == protocol => {
+                        cut(*start, *end)
+                    }
+                    Some(PortSpec::Named(name)) if port.protocol == protocol => {
+                        if let Some(n) = self.named(name, protocol) {
+                            cut(n, n)
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        cuts.retain(|&c| (1..=65536).contains(&c));
+        cuts.sort_unstable();
+        cuts.dedup();
+        cuts
+    }
+
+    /// A named port resolved on the destination: the workload itself for ingress; an outside
+    /// address (egress) has no named ports.
+    fn named(&self, name: &str, protocol: Protocol) -> Option<u16> {
+        match self.direction {
+            Direction::Ingress => self.workload.resolve_named_port(name, protocol),
+            Direction::Egress => None,
+        }
+    }
+
+    /// The raw outside addresses allowed on `lo..=hi` of `protocol` (the whole range behaves
+    /// the same: no rule boundary is inside it).
+    fn allowed(&self, protocol: Protocol, lo: u32, hi: u32) -> AddrSet {
+        let port = clamp(lo);
+        debug_assert!(lo <= hi);
+        let mut allowed = AddrSet::empty();
+        let mut undecided = AddrSet::everything();
+        let mut passed = AddrSet::empty();
+        for step in self.steps(&self.admin, protocol, port) {
+            let m = intersect(&undecided, &step.addresses);
+            undecided = undecided.minus(&m);
+            match step.action {
+                AdminAction::Accept => allowed = allowed.union(&m),
+                AdminAction::Deny => {}
+                AdminAction::Pass => passed = passed.union(&m),
+            }
+        }
+        let mut rest = undecided.union(&passed);
+        if let Some(rules) = &self.network_policy {
+            let admitted = np_addresses(rules, protocol, port, self);
+            return allowed.union(&intersect(&rest, &admitted));
+        }
+        for step in self.steps(&self.baseline, protocol, port) {
+            let m = intersect(&rest, &step.addresses);
+            rest = rest.minus(&m);
+            match step.action {
+                AdminAction::Accept | AdminAction::Pass => allowed = allowed.union(&m),
+                AdminAction::Deny => {}
+            }
+        }
+        allowed.union(&rest)
+    }
+
+    /// The tier's rules that match `protocol`/`port`, in walk order, with the raw addresses
+    /// their peers match (a rule that fails closed: every address, as Deny).
+    fn steps(&self, policies: &[&AdminPolicy], protocol: Protocol, port: u16) -> Vec<Step> {
+        let mut out = Vec::new();
+        for p in policies {
+            for r in p.rules(self.direction) {
+                if crate::policy_set::admin_fails_closed(r) {
+                    out.push(Step {
+                        addresses: AddrSet::everything(),
+                        action: AdminAction::Deny,
+                    });
+                    continue;
+                }
+                if !self.rule_port_matches(r, protocol, port) {
+                    continue;
+                }
+                out.push(Step {
+                    addresses: self.peer_addresses(r),
+                    action: r.action,
+                });
+            }
+        }
+        out
+    }
+
+    fn rule_port_matches(&self, r: &AdminRule, protocol: Protocol, port: u16) -> bool {
+        let Some(ports) = &r.ports else {
+            return true;
+        };
+        ports.iter().any(|p| match p {
+            AdminPort::Protocol { protocol: q, ports } => {
+                *q == protocol && ports.is_none_or(|(lo, hi)| lo <= port && port <= hi)
+            }
+            AdminPort::Named(name) => self.named(name, protocol) == Some(port),
+        })
+    }
+
+    /// The outside addresses (raw) an admin rule's peers match: networks and resolved domain
+    /// names; selector and node peers match only cluster addresses.
+    fn peer_addresses(&self, r: &AdminRule) -> AddrSet {
+        let mut s = AddrSet::empty();
+        for peer in &r.peers {
+            match peer {
+                AdminPeer::Networks(nets) => {
+                    for n in nets {
+                        s = s.union(&AddrSet::of_net(n));
+                    }
+                }
+                AdminPeer::DomainNames(patterns) => {
+                    for (name, addresses) in &self.cluster.resolved_names {
+                        if patterns.iter().any(|p| domain_matches(p, name)) {
+                            s = s.union(&AddrSet::of_addresses(addresses));
+                        }
+                    }
+                }
+                AdminPeer::Namespaces(_)
+                | AdminPeer::Pods { .. }
+                | AdminPeer::Nodes(_)
+                | AdminPeer::Unknown => {}
+            }
+        }
+        s
+    }
+}
+
+/// The raw addresses the NetworkPolicy rules admit on `protocol`/`port`.
+fn np_addresses(rules: &[&Rule], protocol: Protocol, port: u16, walk: &Walk<'_>) -> AddrSet {
+    let mut s = AddrSet::empty();
+    for r in rules {
+        let port_ok = r.ports.is_empty()
+            || r.ports.iter().any(|p| {
+                p.protocol == protocol
+                    && match &p.port {
+                        None => true,
+                        Some(PortSpec::Number(n)) => *n == port,
+                        Some(PortSpec::Range { start, end }) => *start <= port && port <= *end,
+                        Some(PortSpec::Named(name)) => walk.named(name, protocol) == Some(port),
+                    }
+            });
+        if !port_ok {
+            continue;
+        }
+        if r.peers.is_empty() {
+            return AddrSet::everything();
+        }
+        for peer in &r.peers {
+            if let Peer::IpBlock(b) = peer {
+                s = s.union(&AddrSet::of_block(b));
+            }
+        }
+    }
+    s
+}
+
+fn intersect(a: &AddrSet, b: &AddrSet) -> AddrSet {
+    a.minus(&a.minus(b))
+}
+
+fn clamp(p: u32) -> u16 {
+    u16::try_from(p).unwrap_or(u16::MAX)
+}
