@@ -70,6 +70,7 @@ fn kind_name(kind: ObjectKind) -> &'static str {
         ObjectKind::Namespace => "Namespace",
         ObjectKind::Workload => "Workload",
         ObjectKind::NetworkPolicy => "NetworkPolicy",
+        ObjectKind::AdminPolicy => "AdminPolicy",
         ObjectKind::Node => "Node",
     }
 }

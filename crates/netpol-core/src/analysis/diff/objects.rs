@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::eval::policy_selects;
-use crate::model::{Cluster, Labels, Policy, Rule, Workload};
+use crate::eval::{admin_policy_selects, policy_selects};
+use crate::model::{AdminPolicy, Cluster, Labels, Policy, Workload};
+use crate::render::render_admin_subject;
 
 use super::pairs::PairChange;
 use super::MapDiff;
@@ -26,6 +27,9 @@ pub enum ObjectKind {
     Workload,
     /// A NetworkPolicy.
     NetworkPolicy,
+    /// A ClusterNetworkPolicy, AdminNetworkPolicy or BaselineAdminNetworkPolicy (named by its
+    /// key, `cnp/NAME`).
+    AdminPolicy,
     /// A Node.
     Node,
 }
@@ -87,11 +91,21 @@ pub fn object_changes(old: &Cluster, new: &Cluster) -> Vec<ObjectChange> {
     );
     compare(
         &mut out,
+        ObjectKind::AdminPolicy,
+        by_name(&old.admin_policies, AdminPolicy::key),
+        by_name(&new.admin_policies, AdminPolicy::key),
+        admin_policy_fields,
+    );
+    compare(
+        &mut out,
         ObjectKind::Node,
         by_name(&old.nodes, |n| n.name.clone()),
         by_name(&new.nodes, |n| n.name.clone()),
         |a, b| {
             let mut f = Vec::new();
+            if let Some(l) = labels_field("labels", &a.labels, &b.labels) {
+                f.push(l);
+            }
             if a.addresses != b.addresses {
                 f.push(format!(
                     "addresses: {} -> {}",
@@ -226,8 +240,28 @@ fn policy_fields(a: &Policy, b: &Policy) -> Vec<String> {
     f
 }
 
+fn admin_policy_fields(a: &AdminPolicy, b: &AdminPolicy) -> Vec<String> {
+    let mut f = Vec::new();
+    if a.tier != b.tier {
+        f.push(format!("spec.tier: {} -> {}", a.tier, b.tier));
+    }
+    if a.priority != b.priority {
+        f.push(format!("spec.priority: {} -> {}", a.priority, b.priority));
+    }
+    if a.subject != b.subject {
+        f.push(format!(
+            "spec.subject: {} -> {}",
+            render_admin_subject(&a.subject),
+            render_admin_subject(&b.subject)
+        ));
+    }
+    rules_fields(&mut f, "spec.ingress", &a.ingress, &b.ingress);
+    rules_fields(&mut f, "spec.egress", &a.egress, &b.egress);
+    f
+}
+
 /// `spec.ingress[1]` per differing rule, and `spec.ingress: 2 rules -> 3` when the count changed.
-fn rules_fields(out: &mut Vec<String>, what: &str, a: &[Rule], b: &[Rule]) {
+fn rules_fields<R: PartialEq>(out: &mut Vec<String>, what: &str, a: &[R], b: &[R]) {
     if a.len() != b.len() {
         out.push(format!("{what}: {} rules -> {}", a.len(), b.len()));
     }
@@ -255,6 +289,7 @@ impl MapDiff<'_> {
             .iter()
             .filter(|c| match c.kind {
                 ObjectKind::NetworkPolicy => self.policy_explains(&c.name, &ends),
+                ObjectKind::AdminPolicy => self.admin_policy_explains(&c.name, &ends),
                 ObjectKind::Workload => ends.iter().any(|e| e.workload.as_deref() == Some(&c.name)),
                 ObjectKind::Namespace => ends.iter().any(|e| e.namespace == Some(c.name.as_str())),
                 ObjectKind::Node => ends.iter().any(|e| e.node.as_deref() == Some(&c.name)),
@@ -297,6 +332,25 @@ impl MapDiff<'_> {
             let selects = |e: &End<'_>| e.workloads[side].is_some_and(|w| policy_selects(p, w));
             (p.affects_egress && selects(&ends[0])) || (p.affects_ingress && selects(&ends[1]))
         })
+    }
+}
+
+impl MapDiff<'_> {
+    /// Whether the admin policy (in either cluster) selects the source and has egress rules, or
+    /// the destination and has ingress rules.
+    fn admin_policy_explains(&self, key: &str, ends: &[End<'_>; 2]) -> bool {
+        [self.old.cluster, self.new.cluster]
+            .iter()
+            .enumerate()
+            .any(|(side, c)| {
+                let Some(p) = c.admin_policies.iter().find(|p| p.key() == key) else {
+                    return false;
+                };
+                let selects =
+                    |e: &End<'_>| e.workloads[side].is_some_and(|w| admin_policy_selects(c, p, w));
+                (!p.egress.is_empty() && selects(&ends[0]))
+                    || (!p.ingress.is_empty() && selects(&ends[1]))
+            })
     }
 }
 
