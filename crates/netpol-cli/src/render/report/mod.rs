@@ -8,11 +8,13 @@
 
 use std::collections::HashMap;
 
-use netpol_core::eval::policy_selects;
+use netpol_core::eval::{admin_policy_selects, policy_selects};
 use netpol_core::exposure::exposure;
 use netpol_core::lint::lint;
 use netpol_core::render::pair_ports;
-use netpol_core::{Cluster, ConnectivityMap, Direction, EvalOptions, Protocol, Workload};
+use netpol_core::{
+    admin_order, Cluster, ConnectivityMap, Direction, EvalOptions, Protocol, Workload,
+};
 use serde::Serialize;
 
 use super::exposure::{kind_word, sentences};
@@ -89,6 +91,8 @@ pub struct Summary {
     pub vms: usize,
     /// NetworkPolicies.
     pub policies: usize,
+    /// ClusterNetworkPolicies, AdminNetworkPolicies and BaselineAdminNetworkPolicies.
+    pub admin_policies: usize,
     /// Ordered pairs of distinct workloads with any allowed port.
     pub connections: usize,
     /// Workloads isolated for ingress.
@@ -116,6 +120,8 @@ pub struct WorkloadEntry {
     pub ingress: Vec<String>,
     /// The policies isolating it for egress.
     pub egress: Vec<String>,
+    /// The admin-tier policies selecting it, in the order they decide (`cnp/NAME (Admin 5)`).
+    pub tiers: Vec<String>,
 }
 
 impl ReportData {
@@ -147,6 +153,7 @@ impl ReportData {
             workloads: workloads.len(),
             vms: cluster.workloads.iter().filter(|w| w.kind.is_vm()).count(),
             policies: cluster.policies.len(),
+            admin_policies: cluster.admin_policies.len(),
             connections: connections.count,
             ingress_isolated: workloads.iter().filter(|w| !w.ingress.is_empty()).count(),
             egress_isolated: workloads.iter().filter(|w| !w.egress.is_empty()).count(),
@@ -192,6 +199,12 @@ impl WorkloadEntry {
             addresses: w.addresses.iter().map(|a| a.to_string()).collect(),
             ingress: isolating(Direction::Ingress),
             egress: isolating(Direction::Egress),
+            tiers: admin_order(&cluster.admin_policies)
+                .into_iter()
+                .map(|i| &cluster.admin_policies[i])
+                .filter(|p| admin_policy_selects(cluster, p, w))
+                .map(|p| format!("{} ({} {})", p.key(), p.tier, p.priority))
+                .collect(),
         }
     }
 }
