@@ -152,6 +152,11 @@ pub struct CheckArgs {
     /// TCP, UDP or SCTP.
     #[arg(long, default_value = "TCP")]
     pub protocol: String,
+    /// The workload reaches itself through a Service that load-balances back to it (hairpin):
+    /// subject to the admin tiers, unlike reaching its own address. --from and --to must name
+    /// the same workload.
+    #[arg(long)]
+    pub via_service: bool,
     #[arg(short, long, value_enum, default_value_t = CheckFormat::Text)]
     pub output: CheckFormat,
 }

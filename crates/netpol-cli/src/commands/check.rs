@@ -2,9 +2,11 @@
 //! dual-stack pair's families disagree.
 
 use anyhow::{anyhow, Result};
-use netpol_core::eval::{evaluate_ends, FlowEnd};
-use netpol_core::model::families_of;
-use netpol_core::{Cluster, IpFamily, Protocol};
+use std::net::IpAddr;
+
+use netpol_core::eval::{evaluate_ends, evaluate_hairpin_at, FlowEnd};
+use netpol_core::model::{address_of_family, families_of};
+use netpol_core::{Cluster, IpFamily, Protocol, Verdict};
 
 use crate::cli::{CheckArgs, CheckFormat};
 use crate::{input, refs};
@@ -22,6 +24,9 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
             args.to
         ));
     }
+    if args.via_service {
+        return hairpin(args, &input, &src, &dst, protocol);
+    }
     same_family(cluster, &src, &args.from, &dst, &args.to)?;
     let verdicts = evaluate_ends(cluster, input.opts, &src, &dst, protocol, args.port);
     match args.output {
@@ -30,6 +35,55 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
     }
     input.answered_partially("verdict")?;
     Ok(if verdicts.allowed() { 0 } else { 1 })
+}
+
+/// `--via-service`: a workload to itself through a Service, over each of its families.
+fn hairpin(
+    args: &CheckArgs,
+    input: &input::Input,
+    src: &FlowEnd,
+    dst: &FlowEnd,
+    protocol: Protocol,
+) -> Result<u8> {
+    let (FlowEnd::Workload { index: a, .. }, FlowEnd::Workload { index: b, .. }) = (src, dst)
+    else {
+        return Err(anyhow!(
+            "--via-service needs --from and --to to name one workload"
+        ));
+    };
+    if a != b {
+        return Err(anyhow!(
+            "--via-service is a workload reaching itself through a Service: {} and {} are two workloads",
+            args.from,
+            args.to
+        ));
+    }
+    let cluster = &input.cluster;
+    let addresses: Vec<Option<IpAddr>> = match families_of(&cluster.workloads[*a].addresses)[..] {
+        [] | [_] => vec![None],
+        _ => IpFamily::ALL
+            .iter()
+            .map(|f| address_of_family(&cluster.workloads[*a].addresses, *f))
+            .collect(),
+    };
+    let verdicts: Vec<Verdict> = addresses
+        .into_iter()
+        .map(|address| evaluate_hairpin_at(cluster, input.opts, *a, address, protocol, args.port))
+        .collect();
+    match args.output {
+        CheckFormat::Text => {
+            for v in &verdicts {
+                print!("{}", v.explain());
+            }
+        }
+        CheckFormat::Json => println!("{}", serde_json::to_string_pretty(&verdicts)?),
+    }
+    input.answered_partially("verdict")?;
+    Ok(if verdicts.iter().all(|v| v.allowed) {
+        0
+    } else {
+        1
+    })
 }
 
 fn is_workload(end: &FlowEnd) -> bool {

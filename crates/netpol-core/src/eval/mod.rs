@@ -287,12 +287,25 @@ pub fn evaluate_hairpin(
     protocol: Protocol,
     port: u16,
 ) -> Verdict {
+    evaluate_hairpin_at(cluster, opts, workload, None, protocol, port)
+}
+
+/// Like [`evaluate_hairpin`], over the workload's address `address` (its family's: a
+/// dual-stack workload reaches itself over each family); `None` is its first address.
+pub fn evaluate_hairpin_at(
+    cluster: &Cluster,
+    opts: EvalOptions,
+    workload: usize,
+    address: Option<IpAddr>,
+    protocol: Protocol,
+    port: u16,
+) -> Verdict {
     let end = Endpoint::Workload(workload);
     evaluate_flow(
         cluster,
         opts,
-        (&end, None),
-        (&end, None),
+        (&end, address),
+        (&end, address),
         (protocol, port),
         true,
     )
