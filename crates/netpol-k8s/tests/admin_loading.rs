@@ -579,3 +579,62 @@ fn the_tiers_example_loads_without_errors_or_warnings() {
     );
     assert_eq!(l.cluster.policies.len(), 6, "the page's NetworkPolicies");
 }
+
+#[test]
+fn a_peer_that_looks_like_a_typo_still_fails_closed_but_the_warning_says_how_to_fix_it() {
+    let l = load(&NEWER_PEER.replace(
+        "    - serviceAccounts:\n        name: x\n",
+        "    - namespace: {}\n",
+    ));
+    assert!(!l.has_errors(), "{:#?}", l.diagnostics);
+    assert_eq!(
+        l.cluster.admin_policies[0].ingress[0].peers[0],
+        AdminPeer::Unknown
+    );
+    let w = with(&l, Severity::Warning);
+    assert_eq!(
+        w[0].hint.as_deref(),
+        Some("if \"namespace\" is a misspelling of \"namespaces\", fix it: as written, the peer fails closed")
+    );
+    let l = load(&NEWER_PEER.replace(
+        "    - externalNetworks: {matchLabels: {a: b}}\n",
+        "    - protocols: [{tcp: {destinationPort: {number: 1}}}]\n",
+    ));
+    let w = with(&l, Severity::Warning);
+    assert!(
+        w[1].hint
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("\"protocols\" belongs to the rule"),
+        "{w:#?}"
+    );
+    // A newer CRD's peer gets no such hint.
+    let l = load(NEWER_PEER);
+    assert!(with(&l, Severity::Warning).iter().all(|d| d.hint.is_none()));
+}
+
+#[test]
+fn protocols_under_a_peer_get_the_hint_to_move_them_to_the_rule() {
+    let l = load(
+        "apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: p}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {namespaces: {}}
+  egress:
+  - action: Deny
+    to:
+    - namespaces: {}
+      protocols:
+      - tcp: {destinationPort: {number: 25}}
+",
+    );
+    let errs = errors(&l);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(
+        errs[0].to_string(),
+        "t.yaml:12:7: error: ClusterNetworkPolicy p: unknown field \"protocols\" at spec.egress[0].to[0].protocols\n  hint: \"protocols\" belongs to the rule (spec.egress[0]), not to the peer (spec.egress[0].to[0]): move it to spec.egress[0].protocols, indented to line up with \"to\""
+    );
+}

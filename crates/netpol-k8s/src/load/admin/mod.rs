@@ -84,13 +84,14 @@ impl Loader {
                         "metadata.namespace {ns:?} is ignored: {} is cluster-scoped",
                         api.kind()
                     ),
+                    hint: None,
                 },
             );
         }
         for w in warnings {
             let pos = w.path.locate(obj.node, false);
             let d = obj.diag(Severity::Warning, pos, w.message);
-            self.push(d.field(w.path.render()));
+            self.push(d.field(w.path.render()).hint_opt(w.hint));
         }
         Some(AdminPolicy {
             api,

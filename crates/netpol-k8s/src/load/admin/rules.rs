@@ -123,6 +123,7 @@ impl From<BanpSpec> for SpecIn {
 pub(super) struct Warning {
     pub path: FPath,
     pub message: String,
+    pub hint: Option<String>,
 }
 
 /// The parts of [`netpol_core::AdminPolicy`] the spec gives.
@@ -464,7 +465,27 @@ fn unknown_peer_warning(
         message: format!(
             "peer with no field netpol knows ({fields}; a newer CRD's peer?): it fails closed as the API asks: {how}"
         ),
+        hint: mistake_hint(&u.fields),
     }
+}
+
+/// What an unknown peer more likely is than a newer CRD's peer: a misspelt peer field, or a
+/// field of the rule indented one level too deep.
+fn mistake_hint(fields: &[String]) -> Option<String> {
+    const RULE_FIELDS: &[&str] = &["name", "action", "protocols", "ports", "from", "to"];
+    for f in fields {
+        if let Some(known) = crate::de::closest(f, super::wire::PEER_FIELDS) {
+            return Some(format!(
+                "if \"{f}\" is a misspelling of \"{known}\", fix it: as written, the peer fails closed"
+            ));
+        }
+        if RULE_FIELDS.contains(&f.as_str()) {
+            return Some(format!(
+                "\"{f}\" belongs to the rule, not to the peer: indent it to line up with the peer list's key (\"to\" or \"from\"); as written, the peer fails closed"
+            ));
+        }
+    }
+    None
 }
 
 /// One peer: exactly one field, and one this direction and API allow.

@@ -170,6 +170,7 @@ fn networks(items: &[String], path: &FPath, w: &mut Walk<'_, '_>) -> Vec<ipnet::
                             "{s:?} has bits set past its prefix length: it is read as {}",
                             c.net
                         ),
+                        hint: Some(format!("write {}", c.net)),
                     });
                 }
                 if !out.contains(&c.net) {
@@ -211,6 +212,7 @@ fn domain_names(
     w.warnings.push(Warning {
         path: path.clone(),
         message: DOMAIN_NAMES_WARNING.to_string(),
+        hint: None,
     });
     items.to_vec()
 }
