@@ -74,7 +74,7 @@ impl Stale {
         let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
         self.namespaces |= old.namespaces != new.namespaces;
         self.workloads |= old.workloads != new.workloads;
-        self.policies |= old.policies != new.policies;
+        self.policies |= old.policies != new.policies || old.admin_policies != new.admin_policies;
     }
 
     fn any(&self) -> bool {
@@ -316,6 +316,7 @@ impl Store {
                 }
                 if stale.policies {
                     cluster.policies = assemble_policies(sources);
+                    cluster.admin_policies = assemble_admin_policies(sources);
                 }
                 // Implicit namespaces follow the workloads and policies: always redone (cheap).
                 cluster.namespaces = assemble_namespaces(sources);
@@ -372,6 +373,7 @@ pub fn assemble(sources: &BTreeMap<String, BTreeMap<String, Cluster>>) -> Cluste
         namespaces: assemble_namespaces(sources),
         workloads: assemble_workloads(sources),
         policies: assemble_policies(sources),
+        admin_policies: assemble_admin_policies(sources),
         ..Cluster::default()
     };
     finish(&mut cluster);
@@ -417,6 +419,17 @@ fn assemble_policies(sources: &Sources) -> Vec<netpol_core::Policy> {
     let mut policies: BTreeMap<(&str, &str), &netpol_core::Policy> = BTreeMap::new();
     for p in fragments(sources).flat_map(|f| &f.policies) {
         policies.entry((&p.namespace, &p.name)).or_insert(p);
+    }
+    policies.into_values().cloned().collect()
+}
+
+/// Every ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy once (first
+/// definition wins), sorted by kind and name (the tiers' walk orders them by priority itself).
+fn assemble_admin_policies(sources: &Sources) -> Vec<netpol_core::AdminPolicy> {
+    let mut policies: BTreeMap<(netpol_core::AdminApi, &str), &netpol_core::AdminPolicy> =
+        BTreeMap::new();
+    for p in fragments(sources).flat_map(|f| &f.admin_policies) {
+        policies.entry((p.api, &p.name)).or_insert(p);
     }
     policies.into_values().cloned().collect()
 }

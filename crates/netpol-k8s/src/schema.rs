@@ -31,6 +31,13 @@ pub enum KnownKind {
     KubevirtVirtualMachine,
     /// A workload controller: its pod template (see [`CONTROLLERS`]).
     Controller(WorkloadKind),
+    /// policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy (either admin tier).
+    ClusterNetworkPolicy,
+    /// policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy (the Admin tier).
+    AdminNetworkPolicy,
+    /// policy.networking.k8s.io/v1alpha1 BaselineAdminNetworkPolicy (the Baseline tier, after
+    /// every ClusterNetworkPolicy of it).
+    BaselineAdminNetworkPolicy,
 }
 
 /// One kind netpol reads, and which of its fields.
@@ -160,6 +167,46 @@ pub const NODE: KindSchema = KindSchema {
     namespaced: false,
     crd: false,
     fields: &["status.addresses[].type", "status.addresses[].address"],
+};
+
+/// The admin tiers' ClusterNetworkPolicy (network-policy-api v0.2.0): the whole spec. Served by
+/// a CRD that may be installed late or removed.
+pub const CLUSTER_NETWORK_POLICY: KindSchema = KindSchema {
+    id: KnownKind::ClusterNetworkPolicy,
+    kind: "ClusterNetworkPolicy",
+    group: "policy.networking.k8s.io",
+    version: "v1alpha2",
+    api_version: "policy.networking.k8s.io/v1alpha2",
+    plural: "clusternetworkpolicies",
+    namespaced: false,
+    crd: true,
+    fields: &["spec"],
+};
+
+/// The deprecated v1alpha1 AdminNetworkPolicy: the whole spec.
+pub const ADMIN_NETWORK_POLICY: KindSchema = KindSchema {
+    id: KnownKind::AdminNetworkPolicy,
+    kind: "AdminNetworkPolicy",
+    group: "policy.networking.k8s.io",
+    version: "v1alpha1",
+    api_version: "policy.networking.k8s.io/v1alpha1",
+    plural: "adminnetworkpolicies",
+    namespaced: false,
+    crd: true,
+    fields: &["spec"],
+};
+
+/// The deprecated v1alpha1 BaselineAdminNetworkPolicy (the singleton `default`): the whole spec.
+pub const BASELINE_ADMIN_NETWORK_POLICY: KindSchema = KindSchema {
+    id: KnownKind::BaselineAdminNetworkPolicy,
+    kind: "BaselineAdminNetworkPolicy",
+    group: "policy.networking.k8s.io",
+    version: "v1alpha1",
+    api_version: "policy.networking.k8s.io/v1alpha1",
+    plural: "baselineadminnetworkpolicies",
+    namespaced: false,
+    crd: true,
+    fields: &["spec"],
 };
 
 /// Where a controller's pod template is: `spec.template` (Deployment, StatefulSet, DaemonSet,
@@ -306,23 +353,30 @@ pub static CONTROLLERS: [KindSchema; 7] = [
 ];
 
 /// Every kind a node's agent watches: what enforcement needs (nodes are not among them: the
-/// agent's RBAC does not grant them, and a node's table does not need them).
-pub static KINDS: [KindSchema; 5] = [
+/// agent's RBAC does not grant them, and a node's table does not need them). The admin policy
+/// kinds are CRDs followed as they come and go, like the VM kinds.
+pub static KINDS: [KindSchema; 8] = [
     NAMESPACE,
     POD,
     NETWORK_POLICY,
     VIRTUAL_MACHINE,
     VIRTUAL_MACHINE_INSTANCE,
+    CLUSTER_NETWORK_POLICY,
+    ADMIN_NETWORK_POLICY,
+    BASELINE_ADMIN_NETWORK_POLICY,
 ];
 
 /// Every kind the loader reads: the agent's [`KINDS`], [`NODE`], the [`CONTROLLERS`] and
 /// KubeVirt's VirtualMachine (which has no address either).
-pub static READ_KINDS: [KindSchema; 14] = [
+pub static READ_KINDS: [KindSchema; 17] = [
     NAMESPACE,
     POD,
     NETWORK_POLICY,
     VIRTUAL_MACHINE,
     VIRTUAL_MACHINE_INSTANCE,
+    CLUSTER_NETWORK_POLICY,
+    ADMIN_NETWORK_POLICY,
+    BASELINE_ADMIN_NETWORK_POLICY,
     NODE,
     KUBEVIRT_VIRTUAL_MACHINE,
     DEPLOYMENT,

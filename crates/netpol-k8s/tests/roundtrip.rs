@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use netpol_core::{
+    AdminAction, AdminApi, AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminSubject, AdminTier,
     Cluster, IpBlock, LabelSelector, Labels, NamedPort, Namespace, Peer, Policy, PolicyPort,
     PortSpec, Protocol, Rule, SelectorOperator, SelectorRequirement, Workload, WorkloadKind,
 };
@@ -247,10 +248,157 @@ fn cluster() -> impl Strategy<Value = Cluster> {
     })
 }
 
+/// An admin peer valid in a rule of `action` of `api`'s direction (`egress`).
+fn admin_peer(api: AdminApi, egress: bool, action: AdminAction) -> BoxedStrategy<AdminPeer> {
+    let mut options = vec![
+        selector().prop_map(AdminPeer::Namespaces).boxed(),
+        (selector(), selector())
+            .prop_map(|(n, p)| AdminPeer::Pods {
+                namespace_selector: n,
+                pod_selector: p,
+            })
+            .boxed(),
+        Just(AdminPeer::Unknown).boxed(),
+    ];
+    if egress {
+        options.push(selector().prop_map(AdminPeer::Nodes).boxed());
+        let net = (address(), 0u8..=128).prop_map(|(a, len)| {
+            let len = if a.is_ipv4() { len % 33 } else { len };
+            IpNet::new(a, len).unwrap().trunc()
+        });
+        options.push(
+            prop::collection::btree_set(net, 1..3)
+                .prop_map(|s| AdminPeer::Networks(s.into_iter().collect()))
+                .boxed(),
+        );
+        if api != AdminApi::BaselineAdminNetworkPolicy && action == AdminAction::Accept {
+            let domain = prop_oneof!["[a-z]{1,5}\\.[a-z]{2,3}", "\\*\\.[a-z]{1,5}\\.io"];
+            options.push(
+                prop::collection::btree_set(domain, 1..3)
+                    .prop_map(|s| AdminPeer::DomainNames(s.into_iter().collect()))
+                    .boxed(),
+            );
+        }
+    }
+    prop::strategy::Union::new(options).boxed()
+}
+
+fn admin_port() -> impl Strategy<Value = AdminPort> {
+    let protocol = prop_oneof![
+        Just(Protocol::Tcp),
+        Just(Protocol::Udp),
+        Just(Protocol::Sctp)
+    ];
+    prop_oneof![
+        (protocol, 1u16..=65535, 0u16..3).prop_map(|(protocol, a, extra)| AdminPort::Protocol {
+            protocol,
+            ports: Some((a, a.saturating_add(extra))),
+        }),
+        "[a-z]{1,8}".prop_map(AdminPort::Named),
+    ]
+}
+
+fn admin_rule(api: AdminApi, egress: bool) -> BoxedStrategy<AdminRule> {
+    let actions: Vec<AdminAction> = match api {
+        AdminApi::BaselineAdminNetworkPolicy => vec![AdminAction::Accept, AdminAction::Deny],
+        _ => vec![AdminAction::Accept, AdminAction::Deny, AdminAction::Pass],
+    };
+    prop::sample::select(actions)
+        .prop_flat_map(move |action| {
+            (
+                Just(action),
+                prop::option::of(name()),
+                prop::collection::vec(admin_peer(api, egress, action), 1..3),
+                prop::option::of(prop::collection::vec(admin_port(), 1..3)),
+            )
+        })
+        .prop_map(move |(action, name, peers, mut ports)| {
+            // The CEL rule: no named port with a networks, nodes or domainNames peer.
+            let address_peer = peers.iter().any(|p| {
+                matches!(
+                    p,
+                    AdminPeer::Networks(_) | AdminPeer::Nodes(_) | AdminPeer::DomainNames(_)
+                )
+            });
+            if address_peer {
+                if let Some(ps) = &mut ports {
+                    ps.retain(|p| !matches!(p, AdminPort::Named(_)));
+                    if ps.is_empty() {
+                        ports = None;
+                    }
+                }
+            }
+            AdminRule {
+                name,
+                action,
+                peers,
+                ports,
+                origin: None,
+            }
+        })
+        .boxed()
+}
+
+fn admin_policy() -> impl Strategy<Value = AdminPolicy> {
+    prop_oneof![
+        Just(AdminApi::ClusterNetworkPolicy),
+        Just(AdminApi::AdminNetworkPolicy),
+        Just(AdminApi::BaselineAdminNetworkPolicy),
+    ]
+    .prop_flat_map(|api| {
+        let subject = prop_oneof![
+            selector().prop_map(AdminSubject::Namespaces),
+            (selector(), selector()).prop_map(|(n, p)| AdminSubject::Pods {
+                namespace_selector: n,
+                pod_selector: p,
+            }),
+        ];
+        (
+            Just(api),
+            name(),
+            any::<bool>(),
+            0u32..=1000,
+            subject,
+            prop::collection::vec(admin_rule(api, false), 0..3),
+            prop::collection::vec(admin_rule(api, true), 0..3),
+        )
+    })
+    .prop_map(|(api, name, admin, priority, subject, ingress, egress)| {
+        let (name, tier, priority) = match api {
+            AdminApi::ClusterNetworkPolicy => {
+                let tier = if admin {
+                    AdminTier::Admin
+                } else {
+                    AdminTier::Baseline
+                };
+                (name, tier, priority)
+            }
+            AdminApi::AdminNetworkPolicy => (name, AdminTier::Admin, priority),
+            AdminApi::BaselineAdminNetworkPolicy => ("default".into(), AdminTier::Baseline, 0),
+        };
+        AdminPolicy {
+            api,
+            name,
+            tier,
+            priority,
+            subject,
+            ingress,
+            egress,
+            origin: None,
+        }
+    })
+}
+
 fn normalized(mut c: Cluster) -> Cluster {
     c.namespaces.sort_by(|x, y| x.name.cmp(&y.name));
     c.workloads.iter_mut().for_each(|w| w.origin = None);
     c.policies.iter_mut().for_each(|p| p.origin = None);
+    for p in &mut c.admin_policies {
+        p.origin = None;
+        for r in p.ingress.iter_mut().chain(p.egress.iter_mut()) {
+            r.origin = None;
+        }
+    }
     c
 }
 
@@ -259,6 +407,21 @@ proptest! {
 
     #[test]
     fn rendered_manifests_load_back_into_the_same_cluster(c in cluster()) {
+        let text = render_manifests(&c);
+        let loaded = load_str("rendered.yaml", &text, &LoadOptions::default());
+        let errors: Vec<String> = loaded.diagnostics.iter().filter(|d| d.severity == netpol_k8s::Severity::Error).map(|d| d.to_string()).collect();
+        prop_assert!(errors.is_empty(), "{errors:?}\n{text}");
+        prop_assert_eq!(normalized(loaded.cluster), normalized(c), "{}", text);
+    }
+
+    #[test]
+    fn rendered_admin_policies_load_back_into_the_same_policies(
+        policies in prop::collection::vec(admin_policy(), 1..4),
+    ) {
+        let mut seen = std::collections::HashSet::new();
+        let admin_policies: Vec<AdminPolicy> =
+            policies.into_iter().filter(|p| seen.insert((p.api, p.name.clone()))).collect();
+        let c = Cluster { admin_policies, ..Cluster::default() };
         let text = render_manifests(&c);
         let loaded = load_str("rendered.yaml", &text, &LoadOptions::default());
         let errors: Vec<String> = loaded.diagnostics.iter().filter(|d| d.severity == netpol_k8s::Severity::Error).map(|d| d.to_string()).collect();

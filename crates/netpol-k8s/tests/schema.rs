@@ -109,6 +109,33 @@ fn full_objects() -> Vec<(KindSchema, Value)> {
                     {"type": "InternalIP", "address": "fd00::11"},
                     {"type": "Hostname", "address": "n1"}]}}),
         ),
+        (
+            schema::CLUSTER_NETWORK_POLICY,
+            json!({"apiVersion": "policy.networking.k8s.io/v1alpha2",
+            "kind": "ClusterNetworkPolicy", "metadata": meta("dns", None),
+            "spec": {"tier": "Admin", "priority": 10, "subject": {"namespaces": {}},
+                "egress": [{"name": "dns", "action": "Accept",
+                    "to": [{"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}}],
+                    "protocols": [{"udp": {"destinationPort": {"number": 53}}}]}]},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Applied",
+                "message": "", "lastTransitionTime": "2026-11-20T09:20:11Z"}]}}),
+        ),
+        (
+            schema::ADMIN_NETWORK_POLICY,
+            json!({"apiVersion": "policy.networking.k8s.io/v1alpha1",
+            "kind": "AdminNetworkPolicy", "metadata": meta("deny", None),
+            "spec": {"priority": 3, "subject": {"pods": {"namespaceSelector": {}, "podSelector": {}}},
+                "ingress": [{"action": "Deny", "from": [{"namespaces": {}}],
+                    "ports": [{"portRange": {"start": 1, "end": 1024}}]}]},
+            "status": {"conditions": []}}),
+        ),
+        (
+            schema::BASELINE_ADMIN_NETWORK_POLICY,
+            json!({"apiVersion": "policy.networking.k8s.io/v1alpha1",
+            "kind": "BaselineAdminNetworkPolicy", "metadata": meta("default", None),
+            "spec": {"subject": {"namespaces": {}},
+                "egress": [{"action": "Deny", "to": [{"networks": ["0.0.0.0/0"]}]}]}}),
+        ),
     ]
 }
 
@@ -120,6 +147,12 @@ fn without_origins(mut c: Cluster) -> Cluster {
     c.workloads.iter_mut().for_each(|w| w.origin = None);
     c.policies.iter_mut().for_each(|p| p.origin = None);
     c.nodes.iter_mut().for_each(|n| n.origin = None);
+    for p in &mut c.admin_policies {
+        p.origin = None;
+        for r in p.ingress.iter_mut().chain(p.egress.iter_mut()) {
+            r.origin = None;
+        }
+    }
     c
 }
 
@@ -165,7 +198,11 @@ fn a_pruned_object_loads_to_what_the_full_object_loads_to() {
         );
         let c = without_origins(whole.cluster);
         assert_eq!(c, without_origins(small.cluster), "{}", kind.kind);
-        let objects = c.workloads.len() + c.policies.len() + c.namespaces.len() + c.nodes.len();
+        let objects = c.workloads.len()
+            + c.policies.len()
+            + c.namespaces.len()
+            + c.nodes.len()
+            + c.admin_policies.len();
         assert!(objects >= 1, "{}: something loaded", kind.kind);
         // The same from decoded metadata, as the agent's watches hold it.
         let meta = serde_json::from_value(full["metadata"].clone()).unwrap();

@@ -1,6 +1,7 @@
 //! The Kubernetes API source: one list-and-watch loop per kind of netpol-k8s's schema of what
-//! netpol reads (`netpol_k8s::schema`: Namespace, Pod, NetworkPolicy, and the VM kinds whose
-//! CRDs exist).
+//! netpol reads (`netpol_k8s::schema`: Namespace, Pod, NetworkPolicy, and the CRD kinds that are
+//! served: the VM kinds and the admin policy kinds, ClusterNetworkPolicy, AdminNetworkPolicy and
+//! BaselineAdminNetworkPolicy).
 //!
 //! Objects are read as `DynamicObject`s so that one malformed object can never fail a whole
 //! list; each object is pruned to the fields the schema lists (managedFields, annotations and all
@@ -11,16 +12,16 @@
 //! [`crate::store::last_good`]); one never seen valid is skipped with a warning naming it.
 //!
 //! **Fail static.** The API being unreadable never shrinks enforcement. Only a definite answer
-//! (404 on the group version, or a discovery list without the resource) means a VM CRD is not
+//! (404 on the group version, or a discovery list without the resource) means a CRD is not
 //! installed; any other outcome (HTTP 500, a reset, 401/403, a timeout) means "unknown": the kind
 //! is registered as a source the agent waits for (nothing is applied, so the rules in force stay),
 //! and discovery is retried with the capped backoff. Lists and watches are retried the same way
 //! ([`watch`]); while one fails or is stuck, `/readyz` names the kind and since when.
 //!
-//! VM CRDs may come and go while the agent runs: a missing one is looked for again every
-//! `crd_recheck_interval` and watched once served (without blocking syncs, see
-//! `follow_crd_kinds`); a watched one whose CRD is removed stops being watched and its objects
-//! leave the store (see `crd_removed`).
+//! CRDs (the VM kinds' and the admin policy kinds') may come and go while the agent runs: a
+//! missing one is looked for again every `crd_recheck_interval` and watched once served (without
+//! blocking syncs, see `follow_crd_kinds`); a watched one whose CRD is removed stops being
+//! watched and its objects leave the store (see `crd_removed`).
 
 mod client;
 pub mod errors;
@@ -447,6 +448,49 @@ pub fn prune(kind: Kind, obj: &DynamicObject) -> serde_json::Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The `(apiGroups, resources)` of every rule of deploy/rbac.yaml's ClusterRole that grants
+    /// exactly get, list and watch (the file writes each as one flow list per line).
+    fn rbac_rules() -> Vec<(Vec<String>, Vec<String>)> {
+        let text = include_str!("../../../../deploy/rbac.yaml");
+        let list = |line: &str| -> Vec<String> {
+            let inner = line.split_once('[').map_or("", |(_, r)| r);
+            let inner = inner.split_once(']').map_or("", |(l, _)| l);
+            inner
+                .split(',')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .collect()
+        };
+        let mut rules = Vec::new();
+        let (mut groups, mut resources) = (Vec::new(), Vec::new());
+        for line in text.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("- apiGroups:") {
+                groups = list(rest);
+            } else if let Some(rest) = line.strip_prefix("resources:") {
+                resources = list(rest);
+            } else if let Some(rest) = line.strip_prefix("verbs:") {
+                if list(rest) == ["get", "list", "watch"] {
+                    rules.push((groups.clone(), resources.clone()));
+                }
+            }
+        }
+        rules
+    }
+
+    #[test]
+    fn the_deployed_rbac_lets_the_agent_read_every_kind_it_watches() {
+        let rules = rbac_rules();
+        for kind in &schema::KINDS {
+            let granted = rules.iter().any(|(groups, resources)| {
+                groups.iter().any(|g| g == kind.group) && resources.iter().any(|r| r == kind.plural)
+            });
+            assert!(
+                granted,
+                "deploy/rbac.yaml grants no get/list/watch on {}/{}",
+                kind.group, kind.plural
+            );
+        }
+    }
 
     #[test]
     fn pruning_drops_managed_fields_annotations_and_unread_pod_fields() {

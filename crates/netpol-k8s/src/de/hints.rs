@@ -18,6 +18,15 @@ fn role(struct_name: &str) -> Option<&'static str> {
         "Container" => "the container",
         "ContainerPort" => "the container port",
         "PodSpec" => "the pod spec",
+        "CnpIngressRule" | "CnpEgressRule" | "AnpIngressRule" | "AnpEgressRule" => "the rule",
+        "PeerWire" => "the peer",
+        "ProtocolWire" => "the protocols entry",
+        "ProtocolPortWire" => "the protocol's ports",
+        "PortWire" => "the destinationPort",
+        "AnpPortWire" => "the ports entry",
+        "CnpSpec" | "AnpSpec" | "BanpSpec" => "the spec",
+        "SubjectWire" => "the subject",
+        "NamespacedPodWire" => "the pods selector",
         _ => return None,
     })
 }

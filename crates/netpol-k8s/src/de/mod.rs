@@ -12,6 +12,7 @@ use crate::yaml::{Kind, Map, Node, Pos, Scalar};
 
 mod hints;
 
+pub(crate) use hints::closest;
 use hints::unknown_field;
 
 /// One segment of a field path.

@@ -2,6 +2,7 @@
 //! decoding, validation, defaulting, conversion ([`policy`], [`workload`]), and the cross-object
 //! steps (duplicates, VM folding by [`crate::fold`], implicit namespaces).
 
+mod admin;
 mod controller;
 mod folding;
 mod node;
@@ -11,7 +12,7 @@ mod workload;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use netpol_core::{Cluster, Namespace, Origin, Policy, Workload};
+use netpol_core::{AdminApi, AdminPolicy, Cluster, Namespace, Origin, Policy, Workload};
 
 use node::HostNetworkPod;
 
@@ -45,6 +46,8 @@ pub(crate) struct Loader {
     namespaces: Vec<Namespace>,
     workloads: Vec<Entry>,
     policies: Vec<Policy>,
+    /// ClusterNetworkPolicies, AdminNetworkPolicies and BaselineAdminNetworkPolicies.
+    admin_policies: Vec<AdminPolicy>,
     nodes: Vec<netpol_core::Node>,
     /// hostNetwork pods: not workloads, their addresses are their node's.
     host_network: Vec<HostNetworkPod>,
@@ -111,6 +114,7 @@ impl Loader {
             namespaces: Vec::new(),
             workloads: Vec::new(),
             policies: Vec::new(),
+            admin_policies: Vec::new(),
             nodes: Vec::new(),
             host_network: Vec::new(),
             seen: HashMap::new(),
@@ -278,6 +282,20 @@ impl Loader {
                     }
                 }
             }
+            KnownKind::ClusterNetworkPolicy
+            | KnownKind::AdminNetworkPolicy
+            | KnownKind::BaselineAdminNetworkPolicy => {
+                let api = match k.id {
+                    KnownKind::ClusterNetworkPolicy => AdminApi::ClusterNetworkPolicy,
+                    KnownKind::AdminNetworkPolicy => AdminApi::AdminNetworkPolicy,
+                    _ => AdminApi::BaselineAdminNetworkPolicy,
+                };
+                if let Some(p) = self.admin_policy(obj, api) {
+                    if self.first_definition(obj, k, "", &p.name) {
+                        self.admin_policies.push(p);
+                    }
+                }
+            }
             KnownKind::Node => {
                 if let Some(n) = self.node(obj) {
                     if self.first_definition(obj, k, "", &n.name) {
@@ -405,6 +423,7 @@ impl Loader {
             namespaces: self.namespaces,
             workloads: self.workloads.into_iter().map(|e| e.workload).collect(),
             policies: self.policies,
+            admin_policies: self.admin_policies,
             nodes,
             ..Default::default()
         };
@@ -420,6 +439,7 @@ impl Loader {
             namespaces: std::mem::take(&mut self.namespaces),
             workloads,
             policies: std::mem::take(&mut self.policies),
+            admin_policies: std::mem::take(&mut self.admin_policies),
             nodes,
             ..Default::default()
         };

@@ -175,7 +175,7 @@ fn convert_rules(spec: NetworkPolicySpec) -> Converted {
     }
 }
 
-fn convert_selector(sel: Option<&K8sSelector>) -> LabelSelector {
+pub(super) fn convert_selector(sel: Option<&K8sSelector>) -> LabelSelector {
     let Some(sel) = sel else {
         return LabelSelector::everything();
     };

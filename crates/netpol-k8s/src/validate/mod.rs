@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use crate::yaml::{Kind, Node, Pos};
 
+pub(crate) mod admin;
 mod policy;
 
 pub(crate) use policy::{network_policy, parse_cidr, PROTOCOLS};

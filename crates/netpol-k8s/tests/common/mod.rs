@@ -1,5 +1,7 @@
 #![allow(dead_code)]
 
+pub mod admin;
+
 use netpol_k8s::{load_str, Diagnostic, LoadOptions, Loaded, Severity, ValidationMode};
 
 pub fn load(text: &str) -> Loaded {

@@ -1,6 +1,9 @@
 //! Renders a cluster as the manifests that load back into it (Namespaces, Deckhouse
 //! VirtualMachines, KubeVirt VirtualMachineInstances, Pods, workload controllers,
-//! NetworkPolicies), for tests and the load benchmark.
+//! NetworkPolicies, and the admin policies as the API each came from, see [`admin`]), for tests
+//! and the load benchmark.
+
+mod admin;
 
 use std::fmt::Write;
 
@@ -36,6 +39,9 @@ pub fn render_manifests(cluster: &Cluster) -> String {
     }
     for p in &cluster.policies {
         policy(&mut out, p);
+    }
+    for p in &cluster.admin_policies {
+        admin::policy(&mut out, p);
     }
     out
 }
