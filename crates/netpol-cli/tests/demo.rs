@@ -30,7 +30,7 @@ fn netns_names() -> BTreeSet<String> {
         .collect()
 }
 
-const STEPS: [&str; 8] = [
+const STEPS: [&str; 10] = [
     "== Step 1: No policy ==",
     "== Step 2: Isolate all incoming traffic of vm-a ==",
     "== Step 3: Isolate incoming and outgoing traffic of vm-a ==",
@@ -38,11 +38,13 @@ const STEPS: [&str; 8] = [
     "== Step 5: Allow outgoing traffic from vm-a to the DNS host on TCP 53 ==",
     "== Step 6: A port range with endPort ==",
     "== Step 7: Allow incoming traffic from the namespace another-project ==",
-    "== Step 8: the page's indentation mistake ==",
+    "== Step 8: An administrator guarantees DNS to every VM (Admin tier) ==",
+    "== Step 9: A baseline denies cross-project traffic (Baseline tier) ==",
+    "== Step 10: the page's indentation mistake ==",
 ];
 
 #[test]
-fn the_demo_walks_all_eight_steps_matches_the_kernel_and_cleans_up() {
+fn the_demo_walks_all_ten_steps_matches_the_kernel_and_cleans_up() {
     require_root();
     let _lab = LAB.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let before = netns_names();

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use netpol_core::analysis::output_keys;
-use netpol_core::{Cluster, Endpoint, EvalOptions, Policy, Protocol};
+use netpol_core::{AdminPolicy, Cluster, Endpoint, EvalOptions, Policy, Protocol};
 use netpol_dataplane::{HairpinService, Lab, LabHost, LabSpec, ProbeProtocol};
 use serde::Serialize;
 
@@ -248,12 +248,18 @@ impl ClusterLab {
         })
     }
 
-    /// Compiles the cluster with `policies` (replacing the cluster's own) for every node and loads
+    /// Compiles the cluster with `policies` and `admin_policies` (replacing the cluster's own) for
+    /// every node and loads
     /// each ruleset into its node, one atomic transaction per node. Every node is compiled before
     /// any is loaded, so a compile error changes nothing in the kernel.
-    pub fn enforce(&mut self, policies: &[Policy]) -> Result<(), LabError> {
+    pub fn enforce(
+        &mut self,
+        policies: &[Policy],
+        admin_policies: &[AdminPolicy],
+    ) -> Result<(), LabError> {
         let mut cluster = self.placed.clone();
         cluster.policies = policies.to_vec();
+        cluster.admin_policies = admin_policies.to_vec();
         cluster.add_missing_namespaces();
         let mut rulesets = Vec::with_capacity(self.nodes.len());
         for node in &self.nodes {

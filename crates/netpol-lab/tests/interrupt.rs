@@ -59,7 +59,7 @@ fn interrupt_child() {
         externals: vec!["192.0.2.7".parse().unwrap()],
     };
     let mut lab = ClusterLab::build(&one_pod(), EvalOptions::default(), &plan).unwrap();
-    lab.enforce(&[]).unwrap();
+    lab.enforce(&[], &[]).unwrap();
     println!("PREFIX {}", lab.lab().prefix());
     println!("READY");
     std::thread::sleep(Duration::from_secs(30));

@@ -142,7 +142,8 @@ fn a_denied_ingress_shows_in_the_observed_and_predicted_matrix_and_nothing_is_le
         lab.cluster().workloads[2].node.as_deref(),
         Some(DEFAULT_NODE)
     );
-    lab.enforce(&cluster.policies).unwrap();
+    lab.enforce(&cluster.policies, &cluster.admin_policies)
+        .unwrap();
     let nodes: Vec<String> = lab
         .inventory()
         .nodes
@@ -209,7 +210,7 @@ fn run_to_the_end(cluster: &Cluster) -> (Option<String>, Result<(), LabError>) {
     };
     let prefix = Some(lab.lab().prefix().to_string());
     let outcome = lab
-        .enforce(&cluster.policies)
+        .enforce(&cluster.policies, &cluster.admin_policies)
         .and_then(|()| lab.probe_matrix(Protocol::Tcp, 80).map(|_| ()));
     (prefix, outcome)
 }

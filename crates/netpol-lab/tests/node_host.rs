@@ -40,7 +40,8 @@ fn plan() -> LabPlan {
 
 fn enforced_lab(cluster: &Cluster) -> ClusterLab {
     let mut lab = ClusterLab::build(cluster, EvalOptions::default(), &plan()).unwrap();
-    lab.enforce(&cluster.policies).unwrap();
+    lab.enforce(&cluster.policies, &cluster.admin_policies)
+        .unwrap();
     lab
 }
 

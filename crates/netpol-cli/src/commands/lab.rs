@@ -26,7 +26,7 @@ pub fn run(args: &LabArgs) -> Result<u8> {
     )?;
     warn_skipped(&lab);
     if !args.no_enforce {
-        lab.enforce(&input.cluster.policies)?;
+        lab.enforce(&input.cluster.policies, &input.cluster.admin_policies)?;
     }
     print!("{}", render_inventory(&lab.inventory()));
     println!(

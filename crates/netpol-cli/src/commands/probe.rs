@@ -26,7 +26,7 @@ pub fn run(args: &ProbeArgs) -> Result<u8> {
         },
     )?;
     warn_skipped(&lab);
-    lab.enforce(&input.cluster.policies)?;
+    lab.enforce(&input.cluster.policies, &input.cluster.admin_policies)?;
     let report = lab.probe_matrix(protocol, args.port)?;
     match args.output {
         ProbeFormat::Json => println!(

@@ -11,7 +11,7 @@ mod page;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use netpol_core::{Cluster, EvalOptions, Policy, Protocol};
+use netpol_core::{AdminPolicy, Cluster, EvalOptions, Policy, Protocol};
 use netpol_k8s::{LoadOptions, ValidationMode};
 use serde::Serialize;
 
@@ -170,7 +170,7 @@ pub fn run(mut on_event: impl FnMut(DemoEvent<'_>)) -> Result<DemoReport, LabErr
     let mut lab = ClusterLab::build(&base, EvalOptions::default(), &plan)?;
     let inventory = lab.inventory();
     on_event(DemoEvent::LabBuilt(&inventory));
-    let mut policies = Vec::new();
+    let mut policies = Loaded::default();
     let mut steps = Vec::with_capacity(page::STEPS.len());
     for (i, step) in page::STEPS.iter().enumerate() {
         steps.push(policy_step(&mut lab, i + 1, step, &mut policies, on_event)?);
@@ -188,7 +188,7 @@ fn policy_step(
     lab: &mut ClusterLab,
     number: usize,
     step: &Step,
-    policies: &mut Vec<Policy>,
+    policies: &mut Loaded,
     on_event: &mut dyn FnMut(DemoEvent<'_>),
 ) -> Result<DemoStep, LabError> {
     let intro = StepIntro {
@@ -204,7 +204,7 @@ fn policy_step(
     if let Some(applied) = &intro.applied {
         policies.extend(load_policies(&applied.file, &applied.manifest)?);
     }
-    lab.enforce(policies)?;
+    lab.enforce(&policies.network, &policies.admin)?;
     let matrix = lab.probe_matrix(Protocol::Tcp, MATRIX_PORT)?;
     on_event(DemoEvent::MatrixProbed(&matrix));
     let external = probe_flows(lab, &page::EXTERNAL_FLOWS, on_event)?;
@@ -256,10 +256,11 @@ fn mistake_step(
     on_event(DemoEvent::MistakeChecked(&check));
     let isolation = &page::DENY_INGRESS_EGRESS;
     let mistaken: Vec<Policy> = load_policies(isolation.name, isolation.text)?
+        .network
         .into_iter()
         .chain(warned.cluster.policies)
         .collect();
-    lab.enforce(&mistaken)?;
+    lab.enforce(&mistaken, &[])?;
     let external = probe_flows(lab, &page::MISTAKE_FLOWS, on_event)?;
     let step = MistakeStep {
         check,
@@ -308,7 +309,21 @@ fn load_base() -> Result<Cluster, LabError> {
 }
 
 /// Loads one bundled policy file strictly.
-fn load_policies(file: &str, text: &str) -> Result<Vec<Policy>, LabError> {
+/// The policies of every tier the steps have applied so far.
+#[derive(Default)]
+struct Loaded {
+    network: Vec<Policy>,
+    admin: Vec<AdminPolicy>,
+}
+
+impl Loaded {
+    fn extend(&mut self, more: Loaded) {
+        self.network.extend(more.network);
+        self.admin.extend(more.admin);
+    }
+}
+
+fn load_policies(file: &str, text: &str) -> Result<Loaded, LabError> {
     let loaded = netpol_k8s::load_str(file, text, &LoadOptions::default());
     if loaded.has_errors() {
         return Err(LabError::Bundled {
@@ -316,7 +331,10 @@ fn load_policies(file: &str, text: &str) -> Result<Vec<Policy>, LabError> {
             diagnostics: loaded.diagnostics.iter().map(|d| d.to_string()).collect(),
         });
     }
-    Ok(loaded.cluster.policies)
+    Ok(Loaded {
+        network: loaded.cluster.policies,
+        admin: loaded.cluster.admin_policies,
+    })
 }
 
 #[cfg(test)]
@@ -330,12 +348,14 @@ mod tests {
         let mut count = 0;
         for step in &page::STEPS {
             if let Some(file) = &step.adds {
-                count += load_policies(file.name, &with_stand_in(file.text))
-                    .unwrap()
-                    .len();
+                let loaded = load_policies(file.name, &with_stand_in(file.text)).unwrap();
+                count += loaded.network.len() + loaded.admin.len();
             }
         }
-        assert_eq!(count, 6);
+        assert_eq!(
+            count, 8,
+            "the page's six policies and the two of the admin tiers"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub(super) const BASE: [Bundled; 3] = [
 pub(super) const BASE_NAME: &str = "examples/test-project";
 
 const DENY_INGRESS: Bundled = bundled!("examples/test-project/policies/01-vm-a-deny-ingress.yaml");
-/// The policy step 8 loads together with the mistake (vm-a isolated both ways).
+/// The policy the mistake step loads together with the mistake (vm-a isolated both ways).
 pub(super) const DENY_INGRESS_EGRESS: Bundled =
     bundled!("examples/test-project/policies/02-vm-a-deny-ingress-egress.yaml");
 const ALLOW_FROM_VM_B: Bundled =
@@ -43,6 +43,10 @@ const PORT_RANGE: Bundled =
 const ALLOW_NAMESPACE: Bundled = bundled!(
     "examples/test-project/policies/06-allow-ingress-from-namespace-another-project-to-vm-a.yaml"
 );
+/// Step 8: an Admin-tier ClusterNetworkPolicy guarantees the DNS host to every VM.
+const ADMIN_DNS: Bundled = bundled!("examples/tiers/admin-dns-host-for-every-vm.yaml");
+/// Step 9: a Baseline-tier ClusterNetworkPolicy denies cross-project traffic.
+const BASELINE_CROSS_PROJECT: Bundled = bundled!("examples/tiers/baseline-cross-project.yaml");
 /// The page's mistake: `ports` indented under the peer.
 pub(super) const MISTAKE: Bundled = bundled!("examples/mistakes/egress-ports-under-peer.yaml");
 
@@ -110,8 +114,8 @@ pub(super) struct Step {
     pub explanation: &'static str,
 }
 
-/// The page's policy steps, in order; step 8 (the mistake) follows them.
-pub(super) const STEPS: [Step; 7] = [
+/// The page's policy steps, in order, then the admin tiers over them; the mistake follows.
+pub(super) const STEPS: [Step; 9] = [
     Step {
         title: "No policy",
         adds: None,
@@ -147,9 +151,19 @@ pub(super) const STEPS: [Step; 7] = [
         adds: Some(ALLOW_NAMESPACE),
         explanation: "namespaceSelector kubernetes.io/metadata.name: another-project (the label every namespace gets) lets vm-c reach vm-a.",
     },
+    Step {
+        title: "An administrator guarantees DNS to every VM (Admin tier)",
+        adds: Some(ADMIN_DNS),
+        explanation: "A ClusterNetworkPolicy in the Admin tier decides before any NetworkPolicy: every VM may reach the DNS host on 53/UDP and 53/TCP, so vm-a's UDP 53 gets through although its own policies name TCP only.",
+    },
+    Step {
+        title: "A baseline denies cross-project traffic (Baseline tier)",
+        adds: Some(BASELINE_CROSS_PROJECT),
+        explanation: "A ClusterNetworkPolicy in the Baseline tier decides only for workloads no NetworkPolicy isolates: vm-c can no longer reach vm-b (or vm-b vm-c), but still reaches vm-a, whose own policy from step 7 opens it.",
+    },
 ];
 
-/// Step 8.
+/// The step after the policy steps.
 pub(super) const MISTAKE_TITLE: &str = "the page's indentation mistake";
 pub(super) const MISTAKE_EXPLANATION: &str = "Loaded anyway (as kubectl --validate=warn or an old API server would), with vm-a isolated both ways:";
 pub(super) const MISTAKE_CONCLUSION: &str = "The misplaced `ports` is dropped, so the rule allows every port to the DNS host (TCP 80 gets through).";
