@@ -12,9 +12,7 @@
 //! - timing, retries and the `PokeServer` mechanics (agnhost, kubectl exec).
 //!
 //! Stored versions read: the manifests in `v1beta1`/`v1alpha2` spelling, some with the older
-//! `ports: [{portNumber}]` field (read as its `protocols` equivalent). Where a Go file of one of
-//! the single-protocol tests was not read (`CNPAdminTierEgressUDP`, `CNPAdminTierIngressTCP`),
-//! its probes follow the shape all four read siblings share ([`ProtocolCase`]).
+//! `ports: [{portNumber}]` field (read as its `protocols` equivalent).
 
 mod conformance_base;
 
@@ -80,14 +78,23 @@ fn cnp_admin_tier_egress_sctp() {
 fn cnp_admin_tier_ingress_tcp() {
     let houses = [GRYFFINDOR, RAVENCLAW, SLYTHERIN, HUFFLEPUFF];
     let ports = [(80, 8080), (80, 8080), (80, 8080)];
-    protocol_case(
+    let case = protocol_case(
         admin(("ingress-tcp", 3), "CNPAdminTierIngressTCP"),
         Direction::Ingress,
         Tcp,
         houses,
         ports,
-    )
-    .run();
+    );
+    case.run();
+    // Its third subtest, on the policy as declared: no egress rules, egress untouched.
+    check(
+        &cluster_of(&case.policy()),
+        "CNPAdminTierIngressTCP: egress unaffected by ingress-only rules",
+        &[
+            ok("harry-potter-0", "luna-lovegood-0", Tcp, 80),
+            ok("harry-potter-1", "draco-malfoy-0", Tcp, 80),
+        ],
+    );
 }
 
 /// `standard-ingress-udp-rules.go` CNPAdminTierIngressUDP.

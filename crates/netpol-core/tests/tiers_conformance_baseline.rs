@@ -6,10 +6,12 @@
 //! test), translated to the model as in `tiers_conformance.rs`.
 //!
 //! Go files not read, whose probes follow the shape their read siblings share: the Baseline
-//! tier's EgressTCP/UDP/SCTP, IngressTCP/SCTP, PodSelector, PortRange and SamePriority tests
-//! (their manifests were read; the probes are those of the Admin tier's tests of the same name),
-//! and the v1alpha1 integration test (its manifest was read; the probes are those of
-//! CNPAdminTierIntegration).
+//! tier's EgressTCP/UDP/SCTP, IngressTCP/SCTP, PortRange and isolation tests (their manifests
+//! were read; the probes are those of CNPBaselineTierIngressUDP and of the Admin tier's tests of
+//! the same name), and the v1alpha1 integration test (its manifest was read; the probes are
+//! those of CNPAdminTierIntegration). CNPBaselineTierPodSelector and CNPBaselineTierSamePriority
+//! probe the same pairs as their Admin siblings (the same-priority one uses the `-1` replicas as
+//! servers, which no rule tells apart from the `-0` ones).
 
 mod conformance_base;
 
