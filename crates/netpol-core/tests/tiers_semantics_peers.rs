@@ -6,6 +6,7 @@
 
 mod tiers_common;
 
+use netpol_core::eval::evaluate_at;
 use netpol_core::evaluate;
 use netpol_core::model::*;
 use tiers_common::*;
@@ -133,6 +134,34 @@ fn only_colon_colon_slash_0_covers_ipv6_traffic() {
     assert!(!oracle_allows(&c, "v6/x", "v6/y", Tcp, 80));
     assert!(!oracle_allows(&c, "v6/x", "2001:db8::1", Tcp, 80));
     assert!(oracle_allows(&c, "v6/x", "192.0.2.1", Tcp, 80));
+}
+
+// The same line: a dual-stack pair talks over both families, and a networks peer of one family
+// decides only the flows of that family (`evaluate_at` pins the addresses of one flow).
+#[test]
+fn a_dual_stack_pair_is_decided_per_family_by_a_networks_peer() {
+    let ns = vec![namespace("ds", &[])];
+    let ws = vec![
+        pod("ds", "x", &[], &["10.1.0.1", "fd00::1"], &[]),
+        pod("ds", "y", &[], &["10.1.0.2", "fd00::2"], &[]),
+    ];
+    let mut c = cluster(ns, ws, vec![]);
+    c.admin_policies =
+        vec![admin_over(1, "no-v6", "ds").with_egress(vec![deny(vec![peer_networks(&["::/0"])])])];
+    let (x, y) = (end_named(&c, "ds/x"), end_named(&c, "ds/y"));
+    let over = |a: &str, b: &str| {
+        let v = evaluate_at(
+            &c,
+            EvalOptions::default(),
+            (&x, Some(ip(a))),
+            (&y, Some(ip(b))),
+            Tcp,
+            80,
+        );
+        v.allowed
+    };
+    assert!(over("10.1.0.1", "10.1.0.2"));
+    assert!(!over("fd00::1", "fd00::2"));
 }
 
 /// `base()` with nodes n1 (role=worker, 198.51.100.1 and 2001:db8::1) and n2 (role=control,
