@@ -1,9 +1,10 @@
 //! The admin tiers' order and actions, one test per point of issue #10's "Semantics" list, each
-//! written from the API text it cites. Line numbers are those of
-//! `/work/shared/notes/tiers-api-facts.md` (kubernetes-sigs/network-policy-api at 0eec1b0):
-//! "v1alpha2 L.." is `apis/v1alpha2/clusternetworkpolicy_types.go`, "overview L.." is
-//! `site-src/api-overview.md`. Subjects, peers, ports, v1alpha1, self traffic, hairpin, nodes and
-//! the explanation are in `tiers_semantics_peers.rs`.
+//! written from the API text it cites. Line numbers are those of kubernetes-sigs/network-policy-api
+//! at commit 0eec1b0 (as the lead's API-facts notes for issue #10 list them): "v1alpha2 L.." is
+//! `apis/v1alpha2/clusternetworkpolicy_types.go`, "overview L.." is `site-src/api-overview.md`,
+//! "facts #n" the notes' point n. Subjects, peers and ports are in `tiers_semantics_peers.rs`;
+//! v1alpha1, self traffic, hairpin, the own node and the explanation in
+//! `tiers_semantics_special.rs`.
 //!
 //! Every probe goes through the oracle (`netpol_core::evaluate`); the fast paths do not walk the
 //! tiers yet.

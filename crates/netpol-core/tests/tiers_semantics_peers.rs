@@ -1,6 +1,6 @@
 //! The admin tiers' subjects, peers and protocols, one test per point of issue #10's "Semantics"
 //! list, each written from the API text it cites (line numbers as in `tiers_semantics.rs`:
-//! `/work/shared/notes/tiers-api-facts.md`, kubernetes-sigs/network-policy-api at 0eec1b0).
+//! kubernetes-sigs/network-policy-api at 0eec1b0).
 //! v1alpha1, self traffic, hairpin, the own node and the explanation are in
 //! `tiers_semantics_special.rs`.
 
