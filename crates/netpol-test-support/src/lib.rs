@@ -5,6 +5,8 @@
 //! - [`build`]: short builders of the `netpol-core` model (namespaces, pods and VMs with labels,
 //!   addresses, node and named ports, policies with selectors, peers and ports, a cluster from
 //!   parts), re-exported at the crate root so `use netpol_test_support::*;` brings them in;
+//! - [`admin`]: the admin tiers' policies, rules, peers and ports, Nodes for `nodes` peers, and
+//!   [`oracle_verdict`]/[`oracle_allows`] asking the oracle about a flow between named ends;
 //! - [`arb`]: the one proptest generator of random small clusters, whose size and shape each
 //!   property test chooses with an [`arb::ClusterShape`];
 //! - [`require_root`]: the check privileged tests start with; they fail, never skip, without root;
@@ -14,12 +16,14 @@
 //! The builders panic on malformed literals (an address or CIDR that does not parse): they only
 //! ever take constants written in a test, where a panic is the clearest report.
 
+pub mod admin;
 pub mod arb;
 pub mod build;
 mod ports;
 mod root;
 mod shell;
 
+pub use admin::*;
 pub use build::*;
 pub use ports::interesting_ports;
 pub use root::require_root;

@@ -251,11 +251,18 @@ fn rule_match(
     })
 }
 
-/// The first peer of `rule` matching the far end; a peer of an unknown kind fails closed (no
-/// match in an Accept rule, everything in a Deny or Pass rule).
+/// The first peer of `rule` matching the far end; a peer of an unknown kind fails closed (the
+/// whole Accept rule matches nothing, a Deny or Pass rule matches everything).
 fn peer_hit(ctx: &FlowCtx<'_>, rule: &AdminRule, peer: &PeerView<'_>) -> Option<PeerHit> {
-    if rule.action != AdminAction::Accept && rule.peers.contains(&AdminPeer::Unknown) {
-        return Some(PeerHit::FailClosed);
+    // The API (v1alpha2 ClusterNetworkPolicyEgressPeer): 'For "Accept" rules, "fail closed"
+    // means: "treat the rule as matching no traffic". For "Deny" and "Pass" rules, "fail closed"
+    // means: "treat the rule as a 'Deny all' rule".' The rule, not only the unknown peer: an
+    // Accept rule's known peers must not match either.
+    if rule.peers.contains(&AdminPeer::Unknown) {
+        return match rule.action {
+            AdminAction::Accept => None,
+            AdminAction::Deny | AdminAction::Pass => Some(PeerHit::FailClosed),
+        };
     }
     rule.peers
         .iter()
