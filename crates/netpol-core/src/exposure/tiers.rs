@@ -209,7 +209,10 @@ impl Walk<'_> {
                     });
                     continue;
                 }
-                if !self.rule_port_matches(r, protocol, port) {
+                if crate::policy_set::admin_has_unknown_peer(r)
+                    || !self.rule_port_matches(r, protocol, port)
+                {
+                    // An Accept rule with a peer of an unknown kind matches nothing.
                     continue;
                 }
                 out.push(Step {

@@ -135,8 +135,9 @@ pub enum AdminPeer {
     /// `domainNames` (egress, Accept rules only): matched only through addresses the user
     /// resolved (`--resolve NAME=IP`); the kernel does not enforce them.
     DomainNames(Vec<String>),
-    /// A peer with no field netpol knows (a newer CRD): fails closed, so it matches nothing in an
-    /// Accept rule and everything in a Deny or Pass rule.
+    /// A peer with no field netpol knows (a newer CRD): fails closed, so an Accept rule with it
+    /// matches no traffic at all (its other peers neither), and a Deny or Pass rule with it
+    /// denies everything.
     Unknown,
 }
 

@@ -82,6 +82,9 @@ impl AdminTables {
         let fail_closed = fails_closed(rule);
         let (action, peers, entries) = if fail_closed {
             (Action::Deny, RulePeers::Any, Vec::new())
+        } else if has_unknown_peer(rule) {
+            // An Accept rule with a peer of an unknown kind matches no traffic at all.
+            (Action::Allow, RulePeers::Listed(Vec::new()), Vec::new())
         } else {
             let peers = rule
                 .peers
@@ -113,9 +116,14 @@ impl AdminTables {
 }
 
 /// A Deny or Pass rule with a peer of an unknown kind is Deny all (the API's "fail closed"); an
-/// Accept rule with one just does not match through it.
+/// Accept rule with one matches no traffic at all (see [`has_unknown_peer`]).
 pub(crate) fn fails_closed(rule: &AdminRule) -> bool {
-    rule.action != AdminAction::Accept && rule.peers.contains(&crate::model::AdminPeer::Unknown)
+    rule.action != AdminAction::Accept && has_unknown_peer(rule)
+}
+
+/// Whether a rule has a peer of an unknown kind (a newer CRD's).
+pub(crate) fn has_unknown_peer(rule: &AdminRule) -> bool {
+    rule.peers.contains(&crate::model::AdminPeer::Unknown)
 }
 
 fn intern_admin_peer(shared: &mut Shared<'_>, key: PeerKey) -> crate::policy_set::PeerId {

@@ -24,7 +24,9 @@
 //! see ARCHITECTURE.md ("Incremental compile") for how an update will use that.
 
 mod admin;
-pub(crate) use admin::fails_closed as admin_fails_closed;
+pub(crate) use admin::{
+    fails_closed as admin_fails_closed, has_unknown_peer as admin_has_unknown_peer,
+};
 pub mod identities;
 pub mod peers;
 pub mod ports;

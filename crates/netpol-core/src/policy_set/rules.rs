@@ -169,7 +169,7 @@ pub struct CompiledAdminRule {
     /// The rule's index in the policy's list for `direction`.
     pub index: usize,
     /// The peers it matches (never [`RulePeers::Any`] unless it fails closed: admin rules always
-    /// list peers). An Accept rule whose peers are all of unknown kinds lists none and matches
+    /// list peers). An Accept rule with a peer of an unknown kind lists none and matches
     /// nothing.
     pub peers: RulePeers,
     /// The ports it matches (every port when the rule has no `protocols`, or fails closed).
