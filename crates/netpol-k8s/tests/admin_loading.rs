@@ -638,3 +638,22 @@ spec:
         "t.yaml:12:7: error: ClusterNetworkPolicy p: unknown field \"protocols\" at spec.egress[0].to[0].protocols\n  hint: \"protocols\" belongs to the rule (spec.egress[0]), not to the peer (spec.egress[0].to[0]): move it to spec.egress[0].protocols, indented to line up with \"to\""
     );
 }
+
+#[test]
+fn an_admin_policy_of_a_version_netpol_does_not_read_is_skipped_with_a_warning_naming_the_one_it_reads(
+) {
+    let l = load(
+        "apiVersion: policy.networking.k8s.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: newer}
+spec: {tier: Admin, priority: 1, subject: {namespaces: {}}}
+",
+    );
+    assert!(l.cluster.admin_policies.is_empty());
+    let w = with(&l, Severity::Warning);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(
+        w[0].to_string(),
+        "t.yaml:1:1: warning: ClusterNetworkPolicy newer: skipped: netpol does not read ClusterNetworkPolicy of version \"policy.networking.k8s.io/v1beta1\" at apiVersion\n  hint: netpol reads policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy"
+    );
+}
