@@ -1,5 +1,6 @@
 //! ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy: conversion into the
-//! model of each kind, lists, the domainNames warning, and the tiers example (decoding: admin_decoding.rs).
+//! model of each kind, lists, the domainNames warning, and the tiers example (decoding details:
+//! admin_decoding.rs).
 
 mod common;
 
