@@ -1,6 +1,7 @@
 //! From parsed documents to the model: kind dispatch (by [`crate::schema`]), Lists, strict
-//! decoding, validation, defaulting, conversion ([`policy`], [`workload`]), and the cross-object
-//! steps (duplicates, VM folding by [`crate::fold`], implicit namespaces).
+//! decoding, validation, defaulting, conversion ([`policy`], [`workload`], and [`admin`] for the
+//! admin tiers' ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy), and
+//! the cross-object steps (duplicates, VM folding by [`crate::fold`], implicit namespaces).
 
 mod admin;
 mod controller;
