@@ -257,3 +257,27 @@ spec: {tier: Admin, priority: 1, subject: {namespaces: {}}}
         "t.yaml:1:1: warning: ClusterNetworkPolicy newer: skipped: netpol does not read ClusterNetworkPolicy of version \"policy.networking.k8s.io/v1beta1\" at apiVersion\n  hint: netpol reads policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy"
     );
 }
+
+#[test]
+fn the_v0_1_shape_of_a_namespaces_peer_gets_a_hint_to_the_current_one() {
+    let l = load(
+        "apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: old}
+spec:
+  priority: 1
+  subject: {namespaces: {}}
+  ingress:
+  - action: Deny
+    from:
+    - namespaces:
+        namespaceSelector: {matchLabels: {a: b}}
+",
+    );
+    let errs = errors(&l);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(
+        errs[0].hint.as_deref(),
+        Some("this is the v0.1.x shape of a namespaces peer: spec.ingress[0].from[0].namespaces is now the namespace selector itself, so write its matchLabels / matchExpressions directly under it")
+    );
+}

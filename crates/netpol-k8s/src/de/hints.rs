@@ -171,6 +171,11 @@ fn nested_hint(struct_name: &str, cur: &str, name: &str) -> Option<String> {
         ("NetworkPolicySpec", "matchLabels" | "matchExpressions") => Some(format!(
             "\"{name}\" is a field of a selector: write it as spec.podSelector.{name}"
         )),
+        // network-policy-api v0.1.x wrote `namespaces: {namespaceSelector: ...}`; since v0.1.5
+        // (and in ClusterNetworkPolicy) `namespaces` is the selector itself.
+        ("LabelSelector", "namespaceSelector") if cur.ends_with("namespaces") => Some(format!(
+            "this is the v0.1.x shape of a namespaces peer: {cur} is now the namespace selector itself, so write its matchLabels / matchExpressions directly under it"
+        )),
         ("LabelSelector", _) if closest(name, &["matchLabels", "matchExpressions"]).is_none() => {
             Some(format!(
                 "labels go under matchLabels: write it as {}",
