@@ -281,3 +281,29 @@ spec:
         Some("this is the v0.1.x shape of a namespaces peer: spec.ingress[0].from[0].namespaces is now the namespace selector itself, so write its matchLabels / matchExpressions directly under it")
     );
 }
+
+#[test]
+fn dropping_a_misplaced_port_field_in_warn_mode_says_the_rule_now_matches_every_port() {
+    let text = "apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: p}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {namespaces: {}}
+  egress:
+  - action: Accept
+    to:
+    - namespaces: {}
+      protocols:
+      - tcp: {destinationPort: {number: 25}}
+";
+    let l = load_mode(text, ValidationMode::Warn);
+    assert!(!l.has_errors(), "{:#?}", l.diagnostics);
+    let w = with(&l, Severity::Warning);
+    assert_eq!(
+        w[0].message,
+        "unknown field \"protocols\" at spec.egress[0].to[0].protocols was dropped: rule spec.egress[0] now matches every port and protocol of its peers (an Accept rule accepts them all)"
+    );
+    assert_eq!(l.cluster.admin_policies[0].egress[0].ports, None);
+}
