@@ -1,6 +1,9 @@
 //! netpol-k8s: the only crate that knows Kubernetes wire types. It loads manifests (files,
 //! directories, stdin; YAML, JSON, Lists), decodes them strictly, validates and defaults them as
-//! the API server does, and converts them to the `netpol-core` model.
+//! the API server does, and converts them to the `netpol-core` model. Besides NetworkPolicy,
+//! the admin tiers: ClusterNetworkPolicy (`policy.networking.k8s.io/v1alpha2`),
+//! AdminNetworkPolicy and BaselineAdminNetworkPolicy (`v1alpha1`), validated by their CRDs'
+//! OpenAPI and CEL rules.
 //!
 //! Errors are reported like kubectl would report them, but with the file, line and column of the
 //! offending key or value, the field path, and a hint. Objects that are fine keep loading when

@@ -1,5 +1,6 @@
-//! ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy: decoding, lists,
-//! cluster scope, duplicates, fail-closed peers, conversion into the model, and the examples.
+//! ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy: conversion into the
+//! model of each kind, lists, the domainNames warning, and the tiers example (decoding details:
+//! admin_decoding.rs).
 
 mod common;
 
@@ -9,7 +10,7 @@ use common::*;
 use netpol_core::{
     AdminAction, AdminApi, AdminPeer, AdminPort, AdminSubject, AdminTier, LabelSelector, Protocol,
 };
-use netpol_k8s::{load_paths, DiagnosticKind, LoadOptions, Severity, ValidationMode};
+use netpol_k8s::{load_paths, LoadOptions, Severity};
 
 fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples")
@@ -340,179 +341,6 @@ items:
 }
 
 #[test]
-fn an_unknown_field_is_rejected_with_its_position_and_path_and_other_objects_keep_loading() {
-    let text = "apiVersion: policy.networking.k8s.io/v1alpha2
-kind: ClusterNetworkPolicy
-metadata:
-  name: typo
-spec:
-  tier: Admin
-  priority: 1
-  subject:
-    namespaces: {}
-  egress:
-  - action: Accept
-    to:
-    - namespaces: {}
-    protocol:
-    - tcp: {destinationPort: {number: 80}}
----
-apiVersion: policy.networking.k8s.io/v1alpha1
-kind: AdminNetworkPolicy
-metadata:
-  name: fine
-spec:
-  priority: 1
-  subject:
-    namespaces: {}
-";
-    let l = load(text);
-    let errs = errors(&l);
-    assert_eq!(errs.len(), 1, "{errs:#?}");
-    let d = errs[0];
-    assert_eq!(d.kind, DiagnosticKind::UnknownField);
-    assert_eq!((d.line, d.column), (14, 5));
-    assert_eq!(d.field_path.as_deref(), Some("spec.egress[0].protocol"));
-    assert_eq!(d.object.as_deref(), Some("ClusterNetworkPolicy typo"));
-    let keys: Vec<String> = l.cluster.admin_policies.iter().map(|p| p.key()).collect();
-    assert_eq!(keys, ["anp/fine"]);
-    // Warn mode drops the field (and with it the rule's ports), with a warning.
-    let l = load_mode(text, ValidationMode::Warn);
-    assert!(!l.has_errors(), "{:#?}", l.diagnostics);
-    assert_eq!(l.cluster.admin_policies.len(), 2);
-}
-
-#[test]
-fn a_namespace_on_a_cluster_scoped_policy_is_ignored_with_a_warning() {
-    let l = load(
-        "apiVersion: policy.networking.k8s.io/v1alpha2
-kind: ClusterNetworkPolicy
-metadata:
-  name: p
-  namespace: test-project
-spec:
-  tier: Admin
-  priority: 1
-  subject: {namespaces: {}}
-",
-    );
-    assert!(!l.has_errors(), "{:#?}", l.diagnostics);
-    let w = with(&l, Severity::Warning);
-    assert_eq!(w.len(), 1, "{w:#?}");
-    assert_eq!(w[0].line, 5);
-    assert_eq!(w[0].field_path.as_deref(), Some("metadata.namespace"));
-    assert!(w[0].message.contains("cluster-scoped"), "{}", w[0].message);
-    assert_eq!(l.cluster.admin_policies[0].name, "p");
-    assert!(
-        l.cluster
-            .namespaces
-            .iter()
-            .all(|n| n.name != "test-project"),
-        "no implicit namespace"
-    );
-}
-
-#[test]
-fn a_second_policy_of_the_same_kind_and_name_is_an_error_on_the_later_one() {
-    let cnp = "apiVersion: policy.networking.k8s.io/v1alpha2
-kind: ClusterNetworkPolicy
-metadata: {name: same}
-spec: {tier: Admin, priority: 1, subject: {namespaces: {}}}
-";
-    let anp = "apiVersion: policy.networking.k8s.io/v1alpha1
-kind: AdminNetworkPolicy
-metadata: {name: same}
-spec: {priority: 1, subject: {namespaces: {}}}
-";
-    let l = load(&format!("{cnp}---\n{anp}---\n{cnp}"));
-    let errs = errors(&l);
-    assert_eq!(errs.len(), 1, "{errs:#?}");
-    assert_eq!(errs[0].line, 11);
-    assert!(
-        errs[0]
-            .message
-            .starts_with("duplicate object: already defined at t.yaml:1"),
-        "{}",
-        errs[0].message
-    );
-    let keys: Vec<String> = l.cluster.admin_policies.iter().map(|p| p.key()).collect();
-    assert_eq!(
-        keys,
-        ["cnp/same", "anp/same"],
-        "another kind of the same name is another object"
-    );
-}
-
-const NEWER_PEER: &str = "apiVersion: policy.networking.k8s.io/v1alpha2
-kind: ClusterNetworkPolicy
-metadata:
-  name: newer
-spec:
-  tier: Admin
-  priority: 1
-  subject:
-    namespaces: {}
-  ingress:
-  - action: Accept
-    from:
-    - serviceAccounts:
-        name: x
-    - namespaces: {}
-  egress:
-  - action: Deny
-    to:
-    - externalNetworks: {matchLabels: {a: b}}
-";
-
-#[test]
-fn a_peer_of_only_unknown_fields_fails_closed_in_every_mode_with_a_warning() {
-    for mode in [
-        ValidationMode::Strict,
-        ValidationMode::Warn,
-        ValidationMode::Ignore,
-    ] {
-        let l = load_mode(NEWER_PEER, mode);
-        assert!(!l.has_errors(), "{mode:?}: {:#?}", l.diagnostics);
-        let p = &l.cluster.admin_policies[0];
-        assert_eq!(
-            p.ingress[0].peers,
-            [
-                AdminPeer::Unknown,
-                AdminPeer::Namespaces(LabelSelector::everything())
-            ]
-        );
-        assert_eq!(p.egress[0].peers, [AdminPeer::Unknown]);
-        let w = with(&l, Severity::Warning);
-        assert_eq!(w.len(), 2, "{w:#?}");
-        assert_eq!(w[0].field_path.as_deref(), Some("spec.ingress[0].from[0]"));
-        assert_eq!(w[0].line, 13);
-        assert!(w[0].message.contains("serviceAccounts"), "{}", w[0].message);
-        assert!(w[0].message.contains("matches nothing"), "{}", w[0].message);
-        assert_eq!(w[1].field_path.as_deref(), Some("spec.egress[0].to[0]"));
-        assert!(
-            w[1].message.contains("denies everything"),
-            "{}",
-            w[1].message
-        );
-    }
-}
-
-#[test]
-fn an_unknown_field_next_to_a_known_one_in_a_peer_is_an_ordinary_unknown_field() {
-    let l = load(&NEWER_PEER.replace(
-        "    - serviceAccounts:\n        name: x\n    - namespaces: {}\n",
-        "    - namespaces: {}\n      serviceAccounts: {}\n",
-    ));
-    let errs = errors(&l);
-    assert_eq!(errs.len(), 1, "{errs:#?}");
-    assert_eq!(errs[0].kind, DiagnosticKind::UnknownField);
-    assert_eq!(
-        errs[0].field_path.as_deref(),
-        Some("spec.ingress[0].from[0].serviceAccounts")
-    );
-}
-
-#[test]
 fn a_domain_names_rule_loads_with_the_warning_that_the_kernel_does_not_enforce_it() {
     let l = load(
         "apiVersion: policy.networking.k8s.io/v1alpha2
@@ -578,63 +406,4 @@ fn the_tiers_example_loads_without_errors_or_warnings() {
         "the user's page objects too"
     );
     assert_eq!(l.cluster.policies.len(), 6, "the page's NetworkPolicies");
-}
-
-#[test]
-fn a_peer_that_looks_like_a_typo_still_fails_closed_but_the_warning_says_how_to_fix_it() {
-    let l = load(&NEWER_PEER.replace(
-        "    - serviceAccounts:\n        name: x\n",
-        "    - namespace: {}\n",
-    ));
-    assert!(!l.has_errors(), "{:#?}", l.diagnostics);
-    assert_eq!(
-        l.cluster.admin_policies[0].ingress[0].peers[0],
-        AdminPeer::Unknown
-    );
-    let w = with(&l, Severity::Warning);
-    assert_eq!(
-        w[0].hint.as_deref(),
-        Some("if \"namespace\" is a misspelling of \"namespaces\", fix it: as written, the peer fails closed")
-    );
-    let l = load(&NEWER_PEER.replace(
-        "    - externalNetworks: {matchLabels: {a: b}}\n",
-        "    - protocols: [{tcp: {destinationPort: {number: 1}}}]\n",
-    ));
-    let w = with(&l, Severity::Warning);
-    assert!(
-        w[1].hint
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("\"protocols\" belongs to the rule"),
-        "{w:#?}"
-    );
-    // A newer CRD's peer gets no such hint.
-    let l = load(NEWER_PEER);
-    assert!(with(&l, Severity::Warning).iter().all(|d| d.hint.is_none()));
-}
-
-#[test]
-fn protocols_under_a_peer_get_the_hint_to_move_them_to_the_rule() {
-    let l = load(
-        "apiVersion: policy.networking.k8s.io/v1alpha2
-kind: ClusterNetworkPolicy
-metadata: {name: p}
-spec:
-  tier: Admin
-  priority: 1
-  subject: {namespaces: {}}
-  egress:
-  - action: Deny
-    to:
-    - namespaces: {}
-      protocols:
-      - tcp: {destinationPort: {number: 25}}
-",
-    );
-    let errs = errors(&l);
-    assert_eq!(errs.len(), 1, "{errs:#?}");
-    assert_eq!(
-        errs[0].to_string(),
-        "t.yaml:12:7: error: ClusterNetworkPolicy p: unknown field \"protocols\" at spec.egress[0].to[0].protocols\n  hint: \"protocols\" belongs to the rule (spec.egress[0]), not to the peer (spec.egress[0].to[0]): move it to spec.egress[0].protocols, indented to line up with \"to\""
-    );
 }

@@ -428,7 +428,11 @@ impl Converter<'_> {
         let outcome = self.ctx.loader.load(&name, &text);
         if outcome.errors.is_empty() {
             for w in &outcome.warnings {
-                tracing::debug!(object = %name, warning = %w);
+                if says_how_traffic_is_treated(self.kind) {
+                    tracing::warn!(object = %name, warning = %w);
+                } else {
+                    tracing::debug!(object = %name, warning = %w);
+                }
             }
             Ok((outcome.cluster, text))
         } else {
@@ -436,6 +440,18 @@ impl Converter<'_> {
             Err(outcome.errors.join("; "))
         }
     }
+}
+
+/// Whether the loader's warnings about objects of `kind` say that traffic is treated otherwise
+/// than written, and so are worth a warning in the log rather than a debug line: an admin
+/// policy's peer that fails closed, or a `domainNames` rule the kernel does not enforce.
+fn says_how_traffic_is_treated(kind: Kind) -> bool {
+    matches!(
+        kind.id,
+        KnownKind::ClusterNetworkPolicy
+            | KnownKind::AdminNetworkPolicy
+            | KnownKind::BaselineAdminNetworkPolicy
+    )
 }
 
 /// Keeps only what netpol reads (the schema's fields of the kind): managedFields, annotations,

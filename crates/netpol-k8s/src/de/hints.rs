@@ -171,6 +171,11 @@ fn nested_hint(struct_name: &str, cur: &str, name: &str) -> Option<String> {
         ("NetworkPolicySpec", "matchLabels" | "matchExpressions") => Some(format!(
             "\"{name}\" is a field of a selector: write it as spec.podSelector.{name}"
         )),
+        // network-policy-api v0.1.x wrote `namespaces: {namespaceSelector: ...}`; since v0.1.5
+        // (and in ClusterNetworkPolicy) `namespaces` is the selector itself.
+        ("LabelSelector", "namespaceSelector") if cur.ends_with("namespaces") => Some(format!(
+            "this is the v0.1.x shape of a namespaces peer: {cur} is now the namespace selector itself, so write its matchLabels / matchExpressions directly under it"
+        )),
         ("LabelSelector", _) if closest(name, &["matchLabels", "matchExpressions"]).is_none() => {
             Some(format!(
                 "labels go under matchLabels: write it as {}",
@@ -190,6 +195,9 @@ fn consequence_of_dropping(
     segs: &[Seg<'_>],
     name: &str,
 ) -> Option<String> {
+    if let Some(c) = admin_consequence(cur, ancestors, segs, name) {
+        return Some(c);
+    }
     if cur.name != "NetworkPolicyPeer" || name != "ports" {
         return None;
     }
@@ -232,6 +240,47 @@ fn consequence_of_dropping(
     };
     Some(format!(
         "rule {rule_path} now allows every port (and protocol) {whom}"
+    ))
+}
+
+/// What dropping a port-like field of an admin policy rule (or of one of its peers) does: the
+/// rule, without ports of its own, matches every port and protocol, so an Accept rule accepts
+/// more than written (a Deny or Pass rule decides more).
+fn admin_consequence(
+    cur: &StructFrame<'_>,
+    ancestors: &[StructFrame<'_>],
+    segs: &[Seg<'_>],
+    name: &str,
+) -> Option<String> {
+    const RULES: &[&str] = &[
+        "CnpIngressRule",
+        "CnpEgressRule",
+        "AnpIngressRule",
+        "AnpEgressRule",
+    ];
+    if !matches!(name, "protocols" | "protocol" | "ports" | "port") {
+        return None;
+    }
+    let rule = if RULES.contains(&cur.name) {
+        cur
+    } else if cur.name == "PeerWire" {
+        ancestors.last().filter(|a| RULES.contains(&a.name))?
+    } else {
+        return None;
+    };
+    let own = if rule.name.starts_with("Cnp") {
+        "protocols"
+    } else {
+        "ports"
+    };
+    let rule_path = render_segs(&segs[..rule.depth.min(segs.len())]);
+    if rule.node.get(own).is_some_and(|n| !n.is_null()) {
+        return Some(format!(
+            "rule {rule_path} keeps its own {own} ({rule_path}.{own})"
+        ));
+    }
+    Some(format!(
+        "rule {rule_path} now matches every port and protocol of its peers (an Accept rule accepts them all)"
     ))
 }
 

@@ -1,6 +1,7 @@
 //! From parsed documents to the model: kind dispatch (by [`crate::schema`]), Lists, strict
-//! decoding, validation, defaulting, conversion ([`policy`], [`workload`]), and the cross-object
-//! steps (duplicates, VM folding by [`crate::fold`], implicit namespaces).
+//! decoding, validation, defaulting, conversion ([`policy`], [`workload`], and [`admin`] for the
+//! admin tiers' ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy), and
+//! the cross-object steps (duplicates, VM folding by [`crate::fold`], implicit namespaces).
 
 mod admin;
 mod controller;
@@ -250,15 +251,15 @@ impl Loader {
                 .field("apiVersion")
                 .hint(format!("use apiVersion: {}", k.api_version))
             }
-            Some(_) if is_crd_group(api_version) => Diagnostic::at(
+            Some(k) if is_crd_group(api_version) => Diagnostic::at(
                 Severity::Warning,
                 file,
                 node.pos,
                 format!("skipped: netpol does not read {kind} of version {api_version:?}"),
             )
-            .object(r.describe(true))
+            .object(r.describe(k.namespaced))
             .field("apiVersion")
-            .hint(format!("netpol reads {}", crd_kinds())),
+            .hint(format!("netpol reads {}", crd_kinds_of(kind))),
             _ => Diagnostic::at(
                 Severity::Note,
                 file,
@@ -487,11 +488,12 @@ fn is_crd_group(api_version: &str) -> bool {
         .any(|k| api_version.starts_with(&format!("{}/", k.group)))
 }
 
-/// `virtualization.deckhouse.io/v1alpha2 VirtualMachine and kubevirt.io/v1 ...`.
-fn crd_kinds() -> String {
-    let kinds: Vec<String> = schema::KINDS
+/// The versions netpol reads of the CRD kind `kind`: `virtualization.deckhouse.io/v1alpha2
+/// VirtualMachine and kubevirt.io/v1 VirtualMachine`.
+fn crd_kinds_of(kind: &str) -> String {
+    let kinds: Vec<String> = schema::READ_KINDS
         .iter()
-        .filter(|k| k.crd)
+        .filter(|k| k.crd && k.kind == kind)
         .map(|k| format!("{} {}", k.api_version, k.kind))
         .collect();
     kinds.join(" and ")

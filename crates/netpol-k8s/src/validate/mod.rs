@@ -1,6 +1,8 @@
 //! Validation as the API server does it (`ValidateObjectMeta`, `ValidateNetworkPolicy`,
-//! `ValidateLabelSelector`), with the API server's wording (`field: Invalid value: x: detail`).
-//! Every problem of an object is collected, not only the first.
+//! `ValidateLabelSelector`), with the API server's wording (`field: Invalid value: x: detail`);
+//! for the admin policy CRDs, the OpenAPI and CEL checks that are more than a range or an enum
+//! ([`admin`]; the rest is in `load/admin/`). Every problem of an object is collected, not only
+//! the first.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
