@@ -240,8 +240,7 @@ spec:
 }
 
 #[test]
-fn an_admin_policy_of_a_version_netpol_does_not_read_is_skipped_with_a_warning_naming_the_one_it_reads(
-) {
+fn an_admin_policy_of_a_version_netpol_does_not_read_is_an_error_naming_the_one_it_reads() {
     let l = load(
         "apiVersion: policy.networking.k8s.io/v1beta1
 kind: ClusterNetworkPolicy
@@ -249,12 +248,13 @@ metadata: {name: newer}
 spec: {tier: Admin, priority: 1, subject: {namespaces: {}}}
 ",
     );
+    // Skipping it would silently leave open what it denies.
     assert!(l.cluster.admin_policies.is_empty());
-    let w = with(&l, Severity::Warning);
-    assert_eq!(w.len(), 1, "{w:#?}");
+    let e = with(&l, Severity::Error);
+    assert_eq!(e.len(), 1, "{e:#?}");
     assert_eq!(
-        w[0].to_string(),
-        "t.yaml:1:1: warning: ClusterNetworkPolicy newer: skipped: netpol does not read ClusterNetworkPolicy of version \"policy.networking.k8s.io/v1beta1\" at apiVersion\n  hint: netpol reads policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy"
+        e[0].to_string(),
+        "t.yaml:1:1: error: ClusterNetworkPolicy newer: netpol does not read ClusterNetworkPolicy of version \"policy.networking.k8s.io/v1beta1\": what it decides cannot be analysed or enforced at apiVersion\n  hint: netpol reads policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy"
     );
 }
 

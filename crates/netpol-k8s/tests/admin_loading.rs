@@ -383,6 +383,7 @@ fn the_tiers_example_loads_without_errors_or_warnings() {
             "anp/no-smtp",
             "banp/default",
             "cnp/deny-cross-project",
+            "cnp/dns-host-for-every-vm",
             "cnp/vms-reach-dns"
         ]
     );

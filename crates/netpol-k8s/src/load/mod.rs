@@ -251,6 +251,21 @@ impl Loader {
                 .field("apiVersion")
                 .hint(format!("use apiVersion: {}", k.api_version))
             }
+            // A policy of a version netpol cannot read is an error, not a skip: without it the
+            // analysis (and an agent) would leave open what the policy denies.
+            Some(k) if is_crd_group(api_version) && k.group == ADMIN_POLICY_GROUP => {
+                Diagnostic::at(
+                    Severity::Error,
+                    file,
+                    node.pos,
+                    format!(
+                        "netpol does not read {kind} of version {api_version:?}: what it decides cannot be analysed or enforced"
+                    ),
+                )
+                .object(r.describe(k.namespaced))
+                .field("apiVersion")
+                .hint(format!("netpol reads {}", crd_kinds_of(kind)))
+            }
             Some(k) if is_crd_group(api_version) => Diagnostic::at(
                 Severity::Warning,
                 file,
@@ -479,6 +494,9 @@ fn type_meta_field(
         }
     }
 }
+
+/// The API group of the admin tiers' policies.
+const ADMIN_POLICY_GROUP: &str = "policy.networking.k8s.io";
 
 /// Whether `api_version` is of a group of the VM CRDs netpol reads (in another version).
 fn is_crd_group(api_version: &str) -> bool {
