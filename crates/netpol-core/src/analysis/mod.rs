@@ -15,6 +15,7 @@ mod nodes;
 mod outputs;
 mod query;
 mod sides;
+mod tier_map;
 mod tiers;
 
 use crate::bits::Bits;

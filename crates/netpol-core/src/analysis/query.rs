@@ -10,6 +10,7 @@ use crate::model::Protocol;
 use crate::policy_set::identities::Family;
 
 use super::nodes::Mode;
+use super::tier_map::{TierCache, TierPair};
 use super::tiers::Fold;
 use super::{Analyzer, AnalyzerRule, ConnectivityMap, TruthTable};
 use crate::model::Direction;
@@ -290,7 +291,7 @@ impl Analyzer {
     /// or not) to destination identity `d` (`e` and `i` are scratch; the result is left in `e`).
     #[inline]
     fn pair_atoms(&self, src: Source, d: usize, scratch: &mut Scratch, all: &Bits) {
-        let Scratch { e, i, fold } = scratch;
+        let Scratch { e, i, tiers, .. } = scratch;
         let s = src.identity;
         let f = src.mode.pair(src.class, self.set.identities.list[d].class);
         if src.egress_isolated {
@@ -304,24 +305,16 @@ impl Analyzer {
         } else {
             e.clone_from(all);
         }
-        let tiers = &self.tiers;
-        tiers.walk_subject(
-            fold,
-            e,
-            Direction::Egress,
-            s,
-            src.egress_isolated,
-            |_, r, out| {
-                if !r.peer_contains(d, f) {
-                    return false;
-                }
-                out.clear();
-                self.or_port_atoms(out, r.ports, d);
-                true
-            },
-        );
+        let pair = TierPair {
+            src: s,
+            dst: d,
+            family: f,
+        };
+        if let Some(cache) = tiers.as_mut() {
+            self.tier_apply(cache, Direction::Egress, pair, src.egress_isolated, e);
+        }
         let d_isolated = self.ingress.isolated.get(d);
-        let d_tiers = tiers.selects(Direction::Ingress, d);
+        let d_tiers = self.tiers.selects(Direction::Ingress, d);
         if (d_isolated || d_tiers) && !e.is_empty() {
             if d_isolated {
                 i.clear();
@@ -334,14 +327,9 @@ impl Analyzer {
             } else {
                 i.clone_from(all);
             }
-            tiers.walk_subject(fold, i, Direction::Ingress, d, d_isolated, |_, r, out| {
-                if !r.peer_contains(s, f) {
-                    return false;
-                }
-                out.clear();
-                self.or_port_atoms(out, r.ports, d);
-                true
-            });
+            if let Some(cache) = tiers.as_mut() {
+                self.tier_apply(cache, Direction::Ingress, pair, d_isolated, i);
+            }
             e.and_assign(i);
         }
     }
@@ -389,7 +377,7 @@ impl Analyzer {
         if !self.tiers.any() {
             return Vec::new();
         }
-        let Scratch { e, i, fold } = scratch;
+        let Scratch { e, i, fold, .. } = scratch;
         let mut out = Vec::with_capacity(self.workload_count);
         for (w, &x) in self.identity_of.iter().enumerate() {
             let f = CLASS_FAMILIES[self.nodes.class_of[w]].first().copied();
@@ -440,6 +428,7 @@ impl Analyzer {
             e: Bits::new(a),
             i: Bits::new(a),
             fold: Fold::new(a),
+            tiers: self.tier_cache(a),
         };
         let nothing = interned.id(&Bits::new(a));
         let needed_src = self.needed_sides(&self.sides.src_side, self.sides.src_reps.len(), mode);
@@ -547,6 +536,8 @@ struct Scratch {
     e: Bits,
     i: Bits,
     fold: Fold,
+    /// The tiers' answers, when admin policies apply.
+    tiers: Option<TierCache>,
 }
 
 /// What the map's inner loop needs of a source identity, looked up once per row.

@@ -116,6 +116,7 @@ pub(super) struct Fold {
     hit: Bits,
     /// Every element.
     all: Bits,
+    len: usize,
 }
 
 impl Fold {
@@ -127,7 +128,24 @@ impl Fold {
             rest: Bits::new(len),
             hit: Bits::new(len),
             all: Bits::full(len),
+            len,
         }
+    }
+}
+
+/// What a walk decided for one subject and one far end, whatever NetworkPolicy says: the tiers
+/// allow `accepted ∪ (rest ∩ NetworkPolicy's answer)`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct Answer {
+    accepted: Bits,
+    rest: Bits,
+}
+
+impl Answer {
+    /// Turns NetworkPolicy's answer `out` into the tiers'.
+    pub(super) fn apply(&self, out: &mut Bits) {
+        out.and_assign(&self.rest);
+        out.or_assign(&self.accepted);
     }
 }
 
@@ -354,6 +372,43 @@ impl Tiers {
         });
     }
 
+    /// What the walk of subject `x`'s direction `d` decides over elements, whatever
+    /// NetworkPolicy says: see [`Answer`]. `mask` as for [`Tiers::walk_subject`].
+    pub(super) fn answer(
+        &self,
+        f: &mut Fold,
+        d: Direction,
+        x: usize,
+        np_isolated: bool,
+        mut mask: impl FnMut(usize, &TierRule, &mut Bits) -> bool,
+    ) -> Answer {
+        let di = direction_index(d);
+        let policies = &self.of[di][x];
+        let mut mask = |_: &Bits, ri, r: &TierRule, out: &mut Bits| mask(ri, r, out);
+        f.accepted.clear();
+        f.denied.clear();
+        f.undecided.clone_from(&f.all);
+        self.fold(f, di, policies, Tier::Admin, &mut mask);
+        f.rest.assign_and_not(&f.all, &f.accepted);
+        f.rest.and_not_assign(&f.denied);
+        if np_isolated {
+            return Answer {
+                accepted: f.accepted.clone(),
+                rest: f.rest.clone(),
+            };
+        }
+        f.denied.clear();
+        f.undecided.clone_from(&f.rest);
+        self.fold(f, di, policies, Tier::Baseline, &mut mask);
+        let mut accepted = f.rest.clone();
+        accepted.and_not_assign(&f.denied);
+        accepted.or_assign(&f.accepted);
+        Answer {
+            accepted,
+            rest: Bits::new(f.len),
+        }
+    }
+
     /// The egress walk of source identity `s` over destination identities: `out` holds
     /// NetworkPolicy's row; `d` the destinations of each family, `ok(rule)` the destinations
     /// its ports admit (`None`: none).
@@ -436,7 +491,21 @@ impl Tiers {
     /// Identity `x`'s membership in the peers of every rule of direction `d`: selectors, IPv4
     /// and IPv6 addresses (what makes a side, with the policies selecting it).
     pub(super) fn membership(&self, x: usize, d: Direction) -> Vec<u64> {
-        let list = &self.rules_of_direction[direction_index(d)];
+        self.membership_in(x, &self.rules_of_direction[direction_index(d)])
+    }
+
+    /// The rules of the policies selecting identity `x` for direction `d`, in walk order.
+    pub(super) fn rules_of(&self, d: Direction, x: usize) -> Vec<usize> {
+        let di = direction_index(d);
+        self.of[di][x]
+            .iter()
+            .flat_map(|&pi| self.policies[pi].rules[di].iter().copied())
+            .collect()
+    }
+
+    /// Identity `x`'s membership in the peers of the rules `list`: selectors, IPv4 and IPv6
+    /// addresses.
+    pub(super) fn membership_in(&self, x: usize, list: &[usize]) -> Vec<u64> {
         let mut b = Bits::new(list.len() * 3);
         for (k, &ri) in list.iter().enumerate() {
             let r = &self.rules[ri];
