@@ -1,12 +1,13 @@
 //! Times the analyzer on a synthetic cluster, for peak-memory measurement with `/usr/bin/time -v`.
 //!
-//! `cargo run --release -p netpol-core --example bench_scale -- [workloads] [namespaces] [policies]`
+//! `cargo run --release -p netpol-core --example bench_scale -- [workloads] [namespaces] [policies]
+//! [unique|same] [admin policies]`
 
 use std::time::Instant;
 
 use netpol_core::analysis::Analyzer;
 use netpol_core::model::{EvalOptions, Protocol};
-use netpol_core::synth::{generate, SynthParams};
+use netpol_core::synth::{add_admin_policies, generate, SynthParams};
 
 fn arg(i: usize, default: usize) -> usize {
     std::env::args()
@@ -31,6 +32,10 @@ fn main() {
         for w in &mut cluster.workloads {
             w.labels.insert("instance".into(), w.key());
         }
+    }
+    // A number as 5th argument: add that many admin policies of both tiers (every feature).
+    if let Some(count) = std::env::args().nth(5).and_then(|a| a.parse().ok()) {
+        add_admin_policies(&mut cluster, count, 1);
     }
     println!("generate: {:?} ({params:?})", t.elapsed());
     for ipblock_matches_workloads in [true, false] {

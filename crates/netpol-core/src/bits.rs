@@ -78,6 +78,20 @@ impl Bits {
         }
     }
 
+    /// `self &= !other`.
+    pub(crate) fn and_not_assign(&mut self, other: &Bits) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a &= !b;
+        }
+    }
+
+    /// `self = a & !b`.
+    pub(crate) fn assign_and_not(&mut self, a: &Bits, b: &Bits) {
+        for ((x, y), z) in self.words.iter_mut().zip(&a.words).zip(&b.words) {
+            *x = y & !z;
+        }
+    }
+
     /// Every bit below `len` flipped.
     pub(crate) fn complement(&self) -> Bits {
         let mut b = Bits {

@@ -1,12 +1,13 @@
 //! Property test: on random small clusters using every feature of the model, the analyzer's truth
 //! tables and connectivity map agree with the reference evaluator on every pair of endpoints
 //! (workloads, and nodes when the cluster has them), for the family a flow prefers and, where
-//! both ends are dual-stack, for each family alone.
+//! both ends are dual-stack, for each family alone; with random admin tiers too, where hairpin
+//! flows (a workload reaching itself through a Service) are held against the evaluator as well.
 
 use netpol_core::analysis::Analyzer;
-use netpol_core::eval::{evaluate_ends, FlowEnd};
+use netpol_core::eval::{evaluate_ends, evaluate_hairpin, FlowEnd};
 use netpol_core::model::*;
-use netpol_test_support::arb::{self, ClusterShape};
+use netpol_test_support::arb::{self, ClusterShape, TierShape};
 use proptest::prelude::*;
 
 /// Endpoint `i` of the analyzer's outputs: workloads, then nodes.
@@ -21,6 +22,29 @@ fn end(c: &Cluster, i: usize) -> FlowEnd {
     }
 }
 
+/// Where the admin rules' port numbers and ranges start and end, with their neighbours
+/// (`interesting_ports` knows NetworkPolicy's only).
+fn admin_ports(c: &Cluster) -> Vec<u16> {
+    let mut out = Vec::new();
+    for p in &c.admin_policies {
+        for rule in p.ingress.iter().chain(&p.egress) {
+            for port in rule.ports.iter().flatten() {
+                if let AdminPort::Protocol {
+                    ports: Some((start, end)),
+                    ..
+                } = port
+                {
+                    for q in [*start, *end] {
+                        out.extend([q.saturating_sub(1), q, q.saturating_add(1)]);
+                    }
+                }
+            }
+        }
+    }
+    out.retain(|&p| p >= 1);
+    out
+}
+
 fn in_ranges(r: &[(u16, u16)], port: u16) -> bool {
     r.iter().any(|(lo, hi)| *lo <= port && port <= *hi)
 }
@@ -29,10 +53,19 @@ fn check(c: &Cluster, opts: EvalOptions, extra: u16) -> Result<(), TestCaseError
     let analyzer = Analyzer::new(c, opts);
     let map = analyzer.connectivity_map();
     let n = c.workloads.len() + c.nodes.len();
-    let ports = netpol_test_support::interesting_ports([c], &[extra]);
+    let mut extras = vec![extra];
+    extras.extend(admin_ports(c));
+    let ports = netpol_test_support::interesting_ports([c], &extras);
     for protocol in Protocol::ALL {
         for &port in &ports {
             let table = analyzer.truth_table(protocol, port);
+            for w in 0..c.workloads.len() {
+                let v = evaluate_hairpin(c, opts, w, protocol, port);
+                let what = format!("hairpin {w} {protocol}/{port} ({opts:?})\n{}", v.explain());
+                prop_assert_eq!(table.hairpin_allowed(w), v.allowed, "truth table {}", what);
+                let in_map = in_ranges(map.hairpin_ports(w, protocol), port);
+                prop_assert_eq!(in_map, v.allowed, "map {}", what);
+            }
             for s in 0..n {
                 for d in 0..n {
                     let both_nodes = s >= c.workloads.len() && d >= c.workloads.len();
@@ -100,6 +133,18 @@ proptest! {
     #[test]
     fn the_fast_path_agrees_with_the_reference_evaluator(
         c in arb::cluster(&ClusterShape::for_the_analyzer()),
+        extra in 1u16..=65535,
+    ) {
+        check(&c, EvalOptions { ipblock_matches_workloads: true }, extra)?;
+        check(&c, EvalOptions { ipblock_matches_workloads: false }, extra)?;
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_reference_evaluator_through_the_admin_tiers(
+        c in arb::with_tiers(
+            arb::cluster(&ClusterShape::for_the_analyzer_with_nodes()),
+            &TierShape::for_the_analyzer(),
+        ),
         extra in 1u16..=65535,
     ) {
         check(&c, EvalOptions { ipblock_matches_workloads: true }, extra)?;

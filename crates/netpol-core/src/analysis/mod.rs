@@ -15,6 +15,8 @@ mod nodes;
 mod outputs;
 mod query;
 mod sides;
+mod tier_map;
+mod tiers;
 
 use crate::bits::Bits;
 use crate::model::{Cluster, Direction, EvalOptions, IpBlock};
@@ -91,6 +93,8 @@ pub struct Analyzer {
     /// `family` (0 = IPv4, 1 = IPv6).
     family_dsts: Vec<[Bits; 2]>,
     sides: sides::Sides,
+    /// The admin tiers' policies and rules, against identities.
+    tiers: tiers::Tiers,
     /// The nodes, which are endpoints of the outputs after the workloads.
     nodes: nodes::Nodes,
 }
@@ -110,6 +114,7 @@ impl Analyzer {
         };
         let ic = set.identity_count();
         let nodes = nodes::Nodes::new(cluster, &set);
+        let tiers = tiers::Tiers::new(cluster, &set);
         let mut keys = output_keys(cluster);
         keys.extend(cluster.nodes.iter().map(|n| n.key()));
         let mut order = workload_order(cluster);
@@ -129,6 +134,7 @@ impl Analyzer {
             egress: Isolation::new(ic),
             family_dsts: family_destinations(&set),
             sides: sides::Sides::default(),
+            tiers,
             nodes,
             set,
         };

@@ -12,14 +12,17 @@
 //! alone ([`Mode::Only`]), besides the family a flow prefers ([`Mode::Preferred`], the source's
 //! first family the destination has, as [`crate::eval::flow_addresses`] picks).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::bits::Bits;
 use crate::model::Cluster;
 use crate::policy_set::identities::{address_class, class_has, pair_family, Family};
 use crate::policy_set::PolicySet;
 
+use super::query::{PortOk, RulePorts};
+use super::tiers::Fold;
 use super::{Analyzer, AnalyzerRule};
+use crate::model::Direction;
 
 /// Which family a pair's answer is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,7 +164,9 @@ impl Analyzer {
     /// a pair's answer depend on the family.
     pub(super) fn families_can_differ(&self) -> bool {
         let dual = self.nodes.families.iter().filter(|&&f| f == 3).count();
-        dual >= 2 && self.rules.iter().any(|r| !r.blocks.is_empty())
+        dual >= 2
+            && (self.rules.iter().any(|r| !r.blocks.is_empty())
+                || self.tiers.rules.iter().any(|r| r.has_addresses()))
     }
 
     /// The destinations of identity-level rows in `mode` for a source of `class`: per family,
@@ -181,42 +186,61 @@ impl Analyzer {
     }
 
     /// Whether workload `w` may send to node `k` on a port its rules' numeric ports admit
-    /// (`numeric[rule]`): its egress only (nothing isolates a node).
+    /// (`numeric[rule]`, and `admin[rule]` for admin rules): its egress only (nothing isolates a
+    /// node).
     pub(super) fn workload_to_node(
         &self,
         w: usize,
         k: usize,
         mode: Mode,
         numeric: &[bool],
+        admin: &[PortOk],
     ) -> bool {
         let x = self.identity_of[w];
-        if !self.egress.isolated.get(x) {
-            return true;
-        }
+        let isolated = self.egress.isolated.get(x);
         let node = &self.nodes.list[k];
         let address = node.address(mode.pair(self.nodes.class_of[w], node.class));
-        self.egress.rules_of[x]
-            .iter()
-            .any(|&ri| numeric[ri] && self.rules[ri].admits_node(address))
+        let np = || {
+            !isolated
+                || self.egress.rules_of[x]
+                    .iter()
+                    .any(|&ri| numeric[ri] && self.rules[ri].admits_node(address))
+        };
+        let a = admin_address(address);
+        // A node has no named container ports: only the numeric part of a rule can match.
+        self.tiers
+            .allows(Direction::Egress, x, isolated, np, |ri, r| {
+                matches!(admin[ri], PortOk::All) && r.matches_address(a)
+            })
     }
 
-    /// Whether node `k` may send to workload `v`, given per rule whether its ports admit `v`.
+    /// Whether node `k` may send to workload `v` on one protocol and port (`ok`: what each
+    /// rule's ports admit).
     pub(super) fn node_to_workload(
         &self,
         k: usize,
         v: usize,
         mode: Mode,
-        port_admits: impl Fn(usize, usize) -> bool,
+        ok: RulePorts<'_>,
     ) -> bool {
         let d = self.identity_of[v];
-        if !self.ingress.isolated.get(d) || self.nodes.node_of[v] == Some(k) {
+        if self.nodes.node_of[v] == Some(k) {
             return true;
         }
+        let isolated = self.ingress.isolated.get(d);
         let node = &self.nodes.list[k];
         let address = node.address(mode.pair(node.class, self.nodes.class_of[v]));
-        self.ingress.rules_of[d]
-            .iter()
-            .any(|&ri| port_admits(ri, d) && self.rules[ri].admits_node(address))
+        let np = || {
+            !isolated
+                || self.ingress.rules_of[d]
+                    .iter()
+                    .any(|&ri| ok.np[ri].admits(d) && self.rules[ri].admits_node(address))
+        };
+        let a = admin_address(address);
+        self.tiers
+            .allows(Direction::Ingress, d, isolated, np, |ri, r| {
+                ok.admin[ri].admits(d) && r.matches_address(a)
+            })
     }
 
     /// The atoms workload `w` may send to node `k` on (left in `e`).
@@ -227,22 +251,33 @@ impl Analyzer {
         mode: Mode,
         e: &mut Bits,
         all: &Bits,
+        fold: &mut Fold,
     ) {
         let x = self.identity_of[w];
-        if !self.egress.isolated.get(x) {
-            e.clone_from(all);
-            return;
-        }
-        e.clear();
+        let isolated = self.egress.isolated.get(x);
         let node = &self.nodes.list[k];
         let address = node.address(mode.pair(self.nodes.class_of[w], node.class));
-        for &ri in &self.egress.rules_of[x] {
-            let r = &self.rules[ri];
-            if r.admits_node(address) {
-                // A node has no named container ports: only the numeric part can match.
-                e.or_assign(&self.set.port_set(r.ports).base_atoms);
+        if isolated {
+            e.clear();
+            for &ri in &self.egress.rules_of[x] {
+                let r = &self.rules[ri];
+                if r.admits_node(address) {
+                    // A node has no named container ports: only the numeric part can match.
+                    e.or_assign(&self.set.port_set(r.ports).base_atoms);
+                }
             }
+        } else {
+            e.clone_from(all);
         }
+        let a = admin_address(address);
+        self.tiers
+            .walk_subject(fold, e, Direction::Egress, x, isolated, |_, r, out| {
+                if !r.matches_address(a) {
+                    return false;
+                }
+                out.clone_from(&self.set.port_set(r.ports).base_atoms);
+                true
+            });
     }
 
     /// The atoms node `k` may send to workload `v` on (left in `e`).
@@ -253,20 +288,42 @@ impl Analyzer {
         mode: Mode,
         e: &mut Bits,
         all: &Bits,
+        fold: &mut Fold,
     ) {
         let d = self.identity_of[v];
-        if !self.ingress.isolated.get(d) || self.nodes.node_of[v] == Some(k) {
+        if self.nodes.node_of[v] == Some(k) {
             e.clone_from(all);
             return;
         }
-        e.clear();
+        let isolated = self.ingress.isolated.get(d);
         let node = &self.nodes.list[k];
         let address = node.address(mode.pair(node.class, self.nodes.class_of[v]));
-        for &ri in &self.ingress.rules_of[d] {
-            let r = &self.rules[ri];
-            if r.admits_node(address) {
-                self.or_rule_atoms(e, r, d);
+        if isolated {
+            e.clear();
+            for &ri in &self.ingress.rules_of[d] {
+                let r = &self.rules[ri];
+                if r.admits_node(address) {
+                    self.or_rule_atoms(e, r, d);
+                }
             }
+        } else {
+            e.clone_from(all);
         }
+        let a = admin_address(address);
+        self.tiers
+            .walk_subject(fold, e, Direction::Ingress, d, isolated, |_, r, out| {
+                if !r.matches_address(a) {
+                    return false;
+                }
+                out.clear();
+                self.or_port_atoms(out, r.ports, d);
+                true
+            });
     }
+}
+
+/// The address an admin rule sees for a node: the evaluator stands the unspecified address in
+/// for a node without one.
+fn admin_address(address: Option<IpAddr>) -> IpAddr {
+    address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }

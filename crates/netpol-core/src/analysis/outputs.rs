@@ -61,6 +61,8 @@ pub struct TruthTable {
     pub(crate) node_count: usize,
     /// The tables of IPv4 alone and IPv6 alone, when some pair's answer can depend on the family.
     pub(crate) by_family: Option<Box<[TruthTable; 2]>>,
+    /// Per workload: whether it may reach itself through a Service address (hairpin).
+    pub(crate) hairpin: FixedBitSet,
 }
 
 /// Whether both endpoints have both families (so the pair talks over each).
@@ -86,6 +88,15 @@ impl TruthTable {
             }
             _ => self.allowed(from, to),
         }
+    }
+
+    /// Whether `workload` (index into `cluster.workloads`) may reach itself through a Service
+    /// address that load-balances back to it (hairpin), over the family of its first address:
+    /// unlike reaching its own address (always allowed, the diagonal of [`TruthTable::allowed`]),
+    /// this is subject to the admin tiers, as [`crate::eval::evaluate_hairpin`] decides it.
+    /// False for a bad index.
+    pub fn hairpin_allowed(&self, workload: usize) -> bool {
+        self.hairpin.contains(workload)
     }
 
     /// For a pair whose answer differs between the families, `[IPv4, IPv6]`; `None` when it
@@ -266,6 +277,9 @@ pub struct ConnectivityMap {
     pub(crate) node_count: usize,
     /// The maps of IPv4 alone and IPv6 alone, when some pair's answer can depend on the family.
     pub(crate) by_family: Option<Box<[ConnectivityMap; 2]>>,
+    /// Per workload: index into `port_sets` of what it may reach itself on through a Service
+    /// address (hairpin); empty when no admin policy applies (everything is allowed).
+    pub(crate) hairpin: Vec<u32>,
 }
 
 impl ConnectivityMap {
@@ -291,6 +305,22 @@ impl ConnectivityMap {
         };
         id.and_then(|&id| self.port_sets.get(id as usize))
             .map_or(&[], |sets| sets[proto_index(protocol)].as_slice())
+    }
+
+    /// The ports of `protocol` on which `workload` may reach itself through a Service address
+    /// that load-balances back to it (hairpin), over the family of its first address, as
+    /// [`crate::eval::evaluate_hairpin`] decides it; empty for a bad index.
+    pub fn hairpin_ports(&self, workload: usize, protocol: Protocol) -> &[(u16, u16)] {
+        if workload >= self.src_of.len() {
+            return &[];
+        }
+        match self.hairpin.get(workload) {
+            None => EVERYTHING,
+            Some(&id) => self
+                .port_sets
+                .get(id as usize)
+                .map_or(&[], |sets| sets[proto_index(protocol)].as_slice()),
+        }
     }
 
     /// The allowed ports over `family` alone (meaningful when both ends have it).

@@ -10,10 +10,15 @@ use crate::model::Protocol;
 use crate::policy_set::identities::Family;
 
 use super::nodes::Mode;
+use super::tier_map::{TierCache, TierPair};
+use super::tiers::Fold;
 use super::{Analyzer, AnalyzerRule, ConnectivityMap, TruthTable};
+use crate::model::Direction;
+use crate::policy_set::identities::CLASS_FAMILIES;
+use crate::policy_set::ports::PortSetId;
 
 /// Which destinations a rule's ports admit on one protocol and port, ignoring peers.
-enum PortOk {
+pub(super) enum PortOk {
     /// Every destination (a numeric entry matches).
     All,
     None,
@@ -21,11 +26,39 @@ enum PortOk {
     Some(Bits),
 }
 
+impl PortOk {
+    /// The destinations admitted (`all` for every one), `None` for none.
+    pub(super) fn bits<'a>(&'a self, all: &'a Bits) -> Option<&'a Bits> {
+        match self {
+            PortOk::None => None,
+            PortOk::All => Some(all),
+            PortOk::Some(b) => Some(b),
+        }
+    }
+
+    /// Whether destination identity `d` is admitted.
+    pub(super) fn admits(&self, d: usize) -> bool {
+        match self {
+            PortOk::All => true,
+            PortOk::None => false,
+            PortOk::Some(b) => b.get(d),
+        }
+    }
+}
+
+/// What the ports of every rule admit on one protocol and port: NetworkPolicy rules (by index
+/// into `Analyzer::rules`) and admin rules (into the tiers' rules).
+#[derive(Clone, Copy)]
+pub(super) struct RulePorts<'a> {
+    pub(super) np: &'a [PortOk],
+    pub(super) admin: &'a [PortOk],
+}
+
 impl Analyzer {
     /// Identities `d` for which rule `r` admits traffic to/from d on (protocol, port), ignoring
     /// peers: everyone, when a numeric entry matches; else those whose named port resolves to it.
-    fn port_ok(&self, r: &AnalyzerRule, protocol: Protocol, port: u16) -> PortOk {
-        let ports = self.set.port_set(r.ports);
+    fn port_ok(&self, ports: PortSetId, protocol: Protocol, port: u16) -> PortOk {
+        let ports = self.set.port_set(ports);
         if ports.numeric_matches(protocol, port) {
             return PortOk::All;
         }
@@ -64,30 +97,39 @@ impl Analyzer {
         let port_ok: Vec<PortOk> = self
             .rules
             .iter()
-            .map(|r| self.port_ok(r, protocol, port))
+            .map(|r| self.port_ok(r.ports, protocol, port))
             .collect();
-        let needed = self.needed_sides(&self.sides.src_side, self.sides.src_reps.len(), mode);
-        let side_rows: Vec<Bits> = self
-            .sides
-            .src_reps
+        let admin_ok: Vec<PortOk> = self
+            .tiers
+            .rules
             .iter()
-            .zip(&needed)
-            .map(|(&s, &needed)| {
-                if needed {
-                    self.side_row(s, &port_ok, mode)
-                } else {
-                    Bits::new(0)
-                }
-            })
+            .map(|r| self.port_ok(r.ports, protocol, port))
             .collect();
+        let ok = RulePorts {
+            np: &port_ok,
+            admin: &admin_ok,
+        };
+        let needed = self.needed_sides(&self.sides.src_side, self.sides.src_reps.len(), mode);
+        let mut fold = Fold::new(self.set.identity_count());
+        let mut side_rows: Vec<Bits> = Vec::with_capacity(needed.len());
+        for (&s, &needed) in self.sides.src_reps.iter().zip(&needed) {
+            side_rows.push(if needed {
+                self.side_row(s, ok, mode, &mut fold)
+            } else {
+                Bits::new(0)
+            });
+        }
         let numeric: Vec<bool> = self
             .rules
             .iter()
             .map(|r| self.set.port_set(r.ports).numeric_matches(protocol, port))
             .collect();
         let mut table = self.expand_rows(protocol, port, &side_rows, mode, |w, k| {
-            self.workload_to_node(w, k, mode, &numeric)
+            self.workload_to_node(w, k, mode, &numeric, &admin_ok)
         });
+        if mode == Mode::Preferred {
+            table.hairpin = self.hairpins(ok);
+        }
         let n = self.workload_count;
         for k in 0..self.nodes.list.len() {
             if self.nodes.node_skipped(k, mode) {
@@ -98,12 +140,7 @@ impl Analyzer {
                 if self.nodes.workload_skipped(v, mode) {
                     continue;
                 }
-                let admits = |ri: usize, d: usize| match &port_ok[ri] {
-                    PortOk::All => true,
-                    PortOk::None => false,
-                    PortOk::Some(b) => b.get(d),
-                };
-                if self.node_to_workload(k, v, mode, admits) {
+                if self.node_to_workload(k, v, mode, ok) {
                     row.insert(v);
                 }
             }
@@ -115,16 +152,13 @@ impl Analyzer {
     }
 
     /// The destination identities source identity `s` may reach: its egress, then their ingress.
-    fn side_row(&self, s: usize, port_ok: &[PortOk], mode: Mode) -> Bits {
+    fn side_row(&self, s: usize, ok: RulePorts<'_>, mode: Mode, fold: &mut Fold) -> Bits {
         let ic = self.set.identity_count();
         let all = Bits::full(ic);
         let class = self.set.identities.list[s].class;
         let [d4, d6] = self.family_destinations(class, mode);
-        let ok_of = |ri: usize| match &port_ok[ri] {
-            PortOk::None => None,
-            PortOk::All => Some(&all),
-            PortOk::Some(b) => Some(b),
-        };
+        let ok_of = |ri: usize| ok.np[ri].bits(&all);
+        let admin_ok = |ri: usize| ok.admin[ri].bits(&all);
         // Egress of s: which destinations its egress rules admit.
         let mut egress = Bits::new(ic);
         if self.egress.isolated.get(s) {
@@ -143,6 +177,11 @@ impl Analyzer {
         } else {
             egress.clone_from(&all);
         }
+        if self.tiers.any() {
+            let isolated = self.egress.isolated.get(s);
+            self.tiers
+                .egress_row(fold, &mut egress, s, isolated, [d4, d6], admin_ok);
+        }
         // Ingress: which destinations admit s (those no policy isolates admit everyone).
         let mut ingress = self.ingress.isolated.complement();
         for &ri in &self.ingress.rules {
@@ -158,6 +197,11 @@ impl Analyzer {
                     ingress.or_and3(&r.targets, ok, d6);
                 }
             }
+        }
+        if self.tiers.any() {
+            let isolated = &self.ingress.isolated;
+            self.tiers
+                .ingress_row(fold, &mut ingress, s, isolated, [d4, d6], admin_ok);
         }
         egress.and_assign(&ingress);
         egress
@@ -217,12 +261,18 @@ impl Analyzer {
             families: Vec::new(),
             node_count: self.nodes.list.len(),
             by_family: None,
+            hairpin: FixedBitSet::new(),
         }
     }
 
     /// Writes the atoms of rule `r`'s ports for destination identity `d` into `out` (ORed).
     pub(super) fn or_rule_atoms(&self, out: &mut Bits, r: &AnalyzerRule, d: usize) {
-        let ports = self.set.port_set(r.ports);
+        self.or_port_atoms(out, r.ports, d);
+    }
+
+    /// Writes the atoms of a port set for destination identity `d` into `out` (ORed).
+    pub(super) fn or_port_atoms(&self, out: &mut Bits, ports: PortSetId, d: usize) {
+        let ports = self.set.port_set(ports);
         out.or_assign(&ports.base_atoms);
         if ports.named.is_empty() {
             return;
@@ -240,7 +290,8 @@ impl Analyzer {
     /// The atoms allowed from source identity `s` (of family class `s_class`, egress-isolated
     /// or not) to destination identity `d` (`e` and `i` are scratch; the result is left in `e`).
     #[inline]
-    fn pair_atoms(&self, src: Source, d: usize, e: &mut Bits, i: &mut Bits, all: &Bits) {
+    fn pair_atoms(&self, src: Source, d: usize, scratch: &mut Scratch, all: &Bits) {
+        let Scratch { e, i, tiers, .. } = scratch;
         let s = src.identity;
         let f = src.mode.pair(src.class, self.set.identities.list[d].class);
         if src.egress_isolated {
@@ -254,16 +305,103 @@ impl Analyzer {
         } else {
             e.clone_from(all);
         }
-        if self.ingress.isolated.get(d) && !e.is_empty() {
-            i.clear();
-            for &ri in &self.ingress.rules_of[d] {
-                let r = &self.rules[ri];
-                if r.peer_contains(s, f) {
-                    self.or_rule_atoms(i, r, d);
+        let pair = TierPair {
+            src: s,
+            dst: d,
+            family: f,
+        };
+        if let Some(cache) = tiers.as_mut() {
+            self.tier_apply(cache, Direction::Egress, pair, src.egress_isolated, e);
+        }
+        let d_isolated = self.ingress.isolated.get(d);
+        let d_tiers = self.tiers.selects(Direction::Ingress, d);
+        if (d_isolated || d_tiers) && !e.is_empty() {
+            if d_isolated {
+                i.clear();
+                for &ri in &self.ingress.rules_of[d] {
+                    let r = &self.rules[ri];
+                    if r.peer_contains(s, f) {
+                        self.or_rule_atoms(i, r, d);
+                    }
                 }
+            } else {
+                i.clone_from(all);
+            }
+            if let Some(cache) = tiers.as_mut() {
+                self.tier_apply(cache, Direction::Ingress, pair, d_isolated, i);
             }
             e.and_assign(i);
         }
+    }
+
+    /// Per workload, whether it may reach itself through a Service address (hairpin) on one
+    /// protocol and port: the admin tiers decide; NetworkPolicy allows it for the workloads it
+    /// isolates (as [`crate::eval::evaluate_hairpin`]).
+    fn hairpins(&self, ok: RulePorts<'_>) -> FixedBitSet {
+        let n = self.workload_count;
+        let mut out = FixedBitSet::with_capacity(n);
+        if !self.tiers.any() {
+            out.insert_range(..);
+            return out;
+        }
+        for (w, &x) in self.identity_of.iter().enumerate() {
+            let f = CLASS_FAMILIES[self.nodes.class_of[w]].first().copied();
+            let allowed = [Direction::Egress, Direction::Ingress]
+                .into_iter()
+                .all(|d| {
+                    let isolated = match d {
+                        Direction::Ingress => self.ingress.isolated.get(x),
+                        Direction::Egress => self.egress.isolated.get(x),
+                    };
+                    self.tiers.allows(
+                        d,
+                        x,
+                        isolated,
+                        || true,
+                        |ri, r| ok.admin[ri].admits(x) && r.peer_contains(x, f),
+                    )
+                });
+            out.set(w, allowed);
+        }
+        out
+    }
+
+    /// Per workload, the atoms it may reach itself on through a Service address (hairpin); empty
+    /// when no admin policy applies (then everything is allowed).
+    fn hairpin_atoms(
+        &self,
+        interned: &mut Interned,
+        scratch: &mut Scratch,
+        all: &Bits,
+    ) -> Vec<u32> {
+        if !self.tiers.any() {
+            return Vec::new();
+        }
+        let Scratch { e, i, fold, .. } = scratch;
+        let mut out = Vec::with_capacity(self.workload_count);
+        for (w, &x) in self.identity_of.iter().enumerate() {
+            let f = CLASS_FAMILIES[self.nodes.class_of[w]].first().copied();
+            e.clone_from(all);
+            i.clone_from(all);
+            for (d, b) in [(Direction::Egress, &mut *e), (Direction::Ingress, &mut *i)] {
+                let isolated = match d {
+                    Direction::Ingress => self.ingress.isolated.get(x),
+                    Direction::Egress => self.egress.isolated.get(x),
+                };
+                self.tiers
+                    .walk_subject(fold, b, d, x, isolated, |_, r, out| {
+                        if !r.peer_contains(x, f) {
+                            return false;
+                        }
+                        out.clear();
+                        self.or_port_atoms(out, r.ports, x);
+                        true
+                    });
+            }
+            e.and_assign(i);
+            out.push(interned.id(e));
+        }
+        out
     }
 
     /// For every ordered pair of endpoints (workloads, then nodes), the ports allowed per
@@ -286,8 +424,12 @@ impl Analyzer {
         let mut interned = Interned::default();
         let dst_count = self.sides.dst_reps.len();
         let mut matrix: Vec<u32> = Vec::with_capacity(self.sides.src_reps.len() * dst_count);
-        let mut e = Bits::new(a);
-        let mut i = Bits::new(a);
+        let mut scratch = Scratch {
+            e: Bits::new(a),
+            i: Bits::new(a),
+            fold: Fold::new(a),
+            tiers: self.tier_cache(a),
+        };
         let nothing = interned.id(&Bits::new(a));
         let needed_src = self.needed_sides(&self.sides.src_side, self.sides.src_reps.len(), mode);
         let needed_dst = self.needed_sides(&self.sides.dst_side, dst_count, mode);
@@ -303,11 +445,15 @@ impl Analyzer {
                     matrix.push(nothing);
                     continue;
                 }
-                self.pair_atoms(src, d, &mut e, &mut i, &all);
-                matrix.push(interned.id(&e));
+                self.pair_atoms(src, d, &mut scratch, &all);
+                matrix.push(interned.id(&scratch.e));
             }
         }
-        let (node_rows, node_columns) = self.node_cells(mode, &mut interned, &mut e, &all);
+        let (node_rows, node_columns) = self.node_cells(mode, &mut interned, &mut scratch, &all);
+        let hairpin = match mode {
+            Mode::Preferred => self.hairpin_atoms(&mut interned, &mut scratch, &all),
+            Mode::Only(_) => Vec::new(),
+        };
         let port_sets: Vec<[Vec<(u16, u16)>; 3]> = interned
             .sets
             .iter()
@@ -333,6 +479,7 @@ impl Analyzer {
             families: Vec::new(),
             node_count: self.nodes.list.len(),
             by_family: None,
+            hairpin,
         }
     }
 }
@@ -357,9 +504,10 @@ impl Analyzer {
         &self,
         mode: Mode,
         interned: &mut Interned,
-        e: &mut Bits,
+        scratch: &mut Scratch,
         all: &Bits,
     ) -> (Vec<u32>, Vec<u32>) {
+        let Scratch { e, fold, .. } = scratch;
         let n = self.workload_count;
         let m = self.nodes.list.len();
         let nothing = interned.id(&Bits::new(self.set.atoms.total));
@@ -373,14 +521,23 @@ impl Analyzer {
                     node_columns.push(nothing);
                     continue;
                 }
-                self.node_to_workload_atoms(k, v, mode, e, all);
+                self.node_to_workload_atoms(k, v, mode, e, all, fold);
                 node_rows.push(interned.id(e));
-                self.workload_to_node_atoms(v, k, mode, e, all);
+                self.workload_to_node_atoms(v, k, mode, e, all, fold);
                 node_columns.push(interned.id(e));
             }
         }
         (node_rows, node_columns)
     }
+}
+
+/// The map's working sets: the egress and ingress atoms of a pair, and a fold for the tiers.
+struct Scratch {
+    e: Bits,
+    i: Bits,
+    fold: Fold,
+    /// The tiers' answers, when admin policies apply.
+    tiers: Option<TierCache>,
 }
 
 /// What the map's inner loop needs of a source identity, looked up once per row.

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use crate::bits::Bits;
 use crate::hash::FxBuildHasher;
+use crate::model::Direction;
 use crate::policy_set::identities::NamedPortValue;
+use crate::policy_set::rules::direction_index;
 
 use super::{Analyzer, AnalyzerRule, Isolation};
 
@@ -23,6 +25,10 @@ struct SideKey {
     named_ports: Vec<NamedPortValue>,
     /// Its membership in the peers of every rule of the other direction.
     membership: Vec<u64>,
+    /// The admin policies selecting it for this direction (indices, walk order).
+    tiers: Vec<usize>,
+    /// Its membership in the peers of every admin rule of the other direction.
+    tier_membership: Vec<u64>,
 }
 
 /// Identity -> side, and each side's representative identity, for both roles.
@@ -55,14 +61,17 @@ impl SideIndex {
 
 impl Sides {
     pub(super) fn new(a: &Analyzer) -> Self {
-        let any_ip = a.rules.iter().any(|r| r.has_ip_peers);
+        let any_ip = a.rules.iter().any(|r| r.has_ip_peers)
+            || a.tiers.rules.iter().any(|r| r.has_addresses());
         let mut src = SideIndex::default();
         let mut dst = SideIndex::default();
         for (x, ident) in a.set.identities.list.iter().enumerate() {
             let class = if any_ip { ident.class } else { 0 };
-            src.add(x, side_key(a, x, class, &a.egress, &a.ingress, Vec::new()));
+            let src_key = side_key(a, x, class, &a.egress, &a.ingress, Vec::new());
+            src.add(x, with_tiers(a, src_key, x, Direction::Egress));
             let named = ident.named_ports.clone();
-            dst.add(x, side_key(a, x, class, &a.ingress, &a.egress, named));
+            let dst_key = side_key(a, x, class, &a.ingress, &a.egress, named);
+            dst.add(x, with_tiers(a, dst_key, x, Direction::Ingress));
         }
         Sides {
             src_side: src.side,
@@ -87,7 +96,23 @@ fn side_key(
         rules: own.rules_of[x].clone(),
         named_ports,
         membership: membership(&a.rules, x, &other.rules),
+        tiers: Vec::new(),
+        tier_membership: Vec::new(),
     }
+}
+
+/// Adds what the admin tiers know of identity `x` as a subject of `own` (its policies) and as a
+/// peer of the other direction's rules.
+fn with_tiers(a: &Analyzer, mut key: SideKey, x: usize, own: Direction) -> SideKey {
+    if a.tiers.any() {
+        key.tiers = a.tiers.of[direction_index(own)][x].clone();
+        let other = match own {
+            Direction::Ingress => Direction::Egress,
+            Direction::Egress => Direction::Ingress,
+        };
+        key.tier_membership = a.tiers.membership(x, other);
+    }
+    key
 }
 
 /// Identity `x`'s membership in the peers of each rule of `list`: selectors, IPv4 and IPv6 blocks.

@@ -177,19 +177,49 @@ pub(crate) fn port_entries(ports: Option<&[AdminPort]>) -> Vec<PolicyPort> {
     out
 }
 
-/// Every `networks` CIDR of the admin policies, in order of first appearance.
+/// Every `networks` CIDR of the admin policies, in order of first appearance, then a host
+/// network for every address a `domainNames` peer matches (`Cluster::resolved_names`): those
+/// group identities too, so that the analyzer can tell the workloads a resolved name points at
+/// from their look-alikes.
 pub(super) fn distinct_networks(cluster: &Cluster) -> Vec<IpNet> {
     let mut seen = std::collections::HashSet::new();
     let mut out: Vec<IpNet> = Vec::new();
+    let mut hosts: Vec<IpNet> = Vec::new();
     for p in &cluster.admin_policies {
         for rule in p.ingress.iter().chain(&p.egress) {
             for peer in &rule.peers {
-                if let crate::model::AdminPeer::Networks(nets) = peer {
-                    for n in nets {
-                        if seen.insert(*n) {
-                            out.push(*n);
-                        }
+                match peer {
+                    crate::model::AdminPeer::Networks(nets) => {
+                        out.extend(nets.iter().copied().filter(|n| seen.insert(*n)));
                     }
+                    crate::model::AdminPeer::DomainNames(names) => {
+                        hosts.extend(
+                            domain_addresses(cluster, names)
+                                .into_iter()
+                                .map(IpNet::from),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out.extend(hosts.into_iter().filter(|n| seen.insert(*n)));
+    out
+}
+
+/// The addresses the user resolved (`Cluster::resolved_names`) for names `patterns` match, in
+/// name order, each once.
+pub(crate) fn domain_addresses(cluster: &Cluster, patterns: &[String]) -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    for (name, addresses) in &cluster.resolved_names {
+        if patterns
+            .iter()
+            .any(|p| crate::model::domain_matches(p, name))
+        {
+            for a in addresses {
+                if !out.contains(a) {
+                    out.push(*a);
                 }
             }
         }

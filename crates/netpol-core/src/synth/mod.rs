@@ -15,7 +15,10 @@ use crate::model::{
     WorkloadKind, NAMESPACE_NAME_LABEL,
 };
 
+mod admin;
 mod shapes;
+
+pub use admin::add_admin_policies;
 
 use shapes::*;
 
