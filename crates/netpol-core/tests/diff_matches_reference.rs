@@ -241,6 +241,28 @@ proptest! {
     }
 
     #[test]
+    fn the_diff_under_the_admin_tiers_is_the_per_pair_difference_of_the_evaluator(
+        (old, e, keep_admin, extra_admin) in arb::with_tiers(
+            arb::cluster(&ClusterShape::for_the_analyzer_with_nodes()),
+            &arb::TierShape::for_the_analyzer(),
+        )
+        .prop_flat_map(|c| (
+            Just(c),
+            edit(&ClusterShape::for_the_analyzer_with_nodes()),
+            0usize..4,
+            prop::option::of(arb::tiers::admin_policy(true)),
+        )),
+    ) {
+        let mut new = apply(&old, &e);
+        new.admin_policies.truncate(keep_admin);
+        if let Some(mut extra) = extra_admin {
+            extra.name = "added".to_string();
+            new.admin_policies.push(extra);
+        }
+        check(&old, &new, EvalOptions { ipblock_matches_workloads: true })?;
+    }
+
+    #[test]
     fn a_cluster_compared_with_itself_has_no_change(
         c in arb::cluster(&ClusterShape::for_the_analyzer_with_nodes()),
     ) {

@@ -172,6 +172,22 @@ fn outside_probes(c: &Cluster) -> Vec<IpAddr> {
             }
         }
     }
+    for r in c
+        .admin_policies
+        .iter()
+        .flat_map(|p| p.ingress.iter().chain(&p.egress))
+    {
+        for peer in &r.peers {
+            if let AdminPeer::Networks(nets) = peer {
+                nets.iter().for_each(&mut add_net);
+            }
+        }
+    }
+    for addresses in c.resolved_names.values() {
+        for a in addresses {
+            add_net(&IpNet::from(*a));
+        }
+    }
     s.into_iter()
         .filter(|a| !c.workloads.iter().any(|w| w.addresses.contains(a)))
         .filter(|a| !c.nodes.iter().any(|n| n.addresses.contains(a)))
@@ -272,5 +288,15 @@ proptest! {
     fn exposure_agrees_with_the_reference_evaluator(c in arb::cluster(&ClusterShape::for_the_analyzer_with_nodes())) {
         check(&c, EvalOptions { ipblock_matches_workloads: true })?;
         check(&c, EvalOptions { ipblock_matches_workloads: false })?;
+    }
+
+    #[test]
+    fn exposure_under_the_admin_tiers_agrees_with_the_reference_evaluator(
+        c in arb::with_tiers(
+            arb::cluster(&ClusterShape::for_the_analyzer_with_nodes()),
+            &arb::TierShape::for_the_analyzer(),
+        )
+    ) {
+        check(&c, EvalOptions { ipblock_matches_workloads: true })?;
     }
 }

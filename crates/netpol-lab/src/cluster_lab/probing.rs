@@ -7,14 +7,17 @@
 //!
 //! Every answer is compared with the analyzer's truth table for the policies in force: pairs and
 //! node flows per family (`TruthTable::allowed_in`; nodes are endpoints after the workloads),
-//! hairpin as the workload's traffic to itself (`TruthTable::allowed` on the diagonal).
+//! hairpin by the truth table's own answer for it (`TruthTable::hairpin_allowed`: subject to the
+//! admin tiers, unlike a workload reaching its own address), over the family of the workload's
+//! first address; over its other family (a dual-stack workload has two Service addresses) by
+//! the evaluator (`evaluate_hairpin_at`), which the analyzer's property tests hold it to.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use netpol_core::{
-    address_of_family, families_of, flow_addresses, Analyzer, IpFamily, Protocol, TruthTable,
-    Workload,
+    address_of_family, evaluate_hairpin_at, families_of, flow_addresses, Analyzer, IpFamily,
+    Protocol, TruthTable, Workload,
 };
 use netpol_dataplane::ProbeRequest;
 
@@ -139,7 +142,7 @@ impl ClusterLab {
         };
         let preferred = self.plan_pairs(&order, &mut batch)?;
         self.plan_node_probes(&order, &truth, &mut batch);
-        self.plan_hairpin(&truth, &mut batch);
+        self.plan_hairpin(&truth, (protocol, port), &mut batch);
 
         let mut seen = Vec::with_capacity(batch.requests.len());
         for (i, result) in self.lab.probe_many(&batch.requests).into_iter().enumerate() {
@@ -265,7 +268,12 @@ impl ClusterLab {
     }
 
     /// Every workload to its own Service addresses.
-    fn plan_hairpin(&self, truth: &TruthTable, batch: &mut Batch) {
+    fn plan_hairpin(
+        &self,
+        truth: &TruthTable,
+        (protocol, port): (Protocol, u16),
+        batch: &mut Batch,
+    ) {
         let cluster = &self.enforced;
         for &(w, service) in &self.services {
             let workload = &cluster.workloads[w];
@@ -280,7 +288,12 @@ impl ClusterLab {
                 service,
                 address,
                 observed: false,
-                predicted: truth.allowed(w, w),
+                predicted: if workload.addresses.first() == Some(&address) {
+                    truth.hairpin_allowed(w)
+                } else {
+                    evaluate_hairpin_at(cluster, self.opts, w, Some(address), protocol, port)
+                        .allowed
+                },
             };
             batch.push(
                 &self.keys[w],
