@@ -298,6 +298,10 @@ pub struct BenchArgs {
     pub nodes: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Add this many admin-tier policies (ClusterNetworkPolicies of both tiers, ANPs and the
+    /// BANP, using every feature) with Node objects and resolved names.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub admin_policies: usize,
     /// Also write the synthetic cluster as YAML manifests to this file (and time loading it).
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use netpol_core::synth::{generate, SynthParams};
+use netpol_core::synth::{add_admin_policies, generate, SynthParams};
 use netpol_core::{Analyzer, EvalOptions, Protocol};
 
 use crate::cli::BenchArgs;
@@ -17,13 +17,17 @@ pub fn run(args: &BenchArgs) -> Result<u8> {
         seed: args.seed,
     };
     let started = Instant::now();
-    let cluster = generate(&params);
+    let mut cluster = generate(&params);
+    if args.admin_policies > 0 {
+        add_admin_policies(&mut cluster, args.admin_policies, args.seed);
+    }
     println!(
-        "generate     {:>9.1} ms  ({} workloads, {} namespaces, {} policies)",
+        "generate     {:>9.1} ms  ({} workloads, {} namespaces, {} policies, {} admin policies)",
         ms(started),
         cluster.workloads.len(),
         cluster.namespaces.len(),
-        cluster.policies.len()
+        cluster.policies.len(),
+        cluster.admin_policies.len()
     );
     if let Some(path) = &args.write {
         let started = Instant::now();
