@@ -100,10 +100,12 @@
 mod build;
 mod ct_mark;
 mod interval;
+mod ir;
 mod listing;
 mod naming;
 mod readback;
 pub mod render;
+mod tiers;
 mod update;
 
 use std::collections::BTreeMap;
@@ -114,10 +116,16 @@ use serde::Serialize;
 
 pub use build::{compile, compile_for_node, compile_policy_set, compile_with_ct_mark};
 pub use ct_mark::{CtMarkBits, CtMarkBitsError};
+pub(crate) use ir::Packet;
+pub use ir::{
+    verdict, verdict_other_protocol, ClassPortSegment, DirectionIr, Dispatch, ExternalRange, Grant,
+    Identity, IdentityRules, PeerClass, PortSegment, RulesetIr, WorkloadClass,
+};
 pub use listing::{unchanged_objects_differ, update_touches};
 pub use naming::MAX_COUNTER_NAME;
 pub use readback::{ChainInfo, CounterReading, ReadbackError};
 pub use render::TABLE;
+pub use tiers::{admin_log_tail, AdminRuleRef, TierSegment};
 pub use update::update_script;
 
 /// The address family of [`TABLE`]: every script this crate renders creates `table inet netpol`,
@@ -315,9 +323,11 @@ impl Ruleset {
             .find(|c| c.direction == direction && c.chain == chain)
     }
 
-    /// Every identity chain of the table (each ends with the log-and-drop rules), ingress first.
+    /// Every chain of the table that logs denied packets, ingress first: the identity chains
+    /// (each ends with the log-and-drop rules), then the chains of the admin tiers' Deny rules,
+    /// named by their log tail (`cnp/NAME[N]`).
     pub fn denied_chains(&self) -> impl Iterator<Item = ChainInfo<'_>> {
-        [
+        let identities = [
             (Direction::Ingress, &self.ir.ingress),
             (Direction::Egress, &self.ir.egress),
         ]
@@ -328,8 +338,28 @@ impl Ruleset {
                 chain: &i.chain,
                 workloads: &i.workloads,
                 policies: &i.policies,
+                admin_rule: None,
             })
-        })
+        });
+        let rules = self
+            .ir
+            .admin_rules
+            .iter()
+            .filter(|r| r.action == netpol_core::AdminAction::Deny)
+            .map(|r| ChainInfo {
+                direction: r.direction,
+                chain: &r.log,
+                workloads: &[],
+                policies: std::slice::from_ref(&r.policy),
+                admin_rule: Some(r),
+            });
+        identities.chain(rules)
+    }
+
+    /// The admin rules with a counter in the table (`adm_...`, read back as [`CounterReading`]s),
+    /// in walk order.
+    pub fn admin_rule_counters(&self) -> &[AdminRuleRef] {
+        &self.ir.admin_rules
     }
 }
 
@@ -381,241 +411,6 @@ pub struct PolicyCounter {
     pub key: String,
     /// Name of the `counter` object in the table, e.g. `pol_test-project_allow-b`.
     pub counter: String,
-}
-
-/// Everything the text encodes, in a form an interpreter can walk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RulesetIr {
-    /// The node the ruleset was compiled for.
-    pub node: String,
-    /// The option it was compiled with: whether ipBlock peers also match cluster workloads.
-    pub ipblock_matches_workloads: bool,
-    /// Indexed by [`Grant::policy`]; sorted by key.
-    pub policies: Vec<PolicyCounter>,
-    /// The ingress half: traffic to local workloads.
-    pub ingress: DirectionIr,
-    /// The egress half: traffic from local workloads.
-    pub egress: DirectionIr,
-    /// The node's settings the table was compiled with.
-    pub node_options: NodeOptions,
-}
-
-/// The maps and identities of one direction.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DirectionIr {
-    /// Which direction these maps are for.
-    pub direction: Direction,
-    /// Local isolated workload address -> identity (the `*_dispatch4/6` verdict maps).
-    pub dispatch: BTreeMap<IpAddr, Dispatch>,
-    /// Workload address -> peer class (the `*_wl4/6` hash maps). Only addresses whose class
-    /// differs from what [`DirectionIr::external`] would give are listed.
-    pub workload_classes: BTreeMap<IpAddr, WorkloadClass>,
-    /// Disjoint address ranges -> peer class (the `*_ext4/6` interval maps); addresses in no
-    /// range are class 0.
-    pub external: Vec<ExternalRange>,
-    /// Sorted by class id; class 0 (first) matches no peer. Class ids are the mark values; other
-    /// than 0 they are derived from the class's content (see [`PeerClass::id`]).
-    pub classes: Vec<PeerClass>,
-    /// Indexed by identity id.
-    pub identities: Vec<Identity>,
-}
-
-/// A dispatch map entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Dispatch {
-    /// The identity (index into [`DirectionIr::identities`]) the address dispatches to.
-    pub identity: usize,
-    /// The key of the local workload owning the address.
-    pub workload: String,
-}
-
-/// A workload classification map entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct WorkloadClass {
-    /// The peer class the address belongs to.
-    pub class: u32,
-    /// The key of the workload owning the address.
-    pub workload: String,
-}
-
-/// An interval classification map entry (inclusive bounds, same family).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ExternalRange {
-    /// The first address of the range.
-    pub first: IpAddr,
-    /// The last address of the range (inclusive).
-    pub last: IpAddr,
-    /// The peer class every address of the range belongs to.
-    pub class: u32,
-}
-
-/// What a peer class stands for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PeerClass {
-    /// The mark value: a hash of `peers` and `named_ports` (never 0 except for the class that
-    /// matches nothing), so a class keeps its mark when other classes come and go.
-    pub id: u32,
-    /// The peers matching addresses of this class, rendered.
-    pub peers: Vec<String>,
-    /// Egress only: `name/PROTO=port` for the relevant named ports of the workload.
-    pub named_ports: Vec<String>,
-}
-
-/// Which policy rule an element comes from (the first, in policy-key then rule order, when several
-/// grant it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Grant {
-    /// Index into [`RulesetIr::policies`].
-    pub policy: usize,
-    /// Index of the rule in the policy's rules of the direction.
-    pub rule: usize,
-}
-
-/// The rules of one identity (a group of local workloads that behave identically).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Identity {
-    /// The identity's chain (its maps are named after it): `in_`/`eg_` and 8 hex digits derived
-    /// from the chain's and maps' content, so it stays the same while they do.
-    pub chain: String,
-    /// Keys of the local workloads dispatched here.
-    pub workloads: Vec<String>,
-    /// Keys of the policies isolating them in this direction.
-    pub policies: Vec<String>,
-    /// What the identity's chain and maps allow.
-    #[serde(flatten)]
-    pub rules: IdentityRules,
-}
-
-/// What an identity allows; the three maps are checked in order and the first hit decides.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct IdentityRules {
-    /// Some rule allows every peer and every protocol: the chain is a single accept.
-    pub open: Option<Grant>,
-    /// Ports open to every peer (`<chain>_any`).
-    pub any_peer: Vec<PortSegment>,
-    /// Classes allowed every protocol and port (`<chain>_all`).
-    pub class_all: BTreeMap<u32, Grant>,
-    /// `class . protocol . ports` (`<chain>_port`).
-    pub class_ports: Vec<ClassPortSegment>,
-}
-
-/// An inclusive port range of one protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct PortSegment {
-    /// The protocol the range is of.
-    pub protocol: Protocol,
-    /// The first port of the range.
-    pub first: u16,
-    /// The last port of the range (inclusive).
-    pub last: u16,
-    /// The policy rule that opens it.
-    pub grant: Grant,
-}
-
-/// An inclusive port range of one protocol for one peer class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct ClassPortSegment {
-    /// The peer class the range is open to.
-    pub class: u32,
-    /// The protocol the range is of.
-    pub protocol: Protocol,
-    /// The first port of the range.
-    pub first: u16,
-    /// The last port of the range (inclusive).
-    pub last: u16,
-    /// The policy rule that opens it.
-    pub grant: Grant,
-}
-
-/// A packet as the grant maps see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Packet {
-    Port(Protocol, u16),
-    /// ICMP and every protocol without ports.
-    Other,
-}
-
-/// What the node's table decides for the first packet of a new TCP/UDP/SCTP connection from `src`
-/// to `dst` crossing this node's `forward` hook, computed from the IR rather than the kernel.
-///
-/// A packet whose source is a local egress-isolated workload must be allowed by its egress
-/// identity, and one whose destination is a local ingress-isolated workload by its ingress
-/// identity; anything else passes (the chain policy is accept). A packet from an address to itself
-/// (hairpin through a Service) is allowed by the `self4`/`self6` lookup. The same answer holds for a
-/// packet to one of the node's own addresses (`input`): its egress identity decides, the node has
-/// no ingress identity.
-pub fn verdict(ir: &RulesetIr, src: IpAddr, dst: IpAddr, protocol: Protocol, port: u16) -> bool {
-    decide(ir, src, dst, Packet::Port(protocol, port))
-}
-
-/// Like [`verdict`] for the first packet of a flow of a protocol without ports (ICMP echo, GRE,
-/// ...): only identities open to every protocol for the peer's class let it through.
-pub fn verdict_other_protocol(ir: &RulesetIr, src: IpAddr, dst: IpAddr) -> bool {
-    decide(ir, src, dst, Packet::Other)
-}
-
-fn decide(ir: &RulesetIr, src: IpAddr, dst: IpAddr, packet: Packet) -> bool {
-    if src == dst {
-        return true;
-    }
-    if let Some(d) = ir.egress.dispatch.get(&src) {
-        if !ir
-            .egress
-            .allows(d.identity, ir.egress.classify(dst), packet)
-        {
-            return false;
-        }
-    }
-    if let Some(d) = ir.ingress.dispatch.get(&dst) {
-        if !ir
-            .ingress
-            .allows(d.identity, ir.ingress.classify(src), packet)
-        {
-            return false;
-        }
-    }
-    true
-}
-
-impl DirectionIr {
-    /// The class the classify chain puts in the mark for `address`.
-    pub fn classify(&self, address: IpAddr) -> u32 {
-        if let Some(w) = self.workload_classes.get(&address) {
-            return w.class;
-        }
-        let key = interval::addr_key(address);
-        // Ranges are disjoint and sorted by first address, families apart.
-        let idx = self.external.partition_point(|r| {
-            (r.first.is_ipv6(), interval::addr_key(r.first)) <= (address.is_ipv6(), key)
-        });
-        match idx.checked_sub(1).and_then(|i| self.external.get(i)) {
-            Some(r)
-                if r.first.is_ipv6() == address.is_ipv6() && interval::addr_key(r.last) >= key =>
-            {
-                r.class
-            }
-            _ => 0,
-        }
-    }
-
-    fn allows(&self, identity: usize, class: u32, packet: Packet) -> bool {
-        let Some(id) = self.identities.get(identity) else {
-            return false;
-        };
-        let r = &id.rules;
-        if r.open.is_some() || r.class_all.contains_key(&class) {
-            return true;
-        }
-        let Packet::Port(protocol, port) = packet else {
-            return false;
-        };
-        r.any_peer
-            .iter()
-            .any(|s| s.protocol == protocol && s.first <= port && port <= s.last)
-            || r.class_ports.iter().any(|s| {
-                s.class == class && s.protocol == protocol && s.first <= port && port <= s.last
-            })
-    }
 }
 
 /// The policy for protocols without ports, as stated in the summary.

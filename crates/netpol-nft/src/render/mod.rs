@@ -55,6 +55,9 @@ use netpol_core::{Direction, Protocol};
 
 mod node;
 mod table;
+mod tiers;
+
+pub(crate) use tiers::admin_rule_chain_rules;
 
 use crate::naming::{assign_unique, hash32};
 use crate::CtMarkBits;
@@ -113,6 +116,18 @@ impl Object {
         }
     }
 
+    /// `set` for a map whose type maps to nothing (`type ipv4_addr . ipv4_addr`, the hairpin
+    /// sets), `map` for every other map; `None` for other objects.
+    pub(crate) fn set_kind(&self) -> Option<&'static str> {
+        match self {
+            Object::Map { header, .. } if header.first().is_some_and(|h| !h.contains(" : ")) => {
+                Some("set")
+            }
+            Object::Map { .. } => Some("map"),
+            _ => None,
+        }
+    }
+
     /// The declaration as it appears inside `table inet netpol { ... }`, one tab deeper.
     pub(crate) fn write(&self, out: &mut String) {
         let line = |out: &mut String, indent: usize, text: &str| {
@@ -129,7 +144,8 @@ impl Object {
                 header,
                 elements,
             } => {
-                line(out, 1, &format!("map {name} {{"));
+                let kind = self.set_kind().unwrap_or("map");
+                line(out, 1, &format!("{kind} {name} {{"));
                 for h in header {
                     line(out, 2, h);
                 }

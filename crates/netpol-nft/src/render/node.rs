@@ -106,7 +106,12 @@ impl Renderer<'_> {
     pub(super) fn hairpin_maps(&mut self) {
         let mut local: std::collections::BTreeMap<std::net::IpAddr, &str> = Default::default();
         for d in [&self.ir.ingress, &self.ir.egress] {
-            for (a, x) in &d.dispatch {
+            // Addresses whose hairpin traffic walks the tiers are left to the identity chains.
+            for (a, x) in d
+                .dispatch
+                .iter()
+                .filter(|(a, _)| !self.ir.hairpin.contains(a))
+            {
                 local.entry(*a).or_insert(x.workload.as_str());
             }
         }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use netpol_core::Direction;
 
+use super::tiers::TIER_MAP_HEADER;
 use super::{
     element, keyed, mark, node, prefix, proto, push_addr, push_mark, push_ports, push_quoted,
     quoted, Object, Prerendered, DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT, DENIED_SPOOFED,
@@ -75,6 +76,7 @@ impl Renderer<'_> {
                 decl: format!("counter {} {{ comment {}; }}", p.counter, quoted(&p.key)),
             });
         }
+        self.admin_counters();
         for name in [DENIED_INGRESS, DENIED_EGRESS, DENIED_SPOOFED, TABLE_PACKETS] {
             self.objects.push(Object::Counter {
                 name: name.to_string(),
@@ -90,6 +92,7 @@ impl Renderer<'_> {
                 crate::DENIED_LOG_BURST
             ),
         });
+        self.hairpin_sets();
         for d in [&ir.egress, &ir.ingress] {
             self.direction(d);
         }
@@ -148,6 +151,7 @@ impl Renderer<'_> {
                 format!("ip6 {field} vmap @{p}_ext6"),
             ],
         );
+        self.admin_rule_chains(d.direction);
         for (i, ident) in d.identities.iter().enumerate() {
             let pre = match d.direction {
                 Direction::Ingress => &mut self.pre.ingress,
@@ -254,6 +258,15 @@ impl Renderer<'_> {
     /// The maps and the chain of one identity, named `chain`.
     pub(super) fn identity(&mut self, d: &DirectionIr, ident: &Identity, chain: &str) {
         let maps = self.identity_maps(d, ident);
+        for (tier, segments) in [
+            ("admin", &ident.rules.admin),
+            ("baseline", &ident.rules.baseline),
+        ] {
+            if !segments.is_empty() {
+                let elements = self.tier_elements(segments);
+                self.map(&format!("{chain}_{tier}"), &TIER_MAP_HEADER, elements);
+            }
+        }
         let present = PresentMaps {
             any: !maps.any.is_empty(),
             all: !maps.all.is_empty(),
@@ -335,7 +348,12 @@ impl Renderer<'_> {
             Direction::Ingress => ("accept", DENIED_INGRESS),
             Direction::Egress => ("return", DENIED_EGRESS),
         };
-        let mut rules = Vec::new();
+        let tiers = self.tier_rules(d, &ident.rules, chain);
+        let mut rules = tiers.before;
+        if ident.rules.network_policy_open {
+            rules.extend(tiers.open_rest);
+            return rules;
+        }
         if let Some(g) = ident.rules.open {
             rules.push(format!("counter name {} {allow}", self.grant_counter(g)));
         }
@@ -344,7 +362,7 @@ impl Renderer<'_> {
                 "counter name meta l4proto . th dport map @{chain}_any {allow}"
             ));
         }
-        if present.all || present.port {
+        if (present.all || present.port) && !tiers.classified {
             rules.push(format!("jump {p}_classify"));
         }
         let class = format!("ct mark and 0x{:08x}", self.bits.mask());
