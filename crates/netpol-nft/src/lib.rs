@@ -23,6 +23,9 @@
 //! address, and at most three grant lookups. Nothing is a rule per policy, per peer or per
 //! workload. See [`render`] for the exact chains.
 //!
+//! The admin tiers add at most one verdict map lookup per tier and direction, plus the hairpin
+//! set lookup, whatever the number of admin policies (see below).
+//!
 //! * **Identity**: local workloads whose rules (after resolving named ports) are identical share
 //!   one identity and one chain `in_<h>` / `eg_<h>` (`h`: 8 hex digits hashed from the chain's and
 //!   its maps' content, so unchanged identities keep their names across recompiles); the dispatch verdict maps
@@ -43,6 +46,45 @@
 //!   and credits `counter pol_<namespace>_<name>` (cut and suffixed with a hash of the key when
 //!   longer than [`MAX_COUNTER_NAME`] bytes, so that every valid policy name fits and no two
 //!   policies share a counter).
+//!
+//! # The admin tiers
+//!
+//! ClusterNetworkPolicy (both tiers), AdminNetworkPolicy and BaselineAdminNetworkPolicy are
+//! compiled into the same identity chains, at a per-packet cost that does not grow with them
+//! either: their priorities and rule order are resolved at compile time (see
+//! [`render`]'s `tiers` module for the exact chains).
+//!
+//! * **Who walks the tiers**: a local workload an admin policy selects (with rules for the
+//!   direction) is dispatched in that direction even when no NetworkPolicy isolates it. Its
+//!   identity chain classifies the peer, then looks `class . l4proto . dport` up in its Admin
+//!   tier's verdict map (`<chain>_admin`, interval elements, each decided by the first rule of the
+//!   walk matching it): Accept and Deny are final for the direction, Pass and no match go on.
+//!   Then the NetworkPolicy grants, final when a NetworkPolicy isolates the workload in the
+//!   direction; else the Baseline tier's map (`<chain>_baseline`) the same way, and the default,
+//!   allow. Each direction decides on its own (egress on the source's node, ingress on the
+//!   destination's), so a connection needs both. Identities no admin policy selects keep exactly
+//!   the chains described above (a cluster without admin policies compiles to the same text).
+//! * **Peers**: admin peers are atoms of the peer classes like NetworkPolicy's: `namespaces` and
+//!   `pods` by identity, `networks` by address ranges that always match workload addresses too
+//!   (whatever `ipblock_matches_workloads` says of ipBlocks), `nodes` by the addresses of the Node
+//!   objects the selector matches (never a workload's). **`domainNames` are not enforced by the
+//!   kernel**: such a peer matches nothing in the table (the analyzer matches the names the user
+//!   resolved; an Accept rule with only domain names accepts nothing here, which fails closed).
+//!   A rule with a peer of an unknown kind that fails closed (Deny or Pass) is Deny of every peer,
+//!   port and protocol. Named ports resolve on the destination: the local workload for ingress,
+//!   the peer's class for egress.
+//! * **Protocols without ports**: a rule without `protocols` matches every protocol, so its
+//!   elements also cover the protocol numbers around TCP, UDP and SCTP with every "port".
+//! * **Hairpin**: a workload some admin policy selects is left out of `self4`/`self6`; its
+//!   hairpin traffic walks both directions' tiers like any other flow, its own address as the
+//!   peer, and NetworkPolicy allows it (the `hairpin4`/`hairpin6` sets) where it isolates.
+//! * **Counted and logged per rule**: every admin rule a local identity can reach has a named
+//!   counter (`adm_<api>_<name>_<in|eg><rule>`, cut and hashed like policy counters, see
+//!   [`Ruleset::admin_rule_counters`], read back as [`CounterReading`]s) and a chain of its own
+//!   (`in_r_<h>` / `eg_r_<h>`, named from its content) that the verdict map elements `goto`
+//!   (Accept, Deny) or `jump` to (Pass, which counts and returns). A Deny rule's chain logs with the
+//!   prefix `netpol:<direction>:cnp/NAME[N]` ([`admin_log_tail`]), which
+//!   [`Ruleset::denied_chain`] reads back as the rule ([`ChainInfo::admin_rule`]).
 //!
 //! # Denied packets are counted and logged
 //!

@@ -39,6 +39,9 @@
 //! default). nft 1.0.6 cannot `or` a map lookup's result into a register, so a class is set by a
 //! `goto` to its chain, which sets it with constants: still one lookup per classified address.
 //!
+//! Identities an admin policy selects add the tiers' verdict maps around these rules, and every
+//! admin rule a counter and a chain: see the `tiers` module.
+//!
 //! Egress identity chains are the same with `return` instead of `accept` (the destination's
 //! ingress is checked next), `eg_classify` reading `daddr` and the prefix
 //! `netpol:egress:eg_<h>`.
