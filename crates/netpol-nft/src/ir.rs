@@ -134,14 +134,14 @@ pub struct IdentityRules {
     pub class_all: BTreeMap<u32, Grant>,
     /// `class . protocol . ports` (`<chain>_port`).
     pub class_ports: Vec<ClassPortSegment>,
-    /// The Admin tier (`<chain>_admin`): first matching rule per segment, checked first.
+    /// The Admin tier (its verdict map `<p>_t_<h>`): first matching rule per segment, checked first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub admin: Vec<TierSegment>,
     /// No NetworkPolicy isolates these workloads in the direction: the grant maps are empty and
     /// the Baseline tier then the default (allow) decide what the Admin tier leaves.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub network_policy_open: bool,
-    /// The Baseline tier (`<chain>_baseline`), for identities NetworkPolicy leaves open.
+    /// The Baseline tier (its verdict map `<p>_t_<h>`), for identities NetworkPolicy leaves open.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub baseline: Vec<TierSegment>,
     /// The workloads are subject to the admin tiers on hairpin traffic (so not in `self4`/`self6`)

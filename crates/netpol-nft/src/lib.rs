@@ -57,10 +57,11 @@
 //! * **Who walks the tiers**: a local workload an admin policy selects (with rules for the
 //!   direction) is dispatched in that direction even when no NetworkPolicy isolates it. Its
 //!   identity chain classifies the peer, then looks `class . l4proto . dport` up in its Admin
-//!   tier's verdict map (`<chain>_admin`, interval elements, each decided by the first rule of the
-//!   walk matching it): Accept and Deny are final for the direction, Pass and no match go on.
+//!   tier's verdict map (`in_t_<h>` / `eg_t_<h>`, interval elements, each decided by the first
+//!   rule of the walk matching it; named from its elements, so identities the same admin
+//!   policies select share one): Accept and Deny are final for the direction, Pass and no match go on.
 //!   Then the NetworkPolicy grants, final when a NetworkPolicy isolates the workload in the
-//!   direction; else the Baseline tier's map (`<chain>_baseline`) the same way, and the default,
+//!   direction; else the Baseline tier's map the same way, and the default,
 //!   allow. Each direction decides on its own (egress on the source's node, ingress on the
 //!   destination's), so a connection needs both. Identities no admin policy selects keep exactly
 //!   the chains described above (a cluster without admin policies compiles to the same text).
@@ -413,7 +414,7 @@ pub struct Summary {
     /// The option it was compiled with: whether ipBlock peers also match cluster workloads.
     pub ipblock_matches_workloads: bool,
     /// Local workloads (sorted by key) and the identity each direction dispatches to (`None`:
-    /// not isolated in that direction, or no address).
+    /// neither isolated nor selected by an admin policy in that direction, or no address).
     pub local_workloads: Vec<LocalWorkload>,
     /// Policies that isolate at least one local workload, with their counter.
     pub policies: Vec<PolicyCounter>,
@@ -440,9 +441,11 @@ pub struct LocalWorkload {
     pub key: String,
     /// Its addresses, each dispatched in the `*_dispatch4/6` maps.
     pub addresses: Vec<IpAddr>,
-    /// The ingress identity it is dispatched to; `None` when not isolated for ingress.
+    /// The ingress identity it is dispatched to; `None` when no NetworkPolicy isolates it for
+    /// ingress and no admin policy selects it for ingress.
     pub ingress_identity: Option<usize>,
-    /// The egress identity it is dispatched to; `None` when not isolated for egress.
+    /// The egress identity it is dispatched to; `None` when no NetworkPolicy isolates it for
+    /// egress and no admin policy selects it for egress.
     pub egress_identity: Option<usize>,
 }
 

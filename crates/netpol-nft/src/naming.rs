@@ -219,7 +219,7 @@ pub(crate) fn hash32(bytes: &[u8]) -> u32 {
 }
 
 /// FNV-1a, 64 bits.
-fn hash64(bytes: &[u8]) -> u64 {
+pub(crate) fn hash64(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);

@@ -197,6 +197,9 @@ fn objects(ir: &RulesetIr, pre: Prerendered) -> Vec<Object> {
         bits: ir.node_options.ct_mark_bits,
     };
     r.table();
+    // Identities sharing a tier's verdict map each render it: declared once.
+    let mut seen = std::collections::HashSet::new();
+    r.objects.retain(|o| seen.insert(o.name().to_string()));
     r.objects
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use netpol_core::Direction;
 
-use super::tiers::TIER_MAP_HEADER;
+use super::tiers::{tier_map_name, TIER_MAP_HEADER};
 use super::{
     element, keyed, mark, node, prefix, proto, push_addr, push_mark, push_ports, push_quoted,
     quoted, Object, Prerendered, DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT, DENIED_SPOOFED,
@@ -258,15 +258,15 @@ impl Renderer<'_> {
     /// The maps and the chain of one identity, named `chain`.
     pub(super) fn identity(&mut self, d: &DirectionIr, ident: &Identity, chain: &str) {
         let maps = self.identity_maps(d, ident);
-        for (tier, segments) in [
-            ("admin", &ident.rules.admin),
-            ("baseline", &ident.rules.baseline),
-        ] {
-            if !segments.is_empty() {
-                let elements = self.tier_elements(segments);
-                self.map(&format!("{chain}_{tier}"), &TIER_MAP_HEADER, elements);
+        let tier_maps = [&ident.rules.admin, &ident.rules.baseline].map(|segments| {
+            if segments.is_empty() {
+                return None;
             }
-        }
+            let elements = self.tier_elements(segments);
+            let name = tier_map_name(prefix(d.direction), &elements);
+            self.map(&name, &TIER_MAP_HEADER, elements);
+            Some(name)
+        });
         let present = PresentMaps {
             any: !maps.any.is_empty(),
             all: !maps.all.is_empty(),
@@ -292,7 +292,7 @@ impl Renderer<'_> {
                 maps.port,
             );
         }
-        let rules = self.identity_rules(d, ident, chain, present);
+        let rules = self.identity_rules(d, ident, chain, present, &tier_maps);
         self.chain(chain, Some(quoted(&ident.workloads.join(", "))), rules);
     }
 
@@ -342,13 +342,14 @@ impl Renderer<'_> {
         ident: &Identity,
         chain: &str,
         present: PresentMaps,
+        tier_maps: &[Option<String>; 2],
     ) -> Vec<String> {
         let p = prefix(d.direction);
         let (allow, denied) = match d.direction {
             Direction::Ingress => ("accept", DENIED_INGRESS),
             Direction::Egress => ("return", DENIED_EGRESS),
         };
-        let tiers = self.tier_rules(d, &ident.rules, chain);
+        let tiers = self.tier_rules(d, &ident.rules, tier_maps);
         let mut rules = tiers.before;
         if ident.rules.network_policy_open {
             rules.extend(tiers.open_rest);

@@ -10,7 +10,9 @@
 //! }
 //! chain in_r_<h> { counter name "adm_..." accept }     # an Accept rule (egress: return)
 //! chain in_r_<h> { counter name "adm_..." }            # a Pass rule: counts, then returns
-//! map in_<h>_admin {                       # first matching rule per segment, at compile time
+//! map in_t_<h> {                          # first matching rule per segment, at compile time;
+//!                                          # h: 16 hex digits of its elements, shared by the
+//!                                          # identities whose tier resolves to the same
 //!     type mark . inet_proto . inet_service : verdict
 //!     flags interval
 //!     elements = { 0x00010000 . tcp . 5432 comment "cnp/deny-db ingress[0]" : goto in_r_<h>,
@@ -18,14 +20,14 @@
 //! }
 //! chain in_<h> {                           # an identity an admin policy selects
 //!     jump in_classify
-//!     ct mark and MASK . meta l4proto . th dport vmap @in_<h>_admin
+//!     ct mark and MASK . meta l4proto . th dport vmap @in_t_<h>
 //!     ip saddr . ip daddr @hairpin4 accept # NetworkPolicy allows hairpin of what it isolates
 //!     ...                                  # the NetworkPolicy grants, log and drop as before
 //! }
 //! chain in_<h> {                           # one no NetworkPolicy isolates in the direction
 //!     jump in_classify
-//!     ct mark and MASK . meta l4proto . th dport vmap @in_<h>_admin
-//!     ct mark and MASK . meta l4proto . th dport vmap @in_<h>_baseline
+//!     ct mark and MASK . meta l4proto . th dport vmap @in_t_<h>     # Admin
+//!     ct mark and MASK . meta l4proto . th dport vmap @in_t_<h>     # Baseline
 //!     accept                               # the default (egress: return)
 //! }
 //! ```
@@ -177,11 +179,14 @@ impl Renderer<'_> {
         &self,
         d: &DirectionIr,
         rules: &crate::IdentityRules,
-        chain: &str,
+        tier_maps: &[Option<String>; 2],
     ) -> TierRules {
         let p = prefix(d.direction);
         let class = format!("ct mark and 0x{:08x}", self.bits.mask());
-        let lookup = |map: &str| format!("{class} . meta l4proto . th dport vmap @{chain}_{map}");
+        let lookup = |map: &Option<String>| {
+            let map = map.as_deref().unwrap_or("invalid");
+            format!("{class} . meta l4proto . th dport vmap @{map}")
+        };
         let allow = match d.direction {
             Direction::Ingress => "accept",
             Direction::Egress => "return",
@@ -192,7 +197,7 @@ impl Renderer<'_> {
             before.push(format!("jump {p}_classify"));
         }
         if !rules.admin.is_empty() {
-            before.push(lookup("admin"));
+            before.push(lookup(&tier_maps[0]));
         }
         if rules.hairpin && !rules.network_policy_open {
             before.push(format!("ip saddr . ip daddr @hairpin4 {allow}"));
@@ -201,7 +206,7 @@ impl Renderer<'_> {
         let mut open_rest = Vec::new();
         if rules.network_policy_open {
             if !rules.baseline.is_empty() {
-                open_rest.push(lookup("baseline"));
+                open_rest.push(lookup(&tier_maps[1]));
             }
             open_rest.push(allow.to_string());
         }
@@ -222,6 +227,19 @@ pub(super) struct TierRules {
     /// For an identity NetworkPolicy leaves open: the Baseline tier and the default, which end
     /// the chain (there are no grants).
     pub(super) open_rest: Vec<String>,
+}
+
+/// The name of a tier's verdict map, `<p>_t_<16 hex digits>` hashed from its elements: identities
+/// whose tier resolves to the same elements (the same admin policies select them) share one
+/// map, and the table declares it once. 64 bits, so that two distinct maps of one table sharing
+/// a name is not a practical concern (the renderer keeps the first of two objects of one name).
+pub(super) fn tier_map_name(p: &str, elements: &[(String, String)]) -> String {
+    let mut text = String::new();
+    for (_, e) in elements {
+        text.push_str(e);
+        text.push('\n');
+    }
+    format!("{p}_t_{:016x}", crate::naming::hash64(text.as_bytes()))
 }
 
 /// The verdict map header of a tier.
