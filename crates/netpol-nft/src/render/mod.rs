@@ -190,16 +190,16 @@ impl Object {
 /// The identity objects are taken from `pre` (see [`identity_names`]) where present instead of
 /// being rendered a second time.
 fn objects(ir: &RulesetIr, pre: Prerendered) -> Vec<Object> {
+    let (tier_names, tier_pending) = tiers::tier_maps(ir, &[&ir.egress, &ir.ingress]);
     let mut r = Renderer {
         ir,
         objects: Vec::new(),
         pre,
         bits: ir.node_options.ct_mark_bits,
+        tier_names: &tier_names,
+        tier_pending,
     };
     r.table();
-    // Identities sharing a tier's verdict map each render it: declared once.
-    let mut seen = std::collections::HashSet::new();
-    r.objects.retain(|o| seen.insert(o.name().to_string()));
     r.objects
 }
 
@@ -323,6 +323,8 @@ pub(crate) fn identity_names(
 ) -> (Vec<String>, Vec<Vec<Object>>) {
     let p = prefix(d.direction);
     let mut objects = Vec::with_capacity(d.identities.len());
+    // Named from their elements alone: rendered once here, referred to by name in the chains.
+    let (tier_names, _) = tiers::tier_maps(ir, &[d]);
     let contents: Vec<String> = d
         .identities
         .iter()
@@ -332,6 +334,8 @@ pub(crate) fn identity_names(
                 objects: Vec::new(),
                 pre: Prerendered::default(),
                 bits,
+                tier_names: &tier_names,
+                tier_pending: Vec::new(),
             };
             r.identity(d, ident, PLACEHOLDER);
             let mut text = String::new();

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use netpol_core::Direction;
 
-use super::tiers::{tier_map_name, TIER_MAP_HEADER};
+use super::tiers::TIER_MAP_HEADER;
 use super::{
     element, keyed, mark, node, prefix, proto, push_addr, push_mark, push_ports, push_quoted,
     quoted, Object, Prerendered, DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT, DENIED_SPOOFED,
@@ -20,6 +20,11 @@ pub(super) struct Renderer<'a> {
     pub(super) pre: Prerendered,
     /// The conntrack mark range the classes live in.
     pub(super) bits: CtMarkBits,
+    /// The name of every tier verdict map (see [`super::tiers::TierMaps`]).
+    pub(super) tier_names: &'a super::tiers::TierNames,
+    /// The tier verdict maps still to declare (each once, before the identities of its
+    /// direction); empty while identities are rendered for naming.
+    pub(super) tier_pending: Vec<super::tiers::TierMap>,
 }
 
 impl Renderer<'_> {
@@ -152,6 +157,13 @@ impl Renderer<'_> {
             ],
         );
         self.admin_rule_chains(d.direction);
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tier_pending)
+            .into_iter()
+            .partition(|m| m.direction == d.direction);
+        self.tier_pending = rest;
+        for m in mine {
+            self.map(&m.name, &TIER_MAP_HEADER, m.elements);
+        }
         for (i, ident) in d.identities.iter().enumerate() {
             let pre = match d.direction {
                 Direction::Ingress => &mut self.pre.ingress,
@@ -259,13 +271,9 @@ impl Renderer<'_> {
     pub(super) fn identity(&mut self, d: &DirectionIr, ident: &Identity, chain: &str) {
         let maps = self.identity_maps(d, ident);
         let tier_maps = [&ident.rules.admin, &ident.rules.baseline].map(|segments| {
-            if segments.is_empty() {
-                return None;
-            }
-            let elements = self.tier_elements(segments);
-            let name = tier_map_name(prefix(d.direction), &elements);
-            self.map(&name, &TIER_MAP_HEADER, elements);
-            Some(name)
+            self.tier_names
+                .get(&(d.direction, segments.clone()))
+                .cloned()
         });
         let present = PresentMaps {
             any: !maps.any.is_empty(),

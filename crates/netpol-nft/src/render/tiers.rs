@@ -43,7 +43,9 @@ use netpol_core::{AdminAction, Direction};
 use super::table::Renderer;
 use super::{element, prefix, proto, push_addr, push_mark, push_ports, quoted, Object};
 use super::{DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT};
-use crate::{AdminRuleRef, DirectionIr, TierSegment};
+use std::collections::HashMap;
+
+use crate::{AdminRuleRef, DirectionIr, RulesetIr, TierSegment};
 
 /// The protocol numbers other than TCP (6), UDP (17) and SCTP (132), as `inet_proto` ranges.
 const OTHER_PROTOCOLS: [&str; 4] = ["0-5", "7-16", "18-131", "133-255"];
@@ -134,45 +136,6 @@ impl Renderer<'_> {
         }
     }
 
-    /// The elements of one tier's verdict map.
-    pub(super) fn tier_elements(&self, segments: &[TierSegment]) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for s in segments {
-            let Some(r) = self.ir.admin_rules.get(s.rule) else {
-                continue;
-            };
-            let verb = match r.action {
-                AdminAction::Pass => "jump",
-                AdminAction::Accept | AdminAction::Deny => "goto",
-            };
-            let tail = format!(" comment {} : {verb} {}", quoted(&r.label()), r.chain);
-            let mut keys: Vec<String> = Vec::new();
-            match s.protocol {
-                Some(p) => {
-                    let mut k = String::new();
-                    push_mark(&mut k, s.class);
-                    k.push_str(" . ");
-                    k.push_str(proto(p));
-                    k.push_str(" . ");
-                    push_ports(&mut k, s.first, s.last);
-                    keys.push(k);
-                }
-                None => {
-                    for range in OTHER_PROTOCOLS {
-                        let mut k = String::new();
-                        push_mark(&mut k, s.class);
-                        k.push_str(" . ");
-                        k.push_str(range);
-                        k.push_str(" . 0-65535");
-                        keys.push(k);
-                    }
-                }
-            }
-            out.extend(keys.into_iter().map(|k| element(format!("{k}{tail}"))));
-        }
-        out
-    }
-
     /// The tier rules of an identity chain before the NetworkPolicy grants (`classified`: the
     /// classify chain has run) and, for identities NetworkPolicy leaves open, all of its rules.
     pub(super) fn tier_rules(
@@ -240,6 +203,83 @@ pub(super) fn tier_map_name(p: &str, elements: &[(String, String)]) -> String {
         text.push('\n');
     }
     format!("{p}_t_{:016x}", crate::naming::hash64(text.as_bytes()))
+}
+
+/// The elements of one tier's verdict map.
+fn tier_elements(ir: &RulesetIr, segments: &[TierSegment]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for s in segments {
+        let Some(r) = ir.admin_rules.get(s.rule) else {
+            continue;
+        };
+        let verb = match r.action {
+            AdminAction::Pass => "jump",
+            AdminAction::Accept | AdminAction::Deny => "goto",
+        };
+        let tail = format!(" comment {} : {verb} {}", quoted(&r.label()), r.chain);
+        let mut keys: Vec<String> = Vec::new();
+        match s.protocol {
+            Some(p) => {
+                let mut k = String::new();
+                push_mark(&mut k, s.class);
+                k.push_str(" . ");
+                k.push_str(proto(p));
+                k.push_str(" . ");
+                push_ports(&mut k, s.first, s.last);
+                keys.push(k);
+            }
+            None => {
+                for range in OTHER_PROTOCOLS {
+                    let mut k = String::new();
+                    push_mark(&mut k, s.class);
+                    k.push_str(" . ");
+                    k.push_str(range);
+                    k.push_str(" . 0-65535");
+                    keys.push(k);
+                }
+            }
+        }
+        out.extend(keys.into_iter().map(|k| element(format!("{k}{tail}"))));
+    }
+    out
+}
+
+/// Tier verdict map names by direction and segments.
+pub(super) type TierNames = HashMap<(Direction, Vec<TierSegment>), String>;
+
+/// A tier verdict map to declare.
+pub(super) struct TierMap {
+    pub(super) direction: Direction,
+    pub(super) name: String,
+    pub(super) elements: Vec<(String, String)>,
+}
+
+/// Every distinct tier verdict map of `dirs`, rendered once however many identities share it:
+/// the names by segments, and the maps.
+pub(super) fn tier_maps(ir: &RulesetIr, dirs: &[&DirectionIr]) -> (TierNames, Vec<TierMap>) {
+    let mut names = TierNames::new();
+    let mut maps = Vec::new();
+    for d in dirs {
+        for ident in &d.identities {
+            for segments in [&ident.rules.admin, &ident.rules.baseline] {
+                let key = (d.direction, segments.clone());
+                if segments.is_empty() || names.contains_key(&key) {
+                    continue;
+                }
+                let elements = tier_elements(ir, segments);
+                let name = tier_map_name(prefix(d.direction), &elements);
+                names.insert(key, name.clone());
+                if !maps.iter().any(|m: &TierMap| m.name == name) {
+                    maps.push(TierMap {
+                        direction: d.direction,
+                        name,
+                        elements,
+                    });
+                }
+            }
+        }
+    }
+    (names, maps)
 }
 
 /// The verdict map header of a tier.
