@@ -521,6 +521,19 @@ mod tests {
     }
 
     #[test]
+    fn an_admin_rules_log_prefix_reads_back_as_its_direction_and_rule() {
+        for (d, policy, rule) in [
+            (Direction::Ingress, "cnp/deny-db", 0),
+            (Direction::Egress, "banp/default", 24),
+        ] {
+            let tail = admin_log_tail(policy, rule);
+            let p = denied_log_prefix(d, &tail);
+            assert_eq!(p, format!("netpol:{d}:{policy}[{rule}]"));
+            assert_eq!(parse_denied_log_prefix(&p), Some((d, tail.as_str())));
+        }
+    }
+
+    #[test]
     fn prefixes_of_other_programs_are_not_read_as_denials() {
         assert_eq!(parse_denied_log_prefix(""), None);
         assert_eq!(parse_denied_log_prefix("ulogd: "), None);

@@ -1,7 +1,8 @@
 //! The admin tiers on the real kernel: a node namespace routing for four VMs, the compiled table
 //! loaded with `nft -f`, and TCP connection attempts between the VMs (and of a VM to itself
 //! through a Service) whose outcome is held against the reference evaluator:
-//! * an Admin Deny overrides a NetworkPolicy allow (and is counted and logged as its rule);
+//! * an Admin Deny overrides a NetworkPolicy allow (and is counted as its rule, and logged to
+//!   NFLOG with a prefix the ruleset reads back as that rule);
 //! * an Admin Pass hands the flow to NetworkPolicy, past a lower-priority Admin Deny;
 //! * a Baseline Deny holds for a workload no NetworkPolicy isolates, and a NetworkPolicy opens
 //!   what it denies for the workloads it isolates;
@@ -203,6 +204,34 @@ fn an_admin_deny_overrides_a_network_policy_allow_and_is_counted_and_logged_as_i
         listing.contains("log prefix \"netpol:ingress:cnp/deny-c-to-b[0]\""),
         "{listing}"
     );
+}
+
+#[test]
+fn a_packet_an_admin_deny_drops_is_logged_with_a_prefix_naming_the_rule() {
+    let c = tiered_cluster();
+    let r = compile(&c, EvalOptions::default(), NODE).unwrap();
+    let (lab, vms) = lab(&r);
+    let mut socket =
+        netpol_dataplane::NflogSocket::open(Some(lab.node()), netpol_nft::DENIED_LOG_GROUP)
+            .expect("listener");
+    assert_eq!(check(&c, &vms, 2, 1, 8080), Outcome::Dropped);
+    let mut prefixes = Vec::new();
+    while let Some(rec) = socket
+        .recv_timeout(Some(std::time::Duration::from_millis(500)))
+        .expect("receive")
+    {
+        prefixes.push(rec.prefix);
+    }
+    let prefix = prefixes
+        .iter()
+        .find(|p| p.contains("cnp/"))
+        .unwrap_or_else(|| panic!("no admin rule's prefix in {prefixes:?}"));
+    let (direction, tail) = netpol_nft::parse_denied_log_prefix(prefix).unwrap();
+    let rule = r
+        .denied_chain(direction, tail)
+        .and_then(|i| i.admin_rule)
+        .expect("the ruleset names the rule");
+    assert_eq!(rule.label(), "cnp/deny-c-to-b ingress[0]");
 }
 
 #[test]
