@@ -270,6 +270,12 @@ impl Logger {
             agreement: Agreement::Unknown,
         });
         let d = direction_label(direction);
+        // A drop by an admin tier's Deny rule: its prefix names the rule (`cnp/NAME[N]`).
+        let admin_rule = ruleset
+            .as_deref()
+            .and_then(|r| r.denied_chain(direction, chain))
+            .and_then(|c| c.admin_rule.map(|a| a.label()))
+            .unwrap_or_default();
         let policies = explanation.policies.join(", ");
         let protocol = protocol_name(record.protocol);
         macro_rules! event {
@@ -287,6 +293,7 @@ impl Logger {
                     policies = %policies,
                     reason = %explanation.reason,
                     chain = chain,
+                    admin_rule = %admin_rule,
                     evaluator = $evaluator,
                     $message
                 )

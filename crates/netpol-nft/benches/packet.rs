@@ -16,11 +16,18 @@
 //! `NETPOL_PACKET_COMPARE=FILE` adds one more configuration, interleaved with the others: the
 //! script in FILE (e.g. the same node's table as another version of `netpol compile` prints it
 //! for `netpol bench --write` output), to compare two versions of the table on one machine.
+//! The configuration `full + 100 admin policies` is the same node's table with 100 admin
+//! policies of every tier added to the cluster (`tests/common/admin.rs`): both workloads are
+//! then subjects of the tiers, so the flow also meets the Admin tier's verdict map and the
+//! hairpin lookup; the compile time and a one-admin-policy update of that table are printed too.
 //! `NETPOL_PACKET_ATTRIBUTE=1` adds the full table without each part that issue 9 put on the path
 //! of every packet or new connection (see `TableParts`).
 
 // A benchmark aborts on a setup failure by design: without the setup there is nothing to measure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/common/admin.rs"]
+mod admin;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -197,6 +204,47 @@ impl TableParts {
     }
 }
 
+/// The node's table with 100 admin policies added to the cluster, after checking that the flow
+/// still walks the tiers and is still allowed; prints the compile and one-policy update times.
+fn tiered_table(cluster: &netpol_core::Cluster, node: &str, flow: (IpAddr, IpAddr, u16)) -> String {
+    let (sa, da, port) = flow;
+    let mut c = cluster.clone();
+    c.admin_policies = admin::synthetic_admin_policies(100);
+    let start = Instant::now();
+    let r = compile(&c, EvalOptions::default(), node).expect("compile");
+    let compiled = start.elapsed();
+    let walks = |d: &netpol_nft::DirectionIr, a: &IpAddr| {
+        d.dispatch
+            .get(a)
+            .is_some_and(|x| !d.identities[x.identity].rules.admin.is_empty())
+    };
+    assert!(walks(&r.ir().egress, &sa) && walks(&r.ir().ingress, &da));
+    assert!(r.verdict(sa, da, Protocol::Tcp, port));
+    // One admin policy changed: its Deny moves to another port.
+    let mut changed = c.clone();
+    if let Some(rule) = changed.admin_policies[0].ingress.first_mut() {
+        rule.ports = Some(vec![netpol_core::AdminPort::Protocol {
+            protocol: Protocol::Tcp,
+            ports: Some((29999, 29999)),
+        }]);
+    }
+    let start = Instant::now();
+    let next = compile(&changed, EvalOptions::default(), node).expect("compile");
+    let script = netpol_nft::update_script(&r, &next).expect("incremental");
+    let updated = start.elapsed();
+    println!(
+        "with 100 admin policies: table {} bytes, {} elements, {} admin rules; compile {:.0} ms; \
+         one-policy change: compile + update script {:.0} ms, {} lines",
+        r.text.len(),
+        r.summary.total_elements,
+        r.admin_rule_counters().len(),
+        compiled.as_secs_f64() * 1e3,
+        updated.as_secs_f64() * 1e3,
+        script.lines().count()
+    );
+    r.text
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -322,6 +370,7 @@ fn main() {
         },
     )
     .expect("compile");
+    let tiered = tiered_table(&cluster, &node, (sa, da, port));
     let compare = std::env::var("NETPOL_PACKET_COMPARE")
         .ok()
         .map(|path| std::fs::read_to_string(&path).expect("NETPOL_PACKET_COMPARE file"));
@@ -331,6 +380,7 @@ fn main() {
         ("full ruleset", &r.text),
         ("full, flow not isolated", &bypass),
         ("full, source check on", &checked.text),
+        ("full + 100 admin policies", &tiered),
     ];
     if let Some(text) = &compare {
         configs.push(("full ruleset, compared", text));

@@ -23,6 +23,9 @@
 //! address, and at most three grant lookups. Nothing is a rule per policy, per peer or per
 //! workload. See [`render`] for the exact chains.
 //!
+//! The admin tiers add at most one verdict map lookup per tier and direction, plus the hairpin
+//! set lookup, whatever the number of admin policies (see below).
+//!
 //! * **Identity**: local workloads whose rules (after resolving named ports) are identical share
 //!   one identity and one chain `in_<h>` / `eg_<h>` (`h`: 8 hex digits hashed from the chain's and
 //!   its maps' content, so unchanged identities keep their names across recompiles); the dispatch verdict maps
@@ -43,6 +46,46 @@
 //!   and credits `counter pol_<namespace>_<name>` (cut and suffixed with a hash of the key when
 //!   longer than [`MAX_COUNTER_NAME`] bytes, so that every valid policy name fits and no two
 //!   policies share a counter).
+//!
+//! # The admin tiers
+//!
+//! ClusterNetworkPolicy (both tiers), AdminNetworkPolicy and BaselineAdminNetworkPolicy are
+//! compiled into the same identity chains, at a per-packet cost that does not grow with them
+//! either: their priorities and rule order are resolved at compile time (see
+//! [`render`]'s `tiers` module for the exact chains).
+//!
+//! * **Who walks the tiers**: a local workload an admin policy selects (with rules for the
+//!   direction) is dispatched in that direction even when no NetworkPolicy isolates it. Its
+//!   identity chain classifies the peer, then looks `class . l4proto . dport` up in its Admin
+//!   tier's verdict map (`in_t_<h>` / `eg_t_<h>`, interval elements, each decided by the first
+//!   rule of the walk matching it; named from its elements, so identities the same admin
+//!   policies select share one): Accept and Deny are final for the direction, Pass and no match go on.
+//!   Then the NetworkPolicy grants, final when a NetworkPolicy isolates the workload in the
+//!   direction; else the Baseline tier's map the same way, and the default,
+//!   allow. Each direction decides on its own (egress on the source's node, ingress on the
+//!   destination's), so a connection needs both. Identities no admin policy selects keep exactly
+//!   the chains described above (a cluster without admin policies compiles to the same text).
+//! * **Peers**: admin peers are atoms of the peer classes like NetworkPolicy's: `namespaces` and
+//!   `pods` by identity, `networks` by address ranges that always match workload addresses too
+//!   (whatever `ipblock_matches_workloads` says of ipBlocks), `nodes` by the addresses of the Node
+//!   objects the selector matches (never a workload's). **`domainNames` are not enforced by the
+//!   kernel**: such a peer matches nothing in the table (the analyzer matches the names the user
+//!   resolved; an Accept rule with only domain names accepts nothing here, which fails closed).
+//!   A rule with a peer of an unknown kind that fails closed (Deny or Pass) is Deny of every peer,
+//!   port and protocol. Named ports resolve on the destination: the local workload for ingress,
+//!   the peer's class for egress.
+//! * **Protocols without ports**: a rule without `protocols` matches every protocol, so its
+//!   elements also cover the protocol numbers around TCP, UDP and SCTP with every "port".
+//! * **Hairpin**: a workload some admin policy selects is left out of `self4`/`self6`; its
+//!   hairpin traffic walks both directions' tiers like any other flow, its own address as the
+//!   peer, and NetworkPolicy allows it (the `hairpin4`/`hairpin6` sets) where it isolates.
+//! * **Counted and logged per rule**: every admin rule a local identity can reach has a named
+//!   counter (`adm_<api>_<name>_<in|eg><rule>`, cut and hashed like policy counters, see
+//!   [`Ruleset::admin_rule_counters`], read back as [`CounterReading`]s) and a chain of its own
+//!   (`in_r_<h>` / `eg_r_<h>`, named from its content) that the verdict map elements `goto`
+//!   (Accept, Deny) or `jump` to (Pass, which counts and returns). A Deny rule's chain logs with the
+//!   prefix `netpol:<direction>:cnp/NAME[N]` ([`admin_log_tail`]), which
+//!   [`Ruleset::denied_chain`] reads back as the rule ([`ChainInfo::admin_rule`]).
 //!
 //! # Denied packets are counted and logged
 //!
@@ -100,10 +143,12 @@
 mod build;
 mod ct_mark;
 mod interval;
+mod ir;
 mod listing;
 mod naming;
 mod readback;
 pub mod render;
+mod tiers;
 mod update;
 
 use std::collections::BTreeMap;
@@ -114,10 +159,16 @@ use serde::Serialize;
 
 pub use build::{compile, compile_for_node, compile_policy_set, compile_with_ct_mark};
 pub use ct_mark::{CtMarkBits, CtMarkBitsError};
+pub(crate) use ir::Packet;
+pub use ir::{
+    verdict, verdict_other_protocol, ClassPortSegment, DirectionIr, Dispatch, ExternalRange, Grant,
+    Identity, IdentityRules, PeerClass, PortSegment, RulesetIr, WorkloadClass,
+};
 pub use listing::{unchanged_objects_differ, update_touches};
 pub use naming::MAX_COUNTER_NAME;
 pub use readback::{ChainInfo, CounterReading, ReadbackError};
 pub use render::TABLE;
+pub use tiers::{admin_log_tail, AdminRuleRef, TierSegment};
 pub use update::update_script;
 
 /// The address family of [`TABLE`]: every script this crate renders creates `table inet netpol`,
@@ -315,9 +366,11 @@ impl Ruleset {
             .find(|c| c.direction == direction && c.chain == chain)
     }
 
-    /// Every identity chain of the table (each ends with the log-and-drop rules), ingress first.
+    /// Every chain of the table that logs denied packets, ingress first: the identity chains
+    /// (each ends with the log-and-drop rules), then the chains of the admin tiers' Deny rules,
+    /// named by their log tail (`cnp/NAME[N]`).
     pub fn denied_chains(&self) -> impl Iterator<Item = ChainInfo<'_>> {
-        [
+        let identities = [
             (Direction::Ingress, &self.ir.ingress),
             (Direction::Egress, &self.ir.egress),
         ]
@@ -328,8 +381,28 @@ impl Ruleset {
                 chain: &i.chain,
                 workloads: &i.workloads,
                 policies: &i.policies,
+                admin_rule: None,
             })
-        })
+        });
+        let rules = self
+            .ir
+            .admin_rules
+            .iter()
+            .filter(|r| r.action == netpol_core::AdminAction::Deny)
+            .map(|r| ChainInfo {
+                direction: r.direction,
+                chain: &r.log,
+                workloads: &[],
+                policies: std::slice::from_ref(&r.policy),
+                admin_rule: Some(r),
+            });
+        identities.chain(rules)
+    }
+
+    /// The admin rules with a counter in the table (`adm_...`, read back as [`CounterReading`]s),
+    /// in walk order.
+    pub fn admin_rule_counters(&self) -> &[AdminRuleRef] {
+        &self.ir.admin_rules
     }
 }
 
@@ -341,7 +414,7 @@ pub struct Summary {
     /// The option it was compiled with: whether ipBlock peers also match cluster workloads.
     pub ipblock_matches_workloads: bool,
     /// Local workloads (sorted by key) and the identity each direction dispatches to (`None`:
-    /// not isolated in that direction, or no address).
+    /// neither isolated nor selected by an admin policy in that direction, or no address).
     pub local_workloads: Vec<LocalWorkload>,
     /// Policies that isolate at least one local workload, with their counter.
     pub policies: Vec<PolicyCounter>,
@@ -368,9 +441,11 @@ pub struct LocalWorkload {
     pub key: String,
     /// Its addresses, each dispatched in the `*_dispatch4/6` maps.
     pub addresses: Vec<IpAddr>,
-    /// The ingress identity it is dispatched to; `None` when not isolated for ingress.
+    /// The ingress identity it is dispatched to; `None` when no NetworkPolicy isolates it for
+    /// ingress and no admin policy selects it for ingress.
     pub ingress_identity: Option<usize>,
-    /// The egress identity it is dispatched to; `None` when not isolated for egress.
+    /// The egress identity it is dispatched to; `None` when no NetworkPolicy isolates it for
+    /// egress and no admin policy selects it for egress.
     pub egress_identity: Option<usize>,
 }
 
@@ -381,241 +456,6 @@ pub struct PolicyCounter {
     pub key: String,
     /// Name of the `counter` object in the table, e.g. `pol_test-project_allow-b`.
     pub counter: String,
-}
-
-/// Everything the text encodes, in a form an interpreter can walk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RulesetIr {
-    /// The node the ruleset was compiled for.
-    pub node: String,
-    /// The option it was compiled with: whether ipBlock peers also match cluster workloads.
-    pub ipblock_matches_workloads: bool,
-    /// Indexed by [`Grant::policy`]; sorted by key.
-    pub policies: Vec<PolicyCounter>,
-    /// The ingress half: traffic to local workloads.
-    pub ingress: DirectionIr,
-    /// The egress half: traffic from local workloads.
-    pub egress: DirectionIr,
-    /// The node's settings the table was compiled with.
-    pub node_options: NodeOptions,
-}
-
-/// The maps and identities of one direction.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DirectionIr {
-    /// Which direction these maps are for.
-    pub direction: Direction,
-    /// Local isolated workload address -> identity (the `*_dispatch4/6` verdict maps).
-    pub dispatch: BTreeMap<IpAddr, Dispatch>,
-    /// Workload address -> peer class (the `*_wl4/6` hash maps). Only addresses whose class
-    /// differs from what [`DirectionIr::external`] would give are listed.
-    pub workload_classes: BTreeMap<IpAddr, WorkloadClass>,
-    /// Disjoint address ranges -> peer class (the `*_ext4/6` interval maps); addresses in no
-    /// range are class 0.
-    pub external: Vec<ExternalRange>,
-    /// Sorted by class id; class 0 (first) matches no peer. Class ids are the mark values; other
-    /// than 0 they are derived from the class's content (see [`PeerClass::id`]).
-    pub classes: Vec<PeerClass>,
-    /// Indexed by identity id.
-    pub identities: Vec<Identity>,
-}
-
-/// A dispatch map entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Dispatch {
-    /// The identity (index into [`DirectionIr::identities`]) the address dispatches to.
-    pub identity: usize,
-    /// The key of the local workload owning the address.
-    pub workload: String,
-}
-
-/// A workload classification map entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct WorkloadClass {
-    /// The peer class the address belongs to.
-    pub class: u32,
-    /// The key of the workload owning the address.
-    pub workload: String,
-}
-
-/// An interval classification map entry (inclusive bounds, same family).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ExternalRange {
-    /// The first address of the range.
-    pub first: IpAddr,
-    /// The last address of the range (inclusive).
-    pub last: IpAddr,
-    /// The peer class every address of the range belongs to.
-    pub class: u32,
-}
-
-/// What a peer class stands for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PeerClass {
-    /// The mark value: a hash of `peers` and `named_ports` (never 0 except for the class that
-    /// matches nothing), so a class keeps its mark when other classes come and go.
-    pub id: u32,
-    /// The peers matching addresses of this class, rendered.
-    pub peers: Vec<String>,
-    /// Egress only: `name/PROTO=port` for the relevant named ports of the workload.
-    pub named_ports: Vec<String>,
-}
-
-/// Which policy rule an element comes from (the first, in policy-key then rule order, when several
-/// grant it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Grant {
-    /// Index into [`RulesetIr::policies`].
-    pub policy: usize,
-    /// Index of the rule in the policy's rules of the direction.
-    pub rule: usize,
-}
-
-/// The rules of one identity (a group of local workloads that behave identically).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Identity {
-    /// The identity's chain (its maps are named after it): `in_`/`eg_` and 8 hex digits derived
-    /// from the chain's and maps' content, so it stays the same while they do.
-    pub chain: String,
-    /// Keys of the local workloads dispatched here.
-    pub workloads: Vec<String>,
-    /// Keys of the policies isolating them in this direction.
-    pub policies: Vec<String>,
-    /// What the identity's chain and maps allow.
-    #[serde(flatten)]
-    pub rules: IdentityRules,
-}
-
-/// What an identity allows; the three maps are checked in order and the first hit decides.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct IdentityRules {
-    /// Some rule allows every peer and every protocol: the chain is a single accept.
-    pub open: Option<Grant>,
-    /// Ports open to every peer (`<chain>_any`).
-    pub any_peer: Vec<PortSegment>,
-    /// Classes allowed every protocol and port (`<chain>_all`).
-    pub class_all: BTreeMap<u32, Grant>,
-    /// `class . protocol . ports` (`<chain>_port`).
-    pub class_ports: Vec<ClassPortSegment>,
-}
-
-/// An inclusive port range of one protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct PortSegment {
-    /// The protocol the range is of.
-    pub protocol: Protocol,
-    /// The first port of the range.
-    pub first: u16,
-    /// The last port of the range (inclusive).
-    pub last: u16,
-    /// The policy rule that opens it.
-    pub grant: Grant,
-}
-
-/// An inclusive port range of one protocol for one peer class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct ClassPortSegment {
-    /// The peer class the range is open to.
-    pub class: u32,
-    /// The protocol the range is of.
-    pub protocol: Protocol,
-    /// The first port of the range.
-    pub first: u16,
-    /// The last port of the range (inclusive).
-    pub last: u16,
-    /// The policy rule that opens it.
-    pub grant: Grant,
-}
-
-/// A packet as the grant maps see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Packet {
-    Port(Protocol, u16),
-    /// ICMP and every protocol without ports.
-    Other,
-}
-
-/// What the node's table decides for the first packet of a new TCP/UDP/SCTP connection from `src`
-/// to `dst` crossing this node's `forward` hook, computed from the IR rather than the kernel.
-///
-/// A packet whose source is a local egress-isolated workload must be allowed by its egress
-/// identity, and one whose destination is a local ingress-isolated workload by its ingress
-/// identity; anything else passes (the chain policy is accept). A packet from an address to itself
-/// (hairpin through a Service) is allowed by the `self4`/`self6` lookup. The same answer holds for a
-/// packet to one of the node's own addresses (`input`): its egress identity decides, the node has
-/// no ingress identity.
-pub fn verdict(ir: &RulesetIr, src: IpAddr, dst: IpAddr, protocol: Protocol, port: u16) -> bool {
-    decide(ir, src, dst, Packet::Port(protocol, port))
-}
-
-/// Like [`verdict`] for the first packet of a flow of a protocol without ports (ICMP echo, GRE,
-/// ...): only identities open to every protocol for the peer's class let it through.
-pub fn verdict_other_protocol(ir: &RulesetIr, src: IpAddr, dst: IpAddr) -> bool {
-    decide(ir, src, dst, Packet::Other)
-}
-
-fn decide(ir: &RulesetIr, src: IpAddr, dst: IpAddr, packet: Packet) -> bool {
-    if src == dst {
-        return true;
-    }
-    if let Some(d) = ir.egress.dispatch.get(&src) {
-        if !ir
-            .egress
-            .allows(d.identity, ir.egress.classify(dst), packet)
-        {
-            return false;
-        }
-    }
-    if let Some(d) = ir.ingress.dispatch.get(&dst) {
-        if !ir
-            .ingress
-            .allows(d.identity, ir.ingress.classify(src), packet)
-        {
-            return false;
-        }
-    }
-    true
-}
-
-impl DirectionIr {
-    /// The class the classify chain puts in the mark for `address`.
-    pub fn classify(&self, address: IpAddr) -> u32 {
-        if let Some(w) = self.workload_classes.get(&address) {
-            return w.class;
-        }
-        let key = interval::addr_key(address);
-        // Ranges are disjoint and sorted by first address, families apart.
-        let idx = self.external.partition_point(|r| {
-            (r.first.is_ipv6(), interval::addr_key(r.first)) <= (address.is_ipv6(), key)
-        });
-        match idx.checked_sub(1).and_then(|i| self.external.get(i)) {
-            Some(r)
-                if r.first.is_ipv6() == address.is_ipv6() && interval::addr_key(r.last) >= key =>
-            {
-                r.class
-            }
-            _ => 0,
-        }
-    }
-
-    fn allows(&self, identity: usize, class: u32, packet: Packet) -> bool {
-        let Some(id) = self.identities.get(identity) else {
-            return false;
-        };
-        let r = &id.rules;
-        if r.open.is_some() || r.class_all.contains_key(&class) {
-            return true;
-        }
-        let Packet::Port(protocol, port) = packet else {
-            return false;
-        };
-        r.any_peer
-            .iter()
-            .any(|s| s.protocol == protocol && s.first <= port && port <= s.last)
-            || r.class_ports.iter().any(|s| {
-                s.class == class && s.protocol == protocol && s.first <= port && port <= s.last
-            })
-    }
 }
 
 /// The policy for protocols without ports, as stated in the summary.
@@ -678,6 +518,19 @@ mod tests {
         assert!(text.contains("\tcounter denied_ingress { packets 3 bytes 180 }\n"));
         assert!(!text.contains("pol_gone_policy"));
         assert_eq!(text.lines().count(), r.text.lines().count());
+    }
+
+    #[test]
+    fn an_admin_rules_log_prefix_reads_back_as_its_direction_and_rule() {
+        for (d, policy, rule) in [
+            (Direction::Ingress, "cnp/deny-db", 0),
+            (Direction::Egress, "banp/default", 24),
+        ] {
+            let tail = admin_log_tail(policy, rule);
+            let p = denied_log_prefix(d, &tail);
+            assert_eq!(p, format!("netpol:{d}:{policy}[{rule}]"));
+            assert_eq!(parse_denied_log_prefix(&p), Some((d, tail.as_str())));
+        }
     }
 
     #[test]

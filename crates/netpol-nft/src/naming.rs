@@ -31,6 +31,7 @@ pub const MAX_COUNTER_NAME: usize = 128;
 pub(crate) fn name(ir: &mut RulesetIr) -> Result<Prerendered, ClassOverflow> {
     let keys: Vec<String> = ir.policies.iter().map(|p| p.key.clone()).collect();
     ir.policies = counter_names(&keys);
+    admin_rule_names(&mut ir.admin_rules);
     let bits = ir.node_options.ct_mark_bits;
     assign_marks(&mut ir.ingress, bits)?;
     assign_marks(&mut ir.egress, bits)?;
@@ -66,33 +67,77 @@ pub(crate) fn name(ir: &mut RulesetIr) -> Result<Prerendered, ClassOverflow> {
 pub(crate) fn counter_names(keys: &[String]) -> Vec<PolicyCounter> {
     let mut used: BTreeSet<String> = BTreeSet::new();
     keys.iter()
-        .map(|key| {
-            let plain: String = format!("pol_{}", key.replacen('/', "_", 1))
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            let mut name = if plain.len() <= MAX_COUNTER_NAME {
-                plain.clone()
-            } else {
-                hashed_counter_name(&plain, key, 0)
-            };
-            let mut attempt = 1u32;
-            while !used.insert(name.clone()) {
-                name = hashed_counter_name(&plain, key, attempt);
-                attempt += 1;
-            }
-            PolicyCounter {
-                key: key.clone(),
-                counter: name,
-            }
+        .map(|key| PolicyCounter {
+            key: key.clone(),
+            counter: unique_counter_name(
+                &format!("pol_{}", key.replacen('/', "_", 1)),
+                key,
+                &mut used,
+            ),
         })
         .collect()
+}
+
+/// `plain` made an nft identifier (other characters replaced by `_`), cut and hashed from `key`
+/// when longer than [`MAX_COUNTER_NAME`] or already in `used`.
+fn unique_counter_name(plain: &str, key: &str, used: &mut BTreeSet<String>) -> String {
+    let plain: String = plain
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut name = if plain.len() <= MAX_COUNTER_NAME {
+        plain.clone()
+    } else {
+        hashed_counter_name(&plain, key, 0)
+    };
+    let mut attempt = 1u32;
+    while !used.insert(name.clone()) {
+        name = hashed_counter_name(&plain, key, attempt);
+        attempt += 1;
+    }
+    name
+}
+
+/// The counter (`adm_cnp_<name>_in<rule>`, cut and hashed like the policy counters when long),
+/// the denied-log tail ([`crate::admin_log_tail`]) and the chain (`in_r_<h>` / `eg_r_<h>`, 8 hex
+/// digits hashed from what the chain does) of every admin rule.
+fn admin_rule_names(rules: &mut [crate::AdminRuleRef]) {
+    let mut used = BTreeSet::new();
+    for r in rules.iter_mut() {
+        let d = match r.direction {
+            netpol_core::Direction::Ingress => "in",
+            netpol_core::Direction::Egress => "eg",
+        };
+        let plain = format!("adm_{}_{d}{}", r.policy.replacen('/', "_", 1), r.rule);
+        r.counter = unique_counter_name(&plain, &r.label(), &mut used);
+        r.log = crate::admin_log_tail(&r.policy, r.rule);
+    }
+    for d in [
+        netpol_core::Direction::Ingress,
+        netpol_core::Direction::Egress,
+    ] {
+        let of_d: Vec<usize> = (0..rules.len())
+            .filter(|&i| rules[i].direction == d)
+            .collect();
+        let contents: Vec<String> = of_d
+            .iter()
+            .map(|&i| crate::render::admin_rule_chain_rules(&rules[i]).join("\n"))
+            .collect();
+        let hashes: Vec<u32> = contents.iter().map(|c| hash32(c.as_bytes())).collect();
+        let prefix = match d {
+            netpol_core::Direction::Ingress => "in_r",
+            netpol_core::Direction::Egress => "eg_r",
+        };
+        for (&i, h) in of_d.iter().zip(assign_unique(&hashes, &contents, |_| true)) {
+            rules[i].chain = format!("{prefix}_{h:08x}");
+        }
+    }
 }
 
 /// `<start of plain>_<16 hex digits>`, exactly [`MAX_COUNTER_NAME`] bytes or fewer. `plain` is
@@ -157,6 +202,11 @@ fn assign_marks(d: &mut DirectionIr, bits: CtMarkBits) -> Result<(), ClassOverfl
             s.class = m(s.class);
         }
         r.class_ports.sort();
+        for s in r.admin.iter_mut().chain(r.baseline.iter_mut()) {
+            s.class = m(s.class);
+        }
+        r.admin.sort();
+        r.baseline.sort();
     }
     Ok(())
 }
@@ -169,7 +219,7 @@ pub(crate) fn hash32(bytes: &[u8]) -> u32 {
 }
 
 /// FNV-1a, 64 bits.
-fn hash64(bytes: &[u8]) -> u64 {
+pub(crate) fn hash64(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);

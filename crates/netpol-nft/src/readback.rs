@@ -62,8 +62,12 @@ pub struct ChainInfo<'a> {
     pub chain: &'a str,
     /// Keys (`namespace/name`) of the local workloads whose packets this chain checks.
     pub workloads: &'a [String],
-    /// Keys of the policies isolating those workloads in this direction.
+    /// Keys of the policies isolating those workloads in this direction (for an admin rule's
+    /// chain: its policy).
     pub policies: &'a [String],
+    /// For the chain of a Deny rule of an admin tier (`chain` is then the prefix's
+    /// `cnp/NAME[N]`, see [`crate::admin_log_tail`]): the rule that dropped the packet.
+    pub admin_rule: Option<&'a crate::AdminRuleRef>,
 }
 
 #[cfg(test)]

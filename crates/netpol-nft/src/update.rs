@@ -120,8 +120,12 @@ impl<'a> Diff<'a> {
             .iter()
             .flat_map(|k| self.removed.iter().map(move |o| (*k, o)))
         {
+            let kind = match (kind, o.set_kind()) {
+                ("map", Some(set_or_map)) => set_or_map,
+                _ => kind,
+            };
             let name = match (kind, o) {
-                ("map", Object::Map { name, .. })
+                ("map" | "set", Object::Map { name, .. })
                 | ("counter", Object::Counter { name, .. })
                 | ("limit", Object::Limit { name, .. }) => name,
                 _ => continue,

@@ -42,6 +42,33 @@ fn rules_per_chain_stay_fixed_as_the_cluster_grows_tenfold() {
 }
 
 #[test]
+fn rules_per_chain_stay_fixed_with_ten_times_the_admin_policies() {
+    let with = |workloads, policies, admin| {
+        let mut c = synthetic(workloads, policies, 4);
+        c.admin_policies = common::admin::synthetic_admin_policies(admin);
+        compile(&c, EvalOptions::default(), "node0").unwrap()
+    };
+    let small = with(100, 40, 10);
+    let large = with(1000, 400, 100);
+    assert!(large.admin_rule_counters().len() > small.admin_rule_counters().len());
+    for r in [&small, &large] {
+        let chains = chain_rules(&r.text);
+        assert_eq!(chains["forward"], 8);
+        assert_eq!(chains["in_classify"], 5);
+        // An identity chain: classify, the Admin map, the two hairpin lookups, then the
+        // NetworkPolicy grants (open, any, all, port), log and drop; or the Admin map, the
+        // Baseline map and the default. An admin rule's chain: at most counter, log, drop.
+        for (name, n) in &chains {
+            assert!(*n <= 10, "chain {name} has {n} rules");
+        }
+        assert!(
+            r.text.contains(" th dport vmap @eg_t_"),
+            "some identity walks the Admin tier"
+        );
+    }
+}
+
+#[test]
 fn identities_group_workloads_with_the_same_rules() {
     let r = compile(&synthetic(1000, 400, 4), EvalOptions::default(), "node0").unwrap();
     let isolated = r

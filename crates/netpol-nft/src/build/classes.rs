@@ -168,19 +168,56 @@ impl ClassInput<'_> {
         self.set.peer(self.atoms[atom])
     }
 
-    /// Per family, the disjoint ranges of every block atom.
+    /// Per family, the disjoint ranges of every address atom (ipBlocks, admin networks and the
+    /// addresses of the Node objects an admin `nodes` peer selects).
     fn external_splits(&self) -> [Split; 2] {
-        let blocks: Vec<(usize, &IpBlock)> = (0..self.atoms.len())
-            .filter_map(|i| self.key(i).block().map(|b| (i, b)))
+        let ranges: Vec<(usize, bool, (u128, u128))> = (0..self.atoms.len())
+            .flat_map(|i| {
+                self.atom_ranges(i)
+                    .into_iter()
+                    .map(move |(v6, r)| (i, v6, r))
+            })
             .collect();
         [false, true].map(|v6| {
-            let ranges: Vec<(u128, u128, usize)> = blocks
+            let family: Vec<(u128, u128, usize)> = ranges
                 .iter()
-                .filter(|(_, b)| b.cidr.addr().is_ipv6() == v6)
-                .flat_map(|(i, b)| block_ranges(b).into_iter().map(move |(f, l)| (f, l, *i)))
+                .filter(|(_, f, _)| *f == v6)
+                .map(|(i, _, (f, l))| (*f, *l, *i))
                 .collect();
-            interval::split(&ranges, v6)
+            interval::split(&family, v6)
         })
+    }
+
+    /// The address ranges an atom matches outside its workloads (each with its family); none for
+    /// a selector. A `domainNames` peer is not an atom at all (the kernel matches no name).
+    fn atom_ranges(&self, atom: usize) -> Vec<(bool, (u128, u128))> {
+        match self.key(atom) {
+            PeerKey::Block(b) => {
+                let v6 = b.cidr.addr().is_ipv6();
+                block_ranges(b).into_iter().map(|r| (v6, r)).collect()
+            }
+            PeerKey::Network(n) => vec![(n.addr().is_ipv6(), net_range(n))],
+            PeerKey::Nodes(selector) => self
+                .cluster
+                .nodes
+                .iter()
+                .filter(|n| selector.matches(&n.labels))
+                .flat_map(|n| n.addresses.iter())
+                .map(|a| (a.is_ipv6(), (addr_key(*a), addr_key(*a))))
+                .collect(),
+            PeerKey::Selector { .. } | PeerKey::DomainNames(_) => Vec::new(),
+        }
+    }
+
+    /// Whether an address atom also matches the workload addresses in its ranges: an ipBlock
+    /// when the option says so, an admin network always, a node's address never (the API's
+    /// `nodes` are Node objects, not workloads).
+    fn matches_workloads(&self, atom: usize) -> bool {
+        match self.key(atom) {
+            PeerKey::Block(_) => self.set.options().ipblock_matches_workloads,
+            PeerKey::Network(_) => true,
+            PeerKey::Nodes(_) | PeerKey::Selector { .. } | PeerKey::DomainNames(_) => false,
+        }
     }
 
     /// The class keys of every workload address.
@@ -241,7 +278,8 @@ impl ClassInput<'_> {
         memo[i].get_or_insert_with(|| {
             (0..self.atoms.len())
                 .filter(|&a| {
-                    self.key(a).block().is_none() && self.set.peer_matches(self.atoms[a], identity)
+                    matches!(self.key(a), PeerKey::Selector { .. })
+                        && self.set.peer_matches(self.atoms[a], identity)
                 })
                 .collect()
         })
@@ -271,11 +309,9 @@ impl ClassInput<'_> {
             .map(|r| splits[usize::from(shape.v6)][r].2.iter().copied().collect())
             .unwrap_or_default();
         let mut atoms = selector_atoms.to_vec();
-        if self.set.options().ipblock_matches_workloads {
-            atoms.extend(ext.iter().copied());
-            atoms.sort_unstable();
-            atoms.dedup();
-        }
+        atoms.extend(ext.iter().copied().filter(|&a| self.matches_workloads(a)));
+        atoms.sort_unstable();
+        atoms.dedup();
         let named_ports = self
             .named
             .iter()

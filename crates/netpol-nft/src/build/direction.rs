@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use netpol_core::policy_set::peers::PeerId;
-use netpol_core::policy_set::rules::{PolicyId, RulePeers};
+use netpol_core::policy_set::peers::{PeerId, PeerKey};
+use netpol_core::policy_set::rules::{AdminPolicyId, AdminRuleId, PolicyId, RulePeers, Tier};
 use netpol_core::{Cluster, Direction, NamedPort, PolicySet, PortSpec, Protocol};
 
 use super::classes::{ClassInput, Classes};
@@ -17,13 +17,25 @@ pub(crate) struct Ctx<'a> {
     pub(crate) set: &'a PolicySet,
     /// Policy -> IR policy index (key order among the policies isolating local workloads).
     pub(crate) ir_index: &'a BTreeMap<PolicyId, usize>,
+    /// Admin rule -> its index in the IR's admin rules.
+    pub(crate) admin_index: &'a BTreeMap<AdminRuleId, usize>,
+}
+
+/// What an identity's rules are computed from (workloads with the same key share them).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct RulesKey {
+    policies: Vec<PolicyId>,
+    admin: Vec<AdminPolicyId>,
+    hairpin: bool,
+    /// Ingress: the workload's named ports (resolved on it).
+    named_ports: Vec<NamedPort>,
 }
 
 /// Identities being grouped: by their rules, with the workloads and policies of each.
 #[derive(Default)]
 struct Grouping {
-    /// Grants computed once per (policies, named ports of the workload).
-    cache: BTreeMap<(Vec<PolicyId>, Vec<NamedPort>), IdentityRules>,
+    /// Rules computed once per key.
+    cache: BTreeMap<RulesKey, IdentityRules>,
     index: BTreeMap<IdentityRules, usize>,
     identities: Vec<Identity>,
     policies: Vec<BTreeSet<String>>,
@@ -58,18 +70,41 @@ impl Ctx<'_> {
             .iter()
             .flat_map(|i| i.policies.iter().copied())
             .collect();
+        let admin: BTreeSet<AdminPolicyId> = isolated
+            .iter()
+            .flat_map(|i| i.admin.iter().copied())
+            .collect();
         let mut atoms: BTreeSet<PeerId> = BTreeSet::new();
         let mut named: BTreeSet<(String, Protocol)> = BTreeSet::new();
-        for &id in &relevant {
-            for &rule_id in self.set.policy(id).rules(d) {
-                let rule = self.set.rule(rule_id);
-                if let RulePeers::Listed(peers) = &rule.peers {
-                    atoms.extend(peers.iter().copied());
-                }
-                for port in &self.set.port_set(rule.ports).entries {
-                    if let Some(PortSpec::Named(n)) = &port.port {
-                        named.insert((n.clone(), port.protocol));
-                    }
+        let np_rules = relevant.iter().flat_map(|&id| {
+            self.set
+                .policy(id)
+                .rules(d)
+                .iter()
+                .map(|&r| self.set.rule(r))
+                .map(|r| (&r.peers, r.ports))
+        });
+        let admin_rules = admin.iter().flat_map(|&id| {
+            self.set
+                .admin_policy(id)
+                .rules(d)
+                .iter()
+                .map(|&r| self.set.admin_rule(r))
+                .map(|r| (&r.peers, r.ports))
+        });
+        for (peers, ports) in np_rules.chain(admin_rules) {
+            if let RulePeers::Listed(peers) = peers {
+                // The kernel resolves no domain name: such a peer matches nothing here.
+                atoms.extend(
+                    peers
+                        .iter()
+                        .copied()
+                        .filter(|&p| !matches!(self.set.peer(p), PeerKey::DomainNames(_))),
+                );
+            }
+            for port in &self.set.port_set(ports).entries {
+                if let Some(PortSpec::Named(n)) = &port.port {
+                    named.insert((n.clone(), port.protocol));
                 }
             }
         }
@@ -86,6 +121,35 @@ impl Ctx<'_> {
         .classify()
     }
 
+    /// The NetworkPolicy grants of an isolated workload and the admin tiers' segments of one
+    /// an admin policy selects.
+    fn tiered_rules(
+        &self,
+        d: Direction,
+        iso: &Isolated,
+        w: &netpol_core::Workload,
+        classes: &Classes,
+    ) -> IdentityRules {
+        let open = iso.policies.is_empty();
+        let mut rules = if open {
+            IdentityRules::default()
+        } else {
+            self.identity_rules(d, &iso.policies, w, classes)
+        };
+        // NetworkPolicy allows the hairpin traffic of the workloads it isolates; the set that
+        // tells hairpin apart only holds workloads an admin policy selects (in either direction).
+        rules.hairpin = iso.hairpin && !open;
+        if iso.admin.is_empty() {
+            return rules;
+        }
+        rules.admin = self.tier_segments(d, Tier::Admin, &iso.admin, w, classes);
+        rules.network_policy_open = open;
+        if open {
+            rules.baseline = self.tier_segments(d, Tier::Baseline, &iso.admin, w, classes);
+        }
+        rules
+    }
+
     fn add_workload(&self, d: Direction, iso: &Isolated, classes: &Classes, g: &mut Grouping) {
         let w = &self.cluster.workloads[iso.workload];
         let np = if d == Direction::Ingress {
@@ -95,10 +159,16 @@ impl Ctx<'_> {
         } else {
             Vec::new()
         };
+        let key = RulesKey {
+            policies: iso.policies.clone(),
+            admin: iso.admin.clone(),
+            hairpin: iso.hairpin,
+            named_ports: np,
+        };
         let rules = g
             .cache
-            .entry((iso.policies.clone(), np))
-            .or_insert_with(|| self.identity_rules(d, &iso.policies, w, classes))
+            .entry(key)
+            .or_insert_with(|| self.tiered_rules(d, iso, w, classes))
             .clone();
         let id = match g.index.get(&rules) {
             Some(id) => *id,
@@ -117,6 +187,11 @@ impl Ctx<'_> {
         };
         let key = w.key();
         g.identities[id].workloads.push(key.clone());
+        let admin_keys = iso
+            .admin
+            .iter()
+            .map(|&p| self.set.admin_policy(p).key.clone());
+        g.policies[id].extend(admin_keys);
         g.policies[id].extend(iso.policies.iter().map(|&p| self.set.policy(p).key.clone()));
         for a in &w.addresses {
             g.dispatch.insert(

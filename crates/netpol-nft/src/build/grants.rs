@@ -200,11 +200,12 @@ fn finish(c: Collected) -> IdentityRules {
         any_peer,
         class_all: c.all,
         class_ports,
+        ..IdentityRules::default()
     }
 }
 
 /// Inclusive bounds of a numeric port spec; `None` is every port.
-fn numeric_range(spec: &Option<PortSpec>) -> (u16, u16) {
+pub(super) fn numeric_range(spec: &Option<PortSpec>) -> (u16, u16) {
     match spec {
         None => (0, u16::MAX),
         Some(PortSpec::Number(n)) => (*n, *n),
@@ -217,20 +218,24 @@ fn numeric_range(spec: &Option<PortSpec>) -> (u16, u16) {
 
 /// Disjoint, merged segments of the union of `ivs`, each credited to the smallest grant covering
 /// it, leaving out ports covered by `mask` (a map checked earlier that already accepts them).
-fn segments(ivs: &[(u16, u16, Grant)], mask: &[(u16, u16, Grant)]) -> Vec<(u16, u16, Grant)> {
-    let valid = |&&(lo, hi, _): &&(u16, u16, Grant)| lo <= hi;
+/// The admin tiers use it with the rules' walk positions: the first rule matching decides.
+pub(super) fn segments<G: Copy + Ord>(
+    ivs: &[(u16, u16, G)],
+    mask: &[(u16, u16, G)],
+) -> Vec<(u16, u16, G)> {
+    let valid = |&&(lo, hi, _): &&(u16, u16, G)| lo <= hi;
     let mut bounds: BTreeSet<u32> = BTreeSet::new();
     for &(lo, hi, _) in ivs.iter().filter(valid).chain(mask.iter().filter(valid)) {
         bounds.insert(u32::from(lo));
         bounds.insert(u32::from(hi) + 1);
     }
     let bounds: Vec<u32> = bounds.into_iter().collect();
-    let mut out: Vec<(u16, u16, Grant)> = Vec::new();
+    let mut out: Vec<(u16, u16, G)> = Vec::new();
     for pair in bounds.windows(2) {
         let (Ok(lo), Ok(hi)) = (u16::try_from(pair[0]), u16::try_from(pair[1] - 1)) else {
             continue;
         };
-        let covers = |&&(a, b, _): &&(u16, u16, Grant)| a <= lo && lo <= b;
+        let covers = |&&(a, b, _): &&(u16, u16, G)| a <= lo && lo <= b;
         if mask.iter().filter(valid).any(|m| covers(&m)) {
             continue;
         }

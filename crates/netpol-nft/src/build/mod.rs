@@ -12,11 +12,12 @@
 mod classes;
 mod direction;
 mod grants;
+mod tiers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use netpol_core::policy_set::rules::PolicyId;
+use netpol_core::policy_set::rules::{AdminPolicyId, AdminRuleId, PolicyId};
 use netpol_core::{Cluster, Direction, EvalOptions, PolicySet, Workload};
 
 use crate::{
@@ -118,6 +119,7 @@ fn build_ir(
         cluster,
         set,
         ir_index: &isolation.ir_index,
+        admin_index: &isolation.admin_index,
     };
     // The two directions are independent: built side by side (the agent's change latency).
     let (ingress, egress) = std::thread::scope(|scope| {
@@ -136,6 +138,8 @@ fn build_ir(
         ingress,
         egress,
         node_options: node_options.clone(),
+        admin_rules: isolation.admin_rules,
+        hairpin: isolation.hairpin,
     };
     UnnamedIr { local, ir }
 }
@@ -173,10 +177,15 @@ fn local_workloads(cluster: &Cluster, node: &str) -> Vec<usize> {
     local
 }
 
-/// A local workload isolated in one direction and the policies isolating it (in key order).
+/// A local workload checked in one direction: the NetworkPolicies isolating it (in key order)
+/// and the admin policies selecting it (in walk order); at least one of them is not empty.
 pub(crate) struct Isolated {
     pub(crate) workload: usize,
     pub(crate) policies: Vec<PolicyId>,
+    pub(crate) admin: Vec<AdminPolicyId>,
+    /// Some admin policy selects the workload (in either direction): its hairpin traffic walks
+    /// the tiers.
+    pub(crate) hairpin: bool,
 }
 
 /// Which policies isolate each local workload, per direction, and the IR's policy numbering.
@@ -187,21 +196,43 @@ struct Isolation {
     relevant: Vec<PolicyId>,
     /// Policy -> its index in `relevant`.
     ir_index: BTreeMap<PolicyId, usize>,
+    /// The admin rules of the admin policies selecting some local workload (the IR's list).
+    admin_rules: Vec<crate::AdminRuleRef>,
+    /// Admin rule -> its index in `admin_rules`.
+    admin_index: BTreeMap<AdminRuleId, usize>,
+    /// Addresses of the local workloads whose hairpin traffic walks the tiers.
+    hairpin: BTreeSet<IpAddr>,
 }
 
 impl Isolation {
     fn of(cluster: &Cluster, set: &PolicySet, local: &[usize]) -> Self {
         let mut relevant: BTreeSet<PolicyId> = BTreeSet::new();
+        let mut hairpin = BTreeSet::new();
+        let admin_of = |wi: usize, d: Direction| match set.identity_of(wi) {
+            Some(identity) => set.admin_policies_of(identity, d),
+            None => Vec::new(),
+        };
         let mut per_direction = |d: Direction| -> Vec<Isolated> {
             let mut list = Vec::new();
             for &wi in local {
                 let w = &cluster.workloads[wi];
+                if w.addresses.is_empty() {
+                    continue;
+                }
                 let policies = set.isolating(w, wi, d);
-                if !policies.is_empty() && !w.addresses.is_empty() {
+                let admin = admin_of(wi, d);
+                let tiered = !admin_of(wi, Direction::Ingress).is_empty()
+                    || !admin_of(wi, Direction::Egress).is_empty();
+                if tiered {
+                    hairpin.extend(w.addresses.iter().copied());
+                }
+                if !policies.is_empty() || !admin.is_empty() {
                     relevant.extend(policies.iter().copied());
                     list.push(Isolated {
                         workload: wi,
                         policies,
+                        admin,
+                        hairpin: tiered,
                     });
                 }
             }
@@ -209,6 +240,7 @@ impl Isolation {
         };
         let ingress = per_direction(Direction::Ingress);
         let egress = per_direction(Direction::Egress);
+        let (admin_rules, admin_index) = tiers::admin_rules(set, &ingress, &egress);
         let relevant: Vec<PolicyId> = set
             .policies_by_key()
             .iter()
@@ -225,6 +257,9 @@ impl Isolation {
             egress,
             relevant,
             ir_index,
+            admin_rules,
+            admin_index,
+            hairpin,
         }
     }
 }

@@ -39,6 +39,9 @@
 //! default). nft 1.0.6 cannot `or` a map lookup's result into a register, so a class is set by a
 //! `goto` to its chain, which sets it with constants: still one lookup per classified address.
 //!
+//! Identities an admin policy selects add the tiers' verdict maps around these rules, and every
+//! admin rule a counter and a chain: see the `tiers` module.
+//!
 //! Egress identity chains are the same with `return` instead of `accept` (the destination's
 //! ingress is checked next), `eg_classify` reading `daddr` and the prefix
 //! `netpol:egress:eg_<h>`.
@@ -55,6 +58,9 @@ use netpol_core::{Direction, Protocol};
 
 mod node;
 mod table;
+mod tiers;
+
+pub(crate) use tiers::admin_rule_chain_rules;
 
 use crate::naming::{assign_unique, hash32};
 use crate::CtMarkBits;
@@ -113,6 +119,18 @@ impl Object {
         }
     }
 
+    /// `set` for a map whose type maps to nothing (`type ipv4_addr . ipv4_addr`, the hairpin
+    /// sets), `map` for every other map; `None` for other objects.
+    pub(crate) fn set_kind(&self) -> Option<&'static str> {
+        match self {
+            Object::Map { header, .. } if header.first().is_some_and(|h| !h.contains(" : ")) => {
+                Some("set")
+            }
+            Object::Map { .. } => Some("map"),
+            _ => None,
+        }
+    }
+
     /// The declaration as it appears inside `table inet netpol { ... }`, one tab deeper.
     pub(crate) fn write(&self, out: &mut String) {
         let line = |out: &mut String, indent: usize, text: &str| {
@@ -129,7 +147,8 @@ impl Object {
                 header,
                 elements,
             } => {
-                line(out, 1, &format!("map {name} {{"));
+                let kind = self.set_kind().unwrap_or("map");
+                line(out, 1, &format!("{kind} {name} {{"));
                 for h in header {
                     line(out, 2, h);
                 }
@@ -171,11 +190,14 @@ impl Object {
 /// The identity objects are taken from `pre` (see [`identity_names`]) where present instead of
 /// being rendered a second time.
 fn objects(ir: &RulesetIr, pre: Prerendered) -> Vec<Object> {
+    let (tier_names, tier_pending) = tiers::tier_maps(ir, &[&ir.egress, &ir.ingress]);
     let mut r = Renderer {
         ir,
         objects: Vec::new(),
         pre,
         bits: ir.node_options.ct_mark_bits,
+        tier_names: &tier_names,
+        tier_pending,
     };
     r.table();
     r.objects
@@ -301,6 +323,8 @@ pub(crate) fn identity_names(
 ) -> (Vec<String>, Vec<Vec<Object>>) {
     let p = prefix(d.direction);
     let mut objects = Vec::with_capacity(d.identities.len());
+    // Named from their elements alone: rendered once here, referred to by name in the chains.
+    let (tier_names, _) = tiers::tier_maps(ir, &[d]);
     let contents: Vec<String> = d
         .identities
         .iter()
@@ -310,6 +334,8 @@ pub(crate) fn identity_names(
                 objects: Vec::new(),
                 pre: Prerendered::default(),
                 bits,
+                tier_names: &tier_names,
+                tier_pending: Vec::new(),
             };
             r.identity(d, ident, PLACEHOLDER);
             let mut text = String::new();

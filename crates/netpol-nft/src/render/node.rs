@@ -41,8 +41,10 @@
 //! * **Hairpin.** A workload reaching itself through its own Service is DNATed back to itself in
 //!   `prerouting` and masqueraded in `postrouting`, so `forward` sees source = destination = the
 //!   workload. NetworkPolicy never blocks a workload's traffic to itself, so the pair is
-//!   accepted by one hash lookup, before either direction's chain (the admin tiers, which do
-//!   apply to hairpin, will come before this rule).
+//!   accepted by one hash lookup, before either direction's chain. The admin tiers do apply to
+//!   hairpin: the addresses of workloads an admin policy selects are left out of `self4`/`self6`
+//!   and walk their identity chains, which accept hairpin after the Admin tier where a
+//!   NetworkPolicy isolates them (`hairpin4`/`hairpin6`, see the `tiers` module).
 //! * **Sources a workload does not own** (a guest is root and can add any address). With
 //!   [`SourceCheck::Interfaces`], a packet arriving through a workload interface (by name:
 //!   `lxc*`, `cali*`, ... see [`crate::DEFAULT_WORKLOAD_INTERFACES`]) must have a source the node
@@ -93,7 +95,8 @@ pub(super) fn input_rules() -> Vec<String> {
     .collect()
 }
 
-/// The `forward` rules accepting hairpin traffic (after the conntrack shortcut).
+/// The `forward` rules accepting hairpin traffic of workloads no admin policy selects (after the
+/// conntrack shortcut).
 pub(super) fn hairpin_rules() -> [&'static str; 2] {
     [
         "ip saddr . ip daddr vmap @self4",
@@ -106,7 +109,12 @@ impl Renderer<'_> {
     pub(super) fn hairpin_maps(&mut self) {
         let mut local: std::collections::BTreeMap<std::net::IpAddr, &str> = Default::default();
         for d in [&self.ir.ingress, &self.ir.egress] {
-            for (a, x) in &d.dispatch {
+            // Addresses whose hairpin traffic walks the tiers are left to the identity chains.
+            for (a, x) in d
+                .dispatch
+                .iter()
+                .filter(|(a, _)| !self.ir.hairpin.contains(a))
+            {
                 local.entry(*a).or_insert(x.workload.as_str());
             }
         }

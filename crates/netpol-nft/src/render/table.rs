@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use netpol_core::Direction;
 
+use super::tiers::TIER_MAP_HEADER;
 use super::{
     element, keyed, mark, node, prefix, proto, push_addr, push_mark, push_ports, push_quoted,
     quoted, Object, Prerendered, DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT, DENIED_SPOOFED,
@@ -19,6 +20,11 @@ pub(super) struct Renderer<'a> {
     pub(super) pre: Prerendered,
     /// The conntrack mark range the classes live in.
     pub(super) bits: CtMarkBits,
+    /// The name of every tier verdict map (see [`super::tiers::TierMaps`]).
+    pub(super) tier_names: &'a super::tiers::TierNames,
+    /// The tier verdict maps still to declare (each once, before the identities of its
+    /// direction); empty while identities are rendered for naming.
+    pub(super) tier_pending: Vec<super::tiers::TierMap>,
 }
 
 impl Renderer<'_> {
@@ -75,6 +81,7 @@ impl Renderer<'_> {
                 decl: format!("counter {} {{ comment {}; }}", p.counter, quoted(&p.key)),
             });
         }
+        self.admin_counters();
         for name in [DENIED_INGRESS, DENIED_EGRESS, DENIED_SPOOFED, TABLE_PACKETS] {
             self.objects.push(Object::Counter {
                 name: name.to_string(),
@@ -90,6 +97,7 @@ impl Renderer<'_> {
                 crate::DENIED_LOG_BURST
             ),
         });
+        self.hairpin_sets();
         for d in [&ir.egress, &ir.ingress] {
             self.direction(d);
         }
@@ -148,6 +156,14 @@ impl Renderer<'_> {
                 format!("ip6 {field} vmap @{p}_ext6"),
             ],
         );
+        self.admin_rule_chains(d.direction);
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tier_pending)
+            .into_iter()
+            .partition(|m| m.direction == d.direction);
+        self.tier_pending = rest;
+        for m in mine {
+            self.map(&m.name, &TIER_MAP_HEADER, m.elements);
+        }
         for (i, ident) in d.identities.iter().enumerate() {
             let pre = match d.direction {
                 Direction::Ingress => &mut self.pre.ingress,
@@ -254,6 +270,11 @@ impl Renderer<'_> {
     /// The maps and the chain of one identity, named `chain`.
     pub(super) fn identity(&mut self, d: &DirectionIr, ident: &Identity, chain: &str) {
         let maps = self.identity_maps(d, ident);
+        let tier_maps = [&ident.rules.admin, &ident.rules.baseline].map(|segments| {
+            self.tier_names
+                .get(&(d.direction, segments.clone()))
+                .cloned()
+        });
         let present = PresentMaps {
             any: !maps.any.is_empty(),
             all: !maps.all.is_empty(),
@@ -279,7 +300,7 @@ impl Renderer<'_> {
                 maps.port,
             );
         }
-        let rules = self.identity_rules(d, ident, chain, present);
+        let rules = self.identity_rules(d, ident, chain, present, &tier_maps);
         self.chain(chain, Some(quoted(&ident.workloads.join(", "))), rules);
     }
 
@@ -329,13 +350,19 @@ impl Renderer<'_> {
         ident: &Identity,
         chain: &str,
         present: PresentMaps,
+        tier_maps: &[Option<String>; 2],
     ) -> Vec<String> {
         let p = prefix(d.direction);
         let (allow, denied) = match d.direction {
             Direction::Ingress => ("accept", DENIED_INGRESS),
             Direction::Egress => ("return", DENIED_EGRESS),
         };
-        let mut rules = Vec::new();
+        let tiers = self.tier_rules(d, &ident.rules, tier_maps);
+        let mut rules = tiers.before;
+        if ident.rules.network_policy_open {
+            rules.extend(tiers.open_rest);
+            return rules;
+        }
         if let Some(g) = ident.rules.open {
             rules.push(format!("counter name {} {allow}", self.grant_counter(g)));
         }
@@ -344,7 +371,7 @@ impl Renderer<'_> {
                 "counter name meta l4proto . th dport map @{chain}_any {allow}"
             ));
         }
-        if present.all || present.port {
+        if (present.all || present.port) && !tiers.classified {
             rules.push(format!("jump {p}_classify"));
         }
         let class = format!("ct mark and 0x{:08x}", self.bits.mask());

@@ -6,6 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
+pub mod admin;
+pub mod lab;
+
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 

@@ -1,0 +1,181 @@
+//! The admin tiers of one identity as verdict segments: the admin policies selecting it, walked
+//! in the tiers' order (priority, then rules in written order), resolved at compile time into
+//! disjoint `class . protocol . ports` segments, each decided by the first rule matching it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use netpol_core::policy_set::rules::{Action, AdminPolicyId, AdminRuleId, RulePeers, Tier};
+use netpol_core::{AdminAction, AdminTier, Direction, PolicySet, PortSpec, Protocol, Workload};
+
+use super::classes::Classes;
+use super::direction::Ctx;
+use super::grants::{numeric_range, segments};
+use super::Isolated;
+use crate::{AdminRuleRef, TierSegment};
+
+/// The admin rules the node's identities can reach, in walk order (the IR's list), and the
+/// index of each in it.
+pub(super) fn admin_rules(
+    set: &PolicySet,
+    ingress: &[Isolated],
+    egress: &[Isolated],
+) -> (Vec<AdminRuleRef>, BTreeMap<AdminRuleId, usize>) {
+    let used = |list: &[Isolated]| -> BTreeSet<AdminPolicyId> {
+        list.iter().flat_map(|i| i.admin.iter().copied()).collect()
+    };
+    let used = [
+        (Direction::Ingress, used(ingress)),
+        (Direction::Egress, used(egress)),
+    ];
+    let mut out = Vec::new();
+    let mut index = BTreeMap::new();
+    for &p in set.admin_walk() {
+        for (d, policies) in &used {
+            if !policies.contains(&p) {
+                continue;
+            }
+            let policy = set.admin_policy(p);
+            for &id in policy.rules(*d) {
+                let rule = set.admin_rule(id);
+                index.insert(id, out.len());
+                out.push(AdminRuleRef {
+                    policy: policy.key.clone(),
+                    tier: match policy.tier {
+                        Tier::Baseline => AdminTier::Baseline,
+                        _ => AdminTier::Admin,
+                    },
+                    direction: *d,
+                    rule: rule.index,
+                    action: match rule.action {
+                        Action::Allow => AdminAction::Accept,
+                        Action::Deny => AdminAction::Deny,
+                        Action::Pass => AdminAction::Pass,
+                    },
+                    fail_closed: rule.fail_closed,
+                    counter: String::new(),
+                    chain: String::new(),
+                    log: String::new(),
+                });
+            }
+        }
+    }
+    (out, index)
+}
+
+/// Which protocol a segment is of: `None` stands for every protocol without ports.
+type Bucket = Option<Protocol>;
+
+/// Port intervals per (class, protocol), tagged with the rule's position in the walk.
+type Walked = BTreeMap<(u32, Bucket), Vec<(u16, u16, usize)>>;
+
+impl Ctx<'_> {
+    /// The segments of tier `tier` for the local workload `w` selected by `admin` (walk order).
+    pub(crate) fn tier_segments(
+        &self,
+        d: Direction,
+        tier: Tier,
+        admin: &[AdminPolicyId],
+        w: &Workload,
+        classes: &Classes,
+    ) -> Vec<TierSegment> {
+        let mut walked: Walked = BTreeMap::new();
+        // The IR index of the rule at each walk position.
+        let mut rule_at: Vec<usize> = Vec::new();
+        for &p in admin {
+            let policy = self.set.admin_policy(p);
+            if policy.tier != tier {
+                continue;
+            }
+            for &id in policy.rules(d) {
+                let Some(&ir) = self.admin_index.get(&id) else {
+                    continue;
+                };
+                let seq = rule_at.len();
+                rule_at.push(ir);
+                self.walk_rule(d, id, seq, w, classes, &mut walked);
+            }
+        }
+        let mut out = Vec::new();
+        for ((class, protocol), ivs) in &walked {
+            for (first, last, seq) in segments(ivs, &[]) {
+                out.push(TierSegment {
+                    class: *class,
+                    protocol: *protocol,
+                    first,
+                    last,
+                    rule: rule_at[seq],
+                });
+            }
+        }
+        out
+    }
+
+    /// Adds the intervals one rule matches, at walk position `seq`.
+    fn walk_rule(
+        &self,
+        d: Direction,
+        id: AdminRuleId,
+        seq: usize,
+        w: &Workload,
+        classes: &Classes,
+        walked: &mut Walked,
+    ) {
+        let rule = self.set.admin_rule(id);
+        let matched: Vec<u32> = match &rule.peers {
+            // Fail closed: every peer.
+            RulePeers::Any => (0..classes.keys.len())
+                .map(|c| u32::try_from(c).unwrap_or(u32::MAX))
+                .collect(),
+            RulePeers::Listed(peers) => {
+                let mut out = BTreeSet::new();
+                for peer in peers {
+                    if let Some(cs) = classes
+                        .atom_of
+                        .get(peer)
+                        .and_then(|&a| classes.atom_classes.get(a))
+                    {
+                        out.extend(cs.iter().copied());
+                    }
+                }
+                out.into_iter().collect()
+            }
+        };
+        let ports = &self.set.port_set(rule.ports).entries;
+        for class in matched {
+            let mut push = |bucket: Bucket, lo: u16, hi: u16| {
+                walked
+                    .entry((class, bucket))
+                    .or_default()
+                    .push((lo, hi, seq));
+            };
+            if ports.is_empty() {
+                for p in Protocol::ALL {
+                    push(Some(p), 0, u16::MAX);
+                }
+                push(None, 0, u16::MAX);
+                continue;
+            }
+            for port in ports {
+                let (lo, hi) = match &port.port {
+                    // Resolved on the destination: the local workload for ingress, the peer's
+                    // class (its workload's named ports) for egress.
+                    Some(PortSpec::Named(name)) => {
+                        let resolved = match d {
+                            Direction::Ingress => w.resolve_named_port(name, port.protocol),
+                            Direction::Egress => classes
+                                .keys
+                                .get(class as usize)
+                                .and_then(|k| k.named_port(name, port.protocol)),
+                        };
+                        match resolved {
+                            Some(v) => (v, v),
+                            None => continue,
+                        }
+                    }
+                    other => numeric_range(other),
+                };
+                push(Some(port.protocol), lo, hi);
+            }
+        }
+    }
+}

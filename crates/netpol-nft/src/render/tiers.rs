@@ -1,0 +1,323 @@
+//! The admin tiers as table objects: one named counter and one small chain per admin rule, the
+//! per-identity verdict maps of the Admin and Baseline tiers, and the hairpin sets.
+//!
+//! ```text
+//! counter adm_cnp_deny-db_in0 { comment "cnp/deny-db ingress[0]"; }
+//! chain in_r_<h> {                         # a Deny rule (h: hashed from these rules)
+//!     counter name "adm_cnp_deny-db_in0"
+//!     limit name "denied_log" log prefix "netpol:ingress:cnp/deny-db[0]" group 28272
+//!     counter name "denied_ingress" drop
+//! }
+//! chain in_r_<h> { counter name "adm_..." accept }     # an Accept rule (egress: return)
+//! chain in_r_<h> { counter name "adm_..." }            # a Pass rule: counts, then returns
+//! map in_t_<h> {                          # first matching rule per segment, at compile time;
+//!                                          # h: 16 hex digits of its elements, shared by the
+//!                                          # identities whose tier resolves to the same
+//!     type mark . inet_proto . inet_service : verdict
+//!     flags interval
+//!     elements = { 0x00010000 . tcp . 5432 comment "cnp/deny-db ingress[0]" : goto in_r_<h>,
+//!                  0x00020000 . 0-5 . 0-65535 ... : jump in_r_<h> }   # Pass: jump
+//! }
+//! chain in_<h> {                           # an identity an admin policy selects
+//!     jump in_classify
+//!     ct mark and MASK . meta l4proto . th dport vmap @in_t_<h>
+//!     ip saddr . ip daddr @hairpin4 accept # NetworkPolicy allows hairpin of what it isolates
+//!     ...                                  # the NetworkPolicy grants, log and drop as before
+//! }
+//! chain in_<h> {                           # one no NetworkPolicy isolates in the direction
+//!     jump in_classify
+//!     ct mark and MASK . meta l4proto . th dport vmap @in_t_<h>     # Admin
+//!     ct mark and MASK . meta l4proto . th dport vmap @in_t_<h>     # Baseline
+//!     accept                               # the default (egress: return)
+//! }
+//! ```
+//!
+//! Accept and Deny `goto` their rule's chain, so its verdict (or its `return`, which goes back
+//! to the base chain, to the ingress check) is final for the direction; Pass `jump`s to it, so
+//! after counting the identity chain goes on to the next tier. Protocols without ports (ICMP,
+//! ...) are the protocol ranges around TCP, UDP and SCTP with every "port", so a rule without
+//! `protocols` matches them too.
+
+use netpol_core::{AdminAction, Direction};
+
+use super::table::Renderer;
+use super::{element, prefix, proto, push_addr, push_mark, push_ports, quoted, Object};
+use super::{DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT};
+use std::collections::HashMap;
+
+use crate::{AdminRuleRef, DirectionIr, RulesetIr, TierSegment};
+
+/// The protocol numbers other than TCP (6), UDP (17) and SCTP (132), as `inet_proto` ranges.
+const OTHER_PROTOCOLS: [&str; 4] = ["0-5", "7-16", "18-131", "133-255"];
+
+/// The rules of an admin rule's chain (also what its name is hashed from).
+pub(crate) fn admin_rule_chain_rules(r: &AdminRuleRef) -> Vec<String> {
+    let counter = format!("counter name {}", quoted(&r.counter));
+    match r.action {
+        AdminAction::Accept => {
+            let allow = match r.direction {
+                Direction::Ingress => "accept",
+                Direction::Egress => "return",
+            };
+            vec![format!("{counter} {allow}")]
+        }
+        AdminAction::Pass => vec![counter],
+        AdminAction::Deny => {
+            let denied = match r.direction {
+                Direction::Ingress => DENIED_INGRESS,
+                Direction::Egress => DENIED_EGRESS,
+            };
+            vec![
+                counter,
+                format!(
+                    "limit name \"{DENIED_LOG_LIMIT}\" log prefix {} group {}",
+                    quoted(&crate::denied_log_prefix(r.direction, &r.log)),
+                    crate::DENIED_LOG_GROUP
+                ),
+                format!("counter name \"{denied}\" drop"),
+            ]
+        }
+    }
+}
+
+impl Renderer<'_> {
+    /// The counter of every admin rule.
+    pub(super) fn admin_counters(&mut self) {
+        for r in &self.ir.admin_rules {
+            self.objects.push(Object::Counter {
+                name: r.counter.clone(),
+                decl: format!(
+                    "counter {} {{ comment {}; }}",
+                    r.counter,
+                    quoted(&format!("{} {}", r.label(), r.tier))
+                ),
+            });
+        }
+    }
+
+    /// `hairpin4` / `hairpin6`: the local addresses whose hairpin traffic walks the tiers, each
+    /// paired with itself (only when there are some).
+    pub(super) fn hairpin_sets(&mut self) {
+        if self.ir.hairpin.is_empty() {
+            return;
+        }
+        for (v6, name, ty) in [
+            (false, "hairpin4", "ipv4_addr . ipv4_addr"),
+            (true, "hairpin6", "ipv6_addr . ipv6_addr"),
+        ] {
+            let elements = self
+                .ir
+                .hairpin
+                .iter()
+                .filter(|a| a.is_ipv6() == v6)
+                .map(|a| {
+                    let mut e = String::new();
+                    push_addr(&mut e, *a);
+                    e.push_str(" . ");
+                    push_addr(&mut e, *a);
+                    (e.clone(), e)
+                })
+                .collect();
+            self.map(name, &[&format!("type {ty}")], elements);
+        }
+    }
+
+    /// The chains of the admin rules of direction `d`.
+    pub(super) fn admin_rule_chains(&mut self, d: Direction) {
+        let rules: Vec<(String, Vec<String>, String)> = self
+            .ir
+            .admin_rules
+            .iter()
+            .filter(|r| r.direction == d)
+            .map(|r| (r.chain.clone(), admin_rule_chain_rules(r), r.label()))
+            .collect();
+        for (chain, body, label) in rules {
+            self.chain(&chain, Some(quoted(&label)), body);
+        }
+    }
+
+    /// The tier rules of an identity chain before the NetworkPolicy grants (`classified`: the
+    /// classify chain has run) and, for identities NetworkPolicy leaves open, all of its rules.
+    pub(super) fn tier_rules(
+        &self,
+        d: &DirectionIr,
+        rules: &crate::IdentityRules,
+        tier_maps: &[Option<String>; 2],
+    ) -> TierRules {
+        let p = prefix(d.direction);
+        let class = format!("ct mark and 0x{:08x}", self.bits.mask());
+        let lookup = |map: &Option<String>| {
+            let map = map.as_deref().unwrap_or("invalid");
+            format!("{class} . meta l4proto . th dport vmap @{map}")
+        };
+        let allow = match d.direction {
+            Direction::Ingress => "accept",
+            Direction::Egress => "return",
+        };
+        let mut before = Vec::new();
+        let classified = !rules.admin.is_empty() || !rules.baseline.is_empty();
+        if classified {
+            before.push(format!("jump {p}_classify"));
+        }
+        if !rules.admin.is_empty() {
+            before.push(lookup(&tier_maps[0]));
+        }
+        if rules.hairpin && !rules.network_policy_open {
+            before.push(format!("ip saddr . ip daddr @hairpin4 {allow}"));
+            before.push(format!("ip6 saddr . ip6 daddr @hairpin6 {allow}"));
+        }
+        let mut open_rest = Vec::new();
+        if rules.network_policy_open {
+            if !rules.baseline.is_empty() {
+                open_rest.push(lookup(&tier_maps[1]));
+            }
+            open_rest.push(allow.to_string());
+        }
+        TierRules {
+            before,
+            classified,
+            open_rest,
+        }
+    }
+}
+
+/// An identity chain's tier rules (see [`Renderer::tier_rules`]).
+pub(super) struct TierRules {
+    /// Before the NetworkPolicy grants.
+    pub(super) before: Vec<String>,
+    /// Whether `before` runs the classify chain (the grants need not run it again).
+    pub(super) classified: bool,
+    /// For an identity NetworkPolicy leaves open: the Baseline tier and the default, which end
+    /// the chain (there are no grants).
+    pub(super) open_rest: Vec<String>,
+}
+
+/// The name of a tier's verdict map, `<p>_t_<16 hex digits>` hashed from its elements: identities
+/// whose tier resolves to the same elements (the same admin policies select them) share one
+/// map, and the table declares it once. 64 bits, so that two distinct maps of one table sharing
+/// a name is not a practical concern (the renderer keeps the first of two objects of one name).
+pub(super) fn tier_map_name(p: &str, elements: &[(String, String)]) -> String {
+    let mut text = String::new();
+    for (_, e) in elements {
+        text.push_str(e);
+        text.push('\n');
+    }
+    format!("{p}_t_{:016x}", crate::naming::hash64(text.as_bytes()))
+}
+
+/// The elements of one tier's verdict map.
+fn tier_elements(ir: &RulesetIr, segments: &[TierSegment]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for s in segments {
+        let Some(r) = ir.admin_rules.get(s.rule) else {
+            continue;
+        };
+        let verb = match r.action {
+            AdminAction::Pass => "jump",
+            AdminAction::Accept | AdminAction::Deny => "goto",
+        };
+        let tail = format!(" comment {} : {verb} {}", quoted(&r.label()), r.chain);
+        let mut keys: Vec<String> = Vec::new();
+        match s.protocol {
+            Some(p) => {
+                let mut k = String::new();
+                push_mark(&mut k, s.class);
+                k.push_str(" . ");
+                k.push_str(proto(p));
+                k.push_str(" . ");
+                push_ports(&mut k, s.first, s.last);
+                keys.push(k);
+            }
+            None => {
+                for range in OTHER_PROTOCOLS {
+                    let mut k = String::new();
+                    push_mark(&mut k, s.class);
+                    k.push_str(" . ");
+                    k.push_str(range);
+                    k.push_str(" . 0-65535");
+                    keys.push(k);
+                }
+            }
+        }
+        out.extend(keys.into_iter().map(|k| element(format!("{k}{tail}"))));
+    }
+    out
+}
+
+/// Tier verdict map names by direction and segments.
+pub(super) type TierNames = HashMap<(Direction, Vec<TierSegment>), String>;
+
+/// A tier verdict map to declare.
+pub(super) struct TierMap {
+    pub(super) direction: Direction,
+    pub(super) name: String,
+    pub(super) elements: Vec<(String, String)>,
+}
+
+/// Every distinct tier verdict map of `dirs`, rendered once however many identities share it:
+/// the names by segments, and the maps.
+pub(super) fn tier_maps(ir: &RulesetIr, dirs: &[&DirectionIr]) -> (TierNames, Vec<TierMap>) {
+    let mut names = TierNames::new();
+    let mut maps = Vec::new();
+    for d in dirs {
+        for ident in &d.identities {
+            for segments in [&ident.rules.admin, &ident.rules.baseline] {
+                let key = (d.direction, segments.clone());
+                if segments.is_empty() || names.contains_key(&key) {
+                    continue;
+                }
+                let elements = tier_elements(ir, segments);
+                let name = tier_map_name(prefix(d.direction), &elements);
+                names.insert(key, name.clone());
+                if !maps.iter().any(|m: &TierMap| m.name == name) {
+                    maps.push(TierMap {
+                        direction: d.direction,
+                        name,
+                        elements,
+                    });
+                }
+            }
+        }
+    }
+    (names, maps)
+}
+
+/// The verdict map header of a tier.
+pub(super) const TIER_MAP_HEADER: [&str; 2] = [
+    "type mark . inet_proto . inet_service : verdict",
+    "flags interval",
+];
+
+/// The protocol number of a protocol with ports.
+#[cfg(test)]
+fn number(p: netpol_core::Protocol) -> u8 {
+    use netpol_core::Protocol;
+    match p {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+        Protocol::Sctp => 132,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netpol_core::Protocol;
+
+    #[test]
+    fn the_other_protocol_ranges_cover_every_protocol_but_tcp_udp_and_sctp() {
+        let mut covered = [false; 256];
+        for r in OTHER_PROTOCOLS {
+            let (a, b) = r.split_once('-').unwrap();
+            let (a, b) = (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap());
+            for (p, c) in covered.iter_mut().enumerate().take(b + 1).skip(a) {
+                assert!(!*c, "{p} twice");
+                *c = true;
+            }
+        }
+        for p in Protocol::ALL {
+            assert!(!covered[usize::from(number(p))], "{p}");
+        }
+        assert_eq!(covered.iter().filter(|c| !**c).count(), 3);
+    }
+}
