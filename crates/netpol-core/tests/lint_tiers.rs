@@ -14,33 +14,21 @@ fn found(c: &Cluster, check: Check) -> Vec<Finding> {
 }
 
 fn admin(name: &str, tier: AdminTier, priority: u32, subject: AdminSubject) -> AdminPolicy {
-    AdminPolicy {
-        api: AdminApi::ClusterNetworkPolicy,
-        name: name.into(),
-        tier,
-        priority,
-        subject,
-        ingress: vec![],
-        egress: vec![],
-        origin: None,
-    }
+    cnp(tier, priority, name, subject)
 }
 
 fn every_namespace() -> AdminSubject {
-    AdminSubject::Namespaces(LabelSelector::everything())
+    subject_namespaces(LabelSelector::everything())
 }
 
 fn namespace_of(name: &str) -> AdminSubject {
-    AdminSubject::Namespaces(sel(&[(NAMESPACE_NAME_LABEL, name)]))
+    subject_namespaces(ns_name(name))
 }
 
 fn to_namespace(action: AdminAction, name: &str, ports: Option<Vec<AdminPort>>) -> AdminRule {
     AdminRule {
-        name: None,
-        action,
-        peers: vec![AdminPeer::Namespaces(sel(&[(NAMESPACE_NAME_LABEL, name)]))],
         ports,
-        origin: None,
+        ..admin_rule(action, vec![peer_namespaces(ns_name(name))])
     }
 }
 

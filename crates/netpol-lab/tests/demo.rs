@@ -50,21 +50,21 @@ fn the_demo_reports_every_step_as_data_in_order_and_removes_its_lab() {
     assert_eq!(own_namespaces(), Vec::<String>::new());
 
     let mut expected = vec!["started".to_string(), "lab".into()];
-    for n in 1..=7 {
+    for n in 1..=9 {
         expected.push(format!("step {n}"));
         expected.push("matrix".into());
         expected.extend(std::iter::repeat_n("flow".to_string(), 4));
         expected.push(format!("end {n}"));
     }
-    expected.extend(["mistake 8".into(), "flow".into(), "flow".into()]);
+    expected.extend(["mistake 10".into(), "flow".into(), "flow".into()]);
     expected.push("end mistake".into());
     assert_eq!(events, expected);
 
     assert!(report.passed(), "{report:#?}");
-    assert_eq!(report.step_count(), 8);
+    assert_eq!(report.step_count(), 10);
     // Per policy step: 9 VM pairs, 9 node probes (each node to its VMs and back, to the remote
     // VMs), 3 hairpin probes, 4 flows to the DNS host; then the mistake's 2 flows.
-    assert_eq!(report.probe_count(), 7 * (9 + 9 + 3 + 4) + 2);
+    assert_eq!(report.probe_count(), 9 * (9 + 9 + 3 + 4) + 2);
     assert_eq!(report.lab.nodes.len(), 2);
     assert_eq!(report.lab.externals[0].addresses, [DNS_STAND_IN]);
 
@@ -96,6 +96,17 @@ fn the_demo_reports_every_step_as_data_in_order_and_removes_its_lab() {
     let flows = &report.steps[4].external;
     assert!(flows[0].observed && flows[0].predicted, "{flows:?}");
     assert!(!flows[1].observed && !flows[1].predicted, "{flows:?}");
+
+    // Step 8: the Admin tier opens UDP 53 to the DNS host, which vm-a's own policies do not.
+    let flows = &report.steps[7].external;
+    assert!(flows[1].observed && flows[1].predicted, "{flows:?}");
+    // Step 9: the Baseline tier denies vm-c -> vm-b (no NetworkPolicy isolates vm-b), while
+    // vm-a's own policy still lets vm-c in.
+    let step9 = &report.steps[8].matrix;
+    assert!(!step9.observed("another-project/vm-c", "test-project/vm-b"));
+    assert!(!step9.observed("test-project/vm-b", "another-project/vm-c"));
+    assert!(step9.observed("another-project/vm-c", "test-project/vm-a"));
+    assert!(report.steps[7].matrix.observed("another-project/vm-c", "test-project/vm-b"));
 
     // The mistake is rejected strictly, and loaded anyway it lets TCP 80 through.
     let mistake = &report.mistake;
