@@ -106,7 +106,9 @@ fn the_demo_reports_every_step_as_data_in_order_and_removes_its_lab() {
     assert!(!step9.observed("another-project/vm-c", "test-project/vm-b"));
     assert!(!step9.observed("test-project/vm-b", "another-project/vm-c"));
     assert!(step9.observed("another-project/vm-c", "test-project/vm-a"));
-    assert!(report.steps[7].matrix.observed("another-project/vm-c", "test-project/vm-b"));
+    assert!(report.steps[7]
+        .matrix
+        .observed("another-project/vm-c", "test-project/vm-b"));
 
     // The mistake is rejected strictly, and loaded anyway it lets TCP 80 through.
     let mistake = &report.mistake;
