@@ -1,6 +1,6 @@
 //! `netpol get`: the workloads table with isolation columns, and the nodes table.
 
-use netpol_core::eval::{admin_policy_selects, policy_selects};
+use netpol_core::eval::{admin_policies_of, admin_policy_selects, policy_selects};
 use netpol_core::{admin_order, AdminPolicy, AdminTier, Cluster, Direction, Policy, Workload};
 
 use super::{join_addresses, kubectl_table, render};
@@ -45,7 +45,7 @@ pub fn workloads(cluster: &Cluster, rows: &[&Workload], columns: Columns) -> Str
         row.push(isolation(cluster, w, Direction::Ingress));
         row.push(isolation(cluster, w, Direction::Egress));
         if columns.admin {
-            row.push(admin_policies_of(cluster, w));
+            row.push(admin_policy_column(cluster, w));
         }
         table.add_row(row);
     }
@@ -53,11 +53,9 @@ pub fn workloads(cluster: &Cluster, rows: &[&Workload], columns: Columns) -> Str
 }
 
 /// The admin-tier policies selecting `workload`, in the order they decide (`<none>` if none).
-fn admin_policies_of(cluster: &Cluster, workload: &Workload) -> String {
-    let keys: Vec<String> = admin_order(&cluster.admin_policies)
+fn admin_policy_column(cluster: &Cluster, workload: &Workload) -> String {
+    let keys: Vec<String> = admin_policies_of(cluster, workload)
         .into_iter()
-        .map(|i| &cluster.admin_policies[i])
-        .filter(|p| admin_policy_selects(cluster, p, workload))
         .map(|p| p.key())
         .collect();
     if keys.is_empty() {

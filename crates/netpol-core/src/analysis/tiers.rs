@@ -22,7 +22,6 @@ use ipnet::IpNet;
 
 use crate::bits::Bits;
 use crate::model::{Cluster, Direction};
-use crate::policy_set::domain_addresses;
 use crate::policy_set::identities::Family;
 use crate::policy_set::peers::PeerKey;
 use crate::policy_set::ports::PortSetId;
@@ -581,7 +580,7 @@ fn compile_rule(
                 }
             }
             PeerKey::DomainNames(names) => {
-                for a in domain_addresses(cluster, names) {
+                for a in cluster.resolved_addresses(names) {
                     if let Some(&b) = hosts.get(&IpNet::from(a)) {
                         add_block(&mut out, b);
                     }

@@ -11,7 +11,10 @@ mod matching;
 mod tiers;
 
 pub use families::{evaluate_ends, FamilyVerdicts, FlowEnd};
-pub use tiers::{admin_policy_selects, AdminRuleMatch, TierOutcome, TierStep};
+pub use tiers::{
+    admin_policies_of, admin_policy_selects, tier_policies, AdminRuleMatch, TierOutcome,
+    TierPolicies, TierStep,
+};
 
 pub use crate::render::{explain, render_labels, render_peer, render_rule};
 use matching::{port_reason, protocol_reason, rule_peer_matches, rule_port_matches, PortOutcome};
@@ -151,6 +154,20 @@ pub enum DirectionVerdict {
 }
 
 impl DirectionVerdict {
+    /// The Admin-tier rule that matched on this side (Accept, Deny or Pass), if a walk through
+    /// the tiers found one.
+    pub fn admin_tier_match(&self) -> Option<&AdminRuleMatch> {
+        let DirectionVerdict::Tiered { steps, .. } = self else {
+            return None;
+        };
+        steps.iter().find_map(|s| match s {
+            TierStep::Admin {
+                outcome: TierOutcome::Matched(m),
+            } => Some(m),
+            _ => None,
+        })
+    }
+
     /// Whether this side lets the flow through.
     pub fn allows(&self) -> bool {
         matches!(

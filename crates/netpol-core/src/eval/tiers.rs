@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::{namespace_labels, DirectionVerdict, FlowCtx, PeerView};
 use crate::model::{
-    admin_order, domain_matches, AdminAction, AdminPeer, AdminPolicy, AdminPort, AdminRule,
-    AdminSubject, AdminTier, Cluster, Direction, LabelSelector, Workload,
+    admin_order, AdminAction, AdminPeer, AdminPolicy, AdminRule, AdminSubject, AdminTier, Cluster,
+    Direction, LabelSelector, Workload,
 };
 use crate::render::render_admin_rule;
 
@@ -85,22 +85,34 @@ pub enum TierStep {
     Default,
 }
 
-/// The admin policies that select `subject` and have rules for `direction`, by tier, in walk
-/// order.
-struct Selecting<'a> {
-    admin: Vec<&'a AdminPolicy>,
-    baseline: Vec<&'a AdminPolicy>,
+/// The admin policies that select a workload and have rules for one direction, by tier, in walk
+/// order: what that direction of the workload walks.
+pub struct TierPolicies<'a> {
+    /// The Admin tier's.
+    pub admin: Vec<&'a AdminPolicy>,
+    /// The Baseline tier's.
+    pub baseline: Vec<&'a AdminPolicy>,
 }
 
-fn selecting<'a>(ctx: &FlowCtx<'a>, direction: Direction, subject: &Workload) -> Selecting<'a> {
-    let policies = &ctx.cluster.admin_policies;
-    let mut out = Selecting {
+impl TierPolicies<'_> {
+    /// Whether no admin policy concerns the direction (NetworkPolicy alone decides).
+    pub fn is_empty(&self) -> bool {
+        self.admin.is_empty() && self.baseline.is_empty()
+    }
+}
+
+/// The admin policies `workload`'s `direction` walks.
+pub fn tier_policies<'a>(
+    cluster: &'a Cluster,
+    workload: &Workload,
+    direction: Direction,
+) -> TierPolicies<'a> {
+    let mut out = TierPolicies {
         admin: Vec::new(),
         baseline: Vec::new(),
     };
-    for i in admin_order(policies) {
-        let p = &policies[i];
-        if p.rules(direction).is_empty() || !subject_matches(ctx.cluster, &p.subject, subject) {
+    for p in admin_policies_of(cluster, workload) {
+        if p.rules(direction).is_empty() {
             continue;
         }
         match p.tier {
@@ -109,6 +121,16 @@ fn selecting<'a>(ctx: &FlowCtx<'a>, direction: Direction, subject: &Workload) ->
         }
     }
     out
+}
+
+/// The admin policies whose subject selects `workload`, in walk order (both tiers, whatever
+/// their rules).
+pub fn admin_policies_of<'a>(cluster: &'a Cluster, workload: &Workload) -> Vec<&'a AdminPolicy> {
+    admin_order(&cluster.admin_policies)
+        .into_iter()
+        .map(|i| &cluster.admin_policies[i])
+        .filter(|p| admin_policy_selects(cluster, p, workload))
+        .collect()
 }
 
 /// Whether an admin policy's subject selects `workload` (whatever its rules).
@@ -139,8 +161,8 @@ pub(super) fn walk(
     peer: &PeerView<'_>,
     network_policy: impl FnOnce() -> DirectionVerdict,
 ) -> DirectionVerdict {
-    let sel = selecting(ctx, direction, subject);
-    if sel.admin.is_empty() && sel.baseline.is_empty() {
+    let sel = tier_policies(ctx.cluster, subject, direction);
+    if sel.is_empty() {
         return network_policy();
     }
     let mut steps = Vec::new();
@@ -296,7 +318,9 @@ fn admin_peer_matches(ctx: &FlowCtx<'_>, peer: &AdminPeer, far: &PeerView<'_>) -
         }
         (AdminPeer::Nodes(selector), PeerView::External(a)) => node_matches(ctx, selector, *a),
         (AdminPeer::Nodes(_), PeerView::Workload { .. }) => false,
-        (AdminPeer::DomainNames(names), _) => address.is_some_and(|a| resolved_to(ctx, names, a)),
+        (AdminPeer::DomainNames(names), _) => {
+            address.is_some_and(|a| ctx.cluster.resolved_addresses(names).contains(&a))
+        }
         (AdminPeer::Unknown, _) => false,
     }
 }
@@ -309,13 +333,6 @@ fn node_matches(ctx: &FlowCtx<'_>, selector: &LabelSelector, address: IpAddr) ->
         .any(|n| n.addresses.contains(&address) && selector.matches(&n.labels))
 }
 
-/// Whether a name the user resolved to `address` matches one of `patterns`.
-fn resolved_to(ctx: &FlowCtx<'_>, patterns: &[String], address: IpAddr) -> bool {
-    ctx.cluster.resolved_names.iter().any(|(name, addresses)| {
-        addresses.contains(&address) && patterns.iter().any(|p| domain_matches(p, name))
-    })
-}
-
 /// `Some(None)` when the rule has no protocols (every port), `Some(Some(i))` for the first
 /// matching entry, `None` when no entry matches the flow's protocol and port.
 fn port_hit(ctx: &FlowCtx<'_>, rule: &AdminRule) -> Option<Option<usize>> {
@@ -324,20 +341,6 @@ fn port_hit(ctx: &FlowCtx<'_>, rule: &AdminRule) -> Option<Option<usize>> {
     };
     ports
         .iter()
-        .position(|p| admin_port_matches(ctx, p))
+        .position(|p| p.admits(ctx.protocol, ctx.port, ctx.dst))
         .map(Some)
-}
-
-fn admin_port_matches(ctx: &FlowCtx<'_>, port: &AdminPort) -> bool {
-    match port {
-        AdminPort::Protocol { protocol, ports } => {
-            *protocol == ctx.protocol
-                && ports.is_none_or(|(start, end)| (start..=end).contains(&ctx.port))
-        }
-        // The destination's container port of that name under the flow's protocol (the first,
-        // as NetworkPolicy resolves named ports).
-        AdminPort::Named(name) => ctx
-            .dst
-            .is_some_and(|d| d.resolve_named_port(name, ctx.protocol) == Some(ctx.port)),
-    }
 }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
-use crate::eval::policy_selects;
+use crate::eval::{policy_selects, tier_policies};
 use crate::lint::AddrSet;
 use crate::model::{Cluster, Direction, Peer, PortSpec, Protocol, Rule, Workload};
 
@@ -185,10 +185,11 @@ fn clamp(p: u32) -> u16 {
 
 /// The grants of one direction of workload `index`: everything when no policy isolates it.
 fn side(cluster: &Cluster, index: usize, d: Direction, universe: &Universe) -> Vec<AddressGrant> {
-    if super::tiers::tiered(cluster, index, d) {
-        return super::tiers::tiered_side(cluster, index, d, universe);
-    }
     let w = &cluster.workloads[index];
+    let tiers = tier_policies(cluster, w, d);
+    if !tiers.is_empty() {
+        return super::tiers::tiered_side(cluster, index, d, tiers, universe);
+    }
     let isolating: Vec<(usize, &crate::model::Policy)> = cluster
         .policies
         .iter()

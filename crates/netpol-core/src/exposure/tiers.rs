@@ -15,24 +15,15 @@
 
 use std::collections::HashMap;
 
-use crate::eval::{admin_policy_selects, policy_selects};
+use crate::eval::{policy_selects, TierPolicies};
 use crate::lint::AddrSet;
 use crate::model::{
-    admin_order, domain_matches, AdminAction, AdminPeer, AdminPolicy, AdminPort, AdminRule,
-    AdminTier, Cluster, Direction, Peer, PortSpec, Protocol, Rule, Workload,
+    AdminAction, AdminPeer, AdminPolicy, AdminPort, AdminRule, Cluster, Direction, Peer, Policy,
+    PortSpec, Protocol, Rule, Workload,
 };
 
 use super::addresses::{group_ranges, Universe};
 use super::AddressGrant;
-
-/// Whether an admin policy with rules for `d` selects workload `index`.
-pub(super) fn tiered(cluster: &Cluster, index: usize, d: Direction) -> bool {
-    let w = &cluster.workloads[index];
-    cluster
-        .admin_policies
-        .iter()
-        .any(|p| !p.rules(d).is_empty() && admin_policy_selects(cluster, p, w))
-}
 
 /// One rule of the walk on one elementary range, as raw addresses and action.
 struct Step {
@@ -45,49 +36,33 @@ struct Walk<'a> {
     cluster: &'a Cluster,
     workload: &'a Workload,
     direction: Direction,
-    admin: Vec<&'a AdminPolicy>,
-    baseline: Vec<&'a AdminPolicy>,
+    tiers: TierPolicies<'a>,
     /// NetworkPolicy rules of the policies isolating the workload (`None`: not isolated).
     network_policy: Option<Vec<&'a Rule>>,
 }
 
-/// The grants of one direction of workload `index` under the tiers.
-pub(super) fn tiered_side(
-    cluster: &Cluster,
+/// The grants of one direction of workload `index` under the tiers, given the admin policies
+/// that direction walks (not none: then NetworkPolicy alone decides).
+pub(super) fn tiered_side<'a>(
+    cluster: &'a Cluster,
     index: usize,
     d: Direction,
+    tiers: TierPolicies<'a>,
     universe: &Universe,
 ) -> Vec<AddressGrant> {
     let w = &cluster.workloads[index];
-    let mut admin = Vec::new();
-    let mut baseline = Vec::new();
-    for i in admin_order(&cluster.admin_policies) {
-        let p = &cluster.admin_policies[i];
-        if p.rules(d).is_empty() || !admin_policy_selects(cluster, p, w) {
-            continue;
-        }
-        match p.tier {
-            AdminTier::Admin => admin.push(p),
-            AdminTier::Baseline => baseline.push(p),
-        }
-    }
-    let isolating: Vec<&Rule> = cluster
+    let isolating: Vec<&Policy> = cluster
         .policies
         .iter()
         .filter(|p| p.affects(d) && policy_selects(p, w))
-        .flat_map(|p| p.rules(d))
         .collect();
-    let isolated = cluster
-        .policies
-        .iter()
-        .any(|p| p.affects(d) && policy_selects(p, w));
     let walk = Walk {
         cluster,
         workload: w,
         direction: d,
-        admin,
-        baseline,
-        network_policy: isolated.then_some(isolating),
+        tiers,
+        network_policy: (!isolating.is_empty())
+            .then(|| isolating.iter().flat_map(|p| p.rules(d)).collect()),
     };
     let mut inside_removed: HashMap<AddrSet, AddrSet> = HashMap::new();
     let mut ranges = Vec::new();
@@ -114,7 +89,7 @@ impl Walk<'_> {
             cuts.push(u32::from(lo));
             cuts.push(u32::from(hi) + 1);
         };
-        for p in self.admin.iter().chain(&self.baseline) {
+        for p in self.tiers.admin.iter().chain(&self.tiers.baseline) {
             for r in p.rules(self.direction) {
                 for port in r.ports.iter().flatten() {
                     match port {
@@ -171,7 +146,7 @@ impl Walk<'_> {
         let mut allowed = AddrSet::empty();
         let mut undecided = AddrSet::everything();
         let mut passed = AddrSet::empty();
-        for step in self.steps(&self.admin, protocol, port) {
+        for step in self.steps(&self.tiers.admin, protocol, port) {
             let m = intersect(&undecided, &step.addresses);
             undecided = undecided.minus(&m);
             match step.action {
@@ -185,7 +160,7 @@ impl Walk<'_> {
             let admitted = np_addresses(rules, protocol, port, self);
             return allowed.union(&intersect(&rest, &admitted));
         }
-        for step in self.steps(&self.baseline, protocol, port) {
+        for step in self.steps(&self.tiers.baseline, protocol, port) {
             let m = intersect(&rest, &step.addresses);
             rest = rest.minus(&m);
             match step.action {
@@ -225,15 +200,13 @@ impl Walk<'_> {
     }
 
     fn rule_port_matches(&self, r: &AdminRule, protocol: Protocol, port: u16) -> bool {
-        let Some(ports) = &r.ports else {
-            return true;
+        let destination = match self.direction {
+            Direction::Ingress => Some(self.workload),
+            Direction::Egress => None,
         };
-        ports.iter().any(|p| match p {
-            AdminPort::Protocol { protocol: q, ports } => {
-                *q == protocol && ports.is_none_or(|(lo, hi)| lo <= port && port <= hi)
-            }
-            AdminPort::Named(name) => self.named(name, protocol) == Some(port),
-        })
+        r.ports
+            .as_ref()
+            .is_none_or(|ports| ports.iter().any(|p| p.admits(protocol, port, destination)))
     }
 
     /// The outside addresses (raw) an admin rule's peers match: networks and resolved domain
@@ -248,11 +221,8 @@ impl Walk<'_> {
                     }
                 }
                 AdminPeer::DomainNames(patterns) => {
-                    for (name, addresses) in &self.cluster.resolved_names {
-                        if patterns.iter().any(|p| domain_matches(p, name)) {
-                            s = s.union(&AddrSet::of_addresses(addresses));
-                        }
-                    }
+                    let resolved = self.cluster.resolved_addresses(patterns);
+                    s = s.union(&AddrSet::of_addresses(&resolved));
                 }
                 AdminPeer::Namespaces(_)
                 | AdminPeer::Pods { .. }

@@ -272,13 +272,9 @@ impl AdminDns {
             protocol,
             53,
         );
-        let crate::DirectionVerdict::Tiered { steps, .. } = &v.egress else {
-            return false;
-        };
-        steps.iter().any(|s| {
-            matches!(s, crate::TierStep::Admin { outcome: crate::TierOutcome::Matched(m) }
-                if m.action == crate::model::AdminAction::Accept)
-        })
+        v.egress
+            .admin_tier_match()
+            .is_some_and(|m| m.action == crate::model::AdminAction::Accept)
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::eval::{admin_policy_selects, evaluate, DirectionVerdict, TierOutcome, TierStep};
+use crate::eval::{admin_policy_selects, evaluate, DirectionVerdict};
 use crate::model::{
     admin_order, AdminAction, AdminPolicy, AdminPort, AdminTier, Cluster, Direction, EvalOptions,
     Policy, PortSpec, Protocol,
@@ -258,15 +258,7 @@ impl Search<'_> {
 
 /// The Admin-tier rule that denied a side, as `cnp/NAME egress[0]`.
 fn admin_denial(side: &DirectionVerdict) -> Option<String> {
-    let DirectionVerdict::Tiered { steps, .. } = side else {
-        return None;
-    };
-    steps.iter().find_map(|s| match s {
-        TierStep::Admin {
-            outcome: TierOutcome::Matched(m),
-        } if m.action == AdminAction::Deny => {
-            Some(format!("{} {}[{}]", m.policy, m.direction, m.rule))
-        }
-        _ => None,
-    })
+    side.admin_tier_match()
+        .filter(|m| m.action == AdminAction::Deny)
+        .map(|m| format!("{} {}[{}]", m.policy, m.direction, m.rule))
 }

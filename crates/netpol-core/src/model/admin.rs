@@ -14,7 +14,7 @@ use std::fmt;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{LabelSelector, Origin, Protocol};
+use super::{Cluster, LabelSelector, Origin, Protocol, Workload};
 
 /// The tier an admin policy decides in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -177,6 +177,22 @@ impl fmt::Display for AdminPort {
     }
 }
 
+impl AdminPort {
+    /// Whether the entry admits `protocol`/`port` towards `destination` (a named port resolves
+    /// on the destination workload's container ports, the first of that name under the flow's
+    /// protocol, as NetworkPolicy resolves them; an address has none).
+    pub fn admits(&self, protocol: Protocol, port: u16, destination: Option<&Workload>) -> bool {
+        match self {
+            AdminPort::Protocol { protocol: p, ports } => {
+                *p == protocol && ports.is_none_or(|(start, end)| (start..=end).contains(&port))
+            }
+            AdminPort::Named(name) => {
+                destination.is_some_and(|d| d.resolve_named_port(name, protocol) == Some(port))
+            }
+        }
+    }
+}
+
 /// One ingress or egress rule of an admin policy.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AdminRule {
@@ -247,6 +263,24 @@ pub fn admin_order(policies: &[AdminPolicy]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..policies.len()).collect();
     order.sort_by(|&a, &b| policies[a].order_key().cmp(&policies[b].order_key()));
     order
+}
+
+impl Cluster {
+    /// The addresses the user resolved (`resolved_names`) for the names `patterns` match, in
+    /// name order, each once.
+    pub fn resolved_addresses(&self, patterns: &[String]) -> Vec<std::net::IpAddr> {
+        let mut out = Vec::new();
+        for (name, addresses) in &self.resolved_names {
+            if patterns.iter().any(|p| domain_matches(p, name)) {
+                for a in addresses {
+                    if !out.contains(a) {
+                        out.push(*a);
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Whether a `domainNames` entry matches a (resolved) name: exactly, or, for `*.suffix`, any name

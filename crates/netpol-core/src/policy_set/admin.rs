@@ -194,7 +194,8 @@ pub(super) fn distinct_networks(cluster: &Cluster) -> Vec<IpNet> {
                     }
                     crate::model::AdminPeer::DomainNames(names) => {
                         hosts.extend(
-                            domain_addresses(cluster, names)
+                            cluster
+                                .resolved_addresses(names)
                                 .into_iter()
                                 .map(IpNet::from),
                         );
@@ -205,24 +206,5 @@ pub(super) fn distinct_networks(cluster: &Cluster) -> Vec<IpNet> {
         }
     }
     out.extend(hosts.into_iter().filter(|n| seen.insert(*n)));
-    out
-}
-
-/// The addresses the user resolved (`Cluster::resolved_names`) for names `patterns` match, in
-/// name order, each once.
-pub(crate) fn domain_addresses(cluster: &Cluster, patterns: &[String]) -> Vec<std::net::IpAddr> {
-    let mut out = Vec::new();
-    for (name, addresses) in &cluster.resolved_names {
-        if patterns
-            .iter()
-            .any(|p| crate::model::domain_matches(p, name))
-        {
-            for a in addresses {
-                if !out.contains(a) {
-                    out.push(*a);
-                }
-            }
-        }
-    }
     out
 }

@@ -37,7 +37,6 @@ use std::collections::HashMap;
 
 use crate::bits::Bits;
 use crate::model::{Cluster, Direction, EvalOptions, IpBlock, Peer, Workload};
-pub(crate) use admin::domain_addresses;
 use admin::AdminTables;
 use identities::{Grouping, Identities, IdentityId, Namespaces};
 use peers::{Blocks, MatchContext, PeerId, PeerKey, Peers};

@@ -8,13 +8,11 @@
 
 use std::collections::HashMap;
 
-use netpol_core::eval::{admin_policy_selects, policy_selects};
+use netpol_core::eval::{admin_policies_of, policy_selects};
 use netpol_core::exposure::exposure;
 use netpol_core::lint::lint;
 use netpol_core::render::pair_ports;
-use netpol_core::{
-    admin_order, Cluster, ConnectivityMap, Direction, EvalOptions, Protocol, Workload,
-};
+use netpol_core::{Cluster, ConnectivityMap, Direction, EvalOptions, Protocol, Workload};
 use serde::Serialize;
 
 use super::exposure::{kind_word, sentences};
@@ -199,10 +197,8 @@ impl WorkloadEntry {
             addresses: w.addresses.iter().map(|a| a.to_string()).collect(),
             ingress: isolating(Direction::Ingress),
             egress: isolating(Direction::Egress),
-            tiers: admin_order(&cluster.admin_policies)
+            tiers: admin_policies_of(cluster, w)
                 .into_iter()
-                .map(|i| &cluster.admin_policies[i])
-                .filter(|p| admin_policy_selects(cluster, p, w))
                 .map(|p| format!("{} ({} {})", p.key(), p.tier, p.priority))
                 .collect(),
         }
