@@ -78,6 +78,13 @@ impl Bits {
         }
     }
 
+    /// `self = (self & and) | or`, over words (the tiers' answers are stored as words).
+    pub(crate) fn and_or_words(&mut self, and: &[u64], or: &[u64]) {
+        for ((x, a), o) in self.words.iter_mut().zip(and).zip(or) {
+            *x = (*x & a) | o;
+        }
+    }
+
     /// `self &= !other`.
     pub(crate) fn and_not_assign(&mut self, other: &Bits) {
         for (a, b) in self.words.iter_mut().zip(&other.words) {

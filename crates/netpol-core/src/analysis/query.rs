@@ -511,20 +511,39 @@ impl Analyzer {
         let n = self.workload_count;
         let m = self.nodes.list.len();
         let nothing = interned.id(&Bits::new(self.set.atoms.total));
+        let everything = interned.id(all);
         let mut node_rows = Vec::with_capacity(n * m);
         let mut node_columns = Vec::with_capacity(n * m);
+        // A cell depends on the workload only through its identity and family class (which
+        // picks the addresses of the flow), and on its own node for the node-to-workload cell.
+        let memo_len = self.set.identities.list.len() * CLASS_FAMILIES.len();
+        let mut rows_memo = vec![u32::MAX; memo_len];
+        let mut columns_memo = vec![u32::MAX; memo_len];
         for k in 0..m {
             let node_skipped = self.nodes.node_skipped(k, mode);
+            rows_memo.fill(u32::MAX);
+            columns_memo.fill(u32::MAX);
             for v in 0..n {
                 if node_skipped || self.nodes.workload_skipped(v, mode) {
                     node_rows.push(nothing);
                     node_columns.push(nothing);
                     continue;
                 }
-                self.node_to_workload_atoms(k, v, mode, e, all, fold);
-                node_rows.push(interned.id(e));
-                self.workload_to_node_atoms(v, k, mode, e, all, fold);
-                node_columns.push(interned.id(e));
+                let slot = self.identity_of[v] * CLASS_FAMILIES.len() + self.nodes.class_of[v];
+                if self.nodes.node_of[v] == Some(k) {
+                    node_rows.push(everything);
+                } else {
+                    if rows_memo[slot] == u32::MAX {
+                        self.node_to_workload_atoms(k, v, mode, e, all, fold);
+                        rows_memo[slot] = interned.id(e);
+                    }
+                    node_rows.push(rows_memo[slot]);
+                }
+                if columns_memo[slot] == u32::MAX {
+                    self.workload_to_node_atoms(v, k, mode, e, all, fold);
+                    columns_memo[slot] = interned.id(e);
+                }
+                node_columns.push(columns_memo[slot]);
             }
         }
         (node_rows, node_columns)
@@ -562,7 +581,8 @@ impl Interned {
     #[inline]
     fn id(&mut self, e: &Bits) -> u32 {
         if let Some((prev, id)) = &self.last {
-            if prev == e {
+            // Word by word: the sets are a word or two, too short for a call to memcmp.
+            if prev.words().iter().zip(e.words()).all(|(a, b)| a == b) {
                 return *id;
             }
         }

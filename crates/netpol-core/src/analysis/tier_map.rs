@@ -6,6 +6,12 @@
 //! of the far end is only its membership in the peers of the group's rules, its families and (for
 //! egress) its named ports: far ends that agree on those form a *class*, and each (group, class)
 //! is walked once for the whole map. Admin policies are few, so groups and classes are few.
+//!
+//! The map asks for millions of pairs, so the cost that counts is the lookup, not the walk: each
+//! direction keeps a dense table from (group, far-end identity) to the answer, laid out so that a
+//! row of the map (one source) reads it in order (egress: `[group][far end]`, one group per row;
+//! ingress: `[far end][group]`, one far end per row), and the answers themselves are words in
+//! one array. A pair then costs one table read and two word operations per direction.
 
 use std::collections::HashMap;
 
@@ -35,32 +41,79 @@ struct GroupKey {
 /// One group of subjects: the far ends' classes (what the group's rules can see of them) and
 /// the answer per class.
 struct Group {
-    /// Far-end identity -> its class: index into `Groups::classes` (`NOT_YET` until first used).
+    /// Index into `Groups::classes` (`NOT_YET` until first used).
     classes: u32,
-    /// Class -> index into `TierCache::answers`.
+    /// Class -> index into `TierCache::answers` (`NOT_YET` until walked).
     answers: Vec<u32>,
     /// The group's rules.
     rules: Vec<usize>,
 }
 
+/// The far ends' classes as one rule list sees them.
+struct FarClasses {
+    /// Far-end identity -> class.
+    of: Vec<u32>,
+    count: usize,
+}
+
 /// The groups of one direction.
-#[derive(Default)]
 struct Groups {
     /// The far ends' classes per distinct rule list (groups differing only in families or
-    /// isolation share them): far-end identity -> class, and the class count.
-    classes: Vec<(Vec<u32>, usize)>,
+    /// isolation share them).
+    classes: Vec<FarClasses>,
     classes_index: HashMap<Vec<usize>, u32, FxBuildHasher>,
-    index: HashMap<GroupKey, u32, FxBuildHasher>,
     list: Vec<Group>,
-    /// Subject identity -> its group.
+    /// Subject identity -> its group; `NOT_YET` when no admin policy selects it.
     of: Vec<u32>,
+    /// (group, far-end identity) -> index into `TierCache::answers`, `NOT_YET` until asked; see
+    /// [`Groups::slot`] for the layout.
+    answer_of: Vec<u32>,
+    direction: Direction,
+    identities: usize,
+}
+
+impl Groups {
+    /// Where (group `g`, far end `far`) is in `answer_of`: egress rows hold one source's group
+    /// and run over destinations, ingress rows one source (the far end) and run over the
+    /// destinations' groups; each layout keeps a row of the map within one stretch of memory.
+    #[inline]
+    fn slot(&self, g: usize, far: usize) -> usize {
+        match self.direction {
+            Direction::Egress => g * self.identities + far,
+            Direction::Ingress => far * self.list.len() + g,
+        }
+    }
+}
+
+/// The walks' answers, each the words of `accepted` then of `rest` (see [`Answer`]).
+struct AnswerWords {
+    words: usize,
+    data: Vec<u64>,
+}
+
+impl AnswerWords {
+    fn push(&mut self, a: &Answer) -> u32 {
+        let id = u32::try_from(self.data.len() / (2 * self.words).max(1)).unwrap_or(NOT_YET);
+        self.data.extend_from_slice(a.accepted().words());
+        self.data.extend_from_slice(a.rest().words());
+        id
+    }
+
+    /// Turns NetworkPolicy's answer `out` into the tiers' answer `id`.
+    #[inline]
+    fn apply(&self, id: u32, out: &mut Bits) {
+        let start = id as usize * 2 * self.words;
+        let accepted = &self.data[start..start + self.words];
+        let rest = &self.data[start + self.words..start + 2 * self.words];
+        out.and_or_words(rest, accepted);
+    }
 }
 
 /// The cached answers of one map (one family mode).
 pub(super) struct TierCache {
     /// `[ingress, egress]`.
     groups: [Groups; 2],
-    answers: Vec<Answer>,
+    answers: AnswerWords,
     fold: Fold,
 }
 
@@ -81,42 +134,58 @@ impl Analyzer {
         let groups = [Direction::Ingress, Direction::Egress].map(|d| self.tier_groups(d));
         Some(TierCache {
             groups,
-            answers: Vec::new(),
+            answers: AnswerWords {
+                words: atoms.div_ceil(64),
+                data: Vec::new(),
+            },
             fold: Fold::new(atoms),
         })
     }
 
     fn tier_groups(&self, d: Direction) -> Groups {
-        let di = direction_index(d);
-        let mut g = Groups::default();
+        let identities = self.set.identities.list.len();
+        let mut index: HashMap<GroupKey, u32, FxBuildHasher> = HashMap::default();
+        let mut g = Groups {
+            classes: Vec::new(),
+            classes_index: HashMap::default(),
+            list: Vec::new(),
+            of: Vec::with_capacity(identities),
+            answer_of: Vec::new(),
+            direction: d,
+            identities,
+        };
         for (x, ident) in self.set.identities.list.iter().enumerate() {
-            let policies = self.tiers.of[di][x].clone();
+            if !self.tiers.selects(d, x) {
+                g.of.push(NOT_YET);
+                continue;
+            }
             let (isolated, named_ports) = match d {
                 Direction::Ingress => (self.ingress.isolated.get(x), ident.named_ports.clone()),
                 Direction::Egress => (self.egress.isolated.get(x), Vec::new()),
             };
             let key = GroupKey {
-                policies,
+                policies: self.tiers.of[direction_index(d)][x].clone(),
                 class: ident.class,
                 isolated,
                 named_ports,
             };
             let next = u32::try_from(g.list.len()).unwrap_or(NOT_YET);
-            let id = *g.index.entry(key).or_insert(next);
+            let id = *index.entry(key).or_insert(next);
             if id == next {
-                let rules = self.tiers.rules_of(d, x);
                 g.list.push(Group {
                     classes: NOT_YET,
                     answers: Vec::new(),
-                    rules,
+                    rules: self.tiers.rules_of(d, x),
                 });
             }
             g.of.push(id);
         }
+        g.answer_of = vec![NOT_YET; g.list.len() * identities];
         g
     }
 
     /// Turns NetworkPolicy's atoms of a pair in direction `d` (`out`) into the tiers' answer.
+    #[inline]
     pub(super) fn tier_apply(
         &self,
         c: &mut TierCache,
@@ -129,11 +198,36 @@ impl Analyzer {
             Direction::Egress => (p.src, p.dst),
             Direction::Ingress => (p.dst, p.src),
         };
-        if !self.tiers.selects(d, subject) {
+        let groups = &c.groups[direction_index(d)];
+        let g = groups.of[subject];
+        if g == NOT_YET {
             return;
         }
+        let slot = groups.slot(g as usize, peer);
+        let mut id = groups.answer_of[slot];
+        if id == NOT_YET {
+            id = self.class_answer(c, d, g as usize, p, isolated);
+            c.groups[direction_index(d)].answer_of[slot] = id;
+        }
+        c.answers.apply(id, out);
+    }
+
+    /// The answer of group `g` for the far end of `p`, walked once per class of far ends.
+    #[cold]
+    fn class_answer(
+        &self,
+        c: &mut TierCache,
+        d: Direction,
+        g: usize,
+        p: TierPair,
+        isolated: bool,
+    ) -> u32 {
+        let peer = match d {
+            Direction::Egress => p.dst,
+            Direction::Ingress => p.src,
+        };
         let groups = &mut c.groups[direction_index(d)];
-        let group = &mut groups.list[groups.of[subject] as usize];
+        let group = &mut groups.list[g];
         if group.classes == NOT_YET {
             let next = u32::try_from(groups.classes.len()).unwrap_or(NOT_YET);
             let id = *groups
@@ -144,39 +238,45 @@ impl Analyzer {
                 groups.classes.push(self.far_classes(d, &group.rules));
             }
             group.classes = id;
-            group.answers = vec![NOT_YET; groups.classes[id as usize].1];
+            group.answers = vec![NOT_YET; groups.classes[id as usize].count];
         }
-        let k = groups.classes[group.classes as usize].0[peer] as usize;
+        let k = groups.classes[group.classes as usize].of[peer] as usize;
         if group.answers[k] == NOT_YET {
             let answer = self.pair_answer(&mut c.fold, d, p, isolated);
-            group.answers[k] = u32::try_from(c.answers.len()).unwrap_or(NOT_YET);
-            c.answers.push(answer);
+            group.answers[k] = c.answers.push(&answer);
         }
-        c.answers[group.answers[k] as usize].apply(out);
+        group.answers[k]
     }
 
-    /// Per far-end identity, its class as the rules `rules` of direction `d` see it.
-    fn far_classes(&self, d: Direction, rules: &[usize]) -> (Vec<u32>, usize) {
-        let mut index: HashMap<(Vec<u64>, usize, Vec<NamedPortValue>), u32, FxBuildHasher> =
-            HashMap::default();
-        let of = self
-            .set
-            .identities
-            .list
+    /// Per far-end identity, its class as the rules `rules` of direction `d` see it: the
+    /// partition by family class (and, for egress, named ports) refined by each rule's peer
+    /// sets, one bitset at a time.
+    fn far_classes(&self, d: Direction, rules: &[usize]) -> FarClasses {
+        let identities = &self.set.identities.list;
+        let mut index: HashMap<(usize, &[NamedPortValue]), u32, FxBuildHasher> = HashMap::default();
+        let mut of: Vec<u32> = identities
             .iter()
-            .enumerate()
-            .map(|(y, ident)| {
-                let named = match d {
+            .map(|ident| {
+                let named: &[NamedPortValue] = match d {
                     // The destination's named ports resolve the egress rules' ports.
-                    Direction::Egress => ident.named_ports.clone(),
-                    Direction::Ingress => Vec::new(),
+                    Direction::Egress => &ident.named_ports,
+                    Direction::Ingress => &[],
                 };
-                let key = (self.tiers.membership_in(y, rules), ident.class, named);
                 let next = u32::try_from(index.len()).unwrap_or(NOT_YET - 1);
-                *index.entry(key).or_insert(next)
+                *index.entry((ident.class, named)).or_insert(next)
             })
             .collect();
-        (of, index.len())
+        let mut count = index.len();
+        let mut split = Vec::new();
+        for &ri in rules {
+            let r = &self.tiers.rules[ri];
+            let sets = [&r.selected, &r.addressed[0], &r.addressed[1]];
+            let used = if r.has_addressed { 3 } else { 1 };
+            for set in &sets[..used] {
+                count = refine(&mut of, count, set, &mut split);
+            }
+        }
+        FarClasses { of, count }
     }
 
     /// The walk of the pair's source (egress) or destination (ingress).
@@ -194,4 +294,21 @@ impl Analyzer {
             true
         })
     }
+}
+
+/// Splits every class of `of` (numbered below `count`) by membership in `set`; returns the new
+/// class count. `split` is scratch: (class, member) -> new class.
+fn refine(of: &mut [u32], count: usize, set: &Bits, split: &mut Vec<u32>) -> usize {
+    split.clear();
+    split.resize(2 * count, NOT_YET);
+    let mut next = 0u32;
+    for (y, class) in of.iter_mut().enumerate() {
+        let k = 2 * *class as usize + usize::from(set.get(y));
+        if split[k] == NOT_YET {
+            split[k] = next;
+            next += 1;
+        }
+        *class = split[k];
+    }
+    next as usize
 }

@@ -39,7 +39,7 @@ pub(super) struct TierRule {
     /// Per family: identities whose flow address of that family a `networks` CIDR or a resolved
     /// `domainNames` address covers.
     pub(super) addressed: [Bits; 2],
-    has_addressed: bool,
+    pub(super) has_addressed: bool,
     /// Its `networks` CIDRs, for node endpoints.
     networks: Vec<IpNet>,
     /// The addresses of the Nodes its `nodes` peers select and of its resolved `domainNames`,
@@ -141,10 +141,14 @@ pub(super) struct Answer {
 }
 
 impl Answer {
-    /// Turns NetworkPolicy's answer `out` into the tiers'.
-    pub(super) fn apply(&self, out: &mut Bits) {
-        out.and_assign(&self.rest);
-        out.or_assign(&self.accepted);
+    /// What the tiers accept whatever NetworkPolicy says.
+    pub(super) fn accepted(&self) -> &Bits {
+        &self.accepted
+    }
+
+    /// What the tiers leave to NetworkPolicy.
+    pub(super) fn rest(&self) -> &Bits {
+        &self.rest
     }
 }
 
