@@ -7,11 +7,12 @@
 //! egress) its named ports: far ends that agree on those form a *class*, and each (group, class)
 //! is walked once for the whole map. Admin policies are few, so groups and classes are few.
 //!
-//! The map asks for millions of pairs, so the cost that counts is the lookup, not the walk: each
-//! direction keeps a dense table from (group, far-end identity) to the answer, laid out so that a
-//! row of the map (one source) reads it in order (egress: `[group][far end]`, one group per row;
-//! ingress: `[far end][group]`, one far end per row), and the answers themselves are words in
-//! one array. A pair then costs one table read and two word operations per direction.
+//! The map asks for millions of pairs, so the cost that counts is the lookup, not the walk. A row
+//! of the map is one source: its egress group is fixed, so egress reads the far end's class and
+//! the group's answer for it (two reads in small arrays); ingress groups vary along the row while
+//! the far end (the source) is fixed, so ingress keeps a dense `[far end][group]` table of
+//! answers, which a row reads within one stretch of memory. The answers themselves are words in
+//! one array: a pair costs two or three reads and two word operations per direction.
 
 use std::collections::HashMap;
 
@@ -65,22 +66,34 @@ struct Groups {
     list: Vec<Group>,
     /// Subject identity -> its group; `NOT_YET` when no admin policy selects it.
     of: Vec<u32>,
-    /// (group, far-end identity) -> index into `TierCache::answers`, `NOT_YET` until asked; see
-    /// [`Groups::slot`] for the layout.
+    /// Ingress only: `[far end][group]` -> index into `TierCache::answers`, `NOT_YET` until
+    /// asked (empty for egress, whose rows read the classes).
     answer_of: Vec<u32>,
     direction: Direction,
-    identities: usize,
 }
 
 impl Groups {
-    /// Where (group `g`, far end `far`) is in `answer_of`: egress rows hold one source's group
-    /// and run over destinations, ingress rows one source (the far end) and run over the
-    /// destinations' groups; each layout keeps a row of the map within one stretch of memory.
+    /// The answer of group `g` for far end `far` if it has been walked.
     #[inline]
-    fn slot(&self, g: usize, far: usize) -> usize {
+    fn known(&self, g: usize, far: usize) -> u32 {
         match self.direction {
-            Direction::Egress => g * self.identities + far,
-            Direction::Ingress => far * self.list.len() + g,
+            Direction::Ingress => self.answer_of[far * self.list.len() + g],
+            Direction::Egress => {
+                let group = &self.list[g];
+                match self.classes.get(group.classes as usize) {
+                    Some(classes) => group.answers[classes.of[far] as usize],
+                    None => NOT_YET,
+                }
+            }
+        }
+    }
+
+    /// Records the answer `id` of group `g` for far end `far` (the class's answer is recorded by
+    /// the walk).
+    fn remember(&mut self, g: usize, far: usize, id: u32) {
+        if self.direction == Direction::Ingress {
+            let groups = self.list.len();
+            self.answer_of[far * groups + g] = id;
         }
     }
 }
@@ -152,7 +165,6 @@ impl Analyzer {
             of: Vec::with_capacity(identities),
             answer_of: Vec::new(),
             direction: d,
-            identities,
         };
         for (x, ident) in self.set.identities.list.iter().enumerate() {
             if !self.tiers.selects(d, x) {
@@ -180,7 +192,9 @@ impl Analyzer {
             }
             g.of.push(id);
         }
-        g.answer_of = vec![NOT_YET; g.list.len() * identities];
+        if d == Direction::Ingress {
+            g.answer_of = vec![NOT_YET; g.list.len() * identities];
+        }
         g
     }
 
@@ -203,11 +217,10 @@ impl Analyzer {
         if g == NOT_YET {
             return;
         }
-        let slot = groups.slot(g as usize, peer);
-        let mut id = groups.answer_of[slot];
+        let mut id = groups.known(g as usize, peer);
         if id == NOT_YET {
             id = self.class_answer(c, d, g as usize, p, isolated);
-            c.groups[direction_index(d)].answer_of[slot] = id;
+            c.groups[direction_index(d)].remember(g as usize, peer, id);
         }
         c.answers.apply(id, out);
     }
