@@ -159,6 +159,7 @@ fn policy(ns: String) -> impl Strategy<Value = Policy> {
                 ingress: if affects_ingress { ingress } else { vec![] },
                 egress: if affects_egress { egress } else { vec![] },
                 origin: None,
+                rule_lines: Default::default(),
             }
         })
 }
