@@ -443,6 +443,58 @@ pub struct Policy {
     pub egress: Vec<Rule>,
     /// The file and line it was loaded from; `None` for objects from the API server.
     pub origin: Option<Origin>,
+    /// The lines (in `origin`'s file) of its rules and their peers and ports; empty when
+    /// `origin` is `None` or the policy was built in code.
+    #[serde(default, skip_serializing_if = "RuleLines::is_empty")]
+    pub rule_lines: RuleLines,
+}
+
+/// Where a NetworkPolicy's rules were written: one [`RuleLine`] per rule of each direction, in
+/// the rules' order, so a finding about a rule, a peer or a port can point at that item.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleLines {
+    /// One per `ingress` rule.
+    pub ingress: Vec<RuleLine>,
+    /// One per `egress` rule.
+    pub egress: Vec<RuleLine>,
+}
+
+impl RuleLines {
+    /// Whether no line is known.
+    pub fn is_empty(&self) -> bool {
+        self.ingress.is_empty() && self.egress.is_empty()
+    }
+
+    /// The lines of one direction's rules.
+    pub fn of(&self, direction: Direction) -> &[RuleLine] {
+        match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+}
+
+/// The 1-based lines of one rule, of each of its peers (`from`/`to` items) and of each of its
+/// `ports` items, in the order of `Rule::peers` and `Rule::ports`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleLine {
+    /// The rule's first line (its list item).
+    pub line: usize,
+    /// One per peer.
+    pub peers: Vec<usize>,
+    /// One per port.
+    pub ports: Vec<usize>,
+}
+
+/// An item of a NetworkPolicy rule that a message can point at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleItem {
+    /// The rule itself.
+    Rule,
+    /// Its peer at this index of `Rule::peers`.
+    Peer(usize),
+    /// Its port at this index of `Rule::ports`.
+    Port(usize),
 }
 
 impl Policy {
@@ -465,6 +517,22 @@ impl Policy {
             Direction::Ingress => self.affects_ingress,
             Direction::Egress => self.affects_egress,
         }
+    }
+
+    /// Where an item of rule `rule` of `direction` was written: the policy's file with the item's
+    /// line, or the policy's own origin when the item's line is not known.
+    pub fn item_origin(&self, direction: Direction, rule: usize, item: RuleItem) -> Option<Origin> {
+        let origin = self.origin.as_ref()?;
+        let lines = self.rule_lines.of(direction).get(rule);
+        let line = lines.and_then(|l| match item {
+            RuleItem::Rule => Some(l.line),
+            RuleItem::Peer(i) => l.peers.get(i).copied(),
+            RuleItem::Port(i) => l.ports.get(i).copied(),
+        });
+        Some(Origin {
+            file: origin.file.clone(),
+            line: line.unwrap_or(origin.line),
+        })
     }
 }
 
@@ -641,6 +709,7 @@ mod tests {
             ingress: vec![],
             egress: vec![],
             origin: None,
+            rule_lines: RuleLines::default(),
         });
         assert_eq!(c.add_missing_namespaces(), vec!["ghost".to_string()]);
         let ns = c.namespace("ghost").unwrap();

@@ -300,3 +300,123 @@ proptest! {
         check(&c, EvalOptions { ipblock_matches_workloads: true })?;
     }
 }
+
+/// A dual-stack cluster: vm-a isolated for ingress by `rules`, vm-c and vm-d open.
+fn dual_stack(rules: Vec<Rule>) -> Cluster {
+    cluster(
+        namespaces(&["test-project", "other"]),
+        vec![
+            vm(
+                "test-project",
+                "vm-a",
+                &[("vm", "a")],
+                &["10.66.0.1", "fd00:66::1"],
+            ),
+            vm(
+                "other",
+                "vm-c",
+                &[("vm", "c")],
+                &["10.66.0.3", "fd00:66::3"],
+            ),
+            vm("other", "vm-d", &[("vm", "d")], &["fd00:66::4"]),
+        ],
+        vec![ingress_of_a(rules)],
+    )
+}
+
+fn both_settings(c: &Cluster) {
+    for ipblock_matches_workloads in [true, false] {
+        let opts = EvalOptions {
+            ipblock_matches_workloads,
+        };
+        if let Err(e) = check(c, opts) {
+            panic!("{ipblock_matches_workloads}: {e}");
+        }
+    }
+}
+
+#[test]
+fn an_empty_cluster_exposes_nothing_and_counts_every_address_as_outside() {
+    let c = cluster(vec![], vec![], vec![]);
+    let e = exposure(&c, EvalOptions::default());
+    assert!(e.workloads.is_empty());
+    assert!(e.outside.contains(ip("10.0.0.1")) && e.outside.contains(ip("::1")));
+    both_settings(&c);
+}
+
+#[test]
+fn every_address_with_holes_in_both_families_agrees_with_the_evaluator() {
+    let c = dual_stack(vec![
+        rule(vec![block("0.0.0.0/0", &["192.0.2.0/24"])], vec![tcp(80)]),
+        rule(
+            vec![block("::/0", &["2001:db8::/32"])],
+            vec![tcp(80), tcp(443)],
+        ),
+    ]);
+    both_settings(&c);
+    let e = exposure(&c, EvalOptions::default());
+    let a = of(&e, "test-project/vm-a");
+    assert!(grants_cover(
+        &a.from_outside,
+        ip("198.51.100.1"),
+        Protocol::Tcp,
+        80
+    ));
+    assert!(!grants_cover(
+        &a.from_outside,
+        ip("192.0.2.1"),
+        Protocol::Tcp,
+        80
+    ));
+    assert!(grants_cover(
+        &a.from_outside,
+        ip("2001:db9::1"),
+        Protocol::Tcp,
+        443
+    ));
+    assert!(!grants_cover(
+        &a.from_outside,
+        ip("2001:db8::1"),
+        Protocol::Tcp,
+        443
+    ));
+}
+
+#[test]
+fn ip_blocks_of_every_address_of_both_families_are_the_same_as_no_peers() {
+    let blocks = dual_stack(vec![rule(
+        vec![block("0.0.0.0/0", &[]), block("::/0", &[])],
+        vec![tcp(80)],
+    )]);
+    let no_peers = dual_stack(vec![rule(vec![], vec![tcp(80)])]);
+    both_settings(&blocks);
+    let (e, f) = (
+        exposure(&blocks, EvalOptions::default()),
+        exposure(&no_peers, EvalOptions::default()),
+    );
+    let (a, b) = (of(&e, "test-project/vm-a"), of(&f, "test-project/vm-a"));
+    assert!(
+        a.from_outside.iter().all(|g| g.anywhere),
+        "{:?}",
+        a.from_outside
+    );
+    assert_eq!(a.from_outside, b.from_outside);
+}
+
+#[test]
+fn every_grant_open_to_all_outside_addresses_shares_one_address_set() {
+    // vm-c and vm-d are not isolated: every grant of theirs is "anywhere", as is vm-a's
+    // ingress rule without peers.
+    let c = dual_stack(vec![rule(vec![], vec![tcp(80)])]);
+    let e = exposure(&c, EvalOptions::default());
+    let anywhere: Vec<&AddressGrant> = e
+        .workloads
+        .iter()
+        .flat_map(|w| w.from_outside.iter().chain(&w.to_outside))
+        .filter(|g| g.anywhere)
+        .collect();
+    assert!(anywhere.len() >= 3 * 4, "{anywhere:?}");
+    for g in anywhere {
+        assert!(std::sync::Arc::ptr_eq(&g.addresses, &e.outside));
+    }
+}

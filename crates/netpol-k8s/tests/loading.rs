@@ -679,3 +679,87 @@ fn hostile_input_does_not_panic() {
     let l = load("\u{feff}apiVersion: v1\nkind: Namespace\nmetadata: {name: bom}\n");
     assert!(l.cluster.namespace("bom").is_some());
 }
+
+/// The 1-based line of the only line of `text` that contains `marker`.
+fn line_of(text: &str, marker: &str) -> usize {
+    let hits: Vec<usize> = text
+        .lines()
+        .zip(1..)
+        .filter(|(l, _)| l.contains(marker))
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(hits.len(), 1, "{marker}");
+    hits[0]
+}
+
+#[test]
+fn a_networkpolicy_remembers_the_line_of_each_rule_peer_and_port() {
+    let text = "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p, namespace: a}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Egress]
+  ingress:
+  - ports: # in0-rule
+    - port: 80 # in0-port0
+  - from: # in1-rule
+    - podSelector: {} # in1-peer0
+    - ipBlock: # in1-peer1
+        cidr: 192.0.2.0/24
+    ports:
+    - {port: 53, protocol: UDP} # in1-port0
+    - port: 443 # in1-port1
+  egress:
+  - to: [{ipBlock: {cidr: 198.51.100.0/24}}] # out0-rule
+";
+    let l = load_str("p.yaml", text, &LoadOptions::default());
+    assert!(errors(&l).is_empty(), "{:?}", l.diagnostics);
+    let lines = &l.cluster.policies[0].rule_lines;
+    let at = |m: &str| line_of(text, &format!("# {m}"));
+    assert_eq!(lines.ingress.len(), 2);
+    assert_eq!(lines.ingress[0].line, at("in0-rule"));
+    assert_eq!(lines.ingress[0].peers, Vec::<usize>::new());
+    assert_eq!(lines.ingress[0].ports, [at("in0-port0")]);
+    assert_eq!(lines.ingress[1].line, at("in1-rule"));
+    assert_eq!(lines.ingress[1].peers, [at("in1-peer0"), at("in1-peer1")]);
+    assert_eq!(lines.ingress[1].ports, [at("in1-port0"), at("in1-port1")]);
+    assert_eq!(lines.egress.len(), 1);
+    assert_eq!(lines.egress[0].line, at("out0-rule"));
+    assert_eq!(lines.egress[0].peers, [at("out0-rule")]);
+}
+
+#[test]
+fn rules_of_a_direction_policytypes_leaves_out_have_no_lines_either() {
+    let text = "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p, namespace: a}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+  egress:
+  - to: [{podSelector: {}}]
+";
+    let l = load_str("p.yaml", text, &LoadOptions::default());
+    let p = &l.cluster.policies[0];
+    assert!(p.egress.is_empty());
+    assert!(p.rule_lines.egress.is_empty());
+}
+
+#[test]
+fn rule_lines_of_a_json_policy_point_at_its_items() {
+    let text = r#"{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+ "metadata": {"name": "p", "namespace": "a"},
+ "spec": {"podSelector": {},
+  "ingress": [
+   {"from": [
+     {"podSelector": {}}],
+    "ports": [
+     {"port": 80}]}]}}
+"#;
+    let l = load_str("p.json", text, &LoadOptions::default());
+    let lines = &l.cluster.policies[0].rule_lines.ingress;
+    assert_eq!(lines[0].line, line_of(text, r#"{"from""#));
+    assert_eq!(lines[0].peers, [line_of(text, r#"{"podSelector": {}}]"#)]);
+    assert_eq!(lines[0].ports, [line_of(text, r#"{"port""#)]);
+}

@@ -159,6 +159,7 @@ fn policy(ns: String) -> impl Strategy<Value = Policy> {
                 ingress: if affects_ingress { ingress } else { vec![] },
                 egress: if affects_egress { egress } else { vec![] },
                 origin: None,
+                rule_lines: Default::default(),
             }
         })
 }
@@ -392,7 +393,10 @@ fn admin_policy() -> impl Strategy<Value = AdminPolicy> {
 fn normalized(mut c: Cluster) -> Cluster {
     c.namespaces.sort_by(|x, y| x.name.cmp(&y.name));
     c.workloads.iter_mut().for_each(|w| w.origin = None);
-    c.policies.iter_mut().for_each(|p| p.origin = None);
+    for p in &mut c.policies {
+        p.origin = None;
+        p.rule_lines = Default::default();
+    }
     for p in &mut c.admin_policies {
         p.origin = None;
         for r in p.ingress.iter_mut().chain(p.egress.iter_mut()) {

@@ -65,6 +65,7 @@ fn deny_ingress_to_db() -> Policy {
         ingress: Vec::new(),
         egress: Vec::new(),
         origin: None,
+        rule_lines: Default::default(),
     }
 }
 

@@ -110,6 +110,7 @@ mod tests {
                 ingress: vec![],
                 egress: vec![],
                 origin: None,
+                rule_lines: Default::default(),
             }],
             ..Cluster::default()
         }

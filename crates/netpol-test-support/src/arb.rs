@@ -249,6 +249,7 @@ pub fn policy(shape: &ClusterShape) -> impl Strategy<Value = Policy> {
                 ingress,
                 egress,
                 origin: None,
+                rule_lines: Default::default(),
             },
         )
 }

@@ -119,6 +119,7 @@ pub fn policy(
         ingress: vec![],
         egress: vec![],
         origin: None,
+        rule_lines: Default::default(),
     }
 }
 

@@ -3,8 +3,8 @@
 //! the union of every address any rule admits on it.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -19,9 +19,11 @@ pub struct AddressGrant {
     pub protocol: Protocol,
     /// Inclusive port ranges, sorted and merged.
     pub ports: Vec<(u16, u16)>,
-    /// Exactly the addresses (outside the cluster) admitted on those ports.
+    /// Exactly the addresses (outside the cluster) admitted on those ports, shared with every
+    /// other grant of the report that has the same set (most are "every outside address",
+    /// thousands of intervals on a large cluster: one copy, not one per grant).
     #[serde(skip)]
-    pub addresses: AddrSet,
+    pub addresses: Arc<AddrSet>,
     /// `addresses` for people: the fewest CIDRs that, minus the workloads' and nodes'
     /// addresses, are exactly `addresses` (so `192.0.2.0/24` even when a node holds 192.0.2.7).
     pub blocks: Vec<String>,
@@ -34,7 +36,7 @@ struct Piece {
     protocol: Protocol,
     lo: u16,
     hi: u16,
-    addresses: Rc<AddrSet>,
+    addresses: Arc<AddrSet>,
     /// `addresses` is every outside address (unions with it need no work).
     anywhere: bool,
 }
@@ -50,7 +52,7 @@ fn rule_pieces(
 ) {
     let anywhere = rule.peers.is_empty();
     let addresses = if anywhere {
-        Rc::clone(&universe.outside_rc)
+        Arc::clone(&universe.outside)
     } else {
         universe.rule_addresses(rule, key)
     };
@@ -63,7 +65,7 @@ fn rule_pieces(
                 protocol,
                 lo: 1,
                 hi: 65535,
-                addresses: Rc::clone(&addresses),
+                addresses: Arc::clone(&addresses),
                 anywhere,
             });
         }
@@ -85,7 +87,7 @@ fn rule_pieces(
             protocol: entry.protocol,
             lo: lo.max(1),
             hi,
-            addresses: Rc::clone(&addresses),
+            addresses: Arc::clone(&addresses),
             anywhere,
         });
     }
@@ -94,8 +96,7 @@ fn rule_pieces(
 /// Cuts the pieces at every boundary and unions the addresses per elementary range, then groups
 /// them ([`group_ranges`]).
 fn grants(pieces: &[Piece], universe: &Universe) -> Vec<AddressGrant> {
-    let outside = &universe.outside;
-    let mut ranges: Vec<(Protocol, u16, u16, AddrSet)> = Vec::new();
+    let mut ranges: Vec<ElementaryRange> = Vec::new();
     for protocol in Protocol::ALL {
         let mine: Vec<&Piece> = pieces.iter().filter(|p| p.protocol == protocol).collect();
         let mut cuts: Vec<u32> = mine
@@ -106,34 +107,48 @@ fn grants(pieces: &[Piece], universe: &Universe) -> Vec<AddressGrant> {
         cuts.dedup();
         for pair in cuts.windows(2) {
             let (lo, hi) = (pair[0], pair[1] - 1);
-            let covering = mine
+            let covering: Vec<&Piece> = mine
                 .iter()
-                .filter(|p| u32::from(p.lo) <= lo && hi <= u32::from(p.hi));
-            let mut union = AddrSet::empty();
-            for p in covering {
-                if p.anywhere {
-                    union = outside.clone();
-                    break;
-                }
-                union = union.union(&p.addresses);
-            }
+                .copied()
+                .filter(|p| u32::from(p.lo) <= lo && hi <= u32::from(p.hi))
+                .collect();
+            let union = union_of(&covering, universe);
             ranges.push((protocol, clamp(lo), clamp(hi), union));
         }
     }
     group_ranges(ranges, universe)
 }
 
+/// The union of the pieces' addresses: shared, not copied, when one piece (or every outside
+/// address) decides it; a computed union is interned.
+fn union_of(covering: &[&Piece], universe: &Universe) -> Arc<AddrSet> {
+    if covering.iter().any(|p| p.anywhere) {
+        return Arc::clone(&universe.outside);
+    }
+    match covering {
+        [] => universe.intern(AddrSet::empty()),
+        [one] => Arc::clone(&one.addresses),
+        [first, rest @ ..] => {
+            let union = rest
+                .iter()
+                .fold((*first.addresses).clone(), |acc, p| acc.union(&p.addresses));
+            universe.intern(union)
+        }
+    }
+}
+
+/// A protocol's elementary port range (`lo..=hi`, no rule boundary inside) and the outside
+/// addresses admitted on it.
+pub(super) type ElementaryRange = (Protocol, u16, u16, Arc<AddrSet>);
+
 /// Elementary port ranges (in port order per protocol) with the outside addresses admitted on
 /// each, as grants: empty ones left out, neighbouring ranges with the same addresses merged, one
 /// grant per protocol and distinct address set with all its ranges.
-pub(super) fn group_ranges(
-    ranges: Vec<(Protocol, u16, u16, AddrSet)>,
-    universe: &Universe,
-) -> Vec<AddressGrant> {
+pub(super) fn group_ranges(ranges: Vec<ElementaryRange>, universe: &Universe) -> Vec<AddressGrant> {
     let outside = &universe.outside;
     let mut out: Vec<AddressGrant> = Vec::new();
     for protocol in Protocol::ALL {
-        let mut merged: Vec<(u16, u16, AddrSet)> = Vec::new();
+        let mut merged: Vec<(u16, u16, Arc<AddrSet>)> = Vec::new();
         for (_, lo, hi, addresses) in ranges.iter().filter(|r| r.0 == protocol) {
             if addresses.is_empty() {
                 continue;
@@ -142,7 +157,7 @@ pub(super) fn group_ranges(
                 Some(last) if u32::from(last.1) + 1 == u32::from(*lo) && &last.2 == addresses => {
                     last.1 = *hi
                 }
-                _ => merged.push((*lo, *hi, addresses.clone())),
+                _ => merged.push((*lo, *hi, Arc::clone(addresses))),
             }
         }
         let mut by_set: Vec<AddressGrant> = Vec::new();
@@ -152,7 +167,7 @@ pub(super) fn group_ranges(
                 None => by_set.push(AddressGrant {
                     protocol,
                     ports: vec![(lo, hi)],
-                    anywhere: &addresses == outside,
+                    anywhere: Arc::ptr_eq(&addresses, outside) || &addresses == outside,
                     blocks: display_blocks(&addresses, universe),
                     addresses,
                 }),
@@ -166,7 +181,7 @@ pub(super) fn group_ranges(
 /// The CIDRs of `addresses` with the cluster's own addresses filled back in, keeping only those
 /// that hold some of `addresses`.
 fn display_blocks(addresses: &AddrSet, universe: &Universe) -> Vec<String> {
-    if addresses == &universe.outside {
+    if addresses == &*universe.outside {
         return vec!["0.0.0.0/0".into(), "::/0".into()];
     }
     addresses
@@ -231,15 +246,19 @@ type RuleKey = (usize, Direction, usize);
 
 /// The cluster's own addresses (workloads' and nodes') and every other address; it remembers
 /// the outside addresses of each rule of the cluster it was built from, which every workload the
-/// rule's policy selects asks for again.
+/// rule's policy selects asks for again, and holds one copy of each distinct address set the
+/// grants use (interned), so a report's memory is the distinct sets, not one set per grant.
 #[derive(Clone, Debug)]
 pub struct Universe {
-    /// Every address that is neither a workload's nor a node's.
-    pub outside: AddrSet,
+    /// Every address that is neither a workload's nor a node's (the one copy every "anywhere"
+    /// grant shares).
+    pub outside: Arc<AddrSet>,
     /// The workloads' and nodes' addresses.
     pub inside: AddrSet,
-    outside_rc: Rc<AddrSet>,
-    rules: RefCell<HashMap<RuleKey, Rc<AddrSet>>>,
+    rules: RefCell<HashMap<RuleKey, Arc<AddrSet>>>,
+    interned: RefCell<HashSet<Arc<AddrSet>>>,
+    /// Raw (cluster addresses not taken out) sets of the tiers' walk and their outside part.
+    outside_of_raw: RefCell<HashMap<AddrSet, Arc<AddrSet>>>,
 }
 
 impl Universe {
@@ -252,17 +271,45 @@ impl Universe {
                 .flat_map(|w| w.addresses.iter())
                 .chain(cluster.nodes.iter().flat_map(|n| n.addresses.iter())),
         );
-        let outside = AddrSet::everything().minus(&inside);
+        let outside = Arc::new(AddrSet::everything().minus(&inside));
         Universe {
-            outside_rc: Rc::new(outside.clone()),
             outside,
             inside,
             rules: RefCell::new(HashMap::new()),
+            interned: RefCell::new(HashSet::new()),
+            outside_of_raw: RefCell::new(HashMap::new()),
         }
     }
 
+    /// The one shared copy of `set` (every outside address is [`Universe::outside`]).
+    pub(super) fn intern(&self, set: AddrSet) -> Arc<AddrSet> {
+        if set == *self.outside {
+            return Arc::clone(&self.outside);
+        }
+        let mut interned = self.interned.borrow_mut();
+        if let Some(found) = interned.get(&set) {
+            return Arc::clone(found);
+        }
+        let shared = Arc::new(set);
+        interned.insert(Arc::clone(&shared));
+        shared
+    }
+
+    /// The outside part of a raw address set (the cluster's own addresses taken out), computed
+    /// once per distinct raw set of the whole report.
+    pub(super) fn outside_of_raw(&self, raw: AddrSet) -> Arc<AddrSet> {
+        if let Some(found) = self.outside_of_raw.borrow().get(&raw) {
+            return Arc::clone(found);
+        }
+        let outside = self.intern(raw.minus(&self.inside));
+        self.outside_of_raw
+            .borrow_mut()
+            .insert(raw, Arc::clone(&outside));
+        outside
+    }
+
     /// The outside addresses a rule's ipBlocks admit, once per rule of the cluster.
-    fn rule_addresses(&self, rule: &Rule, key: Option<RuleKey>) -> Rc<AddrSet> {
+    fn rule_addresses(&self, rule: &Rule, key: Option<RuleKey>) -> Arc<AddrSet> {
         if let Some(found) = key.and_then(|k| self.rules.borrow().get(&k).cloned()) {
             return found;
         }
@@ -272,9 +319,9 @@ impl Universe {
                 s = s.union(&AddrSet::of_block(b));
             }
         }
-        let s = Rc::new(s.minus(&self.inside));
+        let s = self.intern(s.minus(&self.inside));
         if let Some(k) = key {
-            self.rules.borrow_mut().insert(k, Rc::clone(&s));
+            self.rules.borrow_mut().insert(k, Arc::clone(&s));
         }
         s
     }

@@ -19,6 +19,8 @@
 mod addresses;
 mod tiers;
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::analysis::workload_order;
@@ -108,7 +110,7 @@ pub struct Exposure {
     pub workloads: Vec<WorkloadExposure>,
     /// The addresses counted as outside the cluster: everything but the workloads' and nodes'.
     #[serde(skip)]
-    pub outside: AddrSet,
+    pub outside: Arc<AddrSet>,
 }
 
 /// Computes the exposure of every workload.
@@ -122,8 +124,7 @@ pub fn exposure(cluster: &Cluster, opts: EvalOptions) -> Exposure {
             let from_outside = accepted_from_outside(cluster, i, &universe);
             let to_outside = reach_outside(cluster, i, &universe);
             let from_every_namespace = every[i].clone();
-            let from_everything =
-                everything(&from_every_namespace, &from_outside, &universe.outside);
+            let from_everything = everything(&from_every_namespace, &from_outside);
             WorkloadExposure {
                 index: i,
                 kind: w.kind,
@@ -142,16 +143,12 @@ pub fn exposure(cluster: &Cluster, opts: EvalOptions) -> Exposure {
 }
 
 /// The ports of `every_namespace` that the grants also open to every outside address.
-fn everything(
-    every_namespace: &PortRanges,
-    grants: &[AddressGrant],
-    outside: &AddrSet,
-) -> PortRanges {
+fn everything(every_namespace: &PortRanges, grants: &[AddressGrant]) -> PortRanges {
     let mut out = PortRanges::default();
     for p in Protocol::ALL {
         let open: Vec<(u16, u16)> = grants
             .iter()
-            .filter(|g| g.protocol == p && &g.addresses == outside)
+            .filter(|g| g.protocol == p && g.anywhere)
             .flat_map(|g| g.ports.iter().copied())
             .collect();
         *out.get_mut(p) = intersect(every_namespace.get(p), &merge(open));

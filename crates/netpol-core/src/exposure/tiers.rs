@@ -13,8 +13,6 @@
 //! where they are a few intervals each; the cluster's addresses are taken out once per distinct
 //! result, which is where the sets get large.
 
-use std::collections::HashMap;
-
 use crate::eval::{policy_selects, TierPolicies};
 use crate::lint::AddrSet;
 use crate::model::{
@@ -64,17 +62,12 @@ pub(super) fn tiered_side<'a>(
         network_policy: (!isolating.is_empty())
             .then(|| isolating.iter().flat_map(|p| p.rules(d)).collect()),
     };
-    let mut inside_removed: HashMap<AddrSet, AddrSet> = HashMap::new();
     let mut ranges = Vec::new();
     for protocol in Protocol::ALL {
         let cuts = walk.cuts(protocol);
         for pair in cuts.windows(2) {
             let (lo, hi) = (pair[0], pair[1] - 1);
-            let raw = walk.allowed(protocol, lo, hi);
-            let outside = inside_removed
-                .entry(raw)
-                .or_insert_with_key(|raw| raw.minus(&universe.inside))
-                .clone();
+            let outside = universe.outside_of_raw(walk.allowed(protocol, lo, hi));
             ranges.push((protocol, clamp(lo), clamp(hi), outside));
         }
     }

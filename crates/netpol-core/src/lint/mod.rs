@@ -34,7 +34,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::{Cluster, EvalOptions, Origin, Policy};
+use crate::model::{Cluster, Direction, EvalOptions, Origin, Policy, RuleItem};
 
 pub use addrs::AddrSet;
 
@@ -212,7 +212,8 @@ pub struct Finding {
     pub severity: LintSeverity,
     /// The object it is about, `NetworkPolicy ns/name`.
     pub object: String,
-    /// Where the object (or, for NP009/NP010, the field) was written, when known.
+    /// Where the object was written, when known; for a finding about a rule, a peer or a port,
+    /// that item's line, and for NP009/NP010 the field's.
     pub origin: Option<Origin>,
     /// What is wrong, e.g. `ingress[0] from[1] selects no workload`.
     pub message: String,
@@ -230,6 +231,21 @@ impl Finding {
             origin: policy.origin.clone(),
             message,
             hint: check.help().to_string(),
+        }
+    }
+
+    /// A finding about an item of one of `policy`'s rules (the rule, a peer, a port), located at
+    /// that item's line when the loader recorded it.
+    pub fn about_item(
+        check: Check,
+        policy: &Policy,
+        at: (Direction, usize, RuleItem),
+        message: String,
+    ) -> Self {
+        let (direction, rule, item) = at;
+        Finding {
+            origin: policy.item_origin(direction, rule, item),
+            ..Finding::about(check, policy, message)
         }
     }
 

@@ -22,7 +22,7 @@
 //! with no subject is left to NP001.
 
 use crate::bits::Bits;
-use crate::model::{Cluster, Direction, EvalOptions, IpFamily};
+use crate::model::{Cluster, Direction, EvalOptions, IpFamily, RuleItem};
 use crate::policy_set::identities::pair_family;
 use crate::policy_set::ports::NamedPortRef;
 use crate::policy_set::rules::{PolicyId, RuleId, RulePeers};
@@ -322,7 +322,12 @@ pub fn redundancies(cluster: &Cluster, opts: EvalOptions) -> Vec<Redundancy> {
                 out.push(Redundancy {
                     policy: p.id.index(),
                     rule: Some((d, index)),
-                    finding: Finding::about(Check::Redundant, model, message),
+                    finding: Finding::about_item(
+                        Check::Redundant,
+                        model,
+                        (d, index, RuleItem::Rule),
+                        message,
+                    ),
                 });
             }
         }

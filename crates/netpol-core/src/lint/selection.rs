@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::model::{
     Cluster, Direction, EvalOptions, LabelSelector, Labels, Peer, Policy, PortSpec, Protocol, Rule,
-    Workload,
+    RuleItem, Workload,
 };
 use crate::render::render_peer;
 
@@ -168,7 +168,12 @@ pub fn peers_selecting_nothing(cluster: &Cluster, index: &Index<'_>) -> Vec<Find
                     field(d),
                     render_peer(p, peer)
                 );
-                out.push(Finding::about(Check::PeerSelectsNothing, p, message));
+                out.push(Finding::about_item(
+                    Check::PeerSelectsNothing,
+                    p,
+                    (d, ri, RuleItem::Peer(pi)),
+                    message,
+                ));
             }
         }
     }
@@ -206,7 +211,12 @@ pub fn unknown_named_ports(cluster: &Cluster, index: &Index<'_>) -> Vec<Finding>
                     },
                     entry.protocol
                 );
-                out.push(Finding::about(Check::UnknownNamedPort, p, message));
+                out.push(Finding::about_item(
+                    Check::UnknownNamedPort,
+                    p,
+                    (d, ri, RuleItem::Port(ei)),
+                    message,
+                ));
             }
         }
     }
@@ -274,7 +284,12 @@ pub fn ip_blocks_covering_workloads(cluster: &Cluster, opts: EvalOptions) -> Vec
                     covered.len(),
                     cluster.workloads[example].key()
                 );
-                out.push(Finding::about(Check::IpBlockCoversWorkloads, p, message));
+                out.push(Finding::about_item(
+                    Check::IpBlockCoversWorkloads,
+                    p,
+                    (d, ri, RuleItem::Peer(pi)),
+                    message,
+                ));
             }
         }
     }
@@ -337,7 +352,13 @@ pub fn dash_mistakes(cluster: &Cluster, index: &Index<'_>) -> Vec<Finding> {
                     cluster.workloads[w].key(),
                     f = field(d),
                 );
-                out.push(Finding::about(Check::SplitPeer, p, message));
+                // At the pair's second item: the dash that removed joins the two.
+                out.push(Finding::about_item(
+                    Check::SplitPeer,
+                    p,
+                    (d, ri, RuleItem::Peer(pi + 1)),
+                    message,
+                ));
             }
         }
     }

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use crate::eval::{admin_policy_selects, evaluate, DirectionVerdict};
 use crate::model::{
     admin_order, AdminAction, AdminPolicy, AdminPort, AdminTier, Cluster, Direction, EvalOptions,
-    Policy, PortSpec, Protocol,
+    Policy, PortSpec, Protocol, RuleItem,
 };
 use crate::Endpoint;
 
@@ -252,7 +252,8 @@ impl Search<'_> {
             w(subject),
             w(peer),
         );
-        Finding::about(check, self.policy, message)
+        let at = (self.direction, self.rule, RuleItem::Rule);
+        Finding::about_item(check, self.policy, at, message)
     }
 }
 

@@ -340,6 +340,7 @@ fn generate_policy(rng: &mut Rng, net: &Network, i: usize) -> Policy {
             file: "synthetic".into(),
             line: i + 1,
         }),
+        rule_lines: Default::default(),
     };
     let shape = i % 14;
     let name = match shape {

@@ -109,6 +109,7 @@ pub fn cluster(workloads: usize) -> Cluster {
                 }],
             }],
             origin: None,
+            rule_lines: Default::default(),
         });
     }
     c

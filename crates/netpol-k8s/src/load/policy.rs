@@ -8,13 +8,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sSelector
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use netpol_core::{
     IpBlock, LabelSelector, Namespace, Peer, Policy, PolicyPort, PortSpec, Protocol, Rule,
-    SelectorOperator, SelectorRequirement,
+    RuleLine, RuleLines, SelectorOperator, SelectorRequirement,
 };
 
 use super::{namespace_of, Loader, Obj};
 use crate::de::{decode, FieldIssue, IssueKind};
 use crate::validate::{self, FPath, NameRule};
-use crate::yaml::{Kind, Scalar};
+use crate::yaml::{Kind, Node, Scalar};
 use crate::Severity;
 
 /// A warning about a policy field: its path, its message, and whether it points at the key
@@ -31,7 +31,16 @@ struct Converted {
     affects_egress: bool,
     ingress: Vec<Rule>,
     egress: Vec<Rule>,
+    lines: RuleLines,
     warnings: Vec<FieldWarning>,
+}
+
+/// Converts one rule's list, with what it needs to report warnings and lines.
+struct RuleConversion<'a> {
+    /// The object's root node, to find the line of a path in.
+    root: &'a Node,
+    /// Value warnings found on the way (ipBlock CIDRs), with their paths.
+    warnings: Vec<(FPath, String)>,
 }
 
 impl Loader {
@@ -62,7 +71,7 @@ impl Loader {
         let name = np.metadata.name.clone().unwrap_or_default();
         let spec = np.spec.unwrap_or_default();
         let pod_selector = convert_selector(spec.pod_selector.as_ref());
-        let c = convert_rules(spec);
+        let c = convert_rules(spec, obj.node);
         for w in c.warnings {
             let pos = w.path.locate(obj.node, w.at_key);
             let d = obj.diag(Severity::Warning, pos, w.message);
@@ -77,6 +86,7 @@ impl Loader {
             ingress: c.ingress,
             egress: c.egress,
             origin: Self::origin(obj),
+            rule_lines: c.lines,
         })
     }
 }
@@ -105,9 +115,13 @@ impl Loader {
 }
 
 /// The policy's directions and rules, defaulted as the API server does.
-fn convert_rules(spec: NetworkPolicySpec) -> Converted {
+fn convert_rules(spec: NetworkPolicySpec, root: &Node) -> Converted {
     let sp = FPath::root().f("spec");
-    let mut values: Vec<(FPath, String)> = Vec::new();
+    let mut conv = RuleConversion {
+        root,
+        warnings: Vec::new(),
+    };
+    let mut lines = RuleLines::default();
     let ingress_rules = spec.ingress.unwrap_or_default();
     let egress_rules = spec.egress.unwrap_or_default();
     // SetDefaults_NetworkPolicy: no policyTypes means Ingress, plus Egress when egress rules
@@ -127,20 +141,19 @@ fn convert_rules(spec: NetworkPolicySpec) -> Converted {
     let mut ingress = Vec::new();
     for (i, rule) in ingress_rules.into_iter().enumerate() {
         let rp = sp.f("ingress").i(i);
-        ingress.push(convert_rule(
-            rule.from,
-            rule.ports,
-            &rp,
-            "from",
-            &mut values,
-        ));
+        let (r, l) = conv.rule(rule.from, rule.ports, &rp, "from");
+        ingress.push(r);
+        lines.ingress.push(l);
     }
     let mut egress = Vec::new();
     for (i, rule) in egress_rules.into_iter().enumerate() {
         let rp = sp.f("egress").i(i);
-        egress.push(convert_rule(rule.to, rule.ports, &rp, "to", &mut values));
+        let (r, l) = conv.rule(rule.to, rule.ports, &rp, "to");
+        egress.push(r);
+        lines.egress.push(l);
     }
-    let mut warnings: Vec<FieldWarning> = values
+    let mut warnings: Vec<FieldWarning> = conv
+        .warnings
         .into_iter()
         .map(|(path, message)| FieldWarning {
             path,
@@ -150,9 +163,21 @@ fn convert_rules(spec: NetworkPolicySpec) -> Converted {
         .collect();
     // The API server stores such rules, but no implementation enforces them: a policy only
     // acts on the directions its policyTypes name.
-    for (dir, cap, rules, affects) in [
-        ("ingress", "Ingress", &mut ingress, affects_ingress),
-        ("egress", "Egress", &mut egress, affects_egress),
+    for (dir, cap, rules, rule_lines, affects) in [
+        (
+            "ingress",
+            "Ingress",
+            &mut ingress,
+            &mut lines.ingress,
+            affects_ingress,
+        ),
+        (
+            "egress",
+            "Egress",
+            &mut egress,
+            &mut lines.egress,
+            affects_egress,
+        ),
     ] {
         if !affects && !rules.is_empty() {
             warnings.push(FieldWarning {
@@ -164,6 +189,7 @@ fn convert_rules(spec: NetworkPolicySpec) -> Converted {
                 at_key: true,
             });
             rules.clear();
+            rule_lines.clear();
         }
     }
     Converted {
@@ -171,6 +197,7 @@ fn convert_rules(spec: NetworkPolicySpec) -> Converted {
         affects_egress,
         ingress,
         egress,
+        lines,
         warnings,
     }
 }
@@ -204,52 +231,68 @@ pub(super) fn convert_selector(sel: Option<&K8sSelector>) -> LabelSelector {
     }
 }
 
-fn convert_rule(
-    peers: Option<Vec<NetworkPolicyPeer>>,
-    ports: Option<Vec<NetworkPolicyPort>>,
-    rp: &FPath,
-    peers_field: &'static str,
-    warnings: &mut Vec<(FPath, String)>,
-) -> Rule {
-    let mut rule = Rule::default();
-    for (j, p) in peers.unwrap_or_default().into_iter().enumerate() {
-        if let Some(b) = p.ip_block {
-            let bp = rp.f(peers_field).i(j).f("ipBlock");
-            let Some(cidr) = validate::parse_cidr(&b.cidr) else {
-                continue;
-            };
-            if let Some(w) = cidr.warning {
-                warnings.push((bp.f("cidr"), w));
+impl RuleConversion<'_> {
+    /// One rule and the lines of it, its peers and its ports.
+    fn rule(
+        &mut self,
+        peers: Option<Vec<NetworkPolicyPeer>>,
+        ports: Option<Vec<NetworkPolicyPort>>,
+        rp: &FPath,
+        peers_field: &'static str,
+    ) -> (Rule, RuleLine) {
+        let mut rule = Rule::default();
+        let mut lines = RuleLine {
+            line: self.line(rp),
+            ..RuleLine::default()
+        };
+        for (j, p) in peers.unwrap_or_default().into_iter().enumerate() {
+            let pp = rp.f(peers_field).i(j);
+            if let Some(peer) = self.peer(p, &pp) {
+                rule.peers.push(peer);
+                lines.peers.push(self.line(&pp));
             }
-            let mut except = Vec::new();
-            for (k, e) in b.except.unwrap_or_default().iter().enumerate() {
-                if let Some(x) = validate::parse_cidr(e) {
-                    if let Some(w) = x.warning {
-                        warnings.push((bp.f("except").i(k), w));
-                    }
-                    except.push(x.net);
-                }
-            }
-            rule.peers.push(Peer::IpBlock(IpBlock {
-                cidr: cidr.net,
-                except,
-            }));
-        } else {
-            rule.peers.push(Peer::Selector {
+        }
+        for (k, p) in ports.unwrap_or_default().into_iter().enumerate() {
+            rule.ports.push(convert_port(p));
+            lines.ports.push(self.line(&rp.f("ports").i(k)));
+        }
+        (rule, lines)
+    }
+
+    /// One `from`/`to` item; `None` only for a CIDR validation has already rejected.
+    fn peer(&mut self, p: NetworkPolicyPeer, pp: &FPath) -> Option<Peer> {
+        let Some(b) = p.ip_block else {
+            return Some(Peer::Selector {
                 pod_selector: p.pod_selector.as_ref().map(|s| convert_selector(Some(s))),
                 namespace_selector: p
                     .namespace_selector
                     .as_ref()
                     .map(|s| convert_selector(Some(s))),
             });
+        };
+        let bp = pp.f("ipBlock");
+        let cidr = validate::parse_cidr(&b.cidr)?;
+        if let Some(w) = cidr.warning {
+            self.warnings.push((bp.f("cidr"), w));
         }
+        let mut except = Vec::new();
+        for (k, e) in b.except.unwrap_or_default().iter().enumerate() {
+            if let Some(x) = validate::parse_cidr(e) {
+                if let Some(w) = x.warning {
+                    self.warnings.push((bp.f("except").i(k), w));
+                }
+                except.push(x.net);
+            }
+        }
+        Some(Peer::IpBlock(IpBlock {
+            cidr: cidr.net,
+            except,
+        }))
     }
-    rule.ports = ports
-        .unwrap_or_default()
-        .into_iter()
-        .map(convert_port)
-        .collect();
-    rule
+
+    fn line(&self, path: &FPath) -> usize {
+        path.locate(self.root, false).line
+    }
 }
 
 fn convert_port(p: NetworkPolicyPort) -> PolicyPort {

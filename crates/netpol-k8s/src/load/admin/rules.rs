@@ -18,7 +18,7 @@ use crate::validate::{self, FPath, Problem, Val};
 mod ports;
 mod values;
 
-use values::{at_least_one_property, at_most_one_property, max_items, max_length, min_items};
+use values::{exactly_one_of, exactly_one_of_named, max_items, max_length, min_items};
 
 /// The spec of any of the three kinds, in one shape.
 pub(in crate::load) struct SpecIn {
@@ -273,15 +273,11 @@ fn subject(
         problems.push(validate::required(path.clone(), ""));
         return None;
     };
-    let set = usize::from(s.namespaces.is_some()) + usize::from(s.pods.is_some());
-    const FIELDS: &str = "namespaces, pods";
-    if set == 0 {
-        problems.push(at_least_one_property(path, FIELDS));
-        return None;
-    }
-    if set > 1 {
-        problems.push(at_most_one_property(path, set, FIELDS));
-    }
+    let present = [
+        ("namespaces", s.namespaces.is_some()),
+        ("pods", s.pods.is_some()),
+    ];
+    exactly_one_of(path, &present, problems)?;
     if let Some(ns) = &s.namespaces {
         return Some(AdminSubject::Namespaces(selector(
             ns,
@@ -497,27 +493,15 @@ fn peer(
     action: Option<AdminAction>,
     w: &mut Walk<'_, '_>,
 ) -> Option<AdminPeer> {
-    let set: Vec<&'static str> = [
+    let present = [
         ("namespaces", p.namespaces.is_some()),
         ("pods", p.pods.is_some()),
         ("nodes", p.nodes.is_some()),
         ("networks", p.networks.is_some()),
         ("domainNames", p.domain_names.is_some()),
-    ]
-    .into_iter()
-    .filter(|(_, s)| *s)
-    .map(|(f, _)| f)
-    .collect();
+    ];
     let allowed = api.peer_fields(egress);
-    let fields = allowed.join(", ");
-    if set.is_empty() {
-        w.problems.push(at_least_one_property(path, &fields));
-        return None;
-    }
-    if set.len() > 1 {
-        w.problems
-            .push(at_most_one_property(path, set.len(), &fields));
-    }
+    let set = exactly_one_of_named(path, &present, &allowed.join(", "), w.problems)?;
     for f in &set {
         if !allowed.contains(f) {
             w.problems.push(not_allowed_peer(api.api, egress, path, f));

@@ -6,7 +6,7 @@
 use netpol_core::{AdminApi, AdminPort, Protocol};
 
 use super::super::wire::{AnpPortWire, PeerWire, PortWire, ProtocolPortWire, ProtocolWire};
-use super::values::{at_least_one_property, at_most_one_property, in_range, max_items, min_items};
+use super::values::{at_least_one_property, exactly_one_of, in_range, max_items, min_items};
 use super::{ApiRules, PortsIn};
 use crate::validate::{self, FPath, Problem, Val};
 
@@ -46,23 +46,13 @@ pub(super) fn convert(
 
 /// One `protocols` entry.
 fn protocol(p: &ProtocolWire, path: &FPath, problems: &mut Vec<Problem>) -> Option<AdminPort> {
-    const FIELDS: &str = "tcp, udp, sctp, destinationNamedPort";
-    let set = [
-        p.tcp.is_some(),
-        p.udp.is_some(),
-        p.sctp.is_some(),
-        p.destination_named_port.is_some(),
-    ]
-    .iter()
-    .filter(|s| **s)
-    .count();
-    if set == 0 {
-        problems.push(at_least_one_property(path, FIELDS));
-        return None;
-    }
-    if set > 1 {
-        problems.push(at_most_one_property(path, set, FIELDS));
-    }
+    let present = [
+        ("tcp", p.tcp.is_some()),
+        ("udp", p.udp.is_some()),
+        ("sctp", p.sctp.is_some()),
+        ("destinationNamedPort", p.destination_named_port.is_some()),
+    ];
+    exactly_one_of(path, &present, problems)?;
     let by_protocol = [
         ("tcp", Protocol::Tcp, &p.tcp),
         ("udp", Protocol::Udp, &p.udp),
@@ -96,14 +86,8 @@ fn destination_port(
 }
 
 fn port_or_range(p: &PortWire, path: &FPath, problems: &mut Vec<Problem>) -> Option<(u16, u16)> {
-    let set = usize::from(p.number.is_some()) + usize::from(p.range.is_some());
-    if set == 0 {
-        problems.push(at_least_one_property(path, "number, range"));
-        return None;
-    }
-    if set > 1 {
-        problems.push(at_most_one_property(path, set, "number, range"));
-    }
+    let present = [("number", p.number.is_some()), ("range", p.range.is_some())];
+    exactly_one_of(path, &present, problems)?;
     if let Some(n) = p.number {
         let n = port_number(n, &path.f("number"), problems)?;
         return Some((n, n));
@@ -167,22 +151,12 @@ fn v1alpha1_protocol(
 
 /// One v1alpha1 `ports` entry.
 fn v1alpha1_port(p: &AnpPortWire, path: &FPath, problems: &mut Vec<Problem>) -> Option<AdminPort> {
-    const FIELDS: &str = "portNumber, portRange, namedPort";
-    let set = [
-        p.port_number.is_some(),
-        p.port_range.is_some(),
-        p.named_port.is_some(),
-    ]
-    .iter()
-    .filter(|s| **s)
-    .count();
-    if set == 0 {
-        problems.push(at_least_one_property(path, FIELDS));
-        return None;
-    }
-    if set > 1 {
-        problems.push(at_most_one_property(path, set, FIELDS));
-    }
+    let present = [
+        ("portNumber", p.port_number.is_some()),
+        ("portRange", p.port_range.is_some()),
+        ("namedPort", p.named_port.is_some()),
+    ];
+    exactly_one_of(path, &present, problems)?;
     if let Some(n) = &p.port_number {
         let np = path.f("portNumber");
         let protocol = v1alpha1_protocol(n.protocol.as_deref(), &np, problems);

@@ -67,6 +67,43 @@ pub(super) fn max_length(path: &FPath, s: &str, max: usize, problems: &mut Vec<P
     }
 }
 
+/// An exactly-one-of object (`minProperties: 1`, `maxProperties: 1`): `present` is each field's
+/// name and whether it is set, in the CRD's order. Reports no field or more than one as the API
+/// server does, naming the fields; `None` when none is set (the caller has nothing to convert),
+/// else the set fields' names.
+pub(super) fn exactly_one_of(
+    path: &FPath,
+    present: &[(&'static str, bool)],
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<&'static str>> {
+    let names: Vec<&str> = present.iter().map(|(name, _)| *name).collect();
+    exactly_one_of_named(path, present, &names.join(", "), problems)
+}
+
+/// [`exactly_one_of`] where the message names `fields` (those this API and direction allow)
+/// rather than every field of the object.
+pub(super) fn exactly_one_of_named(
+    path: &FPath,
+    present: &[(&'static str, bool)],
+    fields: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<&'static str>> {
+    let set: Vec<&'static str> = present
+        .iter()
+        .filter(|(_, is_set)| *is_set)
+        .map(|(name, _)| *name)
+        .collect();
+    match set.len() {
+        0 => {
+            problems.push(at_least_one_property(path, fields));
+            return None;
+        }
+        1 => {}
+        n => problems.push(at_most_one_property(path, n, fields)),
+    }
+    Some(set)
+}
+
 /// `minProperties: 1` of an exactly-one-of object.
 pub(super) fn at_least_one_property(path: &FPath, fields: &str) -> Problem {
     validate::invalid(
@@ -80,7 +117,7 @@ pub(super) fn at_least_one_property(path: &FPath, fields: &str) -> Problem {
 }
 
 /// `maxProperties: 1` of an exactly-one-of object.
-pub(super) fn at_most_one_property(path: &FPath, n: usize, fields: &str) -> Problem {
+fn at_most_one_property(path: &FPath, n: usize, fields: &str) -> Problem {
     validate::invalid(
         path.clone(),
         count(n),
