@@ -162,7 +162,7 @@ pub use ct_mark::{CtMarkBits, CtMarkBitsError};
 pub(crate) use ir::Packet;
 pub use ir::{
     verdict, verdict_other_protocol, ClassPortSegment, DirectionIr, Dispatch, ExternalRange, Grant,
-    Identity, IdentityRules, PeerClass, PortSegment, RulesetIr, WorkloadClass,
+    Identity, IdentityRules, PeerClass, PortSegment, RulesetIr, TierMap, WorkloadClass,
 };
 pub use listing::{unchanged_objects_differ, update_touches};
 pub use naming::MAX_COUNTER_NAME;

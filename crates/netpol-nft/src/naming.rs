@@ -35,6 +35,8 @@ pub(crate) fn name(ir: &mut RulesetIr) -> Result<Prerendered, ClassOverflow> {
     let bits = ir.node_options.ct_mark_bits;
     assign_marks(&mut ir.ingress, bits)?;
     assign_marks(&mut ir.egress, bits)?;
+    tier_map_names(&mut ir.ingress);
+    tier_map_names(&mut ir.egress);
     let view: &RulesetIr = ir;
     let ((in_names, in_objects), (eg_names, eg_objects)) = std::thread::scope(|scope| {
         let egress = scope.spawn(|| identity_names(view, &view.egress, bits));
@@ -202,13 +204,51 @@ fn assign_marks(d: &mut DirectionIr, bits: CtMarkBits) -> Result<(), ClassOverfl
             s.class = m(s.class);
         }
         r.class_ports.sort();
-        for s in r.admin.iter_mut().chain(r.baseline.iter_mut()) {
+    }
+    for t in &mut d.tiers {
+        for s in &mut t.segments {
             s.class = m(s.class);
         }
-        r.admin.sort();
-        r.baseline.sort();
+        t.segments.sort();
     }
     Ok(())
+}
+
+/// Names every tier verdict map of a direction `<p>_t_<16 hex digits>`, hashed from its group
+/// (tier, policy keys, named port resolutions) and never from its segments: a changed rule
+/// changes the elements of the maps holding it, not their names. Two groups hashing alike (not a
+/// practical concern at 64 bits) are told apart by probing in group order, so names stay
+/// deterministic.
+fn tier_map_names(d: &mut DirectionIr) {
+    let prefix = match d.direction {
+        netpol_core::Direction::Ingress => "in_t",
+        netpol_core::Direction::Egress => "eg_t",
+    };
+    let groups: Vec<String> = d
+        .tiers
+        .iter()
+        .map(|t| {
+            format!(
+                "{}\n{}\n{}",
+                t.tier,
+                t.policies.join("\n"),
+                t.named_ports.join("\n")
+            )
+        })
+        .collect();
+    let hashes: Vec<u64> = groups.iter().map(|g| hash64(g.as_bytes())).collect();
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by(|&a, &b| (hashes[a], &groups[a]).cmp(&(hashes[b], &groups[b])));
+    let mut used = BTreeSet::new();
+    for i in order {
+        let mut h = hashes[i];
+        while !used.insert(h) {
+            h = h.wrapping_add(1);
+        }
+        if let Some(t) = d.tiers.get_mut(i) {
+            t.name = format!("{prefix}_{h:016x}");
+        }
+    }
 }
 
 /// FNV-1a, folded to 32 bits: stable across platforms and Rust versions (unlike `std`'s hasher).

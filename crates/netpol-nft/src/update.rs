@@ -2,18 +2,26 @@
 //! the table of another by touching only what differs.
 //!
 //! This works because nothing in the table is named by position: identity chains and their grant
-//! maps are named by a hash of their content (see [`crate::render::identity_names`]) and peer
-//! classes (mark values) by a hash of what they match. So a chain or grant map with a given name
-//! always has the same content; an update adds the ones that are new, deletes the ones that are
-//! gone, and changes elements only in the shared maps (dispatch, workload and external
-//! classification), whose keys are addresses.
+//! maps are named by a hash of their content (see [`crate::render::identity_names`]), admin rule
+//! chains by a hash of theirs, and peer classes (mark values) by a hash of what they match. So a
+//! chain or grant map with a given name always has the same content; an update adds the ones that
+//! are new, deletes the ones that are gone, and changes elements only in the maps whose names
+//! say what they are for rather than what they hold: the shared maps (dispatch, workload and
+//! external classification, whose keys are addresses, and the hairpin sets) and the tiers'
+//! verdict maps (named from the admin policies selecting the identities, see
+//! [`crate::TierMap`]), so a changed admin rule changes elements of its tier maps and nothing
+//! else, not the identity chains that look them up.
 //!
 //! Order inside the transaction, so every reference is valid at every step:
-//! 1. new counters and limits, new maps (their elements may name the new counters), new chains;
-//! 2. `delete element` of every removed or changed element of the shared maps, then
-//!    `add element` of every added or changed one (dispatch elements may jump to new chains);
-//! 3. the chains that are gone (nothing jumps to them any more), then their maps, then the
-//!    counters and limits nothing refers to any more.
+//! 1. the new counters, limits, maps and chains, in the full script's declaration order (every
+//!    object after what it refers to: grant maps after the counters they credit, tier maps after
+//!    the admin rule chains they jump to, identity chains after the maps they look up);
+//! 2. `delete element` of every removed or changed element of the changed maps, then
+//!    `add element` of every added or changed one (dispatch elements may jump to new chains,
+//!    tier elements to new admin rule chains);
+//! 3. `flush chain` of every chain that is gone (their rules no longer refer to maps or chains),
+//!    then the maps that are gone (their elements no longer jump to chains), then the chains,
+//!    then the counters and limits nothing refers to any more.
 //!
 //! The table's one `limit` object (the rate of denied-packet logging) is declared the same in
 //! every ruleset, so an update leaves it, and its token bucket, alone; a ruleset with a different
@@ -108,29 +116,30 @@ impl<'a> Diff<'a> {
         out
     }
 
-    /// Chains first (nothing jumps to them any more), then maps, counters and limits.
+    /// The rules of every removed chain first (so no removed rule refers to a map or chain any
+    /// more), then the maps (so no removed verdict map element jumps to a chain any more), then
+    /// the chains, counters and limits.
     fn write_removals(&self, out: &mut String) {
         for o in &self.removed {
             if let Object::Chain { name, .. } = o {
                 let _ = writeln!(out, "flush chain {FAMILY} {TABLE} {name}");
-                let _ = writeln!(out, "delete chain {FAMILY} {TABLE} {name}");
             }
         }
-        for (kind, o) in ["map", "counter", "limit"]
-            .iter()
-            .flat_map(|k| self.removed.iter().map(move |o| (*k, o)))
-        {
-            let kind = match (kind, o.set_kind()) {
-                ("map", Some(set_or_map)) => set_or_map,
-                _ => kind,
-            };
-            let name = match (kind, o) {
-                ("map" | "set", Object::Map { name, .. })
-                | ("counter", Object::Counter { name, .. })
-                | ("limit", Object::Limit { name, .. }) => name,
-                _ => continue,
-            };
-            let _ = writeln!(out, "delete {kind} {FAMILY} {TABLE} {name}");
+        for o in &self.removed {
+            if let (Object::Map { name, .. }, Some(kind)) = (o, o.set_kind()) {
+                let _ = writeln!(out, "delete {kind} {FAMILY} {TABLE} {name}");
+            }
+        }
+        for kind in ["chain", "counter", "limit"] {
+            for o in &self.removed {
+                let name = match (kind, o) {
+                    ("chain", Object::Chain { name, .. })
+                    | ("counter", Object::Counter { name, .. })
+                    | ("limit", Object::Limit { name, .. }) => name,
+                    _ => continue,
+                };
+                let _ = writeln!(out, "delete {kind} {FAMILY} {TABLE} {name}");
+            }
         }
     }
 }

@@ -11,7 +11,25 @@ use super::classes::Classes;
 use super::direction::Ctx;
 use super::grants::{numeric_range, segments};
 use super::Isolated;
-use crate::{AdminRuleRef, TierSegment};
+use crate::{AdminRuleRef, TierMap, TierSegment};
+
+/// What one tier's verdict map is shared by (and named from): the tier, its admin policies
+/// selecting a workload (walk order) and, for ingress, how the named ports their rules use
+/// resolve on the workload. Workloads with the same group have the same segments.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct TierGroup {
+    tier: AdminTier,
+    policies: Vec<AdminPolicyId>,
+    /// `(name, protocol, resolved port)` for every named port of the rules (ingress only).
+    named_ports: Vec<(String, Protocol, Option<u16>)>,
+}
+
+/// The tier maps of one direction being built, each computed once per group.
+#[derive(Default)]
+pub(super) struct TierMaps {
+    index: BTreeMap<TierGroup, usize>,
+    pub(super) maps: Vec<TierMap>,
+}
 
 /// The admin rules the node's identities can reach, in walk order (the IR's list), and the
 /// index of each in it.
@@ -40,10 +58,7 @@ pub(super) fn admin_rules(
                 index.insert(id, out.len());
                 out.push(AdminRuleRef {
                     policy: policy.key.clone(),
-                    tier: match policy.tier {
-                        Tier::Baseline => AdminTier::Baseline,
-                        _ => AdminTier::Admin,
-                    },
+                    tier: admin_tier(policy.tier),
                     direction: *d,
                     rule: rule.index,
                     action: match rule.action {
@@ -62,6 +77,14 @@ pub(super) fn admin_rules(
     (out, index)
 }
 
+/// The admin tier of a policy set tier (an admin policy is never of the NetworkPolicy tier).
+fn admin_tier(tier: Tier) -> AdminTier {
+    match tier {
+        Tier::Baseline => AdminTier::Baseline,
+        _ => AdminTier::Admin,
+    }
+}
+
 /// Which protocol a segment is of: `None` stands for every protocol without ports.
 type Bucket = Option<Protocol>;
 
@@ -69,23 +92,97 @@ type Bucket = Option<Protocol>;
 type Walked = BTreeMap<(u32, Bucket), Vec<(u16, u16, usize)>>;
 
 impl Ctx<'_> {
-    /// The segments of tier `tier` for the local workload `w` selected by `admin` (walk order).
-    pub(crate) fn tier_segments(
+    /// The index in `maps` of tier `tier`'s verdict map for the local workload `w` selected by
+    /// `admin` (walk order), added when its group is new; `None` when no policy of the tier
+    /// selects `w`.
+    pub(super) fn tier_map(
         &self,
         d: Direction,
-        tier: Tier,
+        tier: AdminTier,
         admin: &[AdminPolicyId],
+        w: &Workload,
+        classes: &Classes,
+        maps: &mut TierMaps,
+    ) -> Option<usize> {
+        let group = self.tier_group(d, tier, admin, w)?;
+        if let Some(&i) = maps.index.get(&group) {
+            return Some(i);
+        }
+        let segments = self.tier_segments(d, &group.policies, w, classes);
+        let i = maps.maps.len();
+        maps.maps.push(TierMap {
+            name: String::new(),
+            tier,
+            policies: group
+                .policies
+                .iter()
+                .map(|&p| self.set.admin_policy(p).key.clone())
+                .collect(),
+            named_ports: group
+                .named_ports
+                .iter()
+                .map(|(name, protocol, port)| match port {
+                    Some(port) => format!("{name}/{protocol}={port}"),
+                    None => format!("{name}/{protocol}=none"),
+                })
+                .collect(),
+            segments,
+        });
+        maps.index.insert(group, i);
+        Some(i)
+    }
+
+    /// The group of tier `tier` for the local workload `w` selected by `admin`.
+    fn tier_group(
+        &self,
+        d: Direction,
+        tier: AdminTier,
+        admin: &[AdminPolicyId],
+        w: &Workload,
+    ) -> Option<TierGroup> {
+        let policies: Vec<AdminPolicyId> = admin
+            .iter()
+            .copied()
+            .filter(|&p| admin_tier(self.set.admin_policy(p).tier) == tier)
+            .collect();
+        if policies.is_empty() {
+            return None;
+        }
+        let mut named_ports = BTreeSet::new();
+        if d == Direction::Ingress {
+            for &p in &policies {
+                for &id in self.set.admin_policy(p).rules(d) {
+                    let ports = &self.set.port_set(self.set.admin_rule(id).ports).entries;
+                    for port in ports {
+                        if let Some(PortSpec::Named(name)) = &port.port {
+                            let resolved = w.resolve_named_port(name, port.protocol);
+                            named_ports.insert((name.clone(), port.protocol, resolved));
+                        }
+                    }
+                }
+            }
+        }
+        Some(TierGroup {
+            tier,
+            policies,
+            named_ports: named_ports.into_iter().collect(),
+        })
+    }
+
+    /// The segments of the admin policies `policies` (one tier, walk order) for the local
+    /// workload `w`.
+    fn tier_segments(
+        &self,
+        d: Direction,
+        policies: &[AdminPolicyId],
         w: &Workload,
         classes: &Classes,
     ) -> Vec<TierSegment> {
         let mut walked: Walked = BTreeMap::new();
         // The IR index of the rule at each walk position.
         let mut rule_at: Vec<usize> = Vec::new();
-        for &p in admin {
+        for &p in policies {
             let policy = self.set.admin_policy(p);
-            if policy.tier != tier {
-                continue;
-            }
             for &id in policy.rules(d) {
                 let Some(&ir) = self.admin_index.get(&id) else {
                     continue;

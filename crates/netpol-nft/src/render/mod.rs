@@ -190,14 +190,11 @@ impl Object {
 /// The identity objects are taken from `pre` (see [`identity_names`]) where present instead of
 /// being rendered a second time.
 fn objects(ir: &RulesetIr, pre: Prerendered) -> Vec<Object> {
-    let (tier_names, tier_pending) = tiers::tier_maps(ir, &[&ir.egress, &ir.ingress]);
     let mut r = Renderer {
         ir,
         objects: Vec::new(),
         pre,
         bits: ir.node_options.ct_mark_bits,
-        tier_names: &tier_names,
-        tier_pending,
     };
     r.table();
     r.objects
@@ -323,8 +320,6 @@ pub(crate) fn identity_names(
 ) -> (Vec<String>, Vec<Vec<Object>>) {
     let p = prefix(d.direction);
     let mut objects = Vec::with_capacity(d.identities.len());
-    // Named from their elements alone: rendered once here, referred to by name in the chains.
-    let (tier_names, _) = tiers::tier_maps(ir, &[d]);
     let contents: Vec<String> = d
         .identities
         .iter()
@@ -334,8 +329,6 @@ pub(crate) fn identity_names(
                 objects: Vec::new(),
                 pre: Prerendered::default(),
                 bits,
-                tier_names: &tier_names,
-                tier_pending: Vec::new(),
             };
             r.identity(d, ident, PLACEHOLDER);
             let mut text = String::new();

@@ -20,11 +20,6 @@ pub(super) struct Renderer<'a> {
     pub(super) pre: Prerendered,
     /// The conntrack mark range the classes live in.
     pub(super) bits: CtMarkBits,
-    /// The name of every tier verdict map (see [`super::tiers::TierMaps`]).
-    pub(super) tier_names: &'a super::tiers::TierNames,
-    /// The tier verdict maps still to declare (each once, before the identities of its
-    /// direction); empty while identities are rendered for naming.
-    pub(super) tier_pending: Vec<super::tiers::TierMap>,
 }
 
 impl Renderer<'_> {
@@ -157,12 +152,9 @@ impl Renderer<'_> {
             ],
         );
         self.admin_rule_chains(d.direction);
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tier_pending)
-            .into_iter()
-            .partition(|m| m.direction == d.direction);
-        self.tier_pending = rest;
-        for m in mine {
-            self.map(&m.name, &TIER_MAP_HEADER, m.elements);
+        for m in &d.tiers {
+            let elements = super::tiers::tier_elements(self.ir, &m.segments);
+            self.map(&m.name, &TIER_MAP_HEADER, elements);
         }
         for (i, ident) in d.identities.iter().enumerate() {
             let pre = match d.direction {
@@ -270,11 +262,8 @@ impl Renderer<'_> {
     /// The maps and the chain of one identity, named `chain`.
     pub(super) fn identity(&mut self, d: &DirectionIr, ident: &Identity, chain: &str) {
         let maps = self.identity_maps(d, ident);
-        let tier_maps = [&ident.rules.admin, &ident.rules.baseline].map(|segments| {
-            self.tier_names
-                .get(&(d.direction, segments.clone()))
-                .cloned()
-        });
+        let tier_maps = [ident.rules.admin, ident.rules.baseline]
+            .map(|map| map.and_then(|i| d.tiers.get(i)).map(|m| m.name.clone()));
         let present = PresentMaps {
             any: !maps.any.is_empty(),
             all: !maps.all.is_empty(),
