@@ -21,6 +21,9 @@ use netpol_core::{
 use netpol_dataplane::{nft, Netns};
 use netpol_nft::{compile, update_script, Ruleset};
 
+#[path = "../tests/common/admin.rs"]
+mod admin;
+
 fn runs() -> usize {
     std::env::var("NETPOL_ADMIN_UPDATE_RUNS")
         .ok()
@@ -246,22 +249,56 @@ fn measure(ns: &str, what: &str, old: &Ruleset, changed: &Cluster, node: &str) -
 }
 
 fn main() {
-    let mut cluster = generate(&SynthParams {
+    let base = generate(&SynthParams {
         workloads: 10_000,
         namespaces: 200,
         policies: 2_000,
         nodes: 100,
         seed: 1,
     });
-    let node = busiest_node(&cluster);
-    let (_, plain) = timed_compile(&cluster, &node);
-    add_admin_policies(&mut cluster, 100, 1);
-    let (r, tiered) = timed_compile(&cluster, &node);
+    let node = busiest_node(&base);
+    let (_, plain) = timed_compile(&base, &node);
     println!(
-        "node {node}: compile without admin policies median {:.0} ms (max {:.0}); with 100: \
-         median {:.0} ms (max {:.0}); table {} bytes, {} elements, {} chains, {} admin rules (n={})",
+        "node {node}: compile without admin policies median {:.0} ms (max {:.0}) (n={})",
         plain.0,
         plain.1,
+        runs()
+    );
+    // `NETPOL_ADMIN_UPDATE_SET=synth` or `=packet` measures one of the two sets only.
+    let only = std::env::var("NETPOL_ADMIN_UPDATE_SET").ok();
+    let mut packet_set = base.clone();
+    packet_set.admin_policies = admin::synthetic_admin_policies(100);
+    let mut synth_set = base;
+    add_admin_policies(&mut synth_set, 100, 1);
+    for (name, cluster) in [
+        (
+            "packet",
+            "the per-packet bench's 100 admin policies (tests/common/admin.rs)",
+            packet_set,
+        ),
+        (
+            "synth",
+            "synth::add_admin_policies(100): every feature",
+            synth_set,
+        ),
+    ]
+    .map(|(n, d, c)| (n, (d, c)))
+    {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let (what, cluster) = cluster;
+        println!("== {what}");
+        measure_set(&cluster, &node);
+    }
+}
+
+/// The table of `cluster` for `node`, loaded, then the four changes.
+fn measure_set(cluster: &Cluster, node: &str) {
+    let (r, tiered) = timed_compile(cluster, node);
+    println!(
+        "compile median {:.0} ms (max {:.0}); table {} bytes, {} elements, {} chains, {} admin \
+         rules (n={})",
         tiered.0,
         tiered.1,
         r.text.len(),
@@ -270,9 +307,6 @@ fn main() {
         r.admin_rule_counters().len(),
         runs()
     );
-    let mut largest: Vec<(&String, &usize)> = r.summary.elements.iter().collect();
-    largest.sort_by(|a, b| b.1.cmp(a.1));
-    println!("largest maps: {:?}", &largest[..largest.len().min(8)]);
     let tier_maps: Vec<usize> = r
         .summary
         .elements
@@ -281,9 +315,10 @@ fn main() {
         .map(|(_, c)| *c)
         .collect();
     println!(
-        "tier verdict maps: {}, {} elements",
+        "tier verdict maps: {}, {} elements, the largest {}",
         tier_maps.len(),
-        tier_maps.iter().sum::<usize>()
+        tier_maps.iter().sum::<usize>(),
+        tier_maps.iter().max().copied().unwrap_or(0)
     );
     if let Ok(path) = std::env::var("NETPOL_ADMIN_UPDATE_OUT") {
         std::fs::write(&path, &r.text).expect("write the table");
@@ -293,13 +328,13 @@ fn main() {
     nft::apply(Some(ns.name()), &r.text).expect("load");
     println!("full load of the table: {:.0} ms", ms(t.elapsed()));
     let cases = [
-        ("(a) one port of one admin rule", port_changed(&cluster, &r)),
-        ("(b) one admin rule's action", action_changed(&cluster, &r)),
-        ("(c) one admin policy deleted", policy_deleted(&cluster, &r)),
-        ("(d) one admin policy added", policy_added(&cluster)),
+        ("(a) one port of one admin rule", port_changed(cluster, &r)),
+        ("(b) one admin rule's action", action_changed(cluster, &r)),
+        ("(c) one admin policy deleted", policy_deleted(cluster, &r)),
+        ("(d) one admin policy added", policy_added(cluster)),
     ];
     for (what, (detail, changed)) in &cases {
-        if !measure(ns.name(), &format!("{what}: {detail}"), &r, changed, &node) {
+        if !measure(ns.name(), &format!("{what}: {detail}"), &r, changed, node) {
             nft::apply(Some(ns.name()), &r.text).expect("load again");
         }
     }

@@ -2,7 +2,7 @@
 //! in the tiers' order (priority, then rules in written order), resolved at compile time into
 //! disjoint `class . protocol . ports` segments, each decided by the first rule matching it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use netpol_core::policy_set::rules::{Action, AdminPolicyId, AdminRuleId, RulePeers, Tier};
 use netpol_core::{AdminAction, AdminTier, Direction, PolicySet, PortSpec, Protocol, Workload};
@@ -88,8 +88,63 @@ fn admin_tier(tier: Tier) -> AdminTier {
 /// Which protocol a segment is of: `None` stands for every protocol without ports.
 type Bucket = Option<Protocol>;
 
-/// Port intervals per (class, protocol), tagged with the rule's position in the walk.
-type Walked = BTreeMap<(u32, Bucket), Vec<(u16, u16, usize)>>;
+/// The buckets in the order of [`Walked`]'s cells.
+const BUCKETS: [Bucket; 4] = [
+    Some(Protocol::Tcp),
+    Some(Protocol::Udp),
+    Some(Protocol::Sctp),
+    None,
+];
+
+fn bucket_index(b: Bucket) -> usize {
+    match b {
+        Some(Protocol::Tcp) => 0,
+        Some(Protocol::Udp) => 1,
+        Some(Protocol::Sctp) => 2,
+        None => 3,
+    }
+}
+
+/// Port intervals per class (dense, by class index) and protocol, tagged with the rule's
+/// position in the walk. Indexed rather than a map: a rule matching every class pushes into
+/// every cell, hundreds of thousands of pushes per tier with many classes.
+struct Walked {
+    cells: Vec<[Cell; 4]>,
+}
+
+/// An inclusive port interval and the walk position of the rule matching it.
+type Tagged = (u16, u16, usize);
+
+/// One class and protocol: the intervals of the rules matching it, in walk order.
+#[derive(Default)]
+struct Cell {
+    intervals: Vec<Tagged>,
+    /// Some rule already matches every port: later rules cannot decide anything here.
+    decided: bool,
+}
+
+impl Walked {
+    fn new(classes: usize) -> Self {
+        Walked {
+            cells: (0..classes).map(|_| Default::default()).collect(),
+        }
+    }
+
+    fn push(&mut self, class: u32, bucket: Bucket, lo: u16, hi: u16, seq: usize) {
+        let Some(cell) = self
+            .cells
+            .get_mut(class as usize)
+            .and_then(|c| c.get_mut(bucket_index(bucket)))
+        else {
+            return;
+        };
+        if cell.decided {
+            return;
+        }
+        cell.intervals.push((lo, hi, seq));
+        cell.decided = lo == 0 && hi == u16::MAX;
+    }
+}
 
 impl Ctx<'_> {
     /// The index in `maps` of tier `tier`'s verdict map for the local workload `w` selected by
@@ -178,7 +233,7 @@ impl Ctx<'_> {
         w: &Workload,
         classes: &Classes,
     ) -> Vec<TierSegment> {
-        let mut walked: Walked = BTreeMap::new();
+        let mut walked = Walked::new(classes.keys.len());
         // The IR index of the rule at each walk position.
         let mut rule_at: Vec<usize> = Vec::new();
         for &p in policies {
@@ -193,15 +248,25 @@ impl Ctx<'_> {
             }
         }
         let mut out = Vec::new();
-        for ((class, protocol), ivs) in &walked {
-            for (first, last, seq) in segments(ivs, &[]) {
-                out.push(TierSegment {
-                    class: *class,
+        // Many classes are matched by the same rules on the same ports: split each distinct list
+        // of intervals once.
+        let mut split: HashMap<&[Tagged], Vec<Tagged>> = HashMap::new();
+        for (class, cells) in walked.cells.iter().enumerate() {
+            let class = u32::try_from(class).unwrap_or(u32::MAX);
+            for (protocol, cell) in BUCKETS.iter().zip(cells) {
+                if cell.intervals.is_empty() {
+                    continue;
+                }
+                let segs = split
+                    .entry(&cell.intervals)
+                    .or_insert_with(|| segments(&cell.intervals, &[]));
+                out.extend(segs.iter().map(|&(first, last, seq)| TierSegment {
+                    class,
                     protocol: *protocol,
                     first,
                     last,
                     rule: rule_at[seq],
-                });
+                }));
             }
         }
         out
@@ -239,12 +304,8 @@ impl Ctx<'_> {
         };
         let ports = &self.set.port_set(rule.ports).entries;
         for class in matched {
-            let mut push = |bucket: Bucket, lo: u16, hi: u16| {
-                walked
-                    .entry((class, bucket))
-                    .or_default()
-                    .push((lo, hi, seq));
-            };
+            let mut push =
+                |bucket: Bucket, lo: u16, hi: u16| walked.push(class, bucket, lo, hi, seq);
             if ports.is_empty() {
                 for p in Protocol::ALL {
                     push(Some(p), 0, u16::MAX);
