@@ -58,8 +58,10 @@
 //!   direction) is dispatched in that direction even when no NetworkPolicy isolates it. Its
 //!   identity chain classifies the peer, then looks `class . l4proto . dport` up in its Admin
 //!   tier's verdict map (`in_t_<h>` / `eg_t_<h>`, interval elements, each decided by the first
-//!   rule of the walk matching it; named from its elements, so identities the same admin
-//!   policies select share one): Accept and Deny are final for the direction, Pass and no match go on.
+//!   rule of the walk matching it; one per group of identities the same admin policies of the
+//!   tier select, and named from that group, [`TierMap`], not from its elements, so that editing
+//!   an admin rule changes the elements of its maps and renames no map and no identity chain):
+//!   Accept and Deny are final for the direction, Pass and no match go on.
 //!   Then the NetworkPolicy grants, final when a NetworkPolicy isolates the workload in the
 //!   direction; else the Baseline tier's map the same way, and the default,
 //!   allow. Each direction decides on its own (egress on the source's node, ingress on the
@@ -101,9 +103,14 @@
 //!
 //! # Incremental updates
 //!
-//! Because names and marks depend on content and not on position, [`update_script`] can turn the
-//! loaded table of one ruleset into another's in one transaction that adds and deletes only the
-//! identity chains/maps and counters that changed and the changed elements of the shared maps.
+//! Because names and marks depend on content (or, for the tiers' verdict maps, on the admin
+//! policies they serve) and not on position, [`update_script`] can turn the loaded table of one
+//! ruleset into another's in one transaction that adds and deletes only the identity chains/maps,
+//! admin rule chains and counters that changed, and the changed elements of the shared and tier
+//! maps. A changed admin rule (its ports, peers or action) is element changes of the tier maps
+//! holding it, plus, for an action, its rule chain swapped; a deleted or added admin policy
+//! changes the groups of the identities it selects, so their tier maps and identity chains (with
+//! their grant maps) are replaced.
 //!
 //! # ICMP and other protocols
 //!

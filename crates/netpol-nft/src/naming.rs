@@ -3,6 +3,11 @@
 //! content rather than position. That is what lets an update touch only what changed: a class or
 //! identity that does not change keeps its mark or name when others come and go.
 //!
+//! The tiers' verdict maps are the exception: they are named from the group of identities they
+//! serve (tier, admin policy keys, named port resolutions), not from their elements, so an edited
+//! admin rule changes elements and not names, and the identity chains looking a map up (which
+//! are hashed with the map's name in them) keep theirs.
+//!
 //! Marks hash a class's rendered peers and named ports; chain names hash the identity's chain and
 //! maps as the renderer writes them (under a placeholder name, see [`crate::render`]), so the
 //! objects rendered for naming are handed back for the final rendering instead of being rendered

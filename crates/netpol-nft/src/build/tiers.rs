@@ -1,6 +1,7 @@
-//! The admin tiers of one identity as verdict segments: the admin policies selecting it, walked
-//! in the tiers' order (priority, then rules in written order), resolved at compile time into
-//! disjoint `class . protocol . ports` segments, each decided by the first rule matching it.
+//! The admin tiers as verdict segments, once per tier map: the admin policies of a tier selecting
+//! a group of identities ([`TierGroup`]), walked in the tiers' order (priority, then rules in
+//! written order), resolved at compile time into disjoint `class . protocol . ports` segments,
+//! each decided by the first rule matching it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -1,5 +1,6 @@
 //! The admin tiers as table objects: one named counter and one small chain per admin rule, the
-//! per-identity verdict maps of the Admin and Baseline tiers, and the hairpin sets.
+//! verdict maps of the Admin and Baseline tiers (one per group of identities, see
+//! [`crate::TierMap`]), and the hairpin sets.
 //!
 //! ```text
 //! counter adm_cnp_deny-db_in0 { comment "cnp/deny-db ingress[0]"; }
@@ -11,8 +12,9 @@
 //! chain in_r_<h> { counter name "adm_..." accept }     # an Accept rule (egress: return)
 //! chain in_r_<h> { counter name "adm_..." }            # a Pass rule: counts, then returns
 //! map in_t_<h> {                          # first matching rule per segment, at compile time;
-//!                                          # h: 16 hex digits of its elements, shared by the
-//!                                          # identities whose tier resolves to the same
+//!                                          # h: 16 hex digits of its group (crate::TierMap):
+//!                                          # shared by the identities the same admin policies
+//!                                          # of the tier select
 //!     type mark . inet_proto . inet_service : verdict
 //!     flags interval
 //!     elements = { 0x00010000 . tcp . 5432 comment "cnp/deny-db ingress[0]" : goto in_r_<h>,
