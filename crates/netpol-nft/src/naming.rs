@@ -3,10 +3,10 @@
 //! content rather than position. That is what lets an update touch only what changed: a class or
 //! identity that does not change keeps its mark or name when others come and go.
 //!
-//! The tiers' verdict maps are the exception: they are named from the group of identities they
-//! serve (tier, admin policy keys, named port resolutions), not from their elements, so an edited
-//! admin rule changes elements and not names, and the identity chains looking a map up (which
-//! are hashed with the map's name in them) keep theirs.
+//! The tiers' verdict maps are named from their elements too, but identity chains are hashed with
+//! the map's *group* name (tier, admin policy keys, named port resolutions) where the chain looks
+//! the map up, so an edited admin rule brings new tier maps and leaves the identity chains'
+//! names alone: an update rewrites their rules in place (see [`crate::TierMap`]).
 //!
 //! Marks hash a class's rendered peers and named ports; chain names hash the identity's chain and
 //! maps as the renderer writes them (under a placeholder name, see [`crate::render`]), so the
@@ -40,8 +40,8 @@ pub(crate) fn name(ir: &mut RulesetIr) -> Result<Prerendered, ClassOverflow> {
     let bits = ir.node_options.ct_mark_bits;
     assign_marks(&mut ir.ingress, bits)?;
     assign_marks(&mut ir.egress, bits)?;
-    tier_map_names(&mut ir.ingress);
-    tier_map_names(&mut ir.egress);
+    tier_map_names(&mut ir.ingress, &ir.admin_rules);
+    tier_map_names(&mut ir.egress, &ir.admin_rules);
     let view: &RulesetIr = ir;
     let ((in_names, in_objects), (eg_names, eg_objects)) = std::thread::scope(|scope| {
         let egress = scope.spawn(|| identity_names(view, &view.egress, bits));
@@ -219,15 +219,16 @@ fn assign_marks(d: &mut DirectionIr, bits: CtMarkBits) -> Result<(), ClassOverfl
     Ok(())
 }
 
-/// Names every tier verdict map of a direction `<p>_t_<16 hex digits>`, hashed from its group
-/// (tier, policy keys, named port resolutions) and never from its segments: a changed rule
-/// changes the elements of the maps holding it, not their names. Two groups hashing alike (not a
-/// practical concern at 64 bits) are told apart by probing in group order, so names stay
-/// deterministic.
-fn tier_map_names(d: &mut DirectionIr) {
+/// Names every tier verdict map of a direction: its group `<p>_tg_<16 hex digits>` hashed from
+/// tier, policy keys and named port resolutions, and the map itself `<p>_t_<16 hex digits>`
+/// hashed from what its elements render from (the segments and, per segment, the deciding rule's
+/// label and chain). Groups with equal segments share a map name; a hash already taken by other
+/// content (not a practical concern at 64 bits) is probed onward, items being served in (hash,
+/// content) order so names stay deterministic.
+fn tier_map_names(d: &mut DirectionIr, rules: &[crate::AdminRuleRef]) {
     let prefix = match d.direction {
-        netpol_core::Direction::Ingress => "in_t",
-        netpol_core::Direction::Egress => "eg_t",
+        netpol_core::Direction::Ingress => "in",
+        netpol_core::Direction::Egress => "eg",
     };
     let groups: Vec<String> = d
         .tiers
@@ -241,17 +242,84 @@ fn tier_map_names(d: &mut DirectionIr) {
             )
         })
         .collect();
-    let hashes: Vec<u64> = groups.iter().map(|g| hash64(g.as_bytes())).collect();
-    let mut order: Vec<usize> = (0..groups.len()).collect();
-    order.sort_by(|&a, &b| (hashes[a], &groups[a]).cmp(&(hashes[b], &groups[b])));
-    let mut used = BTreeSet::new();
+    let group_hashes: Vec<u64> = groups.iter().map(|g| hash64(g.as_bytes())).collect();
+    for (t, h) in d.tiers.iter_mut().zip(probed(&group_hashes, &groups)) {
+        t.group = format!("{prefix}_tg_{h:016x}");
+    }
+    let contents: Vec<&[crate::TierSegment]> =
+        d.tiers.iter().map(|t| t.segments.as_slice()).collect();
+    let content_hashes: Vec<u64> = contents
+        .iter()
+        .map(|segments| tier_content_hash(segments, rules))
+        .collect();
+    let names = probed(&content_hashes, &contents);
+    for (t, h) in d.tiers.iter_mut().zip(names) {
+        t.name = format!("{prefix}_t_{h:016x}");
+    }
+}
+
+/// FNV-1a over what a tier map's elements are rendered from, without rendering them.
+fn tier_content_hash(segments: &[crate::TierSegment], rules: &[crate::AdminRuleRef]) -> u64 {
+    let mut h = Fnv64::new();
+    for s in segments {
+        h.write(&s.class.to_le_bytes());
+        h.write(&[match s.protocol {
+            Some(netpol_core::Protocol::Tcp) => 1,
+            Some(netpol_core::Protocol::Udp) => 2,
+            Some(netpol_core::Protocol::Sctp) => 3,
+            None => 0,
+        }]);
+        h.write(&s.first.to_le_bytes());
+        h.write(&s.last.to_le_bytes());
+        if let Some(r) = rules.get(s.rule) {
+            h.write(r.policy.as_bytes());
+            h.write(&[0]);
+            h.write(&u64::try_from(r.rule).unwrap_or(u64::MAX).to_le_bytes());
+            h.write(r.direction.to_string().as_bytes());
+            h.write(&[0]);
+            h.write(r.chain.as_bytes());
+            h.write(&[0]);
+        }
+    }
+    h.0
+}
+
+/// Every item its 64-bit hash, equal items the same; an item whose hash another item took gets
+/// the next free value, items being served in (hash, content) order.
+fn probed<T: Ord>(hashes: &[u64], contents: &[T]) -> Vec<u64> {
+    let mut order: Vec<usize> = (0..hashes.len()).collect();
+    order.sort_by(|&a, &b| (hashes[a], &contents[a]).cmp(&(hashes[b], &contents[b])));
+    let mut owner: std::collections::BTreeMap<u64, usize> = Default::default();
+    let mut out = vec![0u64; hashes.len()];
     for i in order {
         let mut h = hashes[i];
-        while !used.insert(h) {
-            h = h.wrapping_add(1);
+        loop {
+            match owner.get(&h) {
+                None => {
+                    owner.insert(h, i);
+                    break;
+                }
+                Some(&j) if contents[j] == contents[i] => break,
+                Some(_) => h = h.wrapping_add(1),
+            }
         }
-        if let Some(t) = d.tiers.get_mut(i) {
-            t.name = format!("{prefix}_{h:016x}");
+        out[i] = h;
+    }
+    out
+}
+
+/// FNV-1a, 64 bits, fed piecewise.
+struct Fnv64(u64);
+
+impl Fnv64 {
+    fn new() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
 }

@@ -1,8 +1,9 @@
-//! One admin policy changed, as an incremental update: the tier verdict maps are named from the
-//! admin policies selecting the identities, not from their elements, so a changed rule changes
-//! elements of the maps holding it and nothing else (no chain or unrelated map recreated), and
-//! old table + update = new table in the real kernel for (a) a port of one rule changed, (b) a
-//! rule's action changed, (c) a policy deleted, (d) a policy added, on a synthetic cluster with
+//! One admin policy changed, as an incremental update: the identity chains are named with their
+//! tier maps' group names (the admin policies selecting them), not the maps' own (their
+//! elements'), so a changed rule replaces the tier maps holding it and rewrites the identity
+//! chains looking them up in place, and recreates no identity chain, grant map or unrelated map;
+//! and old table + update = new table in the real kernel for (a) a port of one rule changed, (b)
+//! a rule's action changed, (c) a policy deleted, (d) a policy added, on a synthetic cluster with
 //! admin policies of every feature and on random ones.
 
 // Helpers outside #[test] functions panic too: in a test a panic is the failure report.
@@ -127,11 +128,13 @@ fn flip_action(rule: &mut AdminRule) {
 #[derive(Default, Debug)]
 struct ScriptEffect {
     /// Objects declared in the `table inet netpol { ... }` block (`chain X`, `map X`, ...).
-    declared: Vec<String>,
+    declared: BTreeSet<String>,
     /// Maps whose elements are deleted or added.
     elements_of: BTreeSet<String>,
+    /// Chains flushed and filled again (flushed, rules added, not deleted).
+    rewritten: BTreeSet<String>,
     /// `delete chain`/`delete map`/`delete counter` targets, as `chain X` etc.
-    deleted: Vec<String>,
+    deleted: BTreeSet<String>,
 }
 
 fn effect(script: &str) -> ScriptEffect {
@@ -148,7 +151,7 @@ fn effect(script: &str) -> ScriptEffect {
             } else if let Some(decl) = line.strip_prefix('\t').filter(|l| !l.starts_with('\t')) {
                 let mut words = decl.split_whitespace();
                 if let (Some(kind), Some(name)) = (words.next(), words.next()) {
-                    e.declared.push(format!("{kind} {name}"));
+                    e.declared.insert(format!("{kind} {name}"));
                 }
             }
             continue;
@@ -158,11 +161,33 @@ fn effect(script: &str) -> ScriptEffect {
             ["delete" | "add", "element", "inet", "netpol", map, ..] => {
                 e.elements_of.insert(map.to_string());
             }
-            ["delete", kind, "inet", "netpol", name] => e.deleted.push(format!("{kind} {name}")),
+            ["delete", kind, "inet", "netpol", name] => {
+                e.deleted.insert(format!("{kind} {name}"));
+            }
+            ["flush", "chain", "inet", "netpol", name] => {
+                e.rewritten.insert(name.to_string());
+            }
             _ => {}
         }
     }
+    let deleted = &e.deleted;
+    e.rewritten
+        .retain(|c| !deleted.contains(&format!("chain {c}")));
     e
+}
+
+/// `map X` for every X.
+fn maps(names: &BTreeSet<String>) -> BTreeSet<String> {
+    names.iter().map(|n| format!("map {n}")).collect()
+}
+
+/// The identity chains of both directions.
+fn identity_chains(r: &Ruleset) -> BTreeSet<String> {
+    let ir = r.ir();
+    [&ir.ingress, &ir.egress]
+        .iter()
+        .flat_map(|d| d.identities.iter().map(|i| i.chain.clone()))
+        .collect()
 }
 
 /// The tier maps of `r` whose elements are decided by the rule labelled `label`.
@@ -191,7 +216,8 @@ fn chain_of(r: &Ruleset, label: &str) -> String {
 }
 
 #[test]
-fn a_port_change_of_one_admin_rule_changes_only_elements_of_the_tier_maps_holding_it() {
+fn a_port_change_of_one_admin_rule_replaces_the_tier_maps_holding_it_and_rewrites_identity_chains_in_place(
+) {
     let c = tiered_synthetic();
     let opts = EvalOptions::default();
     let old = compile(&c, opts, NODE).unwrap();
@@ -203,34 +229,38 @@ fn a_port_change_of_one_admin_rule_changes_only_elements_of_the_tier_maps_holdin
     assert_ne!(old.text, new.text, "{label}'s port decides some segment");
     let script = update_script(&old, &new).unwrap();
     let e = effect(&script);
-    assert!(e.declared.is_empty(), "nothing is (re)declared: {script}");
-    assert!(e.deleted.is_empty(), "nothing is deleted: {script}");
-    let holding: BTreeSet<String> = tier_maps_holding(&old, &label)
-        .union(&tier_maps_holding(&new, &label))
-        .cloned()
-        .collect();
-    assert!(!e.elements_of.is_empty(), "{script}");
+    // The tier maps holding the rule are replaced, nothing else is declared or deleted.
+    let (before, after) = (
+        tier_maps_holding(&old, &label),
+        tier_maps_holding(&new, &label),
+    );
+    assert!(!e.declared.is_empty(), "{script}");
+    assert!(e.declared.is_subset(&maps(&after)), "{:?}", e.declared);
+    assert!(e.deleted.is_subset(&maps(&before)), "{:?}", e.deleted);
     assert!(
-        e.elements_of.is_subset(&holding),
-        "elements change only in the maps holding {label} ({holding:?}): {:?}",
+        e.elements_of.is_empty(),
+        "no element changes: {:?}",
         e.elements_of
     );
-    // Every identity chain keeps its name: the maps it looks up kept theirs.
-    let chains = |r: &Ruleset| -> Vec<String> {
-        let ir = r.ir();
-        [&ir.ingress, &ir.egress]
-            .iter()
-            .flat_map(|d| d.identities.iter().map(|i| i.chain.clone()))
-            .collect()
-    };
-    assert_eq!(chains(&old), chains(&new));
+    // Every identity chain keeps its name; those looking the maps up are rewritten in place.
+    assert_eq!(identity_chains(&old), identity_chains(&new));
+    assert!(!e.rewritten.is_empty() && e.rewritten.is_subset(&identity_chains(&new)));
+    for chain in &e.rewritten {
+        let block = &script[script
+            .find(&format!("flush chain inet netpol {chain}\n"))
+            .unwrap()..];
+        assert!(
+            after.iter().any(|m| block.contains(&format!("add rule inet netpol {chain} ct mark and 0xffff0000 . meta l4proto . th dport vmap @{m}"))),
+            "{chain} looks a new map up: {script}"
+        );
+    }
     require_kernel();
     check_update(&old, &new).unwrap();
     check_update(&new, &old).unwrap();
 }
 
 #[test]
-fn an_action_change_of_one_admin_rule_swaps_its_rule_chain_and_the_elements_jumping_to_it() {
+fn an_action_change_of_one_admin_rule_swaps_its_rule_chain_and_the_tier_maps_holding_it() {
     let c = tiered_synthetic();
     let opts = EvalOptions::default();
     let old = compile(&c, opts, NODE).unwrap();
@@ -246,27 +276,34 @@ fn an_action_change_of_one_admin_rule_swaps_its_rule_chain_and_the_elements_jump
     );
     let script = update_script(&old, &new).unwrap();
     let e = effect(&script);
-    assert_eq!(e.declared, [format!("chain {new_chain}")], "{script}");
-    assert_eq!(e.deleted, [format!("chain {old_chain}")], "{script}");
-    let holding: BTreeSet<String> = tier_maps_holding(&old, &label)
-        .union(&tier_maps_holding(&new, &label))
-        .cloned()
-        .collect();
+    // The rule's chain is swapped and the tier maps holding it replaced; nothing else.
+    let mut declared = maps(&tier_maps_holding(&new, &label));
+    declared.insert(format!("chain {new_chain}"));
+    let mut deleted = maps(&tier_maps_holding(&old, &label));
+    deleted.insert(format!("chain {old_chain}"));
     assert!(
-        !e.elements_of.is_empty() && e.elements_of.is_subset(&holding),
-        "elements change only in the maps holding {label} ({holding:?}): {:?}",
-        e.elements_of
-    );
-    // The new chain is declared before elements jump to it, the old one deleted after.
-    let declared = script.find(&format!("chain {new_chain} {{")).unwrap();
-    let first_element = script.find(" element inet netpol ").unwrap();
-    let flushed = script
-        .find(&format!("flush chain inet netpol {old_chain}"))
-        .unwrap();
-    assert!(
-        declared < first_element && first_element < flushed,
+        e.declared.contains(&format!("chain {new_chain}")),
         "{script}"
     );
+    assert!(
+        e.deleted.contains(&format!("chain {old_chain}")),
+        "{script}"
+    );
+    assert!(e.declared.is_subset(&declared), "{:?}", e.declared);
+    assert!(e.deleted.is_subset(&deleted), "{:?}", e.deleted);
+    assert!(e.elements_of.is_empty(), "{:?}", e.elements_of);
+    assert_eq!(identity_chains(&old), identity_chains(&new));
+    assert!(e.rewritten.is_subset(&identity_chains(&new)));
+    // The new rule chain is declared before the maps jumping to it, the old one deleted after
+    // the maps that jumped to it.
+    let declared_at = script.find(&format!("chain {new_chain} {{")).unwrap();
+    let first_map = script.find("\tmap ").unwrap();
+    assert!(declared_at < first_map, "{script}");
+    let last_map_deleted = script.rfind("delete map inet netpol ").unwrap();
+    let chain_deleted = script
+        .find(&format!("delete chain inet netpol {old_chain}\n"))
+        .unwrap();
+    assert!(last_map_deleted < chain_deleted, "{script}");
     require_kernel();
     check_update(&old, &new).unwrap();
     check_update(&new, &old).unwrap();

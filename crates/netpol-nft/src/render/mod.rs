@@ -195,6 +195,7 @@ fn objects(ir: &RulesetIr, pre: Prerendered) -> Vec<Object> {
         objects: Vec::new(),
         pre,
         bits: ir.node_options.ct_mark_bits,
+        naming: false,
     };
     r.table();
     r.objects
@@ -329,6 +330,7 @@ pub(crate) fn identity_names(
                 objects: Vec::new(),
                 pre: Prerendered::default(),
                 bits,
+                naming: true,
             };
             r.identity(d, ident, PLACEHOLDER);
             let mut text = String::new();

@@ -20,6 +20,8 @@ pub(super) struct Renderer<'a> {
     pub(super) pre: Prerendered,
     /// The conntrack mark range the classes live in.
     pub(super) bits: CtMarkBits,
+    /// Identities are rendered to be named: their chains look tier maps up by group name.
+    pub(super) naming: bool,
 }
 
 impl Renderer<'_> {
@@ -152,9 +154,13 @@ impl Renderer<'_> {
             ],
         );
         self.admin_rule_chains(d.direction);
+        let mut declared = std::collections::HashSet::new();
         for m in &d.tiers {
-            let elements = super::tiers::tier_elements(self.ir, &m.segments);
-            self.map(&m.name, &TIER_MAP_HEADER, elements);
+            // Groups with the same elements share one map.
+            if declared.insert(m.name.as_str()) {
+                let elements = super::tiers::tier_elements(self.ir, &m.segments);
+                self.map(&m.name, &TIER_MAP_HEADER, elements);
+            }
         }
         for (i, ident) in d.identities.iter().enumerate() {
             let pre = match d.direction {
@@ -164,7 +170,9 @@ impl Renderer<'_> {
             .get_mut(i)
             .map(std::mem::take)
             .unwrap_or_default();
-            if pre.is_empty() {
+            // Named with the group names of their tier maps: rendered again with the maps' own.
+            let tiered = ident.rules.admin.is_some() || ident.rules.baseline.is_some();
+            if pre.is_empty() || tiered {
                 self.identity(d, ident, &ident.chain);
             } else {
                 self.objects
@@ -262,8 +270,15 @@ impl Renderer<'_> {
     /// The maps and the chain of one identity, named `chain`.
     pub(super) fn identity(&mut self, d: &DirectionIr, ident: &Identity, chain: &str) {
         let maps = self.identity_maps(d, ident);
-        let tier_maps = [ident.rules.admin, ident.rules.baseline]
-            .map(|map| map.and_then(|i| d.tiers.get(i)).map(|m| m.name.clone()));
+        let tier_maps = [ident.rules.admin, ident.rules.baseline].map(|map| {
+            map.and_then(|i| d.tiers.get(i)).map(|m| {
+                if self.naming {
+                    m.group.clone()
+                } else {
+                    m.name.clone()
+                }
+            })
+        });
         let present = PresentMaps {
             any: !maps.any.is_empty(),
             all: !maps.all.is_empty(),
