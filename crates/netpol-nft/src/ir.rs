@@ -64,19 +64,16 @@ pub struct DirectionIr {
 /// admin policies of the tier select (and, for ingress, whose named ports those policies use
 /// resolve alike).
 ///
-/// Two names: the map's (`name`) follows its elements, so an edited admin rule brings new maps
-/// for the groups it reaches (the kernel loads a fresh map of thousands of elements in a small
-/// fraction of the time it takes to change a few hundred elements of a loaded one); the group's
-/// (`group`) does not, and the identity chains are named with it in place of the map's, so they
-/// keep their names (and their grant maps) and an update rewrites their rules in place to look
-/// the new map up. Groups whose maps have the same elements share one map.
+/// The map's name follows its elements, so an edited admin rule brings new maps for the groups
+/// it reaches (the kernel loads a fresh map of thousands of elements in a small fraction of the
+/// time it takes to change a few hundred elements of a loaded one); the identity chains looking
+/// maps up are named without them (from their NetworkPolicy rules and workloads), so they keep
+/// their names and grant maps and an update rewrites their rules in place to look the new maps
+/// up. Groups whose maps have the same elements share one map.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TierMap {
     /// `in_t_<h>` / `eg_t_<h>`: 16 hex digits hashed from the elements.
     pub name: String,
-    /// `in_tg_<h>` / `eg_tg_<h>`: 16 hex digits hashed from `tier`, `policies` and
-    /// `named_ports`; stands for the map where identity chains are hashed for their names.
-    pub group: String,
     /// The tier whose rules the map holds.
     pub tier: netpol_core::AdminTier,
     /// The keys (`cnp/NAME`, ...) of the tier's admin policies selecting the identities, in walk

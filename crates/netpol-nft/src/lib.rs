@@ -58,9 +58,10 @@
 //!   direction) is dispatched in that direction even when no NetworkPolicy isolates it. Its
 //!   identity chain classifies the peer, then looks `class . l4proto . dport` up in its Admin
 //!   tier's verdict map (`in_t_<h>` / `eg_t_<h>`, interval elements, each decided by the first
-//!   rule of the walk matching it; one per group of identities the same admin policies of the
-//!   tier select, and named from that group, [`TierMap`], not from its elements, so that editing
-//!   an admin rule changes the elements of its maps and renames no map and no identity chain):
+//!   rule of the walk matching it; computed once per group of identities the same admin policies
+//!   of the tier select, named from its elements and shared by the groups with the same,
+//!   [`TierMap`]; identity chains are named without their tier maps, so editing an admin rule
+//!   brings new tier maps and renames no identity chain):
 //!   Accept and Deny are final for the direction, Pass and no match go on.
 //!   Then the NetworkPolicy grants, final when a NetworkPolicy isolates the workload in the
 //!   direction; else the Baseline tier's map the same way, and the default,
@@ -103,14 +104,14 @@
 //!
 //! # Incremental updates
 //!
-//! Because names and marks depend on content (or, for the tiers' verdict maps, on the admin
-//! policies they serve) and not on position, [`update_script`] can turn the loaded table of one
-//! ruleset into another's in one transaction that adds and deletes only the identity chains/maps,
-//! admin rule chains and counters that changed, and the changed elements of the shared and tier
-//! maps. A changed admin rule (its ports, peers or action) is element changes of the tier maps
-//! holding it, plus, for an action, its rule chain swapped; a deleted or added admin policy
-//! changes the groups of the identities it selects, so their tier maps and identity chains (with
-//! their grant maps) are replaced.
+//! Because names and marks depend on content and not on position, [`update_script`] can turn the
+//! loaded table of one ruleset into another's in one transaction that adds and deletes only the
+//! identity chains/maps, tier maps, admin rule chains and counters that changed, and the changed
+//! elements of the shared maps. An identity chain an admin policy selects is named without its
+//! tier maps (from its NetworkPolicy rules and workloads), so a changed, added or deleted admin
+//! policy replaces the tier maps it reaches (fresh maps, fast to load), swaps the chains of
+//! rules whose action changed, and rewrites the identity chains looking those maps up in place,
+//! keeping their names, dispatch elements and grant maps.
 //!
 //! # ICMP and other protocols
 //!

@@ -3,10 +3,11 @@
 //! content rather than position. That is what lets an update touch only what changed: a class or
 //! identity that does not change keeps its mark or name when others come and go.
 //!
-//! The tiers' verdict maps are named from their elements too, but identity chains are hashed with
-//! the map's *group* name (tier, admin policy keys, named port resolutions) where the chain looks
-//! the map up, so an edited admin rule brings new tier maps and leaves the identity chains'
-//! names alone: an update rewrites their rules in place (see [`crate::TierMap`]).
+//! The tiers' verdict maps are named from their elements too, but an identity chain that looks
+//! tier maps up is hashed without them (a placeholder stands in the lookups) and with its whole
+//! list of workloads, so an edited, added or deleted admin policy brings new tier maps and leaves
+//! the identity chains' names alone: an update rewrites their rules in place (see
+//! [`crate::TierMap`]).
 //!
 //! Marks hash a class's rendered peers and named ports; chain names hash the identity's chain and
 //! maps as the renderer writes them (under a placeholder name, see [`crate::render`]), so the
@@ -219,10 +220,9 @@ fn assign_marks(d: &mut DirectionIr, bits: CtMarkBits) -> Result<(), ClassOverfl
     Ok(())
 }
 
-/// Names every tier verdict map of a direction: its group `<p>_tg_<16 hex digits>` hashed from
-/// tier, policy keys and named port resolutions, and the map itself `<p>_t_<16 hex digits>`
-/// hashed from what its elements render from (the segments and, per segment, the deciding rule's
-/// label and chain). Groups with equal segments share a map name; a hash already taken by other
+/// Names every tier verdict map of a direction `<p>_t_<16 hex digits>`, hashed from what its
+/// elements render from (the segments and, per segment, the deciding rule's label and chain).
+/// Groups with equal segments share a name (and so one map); a hash already taken by other
 /// content (not a practical concern at 64 bits) is probed onward, items being served in (hash,
 /// content) order so names stay deterministic.
 fn tier_map_names(d: &mut DirectionIr, rules: &[crate::AdminRuleRef]) {
@@ -230,29 +230,13 @@ fn tier_map_names(d: &mut DirectionIr, rules: &[crate::AdminRuleRef]) {
         netpol_core::Direction::Ingress => "in",
         netpol_core::Direction::Egress => "eg",
     };
-    let groups: Vec<String> = d
-        .tiers
-        .iter()
-        .map(|t| {
-            format!(
-                "{}\n{}\n{}",
-                t.tier,
-                t.policies.join("\n"),
-                t.named_ports.join("\n")
-            )
-        })
-        .collect();
-    let group_hashes: Vec<u64> = groups.iter().map(|g| hash64(g.as_bytes())).collect();
-    for (t, h) in d.tiers.iter_mut().zip(probed(&group_hashes, &groups)) {
-        t.group = format!("{prefix}_tg_{h:016x}");
-    }
     let contents: Vec<&[crate::TierSegment]> =
         d.tiers.iter().map(|t| t.segments.as_slice()).collect();
-    let content_hashes: Vec<u64> = contents
+    let hashes: Vec<u64> = contents
         .iter()
         .map(|segments| tier_content_hash(segments, rules))
         .collect();
-    let names = probed(&content_hashes, &contents);
+    let names = probed(&hashes, &contents);
     for (t, h) in d.tiers.iter_mut().zip(names) {
         t.name = format!("{prefix}_t_{h:016x}");
     }

@@ -10,10 +10,10 @@
 //! external classification, whose keys are addresses, and the hairpin sets).
 //!
 //! The admin tiers' verdict maps are named from their elements as well, but the identity chains
-//! looking them up are named with their groups' names instead (see [`crate::TierMap`]): a
-//! changed admin rule brings new tier maps for the groups it reaches, and the identity chains
-//! keep their names and grant maps and are rewritten in place (flushed and filled again) to look
-//! the new maps up. A new map is loaded far faster than the elements of a loaded interval map
+//! looking them up are named without them, from their NetworkPolicy rules and their workloads
+//! (see [`crate::TierMap`]): a changed, added or deleted admin policy brings new tier maps for
+//! the groups it reaches, and the identity chains keep their names and grant maps and are
+//! rewritten in place (flushed and filled again) to look the new maps up. A new map is loaded far faster than the elements of a loaded interval map
 //! of concatenations can be changed (measured with kernel 6.18: a fresh 8,400-element map in
 //! about 0.2 s against 3.5 ms per element changed in place, and some large in-place batches of
 //! deletions fail outright), so this is also the faster update.

@@ -168,7 +168,6 @@ impl Ctx<'_> {
         let i = maps.maps.len();
         maps.maps.push(TierMap {
             name: String::new(),
-            group: String::new(),
             tier,
             policies: group
                 .policies

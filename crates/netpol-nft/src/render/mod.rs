@@ -213,6 +213,12 @@ pub(crate) struct Prerendered {
 /// cannot occur in real names: they are made of `[A-Za-z0-9_.-]`.
 const PLACEHOLDER: &str = "@@IDENTITY@@";
 
+/// What an identity chain looks up instead of its tier maps while it is rendered to be named:
+/// an identity an admin policy selects is named from its NetworkPolicy rules and its workloads,
+/// not from its tier maps, so that an edited, added or deleted admin policy (new tier maps)
+/// leaves the names of the identity chains alone and an update rewrites their rules in place.
+pub(crate) const TIER_PLACEHOLDER: &str = "@@TIER@@";
+
 impl Object {
     /// The object as it renders for an identity named `chain` instead of [`PLACEHOLDER`]: the name
     /// appears in object names and in the chain's rules (map references), never in elements.
@@ -336,6 +342,11 @@ pub(crate) fn identity_names(
             let mut text = String::new();
             for o in &r.objects {
                 o.write(&mut text);
+            }
+            if ident.rules.admin.is_some() || ident.rules.baseline.is_some() {
+                // The tier maps are left out (see TIER_PLACEHOLDER): the whole list of workloads
+                // (the comment may be cut) keeps apart identities that differ only in them.
+                text.push_str(&ident.workloads.join("\n"));
             }
             objects.push(r.objects);
             text

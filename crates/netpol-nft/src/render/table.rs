@@ -20,7 +20,8 @@ pub(super) struct Renderer<'a> {
     pub(super) pre: Prerendered,
     /// The conntrack mark range the classes live in.
     pub(super) bits: CtMarkBits,
-    /// Identities are rendered to be named: their chains look tier maps up by group name.
+    /// Identities are rendered to be named: their chains look up [`super::TIER_PLACEHOLDER`]
+    /// instead of their tier maps.
     pub(super) naming: bool,
 }
 
@@ -273,7 +274,7 @@ impl Renderer<'_> {
         let tier_maps = [ident.rules.admin, ident.rules.baseline].map(|map| {
             map.and_then(|i| d.tiers.get(i)).map(|m| {
                 if self.naming {
-                    m.group.clone()
+                    super::TIER_PLACEHOLDER.to_string()
                 } else {
                     m.name.clone()
                 }

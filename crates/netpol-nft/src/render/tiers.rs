@@ -12,9 +12,9 @@
 //! chain in_r_<h> { counter name "adm_..." accept }     # an Accept rule (egress: return)
 //! chain in_r_<h> { counter name "adm_..." }            # a Pass rule: counts, then returns
 //! map in_t_<h> {                          # first matching rule per segment, at compile time;
-//!                                          # h: 16 hex digits of its group (crate::TierMap):
-//!                                          # shared by the identities the same admin policies
-//!                                          # of the tier select
+//!                                          # h: 16 hex digits of its elements
+//!                                          # (crate::TierMap), one per group of identities the
+//!                                          # same admin policies of the tier select
 //!     type mark . inet_proto . inet_service : verdict
 //!     flags interval
 //!     elements = { 0x00010000 . tcp . 5432 comment "cnp/deny-db ingress[0]" : goto in_r_<h>,
