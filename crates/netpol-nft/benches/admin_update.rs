@@ -1,12 +1,18 @@
 //! One admin policy change as an incremental kernel update: the bench cluster (10,000 workloads,
-//! 200 namespaces, 2,000 NetworkPolicies, 100 nodes) plus 100 admin policies of both tiers
-//! (`synth::add_admin_policies`, every feature), compiled for the busiest node and loaded into a
-//! throwaway network namespace; then (a) one port of one admin rule changed, (b) one admin rule's
-//! action changed, (c) one admin policy deleted, (d) one added. For each: the transaction's size,
-//! the time to build it, the `nft -f` time to apply it (median and max) and the full compile.
+//! 200 namespaces, 2,000 NetworkPolicies, 100 nodes) plus 100 admin policies of both tiers,
+//! compiled for the busiest node and loaded into a throwaway network namespace; then (a) one port
+//! of one admin rule changed, (b) one admin rule's action changed, (c) one admin policy deleted,
+//! (d) one added. For each: the transaction's size, the time to build it, the `nft -f` time to
+//! apply it and its reverse (median and max) and the full compile of the new table.
+//!
+//! Two sets of admin policies, one after the other: the per-packet bench's
+//! (`tests/common/admin.rs`: single ports, namespace selectors and /32 networks) and
+//! `synth::add_admin_policies` (every feature: fail-closed peers, networks up to 0.0.0.0/0,
+//! nodes, named ports, rules without ports), whose tier maps are twenty times larger.
 //!
 //! Run as root: `cargo bench -p netpol-nft --bench admin_update`. Prints numbers; no criterion.
-//! `NETPOL_ADMIN_UPDATE_RUNS` sets the runs per measurement (default 7).
+//! `NETPOL_ADMIN_UPDATE_RUNS` sets the runs per measurement (default 7),
+//! `NETPOL_ADMIN_UPDATE_SET=packet` or `=synth` measures one set only.
 
 // A benchmark aborts on a setup failure by design: without the setup there is nothing to measure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
