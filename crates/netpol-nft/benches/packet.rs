@@ -216,7 +216,7 @@ fn tiered_table(cluster: &netpol_core::Cluster, node: &str, flow: (IpAddr, IpAdd
     let walks = |d: &netpol_nft::DirectionIr, a: &IpAddr| {
         d.dispatch
             .get(a)
-            .is_some_and(|x| !d.identities[x.identity].rules.admin.is_empty())
+            .is_some_and(|x| d.identities[x.identity].rules.admin.is_some())
     };
     assert!(walks(&r.ir().egress, &sa) && walks(&r.ir().ingress, &da));
     assert!(r.verdict(sa, da, Protocol::Tcp, port));

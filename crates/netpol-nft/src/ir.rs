@@ -53,6 +53,37 @@ pub struct DirectionIr {
     pub classes: Vec<PeerClass>,
     /// Indexed by identity id.
     pub identities: Vec<Identity>,
+    /// The tiers' verdict maps, indexed by [`IdentityRules::admin`] and
+    /// [`IdentityRules::baseline`]: one per group of identities the same admin policies of a
+    /// tier select.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<TierMap>,
+}
+
+/// The verdict map of a tier for one group of identities: those of the direction that the same
+/// admin policies of the tier select (and, for ingress, whose named ports those policies use
+/// resolve alike).
+///
+/// The map's name follows its elements, so an edited admin rule brings new maps for the groups
+/// it reaches (the kernel loads a fresh map of thousands of elements in a small fraction of the
+/// time it takes to change a few hundred elements of a loaded one); the identity chains looking
+/// maps up are named without them (from their NetworkPolicy rules and workloads), so they keep
+/// their names and grant maps and an update rewrites their rules in place to look the new maps
+/// up. Groups whose maps have the same elements share one map.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TierMap {
+    /// `in_t_<h>` / `eg_t_<h>`: 16 hex digits hashed from the elements.
+    pub name: String,
+    /// The tier whose rules the map holds.
+    pub tier: netpol_core::AdminTier,
+    /// The keys (`cnp/NAME`, ...) of the tier's admin policies selecting the identities, in walk
+    /// order.
+    pub policies: Vec<String>,
+    /// Ingress only: `name/PROTO=port` (or `=none`) for every named port the policies' rules use,
+    /// as it resolves on the identities' workloads.
+    pub named_ports: Vec<String>,
+    /// The first matching rule per `class . protocol . ports` segment, sorted.
+    pub segments: Vec<TierSegment>,
 }
 
 /// A dispatch map entry.
@@ -134,16 +165,18 @@ pub struct IdentityRules {
     pub class_all: BTreeMap<u32, Grant>,
     /// `class . protocol . ports` (`<chain>_port`).
     pub class_ports: Vec<ClassPortSegment>,
-    /// The Admin tier (its verdict map `<p>_t_<h>`): first matching rule per segment, checked first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub admin: Vec<TierSegment>,
+    /// The Admin tier's verdict map (an index into [`DirectionIr::tiers`]), checked first; `None`
+    /// when no admin policy of the Admin tier selects these workloads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin: Option<usize>,
     /// No NetworkPolicy isolates these workloads in the direction: the grant maps are empty and
     /// the Baseline tier then the default (allow) decide what the Admin tier leaves.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub network_policy_open: bool,
-    /// The Baseline tier (its verdict map `<p>_t_<h>`), for identities NetworkPolicy leaves open.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub baseline: Vec<TierSegment>,
+    /// The Baseline tier's verdict map (an index into [`DirectionIr::tiers`]), for identities
+    /// NetworkPolicy leaves open that some Baseline policy selects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<usize>,
     /// The workloads are subject to the admin tiers on hairpin traffic (so not in `self4`/`self6`)
     /// and isolated by NetworkPolicy, which allows their hairpin traffic after the Admin tier.
     #[serde(skip_serializing_if = "std::ops::Not::not")]

@@ -58,8 +58,11 @@
 //!   direction) is dispatched in that direction even when no NetworkPolicy isolates it. Its
 //!   identity chain classifies the peer, then looks `class . l4proto . dport` up in its Admin
 //!   tier's verdict map (`in_t_<h>` / `eg_t_<h>`, interval elements, each decided by the first
-//!   rule of the walk matching it; named from its elements, so identities the same admin
-//!   policies select share one): Accept and Deny are final for the direction, Pass and no match go on.
+//!   rule of the walk matching it; computed once per group of identities the same admin policies
+//!   of the tier select, named from its elements and shared by the groups with the same,
+//!   [`TierMap`]; identity chains are named without their tier maps, so editing an admin rule
+//!   brings new tier maps and renames no identity chain):
+//!   Accept and Deny are final for the direction, Pass and no match go on.
 //!   Then the NetworkPolicy grants, final when a NetworkPolicy isolates the workload in the
 //!   direction; else the Baseline tier's map the same way, and the default,
 //!   allow. Each direction decides on its own (egress on the source's node, ingress on the
@@ -103,7 +106,12 @@
 //!
 //! Because names and marks depend on content and not on position, [`update_script`] can turn the
 //! loaded table of one ruleset into another's in one transaction that adds and deletes only the
-//! identity chains/maps and counters that changed and the changed elements of the shared maps.
+//! identity chains/maps, tier maps, admin rule chains and counters that changed, and the changed
+//! elements of the shared maps. An identity chain an admin policy selects is named without its
+//! tier maps (from its NetworkPolicy rules and workloads), so a changed, added or deleted admin
+//! policy replaces the tier maps it reaches (fresh maps, fast to load), swaps the chains of
+//! rules whose action changed, and rewrites the identity chains looking those maps up in place,
+//! keeping their names, dispatch elements and grant maps.
 //!
 //! # ICMP and other protocols
 //!
@@ -162,7 +170,7 @@ pub use ct_mark::{CtMarkBits, CtMarkBitsError};
 pub(crate) use ir::Packet;
 pub use ir::{
     verdict, verdict_other_protocol, ClassPortSegment, DirectionIr, Dispatch, ExternalRange, Grant,
-    Identity, IdentityRules, PeerClass, PortSegment, RulesetIr, WorkloadClass,
+    Identity, IdentityRules, PeerClass, PortSegment, RulesetIr, TierMap, WorkloadClass,
 };
 pub use listing::{unchanged_objects_differ, update_touches};
 pub use naming::MAX_COUNTER_NAME;

@@ -111,6 +111,7 @@ pub fn update_touches(old: &Ruleset, new: &Ruleset) -> Option<BTreeSet<String>> 
     names.extend(diff.added.iter().map(|o| o.name().to_string()));
     names.extend(diff.removed.iter().map(|o| o.name().to_string()));
     names.extend(diff.changed.iter().map(|c| c.map.to_string()));
+    names.extend(diff.rewritten.iter().map(|o| o.name().to_string()));
     Some(names)
 }
 

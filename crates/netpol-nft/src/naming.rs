@@ -3,6 +3,12 @@
 //! content rather than position. That is what lets an update touch only what changed: a class or
 //! identity that does not change keeps its mark or name when others come and go.
 //!
+//! The tiers' verdict maps are named from their elements too, but an identity chain that looks
+//! tier maps up is hashed without them (a placeholder stands in the lookups) and with its whole
+//! list of workloads, so an edited, added or deleted admin policy brings new tier maps and leaves
+//! the identity chains' names alone: an update rewrites their rules in place (see
+//! [`crate::TierMap`]).
+//!
 //! Marks hash a class's rendered peers and named ports; chain names hash the identity's chain and
 //! maps as the renderer writes them (under a placeholder name, see [`crate::render`]), so the
 //! objects rendered for naming are handed back for the final rendering instead of being rendered
@@ -35,6 +41,8 @@ pub(crate) fn name(ir: &mut RulesetIr) -> Result<Prerendered, ClassOverflow> {
     let bits = ir.node_options.ct_mark_bits;
     assign_marks(&mut ir.ingress, bits)?;
     assign_marks(&mut ir.egress, bits)?;
+    tier_map_names(&mut ir.ingress, &ir.admin_rules);
+    tier_map_names(&mut ir.egress, &ir.admin_rules);
     let view: &RulesetIr = ir;
     let ((in_names, in_objects), (eg_names, eg_objects)) = std::thread::scope(|scope| {
         let egress = scope.spawn(|| identity_names(view, &view.egress, bits));
@@ -202,13 +210,102 @@ fn assign_marks(d: &mut DirectionIr, bits: CtMarkBits) -> Result<(), ClassOverfl
             s.class = m(s.class);
         }
         r.class_ports.sort();
-        for s in r.admin.iter_mut().chain(r.baseline.iter_mut()) {
+    }
+    for t in &mut d.tiers {
+        for s in &mut t.segments {
             s.class = m(s.class);
         }
-        r.admin.sort();
-        r.baseline.sort();
+        t.segments.sort();
     }
     Ok(())
+}
+
+/// Names every tier verdict map of a direction `<p>_t_<16 hex digits>`, hashed from what its
+/// elements render from (the segments and, per segment, the deciding rule's label and chain).
+/// Groups with equal segments share a name (and so one map); a hash already taken by other
+/// content (not a practical concern at 64 bits) is probed onward, items being served in (hash,
+/// content) order so names stay deterministic.
+fn tier_map_names(d: &mut DirectionIr, rules: &[crate::AdminRuleRef]) {
+    let prefix = match d.direction {
+        netpol_core::Direction::Ingress => "in",
+        netpol_core::Direction::Egress => "eg",
+    };
+    let contents: Vec<&[crate::TierSegment]> =
+        d.tiers.iter().map(|t| t.segments.as_slice()).collect();
+    let hashes: Vec<u64> = contents
+        .iter()
+        .map(|segments| tier_content_hash(segments, rules))
+        .collect();
+    let names = probed(&hashes, &contents);
+    for (t, h) in d.tiers.iter_mut().zip(names) {
+        t.name = format!("{prefix}_t_{h:016x}");
+    }
+}
+
+/// FNV-1a over what a tier map's elements are rendered from, without rendering them.
+fn tier_content_hash(segments: &[crate::TierSegment], rules: &[crate::AdminRuleRef]) -> u64 {
+    let mut h = Fnv64::new();
+    for s in segments {
+        h.write(&s.class.to_le_bytes());
+        h.write(&[match s.protocol {
+            Some(netpol_core::Protocol::Tcp) => 1,
+            Some(netpol_core::Protocol::Udp) => 2,
+            Some(netpol_core::Protocol::Sctp) => 3,
+            None => 0,
+        }]);
+        h.write(&s.first.to_le_bytes());
+        h.write(&s.last.to_le_bytes());
+        if let Some(r) = rules.get(s.rule) {
+            h.write(r.policy.as_bytes());
+            h.write(&[0]);
+            h.write(&u64::try_from(r.rule).unwrap_or(u64::MAX).to_le_bytes());
+            h.write(r.direction.to_string().as_bytes());
+            h.write(&[0]);
+            h.write(r.chain.as_bytes());
+            h.write(&[0]);
+        }
+    }
+    h.0
+}
+
+/// Every item its 64-bit hash, equal items the same; an item whose hash another item took gets
+/// the next free value, items being served in (hash, content) order.
+fn probed<T: Ord>(hashes: &[u64], contents: &[T]) -> Vec<u64> {
+    let mut order: Vec<usize> = (0..hashes.len()).collect();
+    order.sort_by(|&a, &b| (hashes[a], &contents[a]).cmp(&(hashes[b], &contents[b])));
+    let mut owner: std::collections::BTreeMap<u64, usize> = Default::default();
+    let mut out = vec![0u64; hashes.len()];
+    for i in order {
+        let mut h = hashes[i];
+        loop {
+            match owner.get(&h) {
+                None => {
+                    owner.insert(h, i);
+                    break;
+                }
+                Some(&j) if contents[j] == contents[i] => break,
+                Some(_) => h = h.wrapping_add(1),
+            }
+        }
+        out[i] = h;
+    }
+    out
+}
+
+/// FNV-1a, 64 bits, fed piecewise.
+struct Fnv64(u64);
+
+impl Fnv64 {
+    fn new() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
 }
 
 /// FNV-1a, folded to 32 bits: stable across platforms and Rust versions (unlike `std`'s hasher).

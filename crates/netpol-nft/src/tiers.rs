@@ -102,7 +102,7 @@ impl DirectionIr {
             return false;
         };
         let r = &id.rules;
-        match tier(rules, &r.admin, class, packet) {
+        match tier(rules, self.tier_segments(r.admin), class, packet) {
             TierVerdict::Accept => return true,
             TierVerdict::Deny => return false,
             TierVerdict::Next => {}
@@ -110,7 +110,17 @@ impl DirectionIr {
         if !r.network_policy_open {
             return (hairpin && r.hairpin) || self.allows(identity, class, packet);
         }
-        !matches!(tier(rules, &r.baseline, class, packet), TierVerdict::Deny)
+        !matches!(
+            tier(rules, self.tier_segments(r.baseline), class, packet),
+            TierVerdict::Deny
+        )
+    }
+
+    /// The segments of tier map `map` (none for `None`).
+    fn tier_segments(&self, map: Option<usize>) -> &[TierSegment] {
+        map.and_then(|i| self.tiers.get(i))
+            .map(|m| m.segments.as_slice())
+            .unwrap_or(&[])
     }
 }
 

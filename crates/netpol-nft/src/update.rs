@@ -2,18 +2,33 @@
 //! the table of another by touching only what differs.
 //!
 //! This works because nothing in the table is named by position: identity chains and their grant
-//! maps are named by a hash of their content (see [`crate::render::identity_names`]) and peer
-//! classes (mark values) by a hash of what they match. So a chain or grant map with a given name
-//! always has the same content; an update adds the ones that are new, deletes the ones that are
-//! gone, and changes elements only in the shared maps (dispatch, workload and external
-//! classification), whose keys are addresses.
+//! maps are named by a hash of their content (see [`crate::render::identity_names`]), admin rule
+//! chains by a hash of theirs, and peer classes (mark values) by a hash of what they match. So a
+//! chain or grant map with a given name always has the same content; an update adds the ones that
+//! are new, deletes the ones that are gone, and changes elements only in the maps whose names
+//! say what they are for rather than what they hold: the shared maps (dispatch, workload and
+//! external classification, whose keys are addresses, and the hairpin sets).
+//!
+//! The admin tiers' verdict maps are named from their elements as well, but the identity chains
+//! looking them up are named without them, from their NetworkPolicy rules and their workloads
+//! (see [`crate::TierMap`]): a changed, added or deleted admin policy brings new tier maps for
+//! the groups it reaches, and the identity chains keep their names and grant maps and are
+//! rewritten in place (flushed and filled again) to look the new maps up. A new map is loaded far faster than the elements of a loaded interval map
+//! of concatenations can be changed (measured with kernel 6.18: a fresh 8,400-element map in
+//! about 0.2 s against 3.5 ms per element changed in place, and some large in-place batches of
+//! deletions fail outright), so this is also the faster update.
 //!
 //! Order inside the transaction, so every reference is valid at every step:
-//! 1. new counters and limits, new maps (their elements may name the new counters), new chains;
-//! 2. `delete element` of every removed or changed element of the shared maps, then
-//!    `add element` of every added or changed one (dispatch elements may jump to new chains);
-//! 3. the chains that are gone (nothing jumps to them any more), then their maps, then the
-//!    counters and limits nothing refers to any more.
+//! 1. the new counters, limits, maps and chains, in the full script's declaration order (every
+//!    object after what it refers to: grant maps after the counters they credit, tier maps after
+//!    the admin rule chains they jump to, identity chains after the maps they look up);
+//! 2. `delete element` of every removed or changed element of the changed maps, then
+//!    `add element` of every added or changed one (dispatch elements may jump to new chains),
+//!    then every chain that keeps its name but not its rules (an identity chain whose tier maps
+//!    were replaced) flushed and filled again, now looking up the new maps;
+//! 3. `flush chain` of every chain that is gone (their rules no longer refer to maps or chains),
+//!    then the maps that are gone (their elements no longer jump to chains), then the chains,
+//!    then the counters and limits nothing refers to any more.
 //!
 //! The table's one `limit` object (the rate of denied-packet logging) is declared the same in
 //! every ruleset, so an update leaves it, and its token bucket, alone; a ruleset with a different
@@ -55,6 +70,9 @@ pub(crate) struct MapChange<'a> {
 pub(crate) struct Diff<'a> {
     pub(crate) added: Vec<&'a Object>,
     pub(crate) changed: Vec<MapChange<'a>>,
+    /// Chains that keep their name and comment but not their rules (identity chains looking up
+    /// new tier maps): flushed and filled again.
+    pub(crate) rewritten: Vec<&'a Object>,
     pub(crate) removed: Vec<&'a Object>,
 }
 
@@ -66,6 +84,7 @@ impl<'a> Diff<'a> {
         let mut diff = Diff {
             added: Vec::new(),
             changed: Vec::new(),
+            rewritten: Vec::new(),
             removed: before
                 .iter()
                 .filter(|o| !new_by_name.contains_key(o.name()))
@@ -75,6 +94,10 @@ impl<'a> Diff<'a> {
             match old_by_name.get(o.name()) {
                 None => diff.added.push(o),
                 Some(prev) if *prev == o => {}
+                Some(Object::Chain { comment, .. }) => match o {
+                    Object::Chain { comment: c, .. } if c == comment => diff.rewritten.push(o),
+                    _ => return None,
+                },
                 Some(prev) => diff.changed.push(map_change(prev, o)?),
             }
         }
@@ -86,9 +109,10 @@ impl<'a> Diff<'a> {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "# netpol: incremental update for node {node} ({} objects added, {} maps changed, {} objects removed)",
+            "# netpol: incremental update for node {node} ({} objects added, {} maps changed, {} chains rewritten, {} objects removed)",
             self.added.len(),
             self.changed.len(),
+            self.rewritten.len(),
             self.removed.len()
         );
         if !self.added.is_empty() {
@@ -104,33 +128,42 @@ impl<'a> Diff<'a> {
         for c in &self.changed {
             write_elements(&mut out, "add", c.map, &c.add);
         }
+        for o in &self.rewritten {
+            if let Object::Chain { name, rules, .. } = o {
+                let _ = writeln!(out, "flush chain {FAMILY} {TABLE} {name}");
+                for r in rules {
+                    let _ = writeln!(out, "add rule {FAMILY} {TABLE} {name} {r}");
+                }
+            }
+        }
         self.write_removals(&mut out);
         out
     }
 
-    /// Chains first (nothing jumps to them any more), then maps, counters and limits.
+    /// The rules of every removed chain first (so no removed rule refers to a map or chain any
+    /// more), then the maps (so no removed verdict map element jumps to a chain any more), then
+    /// the chains, counters and limits.
     fn write_removals(&self, out: &mut String) {
         for o in &self.removed {
             if let Object::Chain { name, .. } = o {
                 let _ = writeln!(out, "flush chain {FAMILY} {TABLE} {name}");
-                let _ = writeln!(out, "delete chain {FAMILY} {TABLE} {name}");
             }
         }
-        for (kind, o) in ["map", "counter", "limit"]
-            .iter()
-            .flat_map(|k| self.removed.iter().map(move |o| (*k, o)))
-        {
-            let kind = match (kind, o.set_kind()) {
-                ("map", Some(set_or_map)) => set_or_map,
-                _ => kind,
-            };
-            let name = match (kind, o) {
-                ("map" | "set", Object::Map { name, .. })
-                | ("counter", Object::Counter { name, .. })
-                | ("limit", Object::Limit { name, .. }) => name,
-                _ => continue,
-            };
-            let _ = writeln!(out, "delete {kind} {FAMILY} {TABLE} {name}");
+        for o in &self.removed {
+            if let (Object::Map { name, .. }, Some(kind)) = (o, o.set_kind()) {
+                let _ = writeln!(out, "delete {kind} {FAMILY} {TABLE} {name}");
+            }
+        }
+        for kind in ["chain", "counter", "limit"] {
+            for o in &self.removed {
+                let name = match (kind, o) {
+                    ("chain", Object::Chain { name, .. })
+                    | ("counter", Object::Counter { name, .. })
+                    | ("limit", Object::Limit { name, .. }) => name,
+                    _ => continue,
+                };
+                let _ = writeln!(out, "delete {kind} {FAMILY} {TABLE} {name}");
+            }
         }
     }
 }

@@ -10,88 +10,12 @@
 
 mod common;
 
+use common::update::{check_update, require_kernel};
 use common::*;
 use netpol_core::*;
-use netpol_dataplane::{nft, Netns};
 use netpol_nft::{compile, update_script};
 use netpol_test_support::arb::{self, ClusterShape, NODES};
 use proptest::prelude::*;
-use serde_json::Value;
-
-/// These tests load tables into the real kernel: without root or nft they fail (CI runs as root
-/// with nftables installed), they never skip.
-#[track_caller]
-fn require_kernel() {
-    require_root();
-    assert!(
-        nft_available(),
-        "netpol-nft kernel tests need nft (apt-get install -y nftables)"
-    );
-}
-
-/// Removes what differs between equal tables loaded different ways.
-fn strip(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.remove("handle");
-            m.remove("packets");
-            m.remove("bytes");
-            for (_, x) in m.iter_mut() {
-                strip(x);
-            }
-            if let Some(Value::Array(elems)) = m.get_mut("elem") {
-                elems.sort_by_key(|e| e.to_string());
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(strip),
-        _ => {}
-    }
-}
-
-/// The table as sorted canonical lines: one per object, rules numbered within their chain.
-fn canonical(ns: &str) -> Vec<String> {
-    let v = nft::table_json(Some(ns), "inet", "netpol")
-        .unwrap()
-        .expect("table present");
-    let mut out = Vec::new();
-    let mut rule_seq: std::collections::BTreeMap<String, usize> = Default::default();
-    for item in v["nftables"].as_array().unwrap() {
-        let mut item = item.clone();
-        if item.get("metainfo").is_some() {
-            continue;
-        }
-        strip(&mut item);
-        if let Some(rule) = item.get("rule") {
-            let chain = rule["chain"].as_str().unwrap_or("").to_string();
-            let n = rule_seq.entry(chain.clone()).or_default();
-            out.push(format!("rule {chain} #{n}: {item}"));
-            *n += 1;
-        } else {
-            out.push(item.to_string());
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Loads `old`, applies the update to `new` and compares with loading `new` directly.
-fn check_update(old: &netpol_nft::Ruleset, new: &netpol_nft::Ruleset) -> Result<(), String> {
-    let script = update_script(old, new).ok_or("update_script gave None")?;
-    let a = Netns::create("nftupd").map_err(|e| e.to_string())?;
-    nft::apply(Some(a.name()), &old.text).map_err(|e| format!("old: {e}"))?;
-    nft::apply(Some(a.name()), &script).map_err(|e| format!("update: {e}\n{script}"))?;
-    let b = Netns::create("nftupd").map_err(|e| e.to_string())?;
-    nft::apply(Some(b.name()), &new.text).map_err(|e| format!("new: {e}"))?;
-    let (got, want) = (canonical(a.name()), canonical(b.name()));
-    if got != want {
-        let only_got: Vec<&String> = got.iter().filter(|l| !want.contains(l)).collect();
-        let only_want: Vec<&String> = want.iter().filter(|l| !got.contains(l)).collect();
-        return Err(format!(
-            "tables differ\nonly after update: {only_got:#?}\nonly in new: {only_want:#?}\nscript:\n{script}"
-        ));
-    }
-    Ok(())
-}
 
 #[test]
 fn an_update_between_the_users_page_and_an_edited_copy_matches_a_full_load() {

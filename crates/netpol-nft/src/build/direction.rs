@@ -4,10 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use netpol_core::policy_set::peers::{PeerId, PeerKey};
-use netpol_core::policy_set::rules::{AdminPolicyId, AdminRuleId, PolicyId, RulePeers, Tier};
-use netpol_core::{Cluster, Direction, NamedPort, PolicySet, PortSpec, Protocol};
+use netpol_core::policy_set::rules::{AdminPolicyId, AdminRuleId, PolicyId, RulePeers};
+use netpol_core::{AdminTier, Cluster, Direction, NamedPort, PolicySet, PortSpec, Protocol};
 
 use super::classes::{ClassInput, Classes};
+use super::tiers::TierMaps;
 use super::Isolated;
 use crate::{DirectionIr, Dispatch, Identity, IdentityRules};
 
@@ -40,6 +41,7 @@ struct Grouping {
     identities: Vec<Identity>,
     policies: Vec<BTreeSet<String>>,
     dispatch: BTreeMap<std::net::IpAddr, Dispatch>,
+    tiers: TierMaps,
 }
 
 impl Ctx<'_> {
@@ -61,6 +63,7 @@ impl Ctx<'_> {
             external: classes.external,
             classes: classes.classes,
             identities,
+            tiers: g.tiers.maps,
         }
     }
 
@@ -121,14 +124,15 @@ impl Ctx<'_> {
         .classify()
     }
 
-    /// The NetworkPolicy grants of an isolated workload and the admin tiers' segments of one
-    /// an admin policy selects.
+    /// The NetworkPolicy grants of an isolated workload and the admin tiers' verdict maps of one
+    /// an admin policy selects (added to `tiers` when new).
     fn tiered_rules(
         &self,
         d: Direction,
         iso: &Isolated,
         w: &netpol_core::Workload,
         classes: &Classes,
+        tiers: &mut TierMaps,
     ) -> IdentityRules {
         let open = iso.policies.is_empty();
         let mut rules = if open {
@@ -142,10 +146,10 @@ impl Ctx<'_> {
         if iso.admin.is_empty() {
             return rules;
         }
-        rules.admin = self.tier_segments(d, Tier::Admin, &iso.admin, w, classes);
+        rules.admin = self.tier_map(d, AdminTier::Admin, &iso.admin, w, classes, tiers);
         rules.network_policy_open = open;
         if open {
-            rules.baseline = self.tier_segments(d, Tier::Baseline, &iso.admin, w, classes);
+            rules.baseline = self.tier_map(d, AdminTier::Baseline, &iso.admin, w, classes, tiers);
         }
         rules
     }
@@ -168,7 +172,7 @@ impl Ctx<'_> {
         let rules = g
             .cache
             .entry(key)
-            .or_insert_with(|| self.tiered_rules(d, iso, w, classes))
+            .or_insert_with(|| self.tiered_rules(d, iso, w, classes, &mut g.tiers))
             .clone();
         let id = match g.index.get(&rules) {
             Some(id) => *id,

@@ -190,14 +190,12 @@ impl Object {
 /// The identity objects are taken from `pre` (see [`identity_names`]) where present instead of
 /// being rendered a second time.
 fn objects(ir: &RulesetIr, pre: Prerendered) -> Vec<Object> {
-    let (tier_names, tier_pending) = tiers::tier_maps(ir, &[&ir.egress, &ir.ingress]);
     let mut r = Renderer {
         ir,
         objects: Vec::new(),
         pre,
         bits: ir.node_options.ct_mark_bits,
-        tier_names: &tier_names,
-        tier_pending,
+        naming: false,
     };
     r.table();
     r.objects
@@ -214,6 +212,12 @@ pub(crate) struct Prerendered {
 /// The identity name used while the real name (a hash of the content) is not known yet. It
 /// cannot occur in real names: they are made of `[A-Za-z0-9_.-]`.
 const PLACEHOLDER: &str = "@@IDENTITY@@";
+
+/// What an identity chain looks up instead of its tier maps while it is rendered to be named:
+/// an identity an admin policy selects is named from its NetworkPolicy rules and its workloads,
+/// not from its tier maps, so that an edited, added or deleted admin policy (new tier maps)
+/// leaves the names of the identity chains alone and an update rewrites their rules in place.
+pub(crate) const TIER_PLACEHOLDER: &str = "@@TIER@@";
 
 impl Object {
     /// The object as it renders for an identity named `chain` instead of [`PLACEHOLDER`]: the name
@@ -323,8 +327,6 @@ pub(crate) fn identity_names(
 ) -> (Vec<String>, Vec<Vec<Object>>) {
     let p = prefix(d.direction);
     let mut objects = Vec::with_capacity(d.identities.len());
-    // Named from their elements alone: rendered once here, referred to by name in the chains.
-    let (tier_names, _) = tiers::tier_maps(ir, &[d]);
     let contents: Vec<String> = d
         .identities
         .iter()
@@ -334,13 +336,17 @@ pub(crate) fn identity_names(
                 objects: Vec::new(),
                 pre: Prerendered::default(),
                 bits,
-                tier_names: &tier_names,
-                tier_pending: Vec::new(),
+                naming: true,
             };
             r.identity(d, ident, PLACEHOLDER);
             let mut text = String::new();
             for o in &r.objects {
                 o.write(&mut text);
+            }
+            if ident.rules.admin.is_some() || ident.rules.baseline.is_some() {
+                // The tier maps are left out (see TIER_PLACEHOLDER): the whole list of workloads
+                // (the comment may be cut) keeps apart identities that differ only in them.
+                text.push_str(&ident.workloads.join("\n"));
             }
             objects.push(r.objects);
             text

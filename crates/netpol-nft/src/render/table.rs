@@ -20,11 +20,9 @@ pub(super) struct Renderer<'a> {
     pub(super) pre: Prerendered,
     /// The conntrack mark range the classes live in.
     pub(super) bits: CtMarkBits,
-    /// The name of every tier verdict map (see [`super::tiers::TierMaps`]).
-    pub(super) tier_names: &'a super::tiers::TierNames,
-    /// The tier verdict maps still to declare (each once, before the identities of its
-    /// direction); empty while identities are rendered for naming.
-    pub(super) tier_pending: Vec<super::tiers::TierMap>,
+    /// Identities are rendered to be named: their chains look up [`super::TIER_PLACEHOLDER`]
+    /// instead of their tier maps.
+    pub(super) naming: bool,
 }
 
 impl Renderer<'_> {
@@ -157,12 +155,13 @@ impl Renderer<'_> {
             ],
         );
         self.admin_rule_chains(d.direction);
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tier_pending)
-            .into_iter()
-            .partition(|m| m.direction == d.direction);
-        self.tier_pending = rest;
-        for m in mine {
-            self.map(&m.name, &TIER_MAP_HEADER, m.elements);
+        let mut declared = std::collections::HashSet::new();
+        for m in &d.tiers {
+            // Groups with the same elements share one map.
+            if declared.insert(m.name.as_str()) {
+                let elements = super::tiers::tier_elements(self.ir, &m.segments);
+                self.map(&m.name, &TIER_MAP_HEADER, elements);
+            }
         }
         for (i, ident) in d.identities.iter().enumerate() {
             let pre = match d.direction {
@@ -172,7 +171,9 @@ impl Renderer<'_> {
             .get_mut(i)
             .map(std::mem::take)
             .unwrap_or_default();
-            if pre.is_empty() {
+            // Named with the group names of their tier maps: rendered again with the maps' own.
+            let tiered = ident.rules.admin.is_some() || ident.rules.baseline.is_some();
+            if pre.is_empty() || tiered {
                 self.identity(d, ident, &ident.chain);
             } else {
                 self.objects
@@ -270,10 +271,14 @@ impl Renderer<'_> {
     /// The maps and the chain of one identity, named `chain`.
     pub(super) fn identity(&mut self, d: &DirectionIr, ident: &Identity, chain: &str) {
         let maps = self.identity_maps(d, ident);
-        let tier_maps = [&ident.rules.admin, &ident.rules.baseline].map(|segments| {
-            self.tier_names
-                .get(&(d.direction, segments.clone()))
-                .cloned()
+        let tier_maps = [ident.rules.admin, ident.rules.baseline].map(|map| {
+            map.and_then(|i| d.tiers.get(i)).map(|m| {
+                if self.naming {
+                    super::TIER_PLACEHOLDER.to_string()
+                } else {
+                    m.name.clone()
+                }
+            })
         });
         let present = PresentMaps {
             any: !maps.any.is_empty(),

@@ -1,5 +1,6 @@
 //! The admin tiers as table objects: one named counter and one small chain per admin rule, the
-//! per-identity verdict maps of the Admin and Baseline tiers, and the hairpin sets.
+//! verdict maps of the Admin and Baseline tiers (one per group of identities, see
+//! [`crate::TierMap`]), and the hairpin sets.
 //!
 //! ```text
 //! counter adm_cnp_deny-db_in0 { comment "cnp/deny-db ingress[0]"; }
@@ -11,8 +12,9 @@
 //! chain in_r_<h> { counter name "adm_..." accept }     # an Accept rule (egress: return)
 //! chain in_r_<h> { counter name "adm_..." }            # a Pass rule: counts, then returns
 //! map in_t_<h> {                          # first matching rule per segment, at compile time;
-//!                                          # h: 16 hex digits of its elements, shared by the
-//!                                          # identities whose tier resolves to the same
+//!                                          # h: 16 hex digits of its elements
+//!                                          # (crate::TierMap), one per group of identities the
+//!                                          # same admin policies of the tier select
 //!     type mark . inet_proto . inet_service : verdict
 //!     flags interval
 //!     elements = { 0x00010000 . tcp . 5432 comment "cnp/deny-db ingress[0]" : goto in_r_<h>,
@@ -41,8 +43,9 @@
 use netpol_core::{AdminAction, Direction};
 
 use super::table::Renderer;
-use super::{element, prefix, proto, push_addr, push_mark, push_ports, quoted, Object};
+use super::{prefix, proto, push_addr, push_mark, push_ports, quoted, Object};
 use super::{DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT};
+
 use std::collections::HashMap;
 
 use crate::{AdminRuleRef, DirectionIr, RulesetIr, TierSegment};
@@ -155,11 +158,11 @@ impl Renderer<'_> {
             Direction::Egress => "return",
         };
         let mut before = Vec::new();
-        let classified = !rules.admin.is_empty() || !rules.baseline.is_empty();
+        let classified = rules.admin.is_some() || rules.baseline.is_some();
         if classified {
             before.push(format!("jump {p}_classify"));
         }
-        if !rules.admin.is_empty() {
+        if rules.admin.is_some() {
             before.push(lookup(&tier_maps[0]));
         }
         if rules.hairpin && !rules.network_policy_open {
@@ -168,7 +171,7 @@ impl Renderer<'_> {
         }
         let mut open_rest = Vec::new();
         if rules.network_policy_open {
-            if !rules.baseline.is_empty() {
+            if rules.baseline.is_some() {
                 open_rest.push(lookup(&tier_maps[1]));
             }
             open_rest.push(allow.to_string());
@@ -192,94 +195,58 @@ pub(super) struct TierRules {
     pub(super) open_rest: Vec<String>,
 }
 
-/// The name of a tier's verdict map, `<p>_t_<16 hex digits>` hashed from its elements: identities
-/// whose tier resolves to the same elements (the same admin policies select them) share one
-/// map, and the table declares it once. 64 bits, so that two distinct maps of one table sharing
-/// a name is not a practical concern (the renderer keeps the first of two objects of one name).
-pub(super) fn tier_map_name(p: &str, elements: &[(String, String)]) -> String {
-    let mut text = String::new();
-    for (_, e) in elements {
-        text.push_str(e);
-        text.push('\n');
-    }
-    format!("{p}_t_{:016x}", crate::naming::hash64(text.as_bytes()))
-}
-
-/// The elements of one tier's verdict map.
-fn tier_elements(ir: &RulesetIr, segments: &[TierSegment]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
+/// The elements of one tier's verdict map, as (key, element) pairs.
+///
+/// A key names a single port as the range `P-P`: nft 1.0.6 cannot `delete element` a key of
+/// single values from this map (the kernel answers "No such file or directory", apparently for
+/// the host-order `mark` at its head), while `P-P` deletes the element `P` was added as.
+pub(super) fn tier_elements(ir: &RulesetIr, segments: &[TierSegment]) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(segments.len());
+    // Few rules serve many elements: render each tail once.
+    let mut tails: HashMap<usize, String> = HashMap::new();
     for s in segments {
         let Some(r) = ir.admin_rules.get(s.rule) else {
             continue;
         };
-        let verb = match r.action {
-            AdminAction::Pass => "jump",
-            AdminAction::Accept | AdminAction::Deny => "goto",
-        };
-        let tail = format!(" comment {} : {verb} {}", quoted(&r.label()), r.chain);
-        let mut keys: Vec<String> = Vec::new();
+        let tail = tails.entry(s.rule).or_insert_with(|| {
+            let verb = match r.action {
+                AdminAction::Pass => "jump",
+                AdminAction::Accept | AdminAction::Deny => "goto",
+            };
+            format!(" comment {} : {verb} {}", quoted(&r.label()), r.chain)
+        });
+        let mut head = String::with_capacity(24);
+        push_mark(&mut head, s.class);
+        head.push_str(" . ");
         match s.protocol {
             Some(p) => {
-                let mut k = String::new();
-                push_mark(&mut k, s.class);
-                k.push_str(" . ");
-                k.push_str(proto(p));
-                k.push_str(" . ");
-                push_ports(&mut k, s.first, s.last);
-                keys.push(k);
+                let mut text = head;
+                text.push_str(proto(p));
+                text.push_str(" . ");
+                let key_start = text.len();
+                push_ports(&mut text, s.first, s.last);
+                let mut key = text.clone();
+                if s.first == s.last {
+                    key.truncate(key_start);
+                    push_ports(&mut key, s.first, s.first);
+                    key.push('-');
+                    push_ports(&mut key, s.last, s.last);
+                }
+                text.push_str(tail);
+                out.push((key, text));
             }
             None => {
                 for range in OTHER_PROTOCOLS {
-                    let mut k = String::new();
-                    push_mark(&mut k, s.class);
-                    k.push_str(" . ");
-                    k.push_str(range);
-                    k.push_str(" . 0-65535");
-                    keys.push(k);
+                    let mut key = head.clone();
+                    key.push_str(range);
+                    key.push_str(" . 0-65535");
+                    let text = format!("{key}{tail}");
+                    out.push((key, text));
                 }
             }
         }
-        out.extend(keys.into_iter().map(|k| element(format!("{k}{tail}"))));
     }
     out
-}
-
-/// Tier verdict map names by direction and segments.
-pub(super) type TierNames = HashMap<(Direction, Vec<TierSegment>), String>;
-
-/// A tier verdict map to declare.
-pub(super) struct TierMap {
-    pub(super) direction: Direction,
-    pub(super) name: String,
-    pub(super) elements: Vec<(String, String)>,
-}
-
-/// Every distinct tier verdict map of `dirs`, rendered once however many identities share it:
-/// the names by segments, and the maps.
-pub(super) fn tier_maps(ir: &RulesetIr, dirs: &[&DirectionIr]) -> (TierNames, Vec<TierMap>) {
-    let mut names = TierNames::new();
-    let mut maps = Vec::new();
-    for d in dirs {
-        for ident in &d.identities {
-            for segments in [&ident.rules.admin, &ident.rules.baseline] {
-                let key = (d.direction, segments.clone());
-                if segments.is_empty() || names.contains_key(&key) {
-                    continue;
-                }
-                let elements = tier_elements(ir, segments);
-                let name = tier_map_name(prefix(d.direction), &elements);
-                names.insert(key, name.clone());
-                if !maps.iter().any(|m: &TierMap| m.name == name) {
-                    maps.push(TierMap {
-                        direction: d.direction,
-                        name,
-                        elements,
-                    });
-                }
-            }
-        }
-    }
-    (names, maps)
 }
 
 /// The verdict map header of a tier.

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod lab;
+pub mod update;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};

@@ -1,0 +1,419 @@
+//! One admin policy changed, as an incremental update: the identity chains are named with their
+//! tier maps' group names (the admin policies selecting them), not the maps' own (their
+//! elements'), so a changed rule replaces the tier maps holding it and rewrites the identity
+//! chains looking them up in place, and recreates no identity chain, grant map or unrelated map;
+//! and old table + update = new table in the real kernel for (a) a port of one rule changed, (b)
+//! a rule's action changed, (c) a policy deleted, (d) a policy added, on a synthetic cluster with
+//! admin policies of every feature and on random ones.
+
+// Helpers outside #[test] functions panic too: in a test a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::update::{check_update, require_kernel};
+use netpol_core::synth::{add_admin_policies, generate, SynthParams};
+use netpol_core::*;
+use netpol_nft::{compile, update_script, Ruleset};
+use netpol_test_support::arb::{self, ClusterShape, TierShape, NODES};
+use proptest::prelude::*;
+
+const NODE: &str = "node-00";
+
+/// 400 workloads, 80 NetworkPolicies on 4 nodes, and 16 admin policies of both tiers using
+/// every feature (`synth::add_admin_policies`).
+fn tiered_synthetic() -> Cluster {
+    let mut c = generate(&SynthParams {
+        workloads: 400,
+        namespaces: 16,
+        policies: 80,
+        nodes: 4,
+        seed: 3,
+    });
+    add_admin_policies(&mut c, 16, 1);
+    c
+}
+
+/// Where an admin rule is: policy index in the cluster, direction, rule index.
+#[derive(Clone, Copy, Debug)]
+struct RuleAt {
+    policy: usize,
+    direction: Direction,
+    rule: usize,
+}
+
+impl RuleAt {
+    fn get_mut(self, c: &mut Cluster) -> &mut AdminRule {
+        let p = &mut c.admin_policies[self.policy];
+        let rules = match self.direction {
+            Direction::Ingress => &mut p.ingress,
+            Direction::Egress => &mut p.egress,
+        };
+        &mut rules[self.rule]
+    }
+
+    /// `cnp/NAME ingress[0]`: how comments and counters label the rule.
+    fn label(self, c: &Cluster) -> String {
+        format!(
+            "{} {}[{}]",
+            c.admin_policies[self.policy].key(),
+            self.direction,
+            self.rule
+        )
+    }
+}
+
+/// The first admin rule of `r` that `fits` and decides some port segment of its tier maps.
+fn deciding_rule(c: &Cluster, r: &Ruleset, fits: impl Fn(&AdminRule) -> bool) -> RuleAt {
+    let ir = r.ir();
+    let decides = |i: usize| {
+        [&ir.ingress, &ir.egress]
+            .iter()
+            .flat_map(|d| d.tiers.iter())
+            .any(|t| {
+                t.segments
+                    .iter()
+                    .any(|s| s.rule == i && s.protocol.is_some())
+            })
+    };
+    r.admin_rule_counters()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| decides(*i))
+        .find_map(|(_, a)| {
+            let policy = c.admin_policies.iter().position(|p| p.key() == a.policy)?;
+            let at = RuleAt {
+                policy,
+                direction: a.direction,
+                rule: a.rule,
+            };
+            fits(c.admin_policies[policy].rules(a.direction).get(a.rule)?).then_some(at)
+        })
+        .expect("an admin rule deciding some segment")
+}
+
+fn has_numeric_port(rule: &AdminRule) -> bool {
+    rule.ports
+        .iter()
+        .flatten()
+        .any(|p| matches!(p, AdminPort::Protocol { ports: Some(_), .. }))
+}
+
+/// The first numeric port range of the rule moves up by one port.
+fn move_first_port(rule: &mut AdminRule) {
+    for p in rule.ports.iter_mut().flatten() {
+        if let AdminPort::Protocol {
+            ports: Some((lo, hi)),
+            ..
+        } = p
+        {
+            *lo = lo.saturating_add(1);
+            *hi = (*hi).max(*lo);
+            return;
+        }
+    }
+}
+
+/// Deny <-> Accept, Pass -> Deny (valid in both tiers).
+fn flip_action(rule: &mut AdminRule) {
+    rule.action = match rule.action {
+        AdminAction::Deny => AdminAction::Accept,
+        AdminAction::Accept | AdminAction::Pass => AdminAction::Deny,
+    };
+}
+
+/// What an update script does, statement by statement.
+#[derive(Default, Debug)]
+struct ScriptEffect {
+    /// Objects declared in the `table inet netpol { ... }` block (`chain X`, `map X`, ...).
+    declared: BTreeSet<String>,
+    /// Maps whose elements are deleted or added.
+    elements_of: BTreeSet<String>,
+    /// Chains flushed and filled again (flushed, rules added, not deleted).
+    rewritten: BTreeSet<String>,
+    /// `delete chain`/`delete map`/`delete counter` targets, as `chain X` etc.
+    deleted: BTreeSet<String>,
+}
+
+fn effect(script: &str) -> ScriptEffect {
+    let mut e = ScriptEffect::default();
+    let mut in_block = false;
+    for line in script.lines() {
+        if line == "table inet netpol {" {
+            in_block = true;
+            continue;
+        }
+        if in_block {
+            if line == "}" {
+                in_block = false;
+            } else if let Some(decl) = line.strip_prefix('\t').filter(|l| !l.starts_with('\t')) {
+                let mut words = decl.split_whitespace();
+                if let (Some(kind), Some(name)) = (words.next(), words.next()) {
+                    e.declared.insert(format!("{kind} {name}"));
+                }
+            }
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["delete" | "add", "element", "inet", "netpol", map, ..] => {
+                e.elements_of.insert(map.to_string());
+            }
+            ["delete", kind, "inet", "netpol", name] => {
+                e.deleted.insert(format!("{kind} {name}"));
+            }
+            ["flush", "chain", "inet", "netpol", name] => {
+                e.rewritten.insert(name.to_string());
+            }
+            _ => {}
+        }
+    }
+    let deleted = &e.deleted;
+    e.rewritten
+        .retain(|c| !deleted.contains(&format!("chain {c}")));
+    e
+}
+
+/// `map X` for every X.
+fn maps(names: &BTreeSet<String>) -> BTreeSet<String> {
+    names.iter().map(|n| format!("map {n}")).collect()
+}
+
+/// The identity chains of both directions.
+fn identity_chains(r: &Ruleset) -> BTreeSet<String> {
+    let ir = r.ir();
+    [&ir.ingress, &ir.egress]
+        .iter()
+        .flat_map(|d| d.identities.iter().map(|i| i.chain.clone()))
+        .collect()
+}
+
+/// The tier maps of `r` whose elements are decided by the rule labelled `label`.
+fn tier_maps_holding(r: &Ruleset, label: &str) -> BTreeSet<String> {
+    let ir = r.ir();
+    [&ir.ingress, &ir.egress]
+        .iter()
+        .flat_map(|d| d.tiers.iter())
+        .filter(|t| {
+            t.segments.iter().any(|s| {
+                ir.admin_rules
+                    .get(s.rule)
+                    .is_some_and(|a| a.label() == label)
+            })
+        })
+        .map(|t| t.name.clone())
+        .collect()
+}
+
+fn chain_of(r: &Ruleset, label: &str) -> String {
+    r.admin_rule_counters()
+        .iter()
+        .find(|a| a.label() == label)
+        .map(|a| a.chain.clone())
+        .expect("the rule has a chain")
+}
+
+#[test]
+fn a_port_change_of_one_admin_rule_replaces_the_tier_maps_holding_it_and_rewrites_identity_chains_in_place(
+) {
+    let c = tiered_synthetic();
+    let opts = EvalOptions::default();
+    let old = compile(&c, opts, NODE).unwrap();
+    let at = deciding_rule(&c, &old, has_numeric_port);
+    let label = at.label(&c);
+    let mut changed = c.clone();
+    move_first_port(at.get_mut(&mut changed));
+    let new = compile(&changed, opts, NODE).unwrap();
+    assert_ne!(old.text, new.text, "{label}'s port decides some segment");
+    let script = update_script(&old, &new).unwrap();
+    let e = effect(&script);
+    // The tier maps holding the rule are replaced, nothing else is declared or deleted.
+    let (before, after) = (
+        tier_maps_holding(&old, &label),
+        tier_maps_holding(&new, &label),
+    );
+    assert!(!e.declared.is_empty(), "{script}");
+    assert!(e.declared.is_subset(&maps(&after)), "{:?}", e.declared);
+    assert!(e.deleted.is_subset(&maps(&before)), "{:?}", e.deleted);
+    assert!(
+        e.elements_of.is_empty(),
+        "no element changes: {:?}",
+        e.elements_of
+    );
+    // Every identity chain keeps its name; those looking the maps up are rewritten in place.
+    assert_eq!(identity_chains(&old), identity_chains(&new));
+    assert!(!e.rewritten.is_empty() && e.rewritten.is_subset(&identity_chains(&new)));
+    for chain in &e.rewritten {
+        let block = &script[script
+            .find(&format!("flush chain inet netpol {chain}\n"))
+            .unwrap()..];
+        assert!(
+            after.iter().any(|m| block.contains(&format!("add rule inet netpol {chain} ct mark and 0xffff0000 . meta l4proto . th dport vmap @{m}"))),
+            "{chain} looks a new map up: {script}"
+        );
+    }
+    require_kernel();
+    check_update(&old, &new).unwrap();
+    check_update(&new, &old).unwrap();
+}
+
+#[test]
+fn an_action_change_of_one_admin_rule_swaps_its_rule_chain_and_the_tier_maps_holding_it() {
+    let c = tiered_synthetic();
+    let opts = EvalOptions::default();
+    let old = compile(&c, opts, NODE).unwrap();
+    let at = deciding_rule(&c, &old, |_| true);
+    let label = at.label(&c);
+    let mut changed = c.clone();
+    flip_action(at.get_mut(&mut changed));
+    let new = compile(&changed, opts, NODE).unwrap();
+    let (old_chain, new_chain) = (chain_of(&old, &label), chain_of(&new, &label));
+    assert_ne!(
+        old_chain, new_chain,
+        "the rule chain is named from what it does"
+    );
+    let script = update_script(&old, &new).unwrap();
+    let e = effect(&script);
+    // The rule's chain is swapped and the tier maps holding it replaced; nothing else.
+    let mut declared = maps(&tier_maps_holding(&new, &label));
+    declared.insert(format!("chain {new_chain}"));
+    let mut deleted = maps(&tier_maps_holding(&old, &label));
+    deleted.insert(format!("chain {old_chain}"));
+    assert!(
+        e.declared.contains(&format!("chain {new_chain}")),
+        "{script}"
+    );
+    assert!(
+        e.deleted.contains(&format!("chain {old_chain}")),
+        "{script}"
+    );
+    assert!(e.declared.is_subset(&declared), "{:?}", e.declared);
+    assert!(e.deleted.is_subset(&deleted), "{:?}", e.deleted);
+    assert!(e.elements_of.is_empty(), "{:?}", e.elements_of);
+    assert_eq!(identity_chains(&old), identity_chains(&new));
+    assert!(e.rewritten.is_subset(&identity_chains(&new)));
+    // The new rule chain is declared before the maps jumping to it, the old one deleted after
+    // the maps that jumped to it.
+    let declared_at = script.find(&format!("chain {new_chain} {{")).unwrap();
+    let first_map = script.find("\tmap ").unwrap();
+    assert!(declared_at < first_map, "{script}");
+    let last_map_deleted = script.rfind("delete map inet netpol ").unwrap();
+    let chain_deleted = script
+        .find(&format!("delete chain inet netpol {old_chain}\n"))
+        .unwrap();
+    assert!(last_map_deleted < chain_deleted, "{script}");
+    require_kernel();
+    check_update(&old, &new).unwrap();
+    check_update(&new, &old).unwrap();
+}
+
+#[test]
+fn deleting_or_adding_an_admin_policy_updates_the_kernel_to_exactly_the_new_table() {
+    require_kernel();
+    let c = tiered_synthetic();
+    let opts = EvalOptions::default();
+    let old = compile(&c, opts, NODE).unwrap();
+    let at = deciding_rule(&c, &old, |_| true);
+    let mut deleted = c.clone();
+    let gone = deleted.admin_policies.remove(at.policy);
+    let without = compile(&deleted, opts, NODE).unwrap();
+    let script = update_script(&old, &without).unwrap();
+    for a in old
+        .admin_rule_counters()
+        .iter()
+        .filter(|a| a.policy == gone.key())
+    {
+        assert!(
+            script.contains(&format!("delete counter inet netpol {}\n", a.counter)),
+            "{script}"
+        );
+    }
+    // (c) the policy deleted, and (d) added back (the reverse update).
+    check_update(&old, &without).unwrap();
+    check_update(&without, &old).unwrap();
+}
+
+/// One admin policy of a random cluster edited: a rule's ports or action changed, the policy
+/// replaced, dropped, or a new one added.
+#[derive(Clone, Debug)]
+enum AdminEdit {
+    Ports(usize),
+    Action(usize),
+    Replace(usize, AdminPolicy),
+    Drop(usize),
+    Add(AdminPolicy),
+}
+
+fn an_admin_edit() -> impl Strategy<Value = AdminEdit> {
+    prop_oneof![
+        (0..4usize).prop_map(AdminEdit::Ports),
+        (0..4usize).prop_map(AdminEdit::Action),
+        (0..4usize, arb::tiers::admin_policy(false)).prop_map(|(i, p)| AdminEdit::Replace(i, p)),
+        (0..4usize).prop_map(AdminEdit::Drop),
+        arb::tiers::admin_policy(false).prop_map(AdminEdit::Add),
+    ]
+}
+
+fn first_rule(p: &mut AdminPolicy) -> Option<&mut AdminRule> {
+    p.ingress.first_mut().or(p.egress.first_mut())
+}
+
+fn edited(c: &Cluster, edit: AdminEdit) -> Cluster {
+    let mut t = c.clone();
+    let n = t.admin_policies.len();
+    match edit {
+        AdminEdit::Ports(i) if i < n => {
+            if let Some(r) = first_rule(&mut t.admin_policies[i]) {
+                if has_numeric_port(r) {
+                    move_first_port(r);
+                } else {
+                    r.ports = Some(vec![AdminPort::Protocol {
+                        protocol: Protocol::Tcp,
+                        ports: Some((81, 90)),
+                    }]);
+                }
+            }
+        }
+        AdminEdit::Action(i) if i < n => {
+            if let Some(r) = first_rule(&mut t.admin_policies[i]) {
+                flip_action(r);
+            }
+        }
+        AdminEdit::Replace(i, mut p) if i < n => {
+            p.name = format!("edited{i}");
+            t.admin_policies[i] = p;
+        }
+        AdminEdit::Drop(i) if i < n => {
+            t.admin_policies.remove(i);
+        }
+        AdminEdit::Add(mut p) => {
+            p.name = "added".to_string();
+            t.admin_policies.push(p);
+        }
+        _ => {}
+    }
+    t
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn old_plus_an_admin_policy_update_equals_new_in_the_kernel(
+        c in arb::with_tiers(arb::cluster(&ClusterShape::on_two_nodes()), &TierShape::for_the_compiler()),
+        edit in an_admin_edit(),
+    ) {
+        require_kernel();
+        let opts = EvalOptions::default();
+        let target = edited(&c, edit);
+        for node in NODES {
+            let old = compile(&c, opts, node).unwrap();
+            let new = compile(&target, opts, node).unwrap();
+            if let Err(e) = check_update(&old, &new) {
+                prop_assert!(false, "{}", e);
+            }
+        }
+    }
+}
