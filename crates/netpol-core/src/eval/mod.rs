@@ -12,8 +12,8 @@ mod tiers;
 
 pub use families::{evaluate_ends, FamilyVerdicts, FlowEnd};
 pub use tiers::{
-    admin_policies_of, admin_policy_selects, tier_policies, AdminRuleMatch, TierOutcome,
-    TierPolicies, TierStep,
+    admin_policies_of, admin_policy_selects, admin_tier_first_match, tier_policies, AdminRuleMatch,
+    TierOutcome, TierPolicies, TierStep, WorkloadFlow,
 };
 
 pub use crate::render::{explain, render_labels, render_peer, render_rule};
@@ -42,12 +42,18 @@ impl Endpoint {
         match self {
             Endpoint::Workload(i) => match cluster.workloads.get(*i) {
                 Some(w) => {
-                    let key = w.key();
-                    let shared = cluster.workloads.iter().filter(|o| o.key() == key).count() > 1;
+                    // Compared in place: this runs for both ends of every evaluation (lint's
+                    // searches evaluate many), so no key is built for the other workloads.
+                    let shared = cluster
+                        .workloads
+                        .iter()
+                        .filter(|o| o.name == w.name && o.namespace == w.namespace)
+                        .nth(1)
+                        .is_some();
                     if shared {
-                        format!("{}/{key}", w.kind.short_name())
+                        format!("{}/{}", w.kind.short_name(), w.key())
                     } else {
-                        key
+                        w.key()
                     }
                 }
                 None => format!("#{i}?"),

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::{namespace_labels, DirectionVerdict, FlowCtx, PeerView};
 use crate::model::{
     admin_order, AdminAction, AdminPeer, AdminPolicy, AdminRule, AdminSubject, AdminTier, Cluster,
-    Direction, LabelSelector, Workload,
+    Direction, EvalOptions, LabelSelector, Protocol, Workload,
 };
 use crate::render::render_admin_rule;
 
@@ -150,6 +150,57 @@ fn subject_matches(cluster: &Cluster, subject: &AdminSubject, w: &Workload) -> b
 
 fn namespace_matches(cluster: &Cluster, selector: &LabelSelector, w: &Workload) -> bool {
     selector.matches(&namespace_labels(cluster, &w.namespace))
+}
+
+/// A flow between two workloads on one protocol and port, as [`admin_tier_first_match`] asks.
+#[derive(Clone, Copy)]
+pub struct WorkloadFlow<'a> {
+    /// The source workload.
+    pub src: &'a Workload,
+    /// The destination workload (a different one), on which named ports resolve.
+    pub dst: &'a Workload,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The destination port.
+    pub port: u16,
+}
+
+/// The first step of the walk alone: the rule of the Admin-tier policies `admin` (the subject's,
+/// from [`tier_policies`]) that first matches `flow` in `direction` (the source's egress or the
+/// destination's ingress), with the addresses [`super::flow_addresses`] picks. What
+/// [`super::evaluate`]'s verdict reports as [`DirectionVerdict::admin_tier_match`] for a flow
+/// between two different workloads, without NetworkPolicy, the Baseline tier or the
+/// explanations: for callers that ask it of many flows (lint's searches).
+pub fn admin_tier_first_match(
+    cluster: &Cluster,
+    opts: EvalOptions,
+    direction: Direction,
+    admin: &[&AdminPolicy],
+    flow: WorkloadFlow<'_>,
+) -> Option<AdminRuleMatch> {
+    let ctx = FlowCtx {
+        cluster,
+        opts,
+        protocol: flow.protocol,
+        port: flow.port,
+        dst: Some(flow.dst),
+        hairpin: false,
+    };
+    let addresses = super::flow_addresses(flow.src, flow.dst);
+    let peer = match direction {
+        Direction::Egress => PeerView::Workload {
+            workload: flow.dst,
+            address: addresses.map(|(_, d)| d),
+        },
+        Direction::Ingress => PeerView::Workload {
+            workload: flow.src,
+            address: addresses.map(|(s, _)| s),
+        },
+    };
+    match tier_outcome(&ctx, direction, admin, &peer) {
+        TierOutcome::Matched(m) => Some(m),
+        TierOutcome::NoMatch { .. } | TierOutcome::NoPolicy => None,
+    }
 }
 
 /// Walks the tiers for `subject` in `direction` against `peer`; `network_policy` computes the

@@ -10,14 +10,16 @@
 //!   port), so a finding is always a real connection; shadowing only at ports no rule names can
 //!   go unreported.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 
-use crate::eval::{admin_policy_selects, evaluate, DirectionVerdict};
+use crate::eval::{
+    admin_policy_selects, admin_tier_first_match, tier_policies, AdminRuleMatch, WorkloadFlow,
+};
 use crate::model::{
     admin_order, AdminAction, AdminPolicy, AdminPort, AdminTier, Cluster, Direction, EvalOptions,
     Policy, PortSpec, Protocol, RuleItem,
 };
-use crate::Endpoint;
 
 use super::selection::Index;
 use super::{Check, Finding};
@@ -92,6 +94,7 @@ pub fn shadowed_by_admin_deny(
         return Vec::new();
     }
     let admin_ports = admin_ports(cluster);
+    let denying = DenyingPolicies::new(cluster);
     let mut out = Vec::new();
     for policy in &cluster.policies {
         for direction in [Direction::Ingress, Direction::Egress] {
@@ -107,6 +110,7 @@ pub fn shadowed_by_admin_deny(
                     direction,
                     rule,
                     admin_ports: &admin_ports,
+                    denying: &denying,
                 };
                 if let Some(f) = search.witness() {
                     out.push(f);
@@ -148,11 +152,77 @@ struct Search<'a> {
     direction: Direction,
     rule: usize,
     admin_ports: &'a BTreeSet<(Protocol, u16)>,
+    denying: &'a DenyingPolicies<'a>,
+}
+
+/// Per workload and direction, the Admin-tier policies its walk reads when one of them has a
+/// rule that can deny (Deny, or a Pass or Deny failing closed); none otherwise, since then no
+/// flow of the workload in that direction can be shadowed. Asked for the same few subjects by
+/// many rules, so kept.
+struct DenyingPolicies<'a> {
+    cluster: &'a Cluster,
+    /// `[ingress, egress]`: workload -> its Admin-tier policies, empty when none can deny.
+    of: [RefCell<HashMap<usize, Vec<&'a AdminPolicy>>>; 2],
+}
+
+impl<'a> DenyingPolicies<'a> {
+    fn new(cluster: &'a Cluster) -> Self {
+        DenyingPolicies {
+            cluster,
+            of: Default::default(),
+        }
+    }
+
+    fn slot(direction: Direction) -> usize {
+        match direction {
+            Direction::Ingress => 0,
+            Direction::Egress => 1,
+        }
+    }
+
+    /// Whether some Admin-tier rule can deny `workload` in `direction`.
+    fn can_deny(&self, workload: usize, direction: Direction) -> bool {
+        self.with(workload, direction, |policies| !policies.is_empty())
+    }
+
+    /// Runs `f` with the Admin-tier policies of `workload` in `direction` (empty when none can
+    /// deny).
+    fn with<T>(
+        &self,
+        workload: usize,
+        direction: Direction,
+        f: impl FnOnce(&[&'a AdminPolicy]) -> T,
+    ) -> T {
+        let mut cache = self.of[Self::slot(direction)].borrow_mut();
+        let policies = cache.entry(workload).or_insert_with(|| {
+            let w = &self.cluster.workloads[workload];
+            let admin = tier_policies(self.cluster, w, direction).admin;
+            let denies = admin.iter().any(|p| {
+                p.rules(direction)
+                    .iter()
+                    .any(|r| r.action != AdminAction::Accept)
+            });
+            if denies {
+                admin
+            } else {
+                Vec::new()
+            }
+        });
+        f(policies)
+    }
 }
 
 impl Search<'_> {
     fn witness(&self) -> Option<Finding> {
-        let subjects: Vec<usize> = self.index.subjects(self.policy).take(WITNESSES).collect();
+        let subjects: Vec<usize> = self
+            .index
+            .subjects(self.policy)
+            .take(WITNESSES)
+            .filter(|&s| self.denying.can_deny(s, self.direction))
+            .collect();
+        if subjects.is_empty() {
+            return None;
+        }
         let peers: Vec<usize> = (0..self.cluster.workloads.len())
             .filter(|&i| self.rule_admits_peer(i))
             .take(WITNESSES)
@@ -216,19 +286,16 @@ impl Search<'_> {
             Direction::Ingress => (peer, subject),
         };
         for (protocol, port) in self.ports(dst) {
-            let v = evaluate(
-                self.cluster,
-                self.opts,
-                &Endpoint::Workload(src),
-                &Endpoint::Workload(dst),
+            let flow = WorkloadFlow {
+                src: &self.cluster.workloads[src],
+                dst: &self.cluster.workloads[dst],
                 protocol,
                 port,
-            );
-            let side = match self.direction {
-                Direction::Egress => &v.egress,
-                Direction::Ingress => &v.ingress,
             };
-            if let Some(by) = admin_denial(side) {
+            let first = self.denying.with(subject, self.direction, |admin| {
+                admin_tier_first_match(self.cluster, self.opts, self.direction, admin, flow)
+            });
+            if let Some(by) = first.as_ref().and_then(admin_denial) {
                 return Some(self.finding(&by, subject, peer, protocol, port));
             }
         }
@@ -258,8 +325,6 @@ impl Search<'_> {
 }
 
 /// The Admin-tier rule that denied a side, as `cnp/NAME egress[0]`.
-fn admin_denial(side: &DirectionVerdict) -> Option<String> {
-    side.admin_tier_match()
-        .filter(|m| m.action == AdminAction::Deny)
-        .map(|m| format!("{} {}[{}]", m.policy, m.direction, m.rule))
+fn admin_denial(m: &AdminRuleMatch) -> Option<String> {
+    (m.action == AdminAction::Deny).then(|| format!("{} {}[{}]", m.policy, m.direction, m.rule))
 }
