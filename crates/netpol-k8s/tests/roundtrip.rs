@@ -212,6 +212,7 @@ fn workload(ns: String) -> impl Strategy<Value = Workload> {
                     phase,
                     named_ports,
                     origin: None,
+                    instances: Default::default(),
                 }
             },
         )
