@@ -195,8 +195,8 @@ fn folded_pods_make_replicas_of_a_deployment_of_one_and_their_addresses_tell_sel
         ],
     );
     // Two Pods run: two replicas, and the default deny holds between them.
-    let (code, text) = replicas_check(&m, "8080");
-    assert_eq!(code, 1, "{text}");
+    let (exit, text) = replicas_check(&m, "8080");
+    assert_eq!(exit, 1, "{text}");
     assert!(
         text.contains("between two replicas of deployment/shop/api"),
         "{text}"
