@@ -244,3 +244,37 @@ fn the_matrix_diagonal_of_a_deployment_with_replicas_is_their_pair() {
     assert_eq!(lines.len(), 1, "{dot}");
     assert!(lines[0].contains("TCP 8080"), "{dot}");
 }
+
+#[test]
+fn scaling_a_deployment_up_under_a_default_deny_is_a_lost_pair_that_its_instances_explain() {
+    let old = Manifests::new(
+        "scale-old",
+        &[NAMESPACE, &deployment(Some(1)), DEFAULT_DENY],
+    );
+    let new = Manifests::new(
+        "scale-new",
+        &[NAMESPACE, &deployment(Some(3)), DEFAULT_DENY],
+    );
+    let out = run(&["diff", &old.path(), &new.path()]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 1, "{text}");
+    assert!(
+        text.contains("  - shop/api -> shop/api  lost TCP 1-65535, UDP 1-65535, SCTP 1-65535  [Workload deployment/shop/api (changed)]\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Workload deployment/shop/api changed: instances: 1 -> 3\n"),
+        "{text}"
+    );
+    // Scaling within one instance or within several changes no pair.
+    let same = Manifests::new(
+        "scale-same",
+        &[NAMESPACE, &deployment(Some(5)), DEFAULT_DENY],
+    );
+    let out = run(&["diff", &new.path(), &same.path()]);
+    assert!(
+        stdout(&out).starts_with("no change in connectivity"),
+        "{}",
+        stdout(&out)
+    );
+}
