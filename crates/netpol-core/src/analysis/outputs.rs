@@ -159,7 +159,8 @@ impl TruthTable {
         self.rows.get(from)
     }
 
-    /// Number of allowed ordered pairs (self pairs included).
+    /// Number of allowed ordered pairs (own pairs included: always for a single instance, when
+    /// allowed between two replicas for a workload with replicas).
     pub fn allowed_count(&self) -> usize {
         self.allowed_count
     }
