@@ -72,7 +72,7 @@ fn analysis_with_replicas(c: &mut Criterion) {
         w.instances = Instances::Count(3);
     }
     let opts = EvalOptions::default();
-    let mut g = c.benchmark_group("10k_workloads_200_ns_2k_policies_2k_with_replicas");
+    let mut g = c.benchmark_group("10k_workloads_200_ns_2k_policies_every_fifth_3_replicas");
     g.sample_size(10);
     let analyzer = Analyzer::new(&cluster, opts);
     g.bench_function("truth_table(TCP, 80)", |b| {
