@@ -215,3 +215,32 @@ fn a_cluster_with_too_many_connections_to_embed_shows_namespaces_and_counts_only
     );
     assert!(r.dom.contains("May reach 599 and reached by 599 workloads"));
 }
+
+#[test]
+fn a_selected_deployment_with_replicas_shows_what_one_replica_may_reach_another_on() {
+    // A default deny in shop, and the api's replicas let each other in on 8080 alone; the cache
+    // Pod is one instance, with no such line.
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n\
+        apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api, namespace: shop}\n\
+        spec:\n  replicas: 3\n  template:\n    metadata: {labels: {app: api}}\n\
+        ---\napiVersion: v1\nkind: Pod\nmetadata: {name: cache, namespace: shop}\n\
+        spec: {nodeName: n1, containers: [{name: c, image: i}]}\n\
+        status: {phase: Running, podIP: 10.0.0.9}\n\
+        ---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n\
+        metadata: {name: api, namespace: shop}\nspec:\n  podSelector: {}\n  ingress:\n\
+        \x20   - from: [{podSelector: {matchLabels: {app: api}}}]\n      ports: [{port: 8080}]\n";
+    let input = dir.path().join("replicas.yaml");
+    std::fs::write(&input, manifests).unwrap();
+    let page = write_report_of(dir.path(), &input);
+    let r = render(&page, "#select=shop/api");
+    assert_eq!(r.console, Vec::<String>::new(), "console output");
+    assert_eq!(
+        r.text_of("details-replicas").as_deref(),
+        Some("Between two of its replicas (3): TCP 8080"),
+        "{}",
+        r.dom
+    );
+    let r = render(&page, "#select=shop/cache");
+    assert_eq!(r.text_of("details-replicas"), None, "{}", r.dom);
+}

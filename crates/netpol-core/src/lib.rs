@@ -19,8 +19,9 @@ pub mod synth;
 
 pub use analysis::{Analyzer, ConnectivityMap, TruthTable};
 pub use eval::{
-    evaluate, evaluate_hairpin, evaluate_hairpin_at, explain, flow_addresses, AdminRuleMatch,
-    DirectionVerdict, Endpoint, TierOutcome, TierStep, Verdict,
+    evaluate, evaluate_hairpin, evaluate_hairpin_at, evaluate_replicas, evaluate_replicas_at,
+    explain, flow_addresses, AdminRuleMatch, DirectionVerdict, Endpoint, TierOutcome, TierStep,
+    Verdict,
 };
 pub use model::*;
 pub use policy_set::PolicySet;

@@ -182,9 +182,72 @@ pub struct Workload {
     pub named_ports: Vec<NamedPort>,
     /// The file and line it was loaded from; `None` for objects from the API server.
     pub origin: Option<Origin>,
+    /// How many instances of it may run at once: a controller with several has replicas that
+    /// talk to each other as two pods do (see [`Workload::has_replicas`]).
+    #[serde(default)]
+    pub instances: Instances,
+}
+
+/// How many instances of a workload may run at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Instances {
+    /// Exactly this many: 1 for a Pod or a VM; a controller's `spec.replicas` (Job and CronJob:
+    /// `parallelism`), or the number of its live Pods when more of them are loaded.
+    Count(u32),
+    /// One per node its Pods are scheduled on (a DaemonSet): how many nodes that is, a manifest
+    /// does not say, so netpol takes it as more than one.
+    PerNode,
+}
+
+impl Default for Instances {
+    /// A single instance, as a Pod or a VM is.
+    fn default() -> Self {
+        Instances::Count(1)
+    }
+}
+
+impl Instances {
+    /// Whether two instances may run at once (and so may talk to each other).
+    pub fn several(self) -> bool {
+        match self {
+            Instances::Count(n) => n >= 2,
+            Instances::PerNode => true,
+        }
+    }
+
+    /// The larger of two counts; one per node counts as more than any number.
+    pub fn max(self, other: Instances) -> Instances {
+        match (self, other) {
+            (Instances::Count(a), Instances::Count(b)) => Instances::Count(a.max(b)),
+            _ => Instances::PerNode,
+        }
+    }
+}
+
+impl fmt::Display for Instances {
+    /// `3`, or `per node`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Instances::Count(n) => write!(f, "{n}"),
+            Instances::PerNode => f.write_str("per node"),
+        }
+    }
 }
 
 impl Workload {
+    /// Whether it runs as two or more instances (replicas) at once: a flow from one to another
+    /// is then an ordinary pod-to-pod flow, which policies decide, unlike an instance reaching
+    /// its own address.
+    pub fn has_replicas(&self) -> bool {
+        self.instances.several()
+    }
+
+    /// `kind/namespace/name` (`deployment/shop/api`), the workload named with its kind.
+    pub fn kind_key(&self) -> String {
+        format!("{}/{}", self.kind.short_name(), self.key())
+    }
+
     /// `namespace/name`, the key used in every output.
     pub fn key(&self) -> String {
         namespaced_key(&self.namespace, &self.name)

@@ -117,9 +117,13 @@ impl Verdict {
     /// The verdict as multi-line text for a person.
     pub fn explain(&self) -> String {
         let mut out = String::new();
+        let between = match &self.replicas_of {
+            Some(w) => format!(", between two replicas of {w}"),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{}  {} -> {}  {}/{}",
+            "{}  {} -> {}  {}/{}{between}",
             if self.allowed { "ALLOWED" } else { "DENIED" },
             self.src,
             self.dst,
@@ -129,9 +133,13 @@ impl Verdict {
         if let (Some(a), Some(b)) = (self.src_address, self.dst_address) {
             let _ = writeln!(out, "  addresses: {a} -> {b}");
         }
-        let egress_title = format!("egress from {}", self.src);
+        let (from, to) = match self.replicas_of {
+            Some(_) => ("one replica of ", "another replica of "),
+            None => ("", ""),
+        };
+        let egress_title = format!("egress from {from}{}", self.src);
         explain_side(&mut out, &egress_title, Direction::Egress, &self.egress);
-        let ingress_title = format!("ingress to {}", self.dst);
+        let ingress_title = format!("ingress to {to}{}", self.dst);
         explain_side(&mut out, &ingress_title, Direction::Ingress, &self.ingress);
         out
     }
@@ -316,15 +324,16 @@ fn who(m: &AdminRuleMatch) -> String {
 }
 
 impl ConnectivityMap {
-    /// One line per ordered pair of distinct endpoints with anything allowed, in output order:
+    /// One line per ordered pair of endpoints with anything allowed, in output order:
     /// `p/b -> p/a  TCP 80-90, UDP 53`; a pair whose ports differ between the families gets
-    /// `p/b -> p/a  IPv4: TCP 80; IPv6: none`. Self pairs are left out: a workload always
-    /// reaches itself on every port, and a line per workload saying so would bury the real
-    /// answers.
+    /// `p/b -> p/a  IPv4: TCP 80; IPv6: none`. A workload with replicas has a line to itself
+    /// for the flow between two of them (`p/api -> p/api  TCP 8080`); any other workload's own
+    /// pair is left out: it always reaches its own address on every port, and a line per
+    /// workload saying so would bury the real answers.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         for &f in &self.order {
-            for &t in self.order.iter().filter(|&&t| t != f) {
+            for &t in self.order.iter().filter(|&&t| !self.is_own_address(f, t)) {
                 let line = match &self.by_family {
                     Some(maps) if self.differs(f, t) => {
                         let per: Vec<String> = [0, 1]

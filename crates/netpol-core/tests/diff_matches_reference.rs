@@ -1,7 +1,9 @@
 //! Property test: the diff of two connectivity maps ([`netpol_core::analysis::diff`]) is exactly
 //! the per-pair difference of the plain evaluator's answers on the two clusters, on random small
 //! clusters and random edits of them (policies replaced, added or removed, a workload removed,
-//! one added, labels moved between workloads, a node removed). Checked: which pairs changed and
+//! one added, labels moved between workloads, a workload scaled between one instance and several,
+//! a node removed). Every pair includes a workload's own: between two of its replicas where it
+//! has them (an instance reaching its own address never changes). Checked: which pairs changed and
 //! how (gained, lost, changed), the ports gained and lost per family, the counts, and the
 //! connections of endpoints present on one side only.
 
@@ -62,12 +64,14 @@ fn is_node(c: &Cluster, i: usize) -> bool {
     i >= c.workloads.len()
 }
 
-/// Connections of endpoint `e` of `c` as the evaluator sees them: (outgoing, incoming).
+/// Connections of endpoint `e` of `c` as the evaluator sees them: (outgoing, incoming); its own
+/// pair counts once each way when it is a flow between two of its replicas.
 fn connections(c: &Cluster, opts: EvalOptions, e: usize, ports: &[u16]) -> (usize, usize) {
     let total = c.workloads.len() + c.nodes.len();
+    let replicated = c.workloads.get(e).is_some_and(|w| w.has_replicas());
     let mut out = 0;
     let mut inc = 0;
-    for t in (0..total).filter(|&t| t != e) {
+    for t in (0..total).filter(|&t| t != e || replicated) {
         if is_node(c, e) && is_node(c, t) {
             // Nothing isolates a node.
             out += 1;
@@ -98,7 +102,7 @@ fn check(old: &Cluster, new: &Cluster, opts: EvalOptions) -> Result<(), TestCase
             let (Some(&os), Some(&od)) = (old_ids.get(sk), old_ids.get(dk)) else {
                 continue;
             };
-            if s == d || (is_node(new, s) && is_node(new, d)) {
+            if is_node(new, s) && is_node(new, d) {
                 prop_assert!(!listed.contains_key(&(s, d)));
                 continue;
             }
@@ -161,8 +165,8 @@ fn check(old: &Cluster, new: &Cluster, opts: EvalOptions) -> Result<(), TestCase
 
 /// An edit of a cluster: keep the first `keep` policies and append `extra` ones (named so that
 /// some take the name of a dropped one, a "changed" policy), remove workload `drop`, add a copy
-/// of workload 0 under a new name, move workload `relabel`'s labels to the next one, remove the
-/// last node.
+/// of workload 0 under a new name, move workload `relabel`'s labels to the next one, scale
+/// workload `rescale` between one instance and two, remove the last node.
 #[derive(Clone, Debug)]
 struct Edit {
     keep: usize,
@@ -170,6 +174,7 @@ struct Edit {
     drop: Option<usize>,
     add: bool,
     relabel: Option<usize>,
+    rescale: Option<usize>,
     drop_node: bool,
 }
 
@@ -180,16 +185,20 @@ fn edit(shape: &ClusterShape) -> impl Strategy<Value = Edit> {
         prop::option::of(0usize..7),
         any::<bool>(),
         prop::option::of(0usize..7),
+        prop::option::of(0usize..7),
         prop::bool::weighted(0.2),
     )
-        .prop_map(|(keep, extra, drop, add, relabel, drop_node)| Edit {
-            keep,
-            extra,
-            drop,
-            add,
-            relabel,
-            drop_node,
-        })
+        .prop_map(
+            |(keep, extra, drop, add, relabel, rescale, drop_node)| Edit {
+                keep,
+                extra,
+                drop,
+                add,
+                relabel,
+                rescale,
+                drop_node,
+            },
+        )
 }
 
 fn apply(old: &Cluster, e: &Edit) -> Cluster {
@@ -203,6 +212,13 @@ fn apply(old: &Cluster, e: &Edit) -> Cluster {
     let n = new.workloads.len();
     if let Some(j) = e.relabel.filter(|&j| j < n && n > 1) {
         new.workloads[(j + 1) % n].labels = old.workloads[j].labels.clone();
+    }
+    if let Some(w) = e.rescale.and_then(|j| new.workloads.get_mut(j)) {
+        w.instances = if w.has_replicas() {
+            Instances::Count(1)
+        } else {
+            Instances::Count(2)
+        };
     }
     if e.add {
         let mut w = new.workloads[0].clone();

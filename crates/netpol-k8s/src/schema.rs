@@ -211,6 +211,7 @@ pub const BASELINE_ADMIN_NETWORK_POLICY: KindSchema = KindSchema {
 
 /// Where a controller's pod template is: `spec.template` (Deployment, StatefulSet, DaemonSet,
 /// ReplicaSet, ReplicationController, Job) or `spec.jobTemplate.spec.template` (CronJob).
+/// A DaemonSet reads only these (it runs one Pod per node, which no field counts).
 const TEMPLATE_FIELDS: &[&str] = &[
     "spec.template.metadata.labels",
     "spec.template.spec.hostNetwork",
@@ -221,9 +222,37 @@ const TEMPLATE_FIELDS: &[&str] = &[
     "spec.template.spec.initContainers[].restartPolicy",
 ];
 
-/// [`TEMPLATE_FIELDS`] and the owner (a ReplicaSet's Deployment, a Job's CronJob).
-const OWNED_TEMPLATE_FIELDS: &[&str] = &[
+/// [`TEMPLATE_FIELDS`] and how many instances it runs (`spec.replicas`): Deployment,
+/// StatefulSet, ReplicationController.
+const REPLICATED_FIELDS: &[&str] = &[
+    "spec.replicas",
+    "spec.template.metadata.labels",
+    "spec.template.spec.hostNetwork",
+    "spec.template.spec.containers[].name",
+    "spec.template.spec.containers[].ports",
+    "spec.template.spec.initContainers[].name",
+    "spec.template.spec.initContainers[].ports",
+    "spec.template.spec.initContainers[].restartPolicy",
+];
+
+/// [`REPLICATED_FIELDS`] and the owner (the Deployment it folds into).
+const REPLICA_SET_FIELDS: &[&str] = &[
     "metadata.ownerReferences",
+    "spec.replicas",
+    "spec.template.metadata.labels",
+    "spec.template.spec.hostNetwork",
+    "spec.template.spec.containers[].name",
+    "spec.template.spec.containers[].ports",
+    "spec.template.spec.initContainers[].name",
+    "spec.template.spec.initContainers[].ports",
+    "spec.template.spec.initContainers[].restartPolicy",
+];
+
+/// [`TEMPLATE_FIELDS`], how many Pods run at once (`spec.parallelism`) and the owner (the
+/// CronJob it folds into).
+const JOB_FIELDS: &[&str] = &[
+    "metadata.ownerReferences",
+    "spec.parallelism",
     "spec.template.metadata.labels",
     "spec.template.spec.hostNetwork",
     "spec.template.spec.containers[].name",
@@ -262,7 +291,7 @@ pub const DEPLOYMENT: KindSchema = controller(
     "apps",
     "apps/v1",
     "deployments",
-    TEMPLATE_FIELDS,
+    REPLICATED_FIELDS,
 );
 /// apps/v1 StatefulSet.
 pub const STATEFUL_SET: KindSchema = controller(
@@ -271,7 +300,7 @@ pub const STATEFUL_SET: KindSchema = controller(
     "apps",
     "apps/v1",
     "statefulsets",
-    TEMPLATE_FIELDS,
+    REPLICATED_FIELDS,
 );
 /// apps/v1 DaemonSet.
 pub const DAEMON_SET: KindSchema = controller(
@@ -289,7 +318,7 @@ pub const REPLICA_SET: KindSchema = controller(
     "apps",
     "apps/v1",
     "replicasets",
-    OWNED_TEMPLATE_FIELDS,
+    REPLICA_SET_FIELDS,
 );
 /// core/v1 ReplicationController.
 pub const REPLICATION_CONTROLLER: KindSchema = controller(
@@ -298,7 +327,7 @@ pub const REPLICATION_CONTROLLER: KindSchema = controller(
     "",
     "v1",
     "replicationcontrollers",
-    TEMPLATE_FIELDS,
+    REPLICATED_FIELDS,
 );
 /// batch/v1 Job (its owner: the CronJob it folds into).
 pub const JOB: KindSchema = controller(
@@ -307,7 +336,7 @@ pub const JOB: KindSchema = controller(
     "batch",
     "batch/v1",
     "jobs",
-    OWNED_TEMPLATE_FIELDS,
+    JOB_FIELDS,
 );
 /// batch/v1 CronJob: the pod template inside its job template.
 pub const CRON_JOB: KindSchema = controller(
@@ -317,6 +346,7 @@ pub const CRON_JOB: KindSchema = controller(
     "batch/v1",
     "cronjobs",
     &[
+        "spec.jobTemplate.spec.parallelism",
         "spec.jobTemplate.spec.template.metadata.labels",
         "spec.jobTemplate.spec.template.spec.hostNetwork",
         "spec.jobTemplate.spec.template.spec.containers[].name",

@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use netpol_core::{NamedPort, Protocol, Workload, WorkloadKind};
+use netpol_core::{Instances, NamedPort, Protocol, Workload, WorkloadKind};
 use netpol_k8s::schema::{self, KnownKind};
 use netpol_k8s::{load_paths, DiagnosticKind, LoadOptions, Severity};
 
@@ -149,10 +149,81 @@ fn a_bad_field_netpol_reads_is_an_error_with_its_line_and_path() {
 
 #[test]
 fn fields_netpol_does_not_read_are_not_checked_whatever_their_type() {
-    let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: a}\nspec:\n  replicas: many\n  strategy: 5\n  madeUp: {x: 1}\n  template:\n    metadata: {labels: {app: d}, annotations: 7}\n    spec:\n      volumes: nope\n      containers:\n        - name: c\n          resources: \"lots\"\n          futureField: [1]\n          ports: [{containerPort: 80, name: http, appProtocol: 3}]\n";
+    let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: a}\nspec:\n  minReadySeconds: many\n  strategy: 5\n  madeUp: {x: 1}\n  template:\n    metadata: {labels: {app: d}, annotations: 7}\n    spec:\n      volumes: nope\n      containers:\n        - name: c\n          resources: \"lots\"\n          futureField: [1]\n          ports: [{containerPort: 80, name: http, appProtocol: 3}]\n";
     let l = load(text);
     assert!(!l.has_errors(), "{:?}", l.diagnostics);
     assert_eq!(l.cluster.workloads[0].named_ports[0].port, 80);
+}
+
+#[test]
+fn each_controller_counts_its_instances_from_the_field_its_kind_has() {
+    let spec = |kind: &str, api: &str, count: &str| {
+        let template = "template:\n    metadata: {labels: {app: w}}";
+        let body = match kind {
+            "CronJob" => format!(
+                "  schedule: \"* * * * *\"\n  jobTemplate:\n    spec:\n      {count}\n      {}",
+                template.replace("\n    ", "\n          ")
+            ),
+            _ => format!("  {count}\n  {template}"),
+        };
+        format!(
+            "apiVersion: {api}\nkind: {kind}\nmetadata: {{name: w, namespace: a}}\nspec:\n{body}\n"
+        )
+    };
+    let cases = [
+        ("Deployment", "apps/v1", "replicas: 3", Instances::Count(3)),
+        (
+            "Deployment",
+            "apps/v1",
+            "paused: false",
+            Instances::Count(1),
+        ),
+        ("Deployment", "apps/v1", "replicas: 0", Instances::Count(0)),
+        ("StatefulSet", "apps/v1", "replicas: 2", Instances::Count(2)),
+        ("ReplicaSet", "apps/v1", "replicas: 5", Instances::Count(5)),
+        (
+            "ReplicationController",
+            "v1",
+            "replicas: 1",
+            Instances::Count(1),
+        ),
+        ("Job", "batch/v1", "parallelism: 4", Instances::Count(4)),
+        ("Job", "batch/v1", "completions: 9", Instances::Count(1)),
+        ("CronJob", "batch/v1", "parallelism: 2", Instances::Count(2)),
+        // A DaemonSet has no count: one Pod per node, taken as several. A `replicas` it does not
+        // have is not read, whatever its type.
+        ("DaemonSet", "apps/v1", "replicas: many", Instances::PerNode),
+    ];
+    for (kind, api, count, expected) in cases {
+        let l = load(&spec(kind, api, count));
+        assert!(!l.has_errors(), "{kind} {count}: {:?}", l.diagnostics);
+        let w = &l.cluster.workloads[0];
+        assert_eq!(w.instances, expected, "{kind} {count}");
+        assert_eq!(w.has_replicas(), expected.several(), "{kind} {count}");
+    }
+}
+
+#[test]
+fn a_count_of_the_wrong_type_or_below_zero_is_an_error_with_its_line_and_path() {
+    let cases = [
+        ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: a}\nspec:\n  replicas: many\n", 5, "spec.replicas", "expected integer"),
+        ("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: d, namespace: a}\nspec:\n  replicas: -1\n", 5, "spec.replicas", "Invalid value: -1: must be greater than or equal to 0"),
+        ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: d, namespace: a}\nspec:\n  parallelism: [2]\n", 5, "spec.parallelism", "expected integer"),
+        ("apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: d, namespace: a}\nspec:\n  schedule: x\n  jobTemplate:\n    spec:\n      parallelism: -3\n", 8, "spec.jobTemplate.spec.parallelism", "must be greater than or equal to 0"),
+    ];
+    for (text, line, path, message) in cases {
+        let l = load(text);
+        let errs = errors(&l);
+        assert_eq!(errs.len(), 1, "{text}: {:?}", l.diagnostics);
+        assert_eq!(errs[0].line, line, "{text}: {:?}", errs[0]);
+        assert_eq!(errs[0].field_path.as_deref(), Some(path), "{text}");
+        assert!(
+            errs[0].message.contains(message),
+            "{text}: {}",
+            errs[0].message
+        );
+        assert!(l.cluster.workloads.is_empty(), "{text}");
+    }
 }
 
 #[test]
@@ -436,4 +507,34 @@ fn a_kubevirt_vm_takes_its_instances_address_and_launcher_pod_as_before() {
     );
     assert_eq!(w.addresses[0].to_string(), "10.0.2.1");
     assert_eq!(w.node.as_deref(), Some("n3"));
+}
+
+#[test]
+fn folded_pods_count_as_instances_when_more_of_them_run_than_the_spec_says() {
+    let one = DEPLOYMENT.replace("spec:\n", "spec:\n  replicas: 1\n");
+    let pods = |n: usize| -> String {
+        (0..n)
+            .map(|i| {
+                pod(
+                    &format!("api-5d8f-{i}"),
+                    Some("ReplicaSet/api-5d8f"),
+                    "app: api, pod-template-hash: 5d8f",
+                    "n1",
+                    &format!("10.0.0.{}", i + 1),
+                )
+            })
+            .collect()
+    };
+    // Two Pods of a Deployment of one replica (a rollout): two instances.
+    let (ws, _) = workloads(&format!("{one}{}", pods(2)));
+    assert_eq!(ws[0].instances, Instances::Count(2));
+    assert!(ws[0].has_replicas());
+    // One Pod of a Deployment of one replica: one instance.
+    let (ws, _) = workloads(&format!("{one}{}", pods(1)));
+    assert_eq!(ws[0].instances, Instances::Count(1));
+    assert!(!ws[0].has_replicas());
+    // A dump missing Pods does not lower the spec's count.
+    let three = DEPLOYMENT.replace("spec:\n", "spec:\n  replicas: 3\n");
+    let (ws, _) = workloads(&format!("{three}{}", pods(1)));
+    assert_eq!(ws[0].instances, Instances::Count(3));
 }

@@ -213,6 +213,7 @@ fn workload(ns: String) -> impl Strategy<Value = Workload> {
                     phase,
                     named_ports,
                     origin: None,
+                    instances: Default::default(),
                 }
             },
         )

@@ -208,6 +208,7 @@ mod tests {
             phase: None,
             named_ports: Vec::new(),
             origin: None,
+            instances: Default::default(),
         }
     }
 

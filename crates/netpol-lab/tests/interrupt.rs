@@ -40,6 +40,7 @@ fn one_pod() -> Cluster {
             phase: None,
             named_ports: Vec::new(),
             origin: None,
+            instances: Default::default(),
         }],
         policies: Vec::new(),
         ..Cluster::default()

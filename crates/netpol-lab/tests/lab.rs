@@ -48,6 +48,7 @@ fn pod(namespace: &str, name: &str, address: &str, node: Option<&str>) -> Worklo
         phase: Some("Running".into()),
         named_ports: Vec::new(),
         origin: None,
+        instances: Default::default(),
     }
 }
 

@@ -92,6 +92,7 @@ mod tests {
             phase: Some("Running".into()),
             named_ports: vec![],
             origin: None,
+            instances: Default::default(),
         };
         Cluster {
             namespaces: vec![Namespace::new("shop", Default::default(), false)],

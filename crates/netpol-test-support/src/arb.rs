@@ -5,7 +5,8 @@
 //! Small vocabularies make coincidences likely: three label keys and values, three namespaces,
 //! three port names, a handful of port numbers and CIDRs chosen to overlap each other and the
 //! workload addresses. Every feature of the model appears: Pods, VMs and VMIs, address-less
-//! controllers (Deployments, CronJobs); declared and
+//! controllers (Deployments, CronJobs), and in the analyzer's shapes controllers with their
+//! Pods folded in (addresses) and several instances (replicas); declared and
 //! implicit namespaces with labels; `matchLabels` (also on the namespace name label) and every
 //! `matchExpressions` operator; pod, namespace and combined selector peers; ipBlocks with holes
 //! (inside, overlapping or outside their CIDR); numeric, ranged and named ports of every
@@ -25,9 +26,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
 use netpol_core::{
-    Cluster, IpBlock, LabelSelector, Labels, NamedPort, Namespace, Node, Peer, Policy, PolicyPort,
-    PortSpec, Protocol, Rule, SelectorOperator, SelectorRequirement, Workload, WorkloadKind,
-    NAMESPACE_NAME_LABEL,
+    Cluster, Instances, IpBlock, LabelSelector, Labels, NamedPort, Namespace, Node, Peer, Policy,
+    PolicyPort, PortSpec, Protocol, Rule, SelectorOperator, SelectorRequirement, Workload,
+    WorkloadKind, NAMESPACE_NAME_LABEL,
 };
 use proptest::prelude::*;
 
@@ -115,6 +116,10 @@ pub struct ClusterShape {
     /// addresses of its own from [`NODE_ADDRESSES`], in random order); without, workloads name
     /// nodes netpol knows nothing of.
     pub node_objects: bool,
+    /// Whether controllers may run as several instances (`replicas` 0 to 3, or one per node),
+    /// half of them with their Pods folded in (addresses and node kept); without, every
+    /// controller is a single address-less pod template.
+    pub replicas: bool,
 }
 
 /// The addresses node `i` of [`ClusterShape::nodes`] draws from: both families, inside and
@@ -135,6 +140,7 @@ impl ClusterShape {
             addresses: Addresses::Shared { per_workload: 0..3 },
             nodes: &[],
             node_objects: false,
+            replicas: true,
         }
     }
 
@@ -158,6 +164,7 @@ impl ClusterShape {
             addresses: Addresses::Distinct,
             nodes: &NODES,
             node_objects: false,
+            replicas: false,
         }
     }
 
@@ -181,7 +188,7 @@ pub fn cluster(shape: &ClusterShape) -> impl Strategy<Value = Cluster> {
             let workloads = drafts
                 .into_iter()
                 .enumerate()
-                .map(|(i, d)| d.finish(i, &shape.addresses))
+                .map(|(i, d)| d.finish(i, &shape))
                 .collect();
             for (i, p) in policies.iter_mut().enumerate() {
                 p.name = format!("p{i}");
@@ -259,17 +266,23 @@ pub fn policy(shape: &ClusterShape) -> impl Strategy<Value = Policy> {
 struct Draft {
     workload: Workload,
     v6: bool,
+    /// A controller with its Pods folded in (when the shape has replicas).
+    folded: bool,
 }
 
 impl Draft {
-    fn finish(mut self, index: usize, addresses: &Addresses) -> Workload {
+    fn finish(mut self, index: usize, shape: &ClusterShape) -> Workload {
         self.workload.name = format!("w{index}");
+        let controller = self.workload.kind.is_controller();
+        if !controller || !shape.replicas {
+            self.workload.instances = Instances::default();
+        }
         // A controller as loaded from git: a pod template, no address, no node.
-        if self.workload.kind.is_controller() {
+        if controller && !(shape.replicas && self.folded) {
             self.workload.addresses.clear();
             self.workload.node = None;
             self.workload.phase = None;
-        } else if *addresses == Addresses::Distinct {
+        } else if shape.addresses == Addresses::Distinct {
             let low = u8::try_from(index)
                 .unwrap_or_else(|_| panic!("Addresses::Distinct numbers at most 256 workloads"));
             self.workload.addresses = vec![if self.v6 {
@@ -304,29 +317,47 @@ fn draft(shape: &ClusterShape) -> impl Strategy<Value = Draft> {
         prop::bool::weighted(0.25),
         0..nodes.len().max(1),
         prop::collection::vec((0..PORT_NAMES.len(), protocol(), 0..NUMBERS.len()), 0..3),
+        (instances(), any::<bool>()),
     )
-        .prop_map(move |((ns, kind, labels), pool, v6, node, named)| {
-            let node = nodes.get(node).map(|n| n.to_string());
-            let workload = Workload {
-                kind: KINDS[kind],
-                namespace: NAMESPACES[ns].to_string(),
-                name: String::new(),
-                labels,
-                addresses: pool.into_iter().map(|i| parse(SHARED_POOL[i])).collect(),
-                phase: node.as_ref().map(|_| "Running".to_string()),
-                node,
-                named_ports: named
-                    .into_iter()
-                    .map(|(n, protocol, p)| NamedPort {
-                        name: PORT_NAMES[n].to_string(),
-                        protocol,
-                        port: NUMBERS[p],
-                    })
-                    .collect(),
-                origin: None,
-            };
-            Draft { workload, v6 }
-        })
+        .prop_map(
+            move |((ns, kind, labels), pool, v6, node, named, (instances, folded))| {
+                let node = nodes.get(node).map(|n| n.to_string());
+                let workload = Workload {
+                    kind: KINDS[kind],
+                    namespace: NAMESPACES[ns].to_string(),
+                    name: String::new(),
+                    labels,
+                    addresses: pool.into_iter().map(|i| parse(SHARED_POOL[i])).collect(),
+                    phase: node.as_ref().map(|_| "Running".to_string()),
+                    node,
+                    named_ports: named
+                        .into_iter()
+                        .map(|(n, protocol, p)| NamedPort {
+                            name: PORT_NAMES[n].to_string(),
+                            protocol,
+                            port: NUMBERS[p],
+                        })
+                        .collect(),
+                    origin: None,
+                    instances,
+                };
+                Draft {
+                    workload,
+                    v6,
+                    folded,
+                }
+            },
+        )
+}
+
+/// How many instances a controller runs: none, one, several (most often), or one per node.
+fn instances() -> impl Strategy<Value = Instances> {
+    prop_oneof![
+        1 => Just(Instances::Count(0)),
+        2 => Just(Instances::Count(1)),
+        4 => (2u32..4).prop_map(Instances::Count),
+        1 => Just(Instances::PerNode),
+    ]
 }
 
 fn protocol() -> impl Strategy<Value = Protocol> {
@@ -547,8 +578,17 @@ mod tests {
             assert!(workloads().any(|w| w.kind == kind), "{kind:?}");
         }
         assert!(workloads()
+            .filter(|w| !w.kind.is_controller())
+            .all(|w| !w.has_replicas()));
+        assert!(workloads().any(|w| w.has_replicas() && !w.addresses.is_empty()));
+        assert!(workloads().any(|w| w.has_replicas() && w.addresses.is_empty()));
+        assert!(workloads().any(|w| w.kind.is_controller() && !w.has_replicas()));
+        let compiler = samples(&ClusterShape::on_two_nodes(), 200);
+        assert!(compiler
+            .iter()
+            .flat_map(|c| &c.workloads)
             .filter(|w| w.kind.is_controller())
-            .all(|w| w.addresses.is_empty() && w.node.is_none()));
+            .all(|w| w.addresses.is_empty() && w.node.is_none() && !w.has_replicas()));
         assert!(clusters
             .iter()
             .any(|c| c.namespaces.iter().any(|n| n.implicit)));

@@ -61,6 +61,7 @@ pub fn workload(
         phase: Some("Running".into()),
         named_ports: vec![],
         origin: None,
+        instances: Default::default(),
     }
 }
 

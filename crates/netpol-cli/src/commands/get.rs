@@ -40,6 +40,7 @@ pub fn run(args: &GetArgs) -> Result<u8> {
         namespace: args.namespace.is_none(),
         kind: args.what == GetWhat::Workloads,
         admin: !cluster.admin_policies.is_empty(),
+        replicas: rows.iter().any(|w| w.kind.is_controller()),
     };
     if rows.is_empty() {
         eprintln!("No resources found.");

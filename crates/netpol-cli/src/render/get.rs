@@ -14,9 +14,12 @@ pub struct Columns {
     pub kind: bool,
     /// ADMIN POLICIES (the cluster has admin-tier policies).
     pub admin: bool,
+    /// REPLICAS (controllers are listed): how many instances each controller runs.
+    pub replicas: bool,
 }
 
-/// One row per workload: namespace, kind, name, phase, node, addresses, ingress, egress.
+/// One row per workload: namespace, kind, name, replicas (of controllers), phase, node,
+/// addresses, ingress, egress.
 pub fn workloads(cluster: &Cluster, rows: &[&Workload], columns: Columns) -> String {
     let mut header = Vec::new();
     if columns.namespace {
@@ -25,7 +28,11 @@ pub fn workloads(cluster: &Cluster, rows: &[&Workload], columns: Columns) -> Str
     if columns.kind {
         header.push("KIND");
     }
-    header.extend(["NAME", "PHASE", "NODE", "IPADDRESS", "INGRESS", "EGRESS"]);
+    header.push("NAME");
+    if columns.replicas {
+        header.push("REPLICAS");
+    }
+    header.extend(["PHASE", "NODE", "IPADDRESS", "INGRESS", "EGRESS"]);
     if columns.admin {
         header.push("ADMIN POLICIES");
     }
@@ -39,6 +46,14 @@ pub fn workloads(cluster: &Cluster, rows: &[&Workload], columns: Columns) -> Str
             row.push(w.kind.short_name().to_string());
         }
         row.push(w.name.clone());
+        if columns.replicas {
+            // A Pod or a VM is one instance: the column is about controllers.
+            row.push(if w.kind.is_controller() {
+                w.instances.to_string()
+            } else {
+                String::new()
+            });
+        }
         row.push(w.phase.clone().unwrap_or_default());
         row.push(w.node.clone().unwrap_or_default());
         row.push(join_addresses(&w.addresses));

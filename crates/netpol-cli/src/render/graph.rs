@@ -1,8 +1,9 @@
 //! The connectivity map as a graph: a Graphviz digraph (`matrix -o dot`) and a Mermaid flowchart
 //! (`matrix -o mermaid`). Namespaces are clusters (subgraphs) of their workloads, nodes stand
 //! outside them, and every ordered pair with anything allowed is an edge labelled with its ports
-//! as the map's text writes them. Left out: self pairs (a workload always reaches itself) and
-//! node-to-node pairs (nothing isolates a node, so they are always open).
+//! as the map's text writes them. A workload with replicas has a loop for the flow between two of
+//! them. Left out: the own pair of any other workload (an instance always reaches its own
+//! address) and node-to-node pairs (nothing isolates a node, so they are always open).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -56,7 +57,7 @@ fn edges(cluster: &Cluster, map: &ConnectivityMap) -> Vec<(usize, usize, String)
     let mut out = Vec::new();
     for &f in order {
         for &t in order {
-            if f == t || (f >= n && t >= n) {
+            if map.is_own_address(f, t) || (f >= n && t >= n) {
                 continue;
             }
             let ports = Ports::of(map, f, t);

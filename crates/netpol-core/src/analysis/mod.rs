@@ -18,6 +18,8 @@ mod sides;
 mod tier_map;
 mod tiers;
 
+use fixedbitset::FixedBitSet;
+
 use crate::bits::Bits;
 use crate::model::{Cluster, Direction, EvalOptions, IpBlock};
 use crate::policy_set::identities::{pair_family, Family, Grouping, CLASS_FAMILIES};
@@ -97,6 +99,8 @@ pub struct Analyzer {
     tiers: tiers::Tiers,
     /// The nodes, which are endpoints of the outputs after the workloads.
     nodes: nodes::Nodes,
+    /// The workloads with replicas (by workload index): their diagonal is a pair like any other.
+    replicated: FixedBitSet,
 }
 
 impl Analyzer {
@@ -136,6 +140,13 @@ impl Analyzer {
             sides: sides::Sides::default(),
             tiers,
             nodes,
+            replicated: cluster
+                .workloads
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.has_replicas())
+                .map(|(i, _)| i)
+                .collect(),
             set,
         };
         let policies: Vec<PolicyId> = analyzer.set.policies_by_key().to_vec();

@@ -164,7 +164,12 @@ impl Analyzer {
     /// a pair's answer depend on the family.
     pub(super) fn families_can_differ(&self) -> bool {
         let dual = self.nodes.families.iter().filter(|&&f| f == 3).count();
-        dual >= 2
+        // A dual-stack workload with replicas is a dual-stack pair with itself.
+        let dual_replicas = self
+            .replicated
+            .ones()
+            .any(|w| self.nodes.families.get(w) == Some(&3));
+        (dual >= 2 || dual_replicas)
             && (self.rules.iter().any(|r| !r.blocks.is_empty())
                 || self.tiers.rules.iter().any(|r| r.has_addresses()))
     }

@@ -63,19 +63,41 @@ pub struct TruthTable {
     pub(crate) by_family: Option<Box<[TruthTable; 2]>>,
     /// Per workload: whether it may reach itself through a Service address (hairpin).
     pub(crate) hairpin: FixedBitSet,
+    /// The workloads with replicas: their diagonal cell is a flow between two of them.
+    pub(crate) replicated: FixedBitSet,
 }
 
-/// Whether both endpoints have both families (so the pair talks over each).
-fn dual_pair(families: &[u8], from: usize, to: usize) -> bool {
-    from != to && families.get(from) == Some(&3) && families.get(to) == Some(&3)
+/// Whether both endpoints have both families (so the pair talks over each); a workload's own
+/// pair only when it is a flow between two of its replicas (an instance reaching its own address
+/// never leaves it).
+fn dual_pair(families: &[u8], replicated: &FixedBitSet, from: usize, to: usize) -> bool {
+    (from != to || replicated.contains(from))
+        && families.get(from) == Some(&3)
+        && families.get(to) == Some(&3)
 }
 
 impl TruthTable {
     /// Whether `from` may send to `to` (endpoint indices: workloads by index into
     /// `cluster.workloads`, then nodes by index into `cluster.nodes` after them) over the family
     /// the flow prefers (the source's first family the destination has); false for bad indices.
+    ///
+    /// The diagonal: for a workload with replicas ([`TruthTable::has_replicas`]), a flow from
+    /// one replica to another, as [`crate::eval::evaluate_replicas`] decides it; for any other,
+    /// it reaching its own address, always allowed.
     pub fn allowed(&self, from: usize, to: usize) -> bool {
         self.rows.get(from).is_some_and(|r| r.contains(to))
+    }
+
+    /// Whether endpoint `w` is a workload with replicas (several instances at once), whose
+    /// diagonal cell is the flow between two of them.
+    pub fn has_replicas(&self, w: usize) -> bool {
+        self.replicated.contains(w)
+    }
+
+    /// Whether the pair is a workload without replicas reaching its own address: always
+    /// allowed, so the outputs that list pairs leave it out.
+    pub fn is_own_address(&self, from: usize, to: usize) -> bool {
+        from == to && !self.replicated.contains(from)
     }
 
     /// Whether `from` may send to `to` over `family` (meaningful when both have it).
@@ -83,7 +105,7 @@ impl TruthTable {
         match &self.by_family {
             // The per-family tables hold only pairs of two dual-stack endpoints; any other pair
             // shares at most one family, which is the one the preferred answer uses.
-            Some(tables) if dual_pair(&self.families, from, to) => {
+            Some(tables) if dual_pair(&self.families, &self.replicated, from, to) => {
                 tables[family.index()].allowed(from, to)
             }
             _ => self.allowed(from, to),
@@ -103,7 +125,7 @@ impl TruthTable {
     /// does not (or the pair does not talk over both).
     pub fn by_family(&self, from: usize, to: usize) -> Option<[bool; 2]> {
         let tables = self.by_family.as_ref()?;
-        if !dual_pair(&self.families, from, to) {
+        if !dual_pair(&self.families, &self.replicated, from, to) {
             return None;
         }
         let v = [tables[0].allowed(from, to), tables[1].allowed(from, to)];
@@ -137,7 +159,8 @@ impl TruthTable {
         self.rows.get(from)
     }
 
-    /// Number of allowed ordered pairs (self pairs included).
+    /// Number of allowed ordered pairs (own pairs included: always for a single instance, when
+    /// allowed between two replicas for a workload with replicas).
     pub fn allowed_count(&self) -> usize {
         self.allowed_count
     }
@@ -280,12 +303,15 @@ pub struct ConnectivityMap {
     /// Per workload: index into `port_sets` of what it may reach itself on through a Service
     /// address (hairpin); empty when no admin policy applies (everything is allowed).
     pub(crate) hairpin: Vec<u32>,
+    /// The workloads with replicas: their diagonal cell is a flow between two of them.
+    pub(crate) replicated: FixedBitSet,
 }
 
 impl ConnectivityMap {
     /// The allowed ports of `protocol` from `from` to `to` (indices into `cluster.workloads`) as
-    /// sorted, merged, inclusive ranges; a workload reaches itself on every port; empty for bad
-    /// indices.
+    /// sorted, merged, inclusive ranges; empty for bad indices. The diagonal as in
+    /// [`TruthTable::allowed`]: between two replicas of a workload that has them, else every
+    /// port (an instance reaching its own address).
     pub fn ports(&self, from: usize, to: usize, protocol: Protocol) -> &[(u16, u16)] {
         let total = self.keys.len();
         if from >= total || to >= total {
@@ -293,9 +319,9 @@ impl ConnectivityMap {
         }
         let n = self.src_of.len();
         let id = match (from.checked_sub(n), to.checked_sub(n)) {
-            // Nothing isolates a node, and a workload always reaches itself.
+            // Nothing isolates a node, and an instance always reaches its own address.
             (Some(_), Some(_)) => return EVERYTHING,
-            _ if from == to => return EVERYTHING,
+            _ if self.is_own_address(from, to) => return EVERYTHING,
             (Some(k), None) => self.node_rows.get(k * n + to),
             (None, Some(k)) => self.node_columns.get(k * n + from),
             (None, None) => {
@@ -323,6 +349,17 @@ impl ConnectivityMap {
         }
     }
 
+    /// Whether endpoint `w` is a workload with replicas, as [`TruthTable::has_replicas`].
+    pub fn has_replicas(&self, w: usize) -> bool {
+        self.replicated.contains(w)
+    }
+
+    /// Whether the pair is a workload without replicas reaching its own address, as
+    /// [`TruthTable::is_own_address`]: every port, left out of the outputs that list pairs.
+    pub fn is_own_address(&self, from: usize, to: usize) -> bool {
+        from == to && !self.replicated.contains(from)
+    }
+
     /// The allowed ports over `family` alone (meaningful when both ends have it).
     pub fn ports_in(
         &self,
@@ -333,7 +370,7 @@ impl ConnectivityMap {
     ) -> &[(u16, u16)] {
         match &self.by_family {
             // As in `TruthTable::allowed_in`: only dual-stack pairs have per-family answers.
-            Some(maps) if dual_pair(&self.families, from, to) => {
+            Some(maps) if dual_pair(&self.families, &self.replicated, from, to) => {
                 maps[family.index()].ports(from, to, protocol)
             }
             _ => self.ports(from, to, protocol),
@@ -345,7 +382,7 @@ impl ConnectivityMap {
         let Some(maps) = &self.by_family else {
             return false;
         };
-        dual_pair(&self.families, from, to)
+        dual_pair(&self.families, &self.replicated, from, to)
             && Protocol::ALL
                 .iter()
                 .any(|&p| maps[0].ports(from, to, p) != maps[1].ports(from, to, p))

@@ -207,9 +207,11 @@ impl Analyzer {
         egress
     }
 
-    /// Expands side rows over identities to workload rows (a workload may always talk to itself),
-    /// with `to_node(workload, node)` for the node columns and empty rows for the nodes; workloads
-    /// `mode` skips get an empty row of no length.
+    /// Expands side rows over identities to workload rows, with `to_node(workload, node)` for the
+    /// node columns and empty rows for the nodes; workloads `mode` skips get an empty row of no
+    /// length. The diagonal: a workload with replicas keeps its identity's answer for itself (the
+    /// flow between two of them is a pair like any other), any other always reaches its own
+    /// address.
     fn expand_rows(
         &self,
         protocol: Protocol,
@@ -241,7 +243,9 @@ impl Analyzer {
                 row
             });
             let mut row = base.clone();
-            row.insert(w);
+            if !self.replicated.contains(w) {
+                row.insert(w);
+            }
             for k in 0..m {
                 if !self.nodes.node_skipped(k, mode) && to_node(w, k) {
                     row.insert(n + k);
@@ -262,6 +266,7 @@ impl Analyzer {
             node_count: self.nodes.list.len(),
             by_family: None,
             hairpin: FixedBitSet::new(),
+            replicated: self.replicated.clone(),
         }
     }
 
@@ -480,6 +485,7 @@ impl Analyzer {
             node_count: self.nodes.list.len(),
             by_family: None,
             hairpin,
+            replicated: self.replicated.clone(),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::{evaluate, evaluate_at, Endpoint, Verdict};
+use super::{evaluate_at, evaluate_replicas_at, Endpoint, Verdict};
 use crate::model::{address_of_family, families_of, Cluster, EvalOptions, IpFamily, Protocol};
 
 /// One end of a flow as a person names it.
@@ -179,7 +179,11 @@ impl Serialize for FamilyVerdicts {
 ///
 /// Ends given as exact addresses fix the family. Otherwise a pair of dual-stack ends gets one
 /// verdict per family (source's order); a pair sharing one family gets one verdict, the same as
-/// [`evaluate`] gives.
+/// [`super::evaluate`] gives.
+///
+/// Both ends naming one workload that runs as several instances is a flow between two of its
+/// replicas ([`super::evaluate_replicas`]), unless both name the same exact address (an instance
+/// reaching its own address, always allowed, as for a single-instance workload).
 pub fn evaluate_ends(
     cluster: &Cluster,
     opts: EvalOptions,
@@ -194,10 +198,16 @@ pub fn evaluate_ends(
         .into_iter()
         .filter(|f| dst_families.contains(f))
         .collect();
+    let replicas = replica_pair(cluster, src, dst);
+    let flow =
+        |(s, sp): (Endpoint, Option<IpAddr>), (d, dp): (Endpoint, Option<IpAddr>)| match replicas {
+            Some(w) => evaluate_replicas_at(cluster, opts, w, sp, dp, protocol, port),
+            None => evaluate_at(cluster, opts, (&s, sp), (&d, dp), protocol, port),
+        };
     if src.is_plain() && dst.is_plain() && shared.len() <= 1 {
         let (s, _) = src.resolve(cluster, None);
         let (d, _) = dst.resolve(cluster, None);
-        let v = evaluate(cluster, opts, &s, &d, protocol, port);
+        let v = flow((s, None), (d, None));
         return FamilyVerdicts {
             verdicts: vec![(shared.first().copied(), v)],
         };
@@ -209,14 +219,28 @@ pub fn evaluate_ends(
     };
     let verdicts = families
         .into_iter()
-        .map(|f| {
-            let (s, sp) = src.resolve(cluster, f);
-            let (d, dp) = dst.resolve(cluster, f);
-            (
-                f,
-                evaluate_at(cluster, opts, (&s, sp), (&d, dp), protocol, port),
-            )
-        })
+        .map(|f| (f, flow(src.resolve(cluster, f), dst.resolve(cluster, f))))
         .collect();
     FamilyVerdicts { verdicts }
+}
+
+/// The workload both ends name when the flow is between two of its replicas: it runs as several
+/// instances, and the ends are not pinned to one and the same address.
+fn replica_pair(cluster: &Cluster, src: &FlowEnd, dst: &FlowEnd) -> Option<usize> {
+    let (
+        FlowEnd::Workload {
+            index: a,
+            address: sa,
+        },
+        FlowEnd::Workload {
+            index: b,
+            address: da,
+        },
+    ) = (src, dst)
+    else {
+        return None;
+    };
+    let own_address = sa.is_some() && sa == da;
+    let replicated = cluster.workloads.get(*a).is_some_and(|w| w.has_replicas());
+    (a == b && replicated && !own_address).then_some(*a)
 }

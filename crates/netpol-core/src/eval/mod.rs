@@ -8,9 +8,11 @@ use serde::Serialize;
 
 mod families;
 mod matching;
+mod replicas;
 mod tiers;
 
 pub use families::{evaluate_ends, FamilyVerdicts, FlowEnd};
+pub use replicas::{evaluate_replicas, evaluate_replicas_at};
 pub use tiers::{
     admin_policies_of, admin_policy_selects, admin_tier_first_match, tier_policies, AdminRuleMatch,
     TierOutcome, TierPolicies, TierStep, WorkloadFlow,
@@ -106,6 +108,10 @@ pub struct Verdict {
     pub egress: DirectionVerdict,
     /// The destination's ingress side.
     pub ingress: DirectionVerdict,
+    /// For a flow from one replica of a workload to another (see [`evaluate_replicas`]), the
+    /// workload as `kind/namespace/name` (`deployment/shop/api`); absent from the JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas_of: Option<String>,
 }
 
 /// What one side (egress of the source, ingress of the destination) says about a flow.
@@ -280,9 +286,22 @@ struct FlowCtx<'a> {
     port: u16,
     /// The destination workload, against which named ports resolve.
     dst: Option<&'a Workload>,
-    /// The flow goes from a workload to itself through a Service address (hairpin): subject to
-    /// the admin tiers, while NetworkPolicy keeps allowing it.
-    hairpin: bool,
+    /// What kind of flow it is when both ends are one workload.
+    flow: FlowKind,
+}
+
+/// How a flow whose two ends are one workload is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FlowKind {
+    /// Two ends as given: one workload on both is an instance reaching its own address,
+    /// allowed by every tier.
+    Plain,
+    /// A workload reaching itself through a Service address (hairpin): subject to the admin
+    /// tiers, while NetworkPolicy keeps allowing it.
+    Hairpin,
+    /// One replica of a workload reaching another: an ordinary pair of two workloads with the
+    /// same labels, namespace and named ports.
+    Replicas,
 }
 
 /// Evaluates one flow with the reference semantics and records the reasons.
@@ -330,7 +349,7 @@ pub fn evaluate_hairpin_at(
         (&end, address),
         (&end, address),
         (protocol, port),
-        true,
+        FlowKind::Hairpin,
     )
 }
 
@@ -345,7 +364,7 @@ pub fn evaluate_at(
     protocol: Protocol,
     port: u16,
 ) -> Verdict {
-    evaluate_flow(cluster, opts, src, dst, (protocol, port), false)
+    evaluate_flow(cluster, opts, src, dst, (protocol, port), FlowKind::Plain)
 }
 
 fn evaluate_flow(
@@ -354,7 +373,7 @@ fn evaluate_flow(
     src: (&Endpoint, Option<IpAddr>),
     dst: (&Endpoint, Option<IpAddr>),
     (protocol, port): (Protocol, u16),
-    hairpin: bool,
+    flow: FlowKind,
 ) -> Verdict {
     let (src, src_pin) = src;
     let (dst, dst_pin) = dst;
@@ -367,10 +386,11 @@ fn evaluate_flow(
         protocol,
         port,
         dst: dst_side.workload,
-        hairpin,
+        flow,
     };
-    let self_traffic =
-        matches!((src, dst), (Endpoint::Workload(a), Endpoint::Workload(b)) if a == b);
+    // Two replicas are two pods: no self exemption, whatever the indices say.
+    let self_traffic = flow != FlowKind::Replicas
+        && matches!((src, dst), (Endpoint::Workload(a), Endpoint::Workload(b)) if a == b);
     let egress = side_verdict(
         &ctx,
         Direction::Egress,
@@ -397,6 +417,10 @@ fn evaluate_flow(
         dst_address,
         egress,
         ingress,
+        replicas_of: match (flow, src_side.workload) {
+            (FlowKind::Replicas, Some(w)) => Some(w.kind_key()),
+            _ => None,
+        },
     }
 }
 
@@ -463,7 +487,7 @@ fn side_verdict(
             }
         }
         (Endpoint::Workload(i), None) => return DirectionVerdict::UnknownWorkload { index: *i },
-        (Endpoint::Workload(_), Some(_)) if self_traffic && !ctx.hairpin => {
+        (Endpoint::Workload(_), Some(_)) if self_traffic && ctx.flow != FlowKind::Hairpin => {
             return DirectionVerdict::SelfTraffic
         }
         (Endpoint::Workload(_), Some(s)) => s,

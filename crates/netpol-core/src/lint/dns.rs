@@ -81,6 +81,7 @@ fn dns_servers(cluster: &Cluster) -> (Vec<Workload>, Namespace) {
         phase: None,
         named_ports: vec![named("dns", Protocol::Udp), named("dns-tcp", Protocol::Tcp)],
         origin: None,
+        instances: Default::default(),
     };
     (vec![standin], namespace)
 }

@@ -302,6 +302,7 @@ fn generate_workload(
         phase: Some(if node.is_some() { "Running" } else { "Pending" }.to_string()),
         named_ports,
         origin: None,
+        instances: Default::default(),
     }
 }
 

@@ -70,6 +70,7 @@ pub fn cluster(workloads: usize) -> Cluster {
                 vec![]
             },
             origin: None,
+            instances: Default::default(),
         });
     }
     for p in 0..200 {

@@ -14,6 +14,8 @@
 //!   runs, their labels and named ports instead of the template's: the labels every Pod carries
 //!   with the same value (the per-replica ones, such as `statefulset.kubernetes.io/pod-name`,
 //!   differ and are dropped) and the named ports of all of them.
+//! * Its instances: as many as its Pods when more of them are loaded than its spec counts (a dump
+//!   taken during a rollout or a scale-down holds more); a DaemonSet stays one per node.
 //!
 //! The agent does not apply this rule: it does not watch controllers (they have no address), so
 //! its Pods stay Pods and its tables are per Pod as before.
@@ -21,7 +23,7 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 
-use netpol_core::{Labels, Workload, WorkloadKind};
+use netpol_core::{Instances, Labels, Workload, WorkloadKind};
 
 /// The label a Deployment's ReplicaSet puts on its Pods (and at the end of its own name).
 pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
@@ -176,6 +178,7 @@ impl ControllerFolding {
         }
         for (into, pods) in pods_of {
             let pods: Vec<&Workload> = pods.iter().filter_map(|&p| workloads.get(p)).collect();
+            let running = Instances::Count(u32::try_from(pods.len()).unwrap_or(u32::MAX));
             let merged = merge(&pods);
             if let (Some(m), Some(target)) = (merged, workloads.get_mut(into)) {
                 target.addresses = m.addresses;
@@ -183,6 +186,7 @@ impl ControllerFolding {
                 target.labels = m.labels;
                 target.named_ports = m.named_ports;
                 target.phase = m.phase;
+                target.instances = target.instances.max(running);
             }
         }
         workloads
@@ -267,6 +271,7 @@ mod tests {
             phase: None,
             named_ports: vec![],
             origin: None,
+            instances: Default::default(),
         }
     }
 

@@ -211,6 +211,7 @@ mod tests {
             phase: None,
             named_ports: vec![],
             origin: None,
+            instances: Default::default(),
         }
     }
 

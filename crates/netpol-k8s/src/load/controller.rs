@@ -7,12 +7,17 @@
 //! resources, probes, volumes, securityContext, strategy and the rest of the template, which netpol
 //! neither needs nor wants to reject; a read field of the wrong type is still an error with its
 //! path and position.
+//!
+//! How many instances a controller runs (whether two of its replicas can talk): `spec.replicas`
+//! (API default 1) of a Deployment, StatefulSet, ReplicaSet or ReplicationController, `parallelism`
+//! (default 1) of a Job (`spec`) or a CronJob (`spec.jobTemplate.spec`); a DaemonSet runs one per
+//! node, which a manifest does not count, so it is taken as several.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use netpol_core::{Workload, WorkloadKind};
+use netpol_core::{Instances, Workload, WorkloadKind};
 use serde::Deserialize;
 
 use super::workload::named_ports;
@@ -30,6 +35,7 @@ impl Loader {
         let c = self.decoded(obj, r, issues)?;
         let mut problems = Vec::new();
         validate::object_meta(&c.metadata, true, NameRule::Subdomain, &mut problems);
+        let instances = self.instances(obj, kind, &mut problems)?;
         let spec = c.spec.unwrap_or_default();
         let (template, base) = if kind == WorkloadKind::CronJob {
             let t = spec
@@ -66,7 +72,57 @@ impl Loader {
             phase: None,
             named_ports,
             origin: Self::origin(obj),
+            instances,
         })
+    }
+
+    /// How many instances of a controller of `kind` run at once (see the module documentation),
+    /// read only from the field its kind has; `None` when that field does not decode. A negative
+    /// count is the API server's error.
+    fn instances(
+        &mut self,
+        obj: &Obj<'_>,
+        kind: WorkloadKind,
+        problems: &mut Vec<validate::Problem>,
+    ) -> Option<Instances> {
+        let spec = FPath::root().f("spec");
+        let (count, path) = match kind {
+            WorkloadKind::DaemonSet => return Some(Instances::PerNode),
+            WorkloadKind::Job => {
+                let w: CountWire<ParallelismWire> = self.decode_count(obj)?;
+                (w.spec.and_then(|s| s.parallelism), spec.f("parallelism"))
+            }
+            WorkloadKind::CronJob => {
+                let w: CountWire<CronJobCountWire> = self.decode_count(obj)?;
+                let job = w.spec.and_then(|s| s.job_template).and_then(|j| j.spec);
+                let path = spec.f("jobTemplate").f("spec").f("parallelism");
+                (job.and_then(|s| s.parallelism), path)
+            }
+            _ => {
+                let w: CountWire<ReplicasWire> = self.decode_count(obj)?;
+                (w.spec.and_then(|s| s.replicas), spec.f("replicas"))
+            }
+        };
+        let count = count.unwrap_or(1);
+        Some(match u32::try_from(count) {
+            Ok(n) => Instances::Count(n),
+            Err(_) => {
+                let detail = "must be greater than or equal to 0";
+                problems.push(validate::invalid(
+                    path,
+                    validate::Val::N(count.into()),
+                    detail,
+                ));
+                Instances::default()
+            }
+        })
+    }
+
+    /// Decodes the one count field of a controller's kind; the object's other fields, and its
+    /// unknown or duplicate fields, are the main decoding's.
+    fn decode_count<T: serde::de::DeserializeOwned>(&mut self, obj: &Obj<'_>) -> Option<T> {
+        let (r, _issues) = decode::<T>(obj.node, false);
+        self.decoded(obj, r, Vec::new())
     }
 
     /// A KubeVirt VirtualMachine: the labels of `spec.template` (which its instance and the
@@ -97,6 +153,7 @@ impl Loader {
             phase: None,
             named_ports: Vec::new(),
             origin: Self::origin(obj),
+            instances: Default::default(),
         })
     }
 }
@@ -216,6 +273,39 @@ impl ContainerWire {
             ..Container::default()
         }
     }
+}
+
+/// The `spec` of a controller, for the field that counts its instances.
+#[derive(Deserialize, Default)]
+struct CountWire<S> {
+    #[serde(default = "none")]
+    spec: Option<S>,
+}
+
+fn none<S>() -> Option<S> {
+    None
+}
+
+/// Deployment, StatefulSet, ReplicaSet, ReplicationController: `spec.replicas`.
+#[derive(Deserialize, Default)]
+struct ReplicasWire {
+    #[serde(default)]
+    replicas: Option<i32>,
+}
+
+/// Job (and a CronJob's job template): `parallelism`.
+#[derive(Deserialize, Default)]
+struct ParallelismWire {
+    #[serde(default)]
+    parallelism: Option<i32>,
+}
+
+/// CronJob: `spec.jobTemplate.spec.parallelism`.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CronJobCountWire {
+    #[serde(default)]
+    job_template: Option<CountWire<ParallelismWire>>,
 }
 
 #[derive(Deserialize, Default)]

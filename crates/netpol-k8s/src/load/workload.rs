@@ -65,6 +65,7 @@ impl Loader {
             phase: status.phase,
             named_ports,
             origin: Self::origin(obj),
+            instances: Default::default(),
         })
     }
 
@@ -96,6 +97,7 @@ impl Loader {
             phase: status.phase.filter(|s| !s.is_empty()),
             named_ports: Vec::new(),
             origin: Self::origin(obj),
+            instances: Default::default(),
         })
     }
 
@@ -134,6 +136,7 @@ impl Loader {
             phase: status.phase.filter(|s| !s.is_empty()),
             named_ports: Vec::new(),
             origin: Self::origin(obj),
+            instances: Default::default(),
         })
     }
 }

@@ -99,8 +99,10 @@ impl PairAnswers<'_> {
                     None => self.preferred[r * n + c] == Some(f) && self.seen[r * n + c],
                 }
             }),
+            // A lab runs one instance of each workload: its own pair is it reaching its own
+            // address (always allowed), not the truth table's flow between two replicas.
             predicted: PairMatrix::from_fn(workloads.clone(), |r, c| {
-                truth.allowed_in(order[r], order[c], f)
+                r == c || truth.allowed_in(order[r], order[c], f)
             }),
         };
         let by_family = (!self.other.is_empty()).then(|| FamilyMatrices {
@@ -114,7 +116,9 @@ impl PairAnswers<'_> {
         });
         PairResults {
             observed: PairMatrix::from_fn(workloads.clone(), |r, c| self.seen[r * n + c]),
-            predicted: PairMatrix::from_fn(workloads, |r, c| truth.allowed(order[r], order[c])),
+            predicted: PairMatrix::from_fn(workloads, |r, c| {
+                r == c || truth.allowed(order[r], order[c])
+            }),
             by_family,
         }
     }

@@ -120,6 +120,20 @@ pub struct WorkloadEntry {
     pub egress: Vec<String>,
     /// The admin-tier policies selecting it, in the order they decide (`cnp/NAME (Admin 5)`).
     pub tiers: Vec<String>,
+    /// For a workload with replicas: how many instances (`3`, `per node`) and what one of them
+    /// may reach another on (`TCP 8080`, `all ports`, `nothing`); absent for a single instance,
+    /// which always reaches its own address. Its own pair is not an edge of the graph.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<ReplicaEntry>,
+}
+
+/// The flow between two replicas of one workload, as the page's details show it.
+#[derive(Serialize)]
+pub struct ReplicaEntry {
+    /// How many instances it runs.
+    pub instances: String,
+    /// The ports one replica may reach another on.
+    pub ports: String,
 }
 
 impl ReportData {
@@ -143,7 +157,22 @@ impl ReportData {
             .workloads
             .iter()
             .enumerate()
-            .map(|(i, w)| WorkloadEntry::new(cluster, w, &keys[i], ns_index[w.namespace.as_str()]))
+            .map(|(i, w)| {
+                let mut entry =
+                    WorkloadEntry::new(cluster, w, &keys[i], ns_index[w.namespace.as_str()]);
+                if map.has_replicas(i) {
+                    let ports = port_label(map, i, i);
+                    entry.replicas = Some(ReplicaEntry {
+                        instances: w.instances.to_string(),
+                        ports: if ports.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            ports
+                        },
+                    });
+                }
+                entry
+            })
             .collect();
         let connections = Connections::of(map, &workloads);
         let summary = Summary {
@@ -201,6 +230,7 @@ impl WorkloadEntry {
                 .into_iter()
                 .map(|p| format!("{} ({} {})", p.key(), p.tier, p.priority))
                 .collect(),
+            replicas: None,
         }
     }
 }

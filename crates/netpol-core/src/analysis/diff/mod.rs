@@ -185,8 +185,9 @@ fn endpoint_ids(cluster: &Cluster) -> Vec<EndpointId<'_>> {
     workloads.chain(nodes).collect()
 }
 
-/// An endpoint only one of the two clusters has, with the connections it has there (self pairs
-/// left out): they are gained (an added endpoint) or lost (a removed one) as a whole.
+/// An endpoint only one of the two clusters has, with the connections it has there (its own pair
+/// only for a workload with replicas, between two of them): they are gained (an added endpoint)
+/// or lost (a removed one) as a whole.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OneSided {
     /// Its index in its map's endpoints (workloads, then nodes).
@@ -262,6 +263,9 @@ pub struct MapDiff<'a> {
     dst_combos: usize,
     /// Per source combo, the changed destination combos (sorted).
     changed: Vec<Vec<(u32, Change)>>,
+    /// Per common workload: the change of its own pair (between two of its replicas where a
+    /// side has them; an instance reaching its own address never changes).
+    own_change: Vec<Option<Change>>,
     /// `[common node * common_workloads + common workload]`: the change from the workload to the
     /// node, and from the node to the workload.
     to_node: Vec<Option<Change>>,
@@ -322,6 +326,7 @@ pub fn diff_maps<'a>(
         dst_combo: Vec::new(),
         dst_combos: 0,
         changed: Vec::new(),
+        own_change: Vec::new(),
         to_node: Vec::new(),
         from_node: Vec::new(),
         counts: DiffCounts::default(),
@@ -420,11 +425,37 @@ impl<'a> MapDiff<'a> {
                     .add(change, src.count[s] * dst.count[d as usize]);
             }
         }
-        // A workload always reaches itself: its own pair is never a change.
+        // A workload's own pair is not its combos' answer: the map answers it as an instance
+        // reaching its own address (every port) unless the workload has replicas.
         for w in 0..self.common_workloads {
             if let Some(change) = self.combo_change(self.src_combo[w], self.dst_combo[w]) {
                 self.counts.sub(change);
             }
+            let c = self.common[w];
+            let change = self.own_pair_change(c);
+            if let Some(change) = change {
+                self.counts.add(change, 1);
+            }
+            self.own_change.push(change);
+        }
+    }
+
+    /// The change of a common workload's own pair, from the maps' own answers (only a workload
+    /// with replicas on either side can change).
+    fn own_pair_change(&self, c: Common) -> Option<Change> {
+        if !self.old.map.has_replicas(c.old) && !self.new.map.has_replicas(c.new) {
+            return None;
+        }
+        let before = Ports::of(self.old.map, c.old, c.old);
+        let after = Ports::of(self.new.map, c.new, c.new);
+        if before == after {
+            None
+        } else if before.is_empty() {
+            Some(Change::Gained)
+        } else if after.is_empty() {
+            Some(Change::Lost)
+        } else {
+            Some(Change::Changed)
         }
     }
 
@@ -525,7 +556,9 @@ fn one_sided(side: &Side<'_>, endpoints: &[usize]) -> Vec<OneSided> {
         .map(|&e| {
             let (outgoing, incoming) = if e < n {
                 let (s, d) = (side.src_sig(e), side.dst_sig(e));
-                let own = usize::from(side.val(s, d).nonempty());
+                // The count over every destination holds the combos' answer for its own pair:
+                // the replicas' answer when it has them, else not a connection.
+                let own = usize::from(!side.map.has_replicas(e) && side.val(s, d).nonempty());
                 let out = *out_of.entry(s).or_insert_with(|| {
                     dsts.iter()
                         .filter(|(ds, _)| side.val(s, *ds).nonempty())

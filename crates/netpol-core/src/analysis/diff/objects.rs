@@ -3,7 +3,8 @@
 //! reads: where an object was loaded from is not a change).
 //!
 //! A pair's connectivity depends only on the policies selecting its source (egress) or its
-//! destination (ingress), the two endpoints (labels, addresses, named ports, node) and their
+//! destination (ingress), the two endpoints (labels, addresses, named ports, node, and for a
+//! workload's own pair its instances: several make it a pair of two replicas) and their
 //! namespaces' labels; [`MapDiff::explaining`] lists the changes among those, so the list is
 //! complete for every changed pair.
 
@@ -210,6 +211,9 @@ fn workload_fields(a: &Workload, b: &Workload) -> Vec<String> {
     if a.node != b.node {
         let node = |n: &Option<String>| n.clone().unwrap_or_else(|| "none".to_string());
         f.push(format!("node: {} -> {}", node(&a.node), node(&b.node)));
+    }
+    if a.instances != b.instances {
+        f.push(format!("instances: {} -> {}", a.instances, b.instances));
     }
     f
 }

@@ -175,6 +175,7 @@ impl<'a> MapDiff<'a> {
     fn change_at(&self, f: usize, t: usize, row: &[Option<Change>]) -> Option<Change> {
         let cw = self.common_workloads;
         match (f < cw, t < cw) {
+            (true, true) if f == t => self.own_change[f],
             _ if f == t => None,
             (true, true) => row[self.dst_combo[t] as usize],
             (true, false) => self.to_node[(t - cw) * cw + f],
@@ -189,6 +190,7 @@ impl<'a> MapDiff<'a> {
         let nodes = self.common.len() - cw;
         if f < cw {
             !self.changed[self.src_combo[f] as usize].is_empty()
+                || self.own_change[f].is_some()
                 || (0..nodes).any(|k| self.to_node[k * cw + f].is_some())
         } else {
             self.from_node[(f - cw) * cw..(f - cw + 1) * cw]
