@@ -184,7 +184,7 @@ pub fn admin_tier_first_match(
         protocol: flow.protocol,
         port: flow.port,
         dst: Some(flow.dst),
-        hairpin: false,
+        flow: super::FlowKind::Plain,
     };
     let addresses = super::flow_addresses(flow.src, flow.dst);
     let peer = match direction {
