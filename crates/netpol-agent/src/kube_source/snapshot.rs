@@ -66,6 +66,9 @@ pub struct Snapshot {
     pub errors: Vec<KindError>,
     /// How many kinds were read completely (a served kind with no object counts).
     pub kinds_read: usize,
+    /// The API server could not be reached at all (no answer to the first list, not even an
+    /// error status): why. Nothing else was asked.
+    pub unreachable: Option<String>,
 }
 
 impl Snapshot {
@@ -86,21 +89,39 @@ impl Snapshot {
 enum KindRead {
     Objects(Vec<ObjectText>),
     NotServed,
-    Failed(String),
+    Failed {
+        message: String,
+        /// No answer at all (transport, TLS, timeout), rather than an error status.
+        unanswered: bool,
+    },
 }
 
-/// Lists `kinds` once each, all at once, every request within `request_timeout`.
+/// Lists `kinds` once each, every request within `request_timeout`: the first kind alone (a
+/// server that does not answer it is [`Snapshot::unreachable`], one message rather than one per
+/// kind), then the others all at once.
 pub async fn snapshot(
     client: &Client,
     kinds: &'static [KindSchema],
     namespaces: &Namespaces,
     request_timeout: Duration,
 ) -> Snapshot {
-    let reads = kinds
+    let mut snapshot = Snapshot::default();
+    let Some((first, rest)) = kinds.split_first() else {
+        return snapshot;
+    };
+    let answer = read_kind(client, first, namespaces, request_timeout).await;
+    if let KindRead::Failed {
+        message,
+        unanswered: true,
+    } = &answer
+    {
+        snapshot.unreachable = Some(message.clone());
+        return snapshot;
+    }
+    let reads = rest
         .iter()
         .map(|kind| read_kind(client, kind, namespaces, request_timeout));
-    let answers = futures::future::join_all(reads).await;
-    let mut snapshot = Snapshot::default();
+    let answers = std::iter::once(answer).chain(futures::future::join_all(reads).await);
     for (kind, answer) in kinds.iter().zip(answers) {
         match answer {
             KindRead::Objects(objects) => {
@@ -111,7 +132,7 @@ pub async fn snapshot(
                 "{} ({}) is not served (its CRD is not installed): none read",
                 kind.plural, kind.api_version
             )),
-            KindRead::Failed(message) => snapshot.errors.push(KindError { kind, message }),
+            KindRead::Failed { message, .. } => snapshot.errors.push(KindError { kind, message }),
         }
     }
     snapshot
@@ -127,7 +148,12 @@ async fn read_kind(
         match discover_with(client, after, kind, Asker::User).await {
             Discovered::Served => {}
             Discovered::NotServed => return KindRead::NotServed,
-            Discovered::Unknown(why) => return KindRead::Failed(why),
+            Discovered::Unknown(why) => {
+                return KindRead::Failed {
+                    message: why,
+                    unanswered: false,
+                }
+            }
         }
     }
     let api: Api<DynamicObject> = match namespaces {
@@ -142,6 +168,9 @@ async fn read_kind(
             objects.sort_by(|a, b| a.key.cmp(&b.key));
             KindRead::Objects(objects)
         }
-        Err(failure) => KindRead::Failed(failure.describe_for(kind, Asker::User)),
+        Err(failure) => KindRead::Failed {
+            message: failure.describe_for(kind, Asker::User),
+            unanswered: failure.status().is_none(),
+        },
     }
 }
