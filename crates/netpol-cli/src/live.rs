@@ -69,8 +69,16 @@ async fn read_async(args: &LiveArgs) -> Result<LiveRead> {
             reasons.join("\n  ")
         ));
     }
-    if !snapshot.notes.is_empty() {
-        eprintln!("netpol: note: {}", snapshot.notes.join("; "));
+    if !snapshot.not_served.is_empty() {
+        let kinds: Vec<String> = snapshot
+            .not_served
+            .iter()
+            .map(|k| format!("{}.{}", k.plural, k.group))
+            .collect();
+        eprintln!(
+            "netpol: note: not served by this cluster (CRD not installed), so none read: {}",
+            kinds.join(", ")
+        );
     }
     for error in &snapshot.errors {
         eprintln!("netpol: error: {error}");

@@ -61,7 +61,7 @@ pub struct Snapshot {
     /// Every object read, kind by kind in [`CLI_KINDS`] order, each kind's by key.
     pub objects: Vec<ObjectText>,
     /// Kinds not served (CRDs not installed): absent, not an error.
-    pub notes: Vec<String>,
+    pub not_served: Vec<Kind>,
     /// Kinds that could not be read.
     pub errors: Vec<KindError>,
     /// How many kinds were read completely (a served kind with no object counts).
@@ -128,10 +128,7 @@ pub async fn snapshot(
                 snapshot.objects.extend(objects);
                 snapshot.kinds_read += 1;
             }
-            KindRead::NotServed => snapshot.notes.push(format!(
-                "{} ({}) is not served (its CRD is not installed): none read",
-                kind.plural, kind.api_version
-            )),
+            KindRead::NotServed => snapshot.not_served.push(kind),
             KindRead::Failed { message, .. } => snapshot.errors.push(KindError { kind, message }),
         }
     }

@@ -69,7 +69,7 @@ struct Inner {
 }
 
 /// Group versions the fake serves without any CRD (besides the core `v1` under `/api`).
-const BUILT_IN: &[&str] = &["networking.k8s.io/v1"];
+const BUILT_IN: &[&str] = &["networking.k8s.io/v1", "apps/v1", "batch/v1"];
 
 impl Inner {
     /// Whether `plural` of `group_version` exists: always for built-in groups, for custom
