@@ -115,7 +115,7 @@ pub struct InputArgs {
 
 /// Which live cluster to read, and how much of it: kubectl's flags.
 #[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
-#[command(next_help_heading = "A live cluster (read when no PATH is given)")]
+#[command(next_help_heading = "A live cluster (read with no PATH; diff: with --live)")]
 pub struct LiveArgs {
     /// The kubeconfig file; default $KUBECONFIG (files merged as kubectl does), else
     /// ~/.kube/config, else the pod's service account (in a cluster).

@@ -62,6 +62,7 @@ fn small_cluster() -> Vec<Object> {
         object("namespaces", namespace("web", "b")),
         object("pods", pod("shop", "api", "api", "10.1.0.10", 8080)),
         object("pods", pod("shop", "db", "db", "10.1.0.11", 5432)),
+        object("pods", replica("shop", "shopfront", "7c9f", "10.1.0.12")),
         object("pods", pod("web", "frontend", "frontend", "10.1.1.10", 80)),
         object(
             "networkpolicies",
@@ -89,7 +90,48 @@ fn small_cluster() -> Vec<Object> {
                     "ingress": [{"name": "deny-team-b", "action": "Deny",
                         "from": [{"namespaces": {"matchLabels": {"team": "b"}}}]}]}}),
         ),
+        object(
+            "nodes",
+            json!({"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}},
+                "status": {"addresses": [{"type": "InternalIP", "address": "10.66.10.11"},
+                    {"type": "Hostname", "address": "n1"}]}}),
+        ),
+        object(
+            "deployments",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "shopfront", "namespace": "shop"},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "shopfront"}},
+                    "template": {"metadata": {"labels": {"app": "shopfront"}},
+                        "spec": {"containers": [{"name": "main", "image": "registry.example/app:1"}]}}}}),
+        ),
+        object(
+            "replicasets",
+            json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": "shopfront-7c9f", "namespace": "shop",
+                    "labels": {"app": "shopfront", "pod-template-hash": "7c9f"},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                        "name": "shopfront", "uid": "u-1", "controller": true}]},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "shopfront"}},
+                    "template": {"metadata": {"labels": {"app": "shopfront", "pod-template-hash": "7c9f"}},
+                        "spec": {"containers": [{"name": "main", "image": "registry.example/app:1"}]}}}}),
+        ),
     ]
+}
+
+/// A Pod of the Deployment `deployment` (through its ReplicaSet `deployment-hash`).
+fn replica(ns: &str, deployment: &str, hash: &str, ip: &str) -> Value {
+    let mut p = pod(
+        ns,
+        &format!("{deployment}-{hash}-x2x7q"),
+        deployment,
+        ip,
+        8080,
+    );
+    p["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+    p["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "name": format!("{deployment}-{hash}"), "uid": "u-2", "controller": true}]);
+    p
 }
 
 /// The fake API server (on its own runtime), a kubeconfig for it, and the objects as files.

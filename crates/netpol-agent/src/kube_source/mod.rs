@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::Client;
-use netpol_core::Cluster;
+use netpol_core::{Cluster, WorkloadKind};
 use netpol_k8s::schema::{self, KindSchema, KnownKind};
 use tokio::sync::watch as signal;
 use tokio::task::{JoinHandle, JoinSet};
@@ -449,9 +449,33 @@ pub struct ObjectText {
 impl ObjectText {
     /// `obj`, an object of `kind`, pruned and named.
     pub fn of(kind: Kind, obj: &DynamicObject) -> ObjectText {
+        ObjectText::named(kind, obj, prune(kind, obj))
+    }
+
+    /// [`of`](Self::of), keeping the `metadata.ownerReferences` of a Pod, ReplicaSet or Job:
+    /// what folds Pods into their controllers (netpol-k8s's `fold::controllers`), which the
+    /// CLI's snapshot does and the agent does not (it does not list controllers), so the
+    /// watch drops them with the rest of the metadata.
+    pub fn with_owners(kind: Kind, obj: &DynamicObject) -> ObjectText {
+        let mut value = prune(kind, obj);
+        let owned = matches!(
+            kind.id,
+            KnownKind::Pod
+                | KnownKind::Controller(WorkloadKind::ReplicaSet)
+                | KnownKind::Controller(WorkloadKind::Job)
+        );
+        if let (true, Some(owners)) = (owned, &obj.metadata.owner_references) {
+            if let Ok(owners) = serde_json::to_value(owners) {
+                value["metadata"]["ownerReferences"] = owners;
+            }
+        }
+        ObjectText::named(kind, obj, value)
+    }
+
+    fn named(kind: Kind, obj: &DynamicObject, value: serde_json::Value) -> ObjectText {
         let key = object_key(obj);
         let name = format!("{}/{}", kind.kind, key.trim_start_matches('/'));
-        let text = prune(kind, obj).to_string();
+        let text = value.to_string();
         ObjectText { key, name, text }
     }
 }

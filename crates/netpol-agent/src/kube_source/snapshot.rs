@@ -8,8 +8,8 @@
 //! object without an address); only this snapshot does.
 //!
 //! A CRD kind is listed only when discovery says it is served; one that is not installed is
-//! absent, with a note. Every object is pruned and named by [`ObjectText::of`], exactly as the
-//! watch does, and the texts are loaded by the netpol-k8s loader as one input
+//! absent, with a note. Every object is pruned and named as the watch does it, keeping the owner
+//! references the controllers' folding reads too ([`ObjectText::with_owners`]), and the texts are loaded by the netpol-k8s loader as one input
 //! ([`Snapshot::load`]), like the files of a directory. A kind that cannot be read (403, a
 //! timeout, the server unreachable) is a [`KindError`] naming it; the other kinds are still read.
 
@@ -160,7 +160,11 @@ async fn read_kind(
         _ => Api::all_with(client.clone(), &resource(kind)),
     };
     let mut objects = Vec::new();
-    match list::pages(&api, after, |obj| objects.push(ObjectText::of(kind, &obj))).await {
+    match list::pages(&api, after, |obj| {
+        objects.push(ObjectText::with_owners(kind, &obj))
+    })
+    .await
+    {
         Ok(_) => {
             objects.sort_by(|a, b| a.key.cmp(&b.key));
             KindRead::Objects(objects)
