@@ -579,3 +579,33 @@ fn completions_offer_the_live_cluster_flags() {
         assert!(script.contains(flag), "{flag} missing");
     }
 }
+
+#[test]
+fn without_kubeconfig_the_files_of_the_kubeconfig_variable_are_read_merged_as_kubectl_merges_them()
+{
+    let fx = fixture();
+    // The first file has the contexts, the second the current-context: kubectl merges both.
+    let first = fx.dir.path().join("first");
+    write_kubeconfig(&first, &[("fake", &fx.fake.url(), Some("web"))], "fake");
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&first).unwrap()).unwrap();
+    config.as_object_mut().unwrap().remove("current-context");
+    std::fs::write(&first, config.to_string()).unwrap();
+    let second = fx.dir.path().join("second");
+    std::fs::write(
+        &second,
+        json!({"apiVersion": "v1", "kind": "Config", "current-context": "fake"}).to_string(),
+    )
+    .unwrap();
+    let list = std::env::join_paths([&first, &second]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_netpol"))
+        .current_dir(fx.dir.path())
+        .env("KUBECONFIG", list)
+        .env("HOME", fx.dir.path().join("no-home"))
+        .args(["get", "workloads"])
+        .output()
+        .unwrap();
+    assert_eq!(common::code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("frontend") && !text.contains("api"), "{text}");
+}
