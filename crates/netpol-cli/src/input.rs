@@ -121,10 +121,16 @@ impl Input {
         partial_answer(self.had_errors, self.unread_kinds, what)
     }
 
-    /// For commands that enforce: refuse before doing anything when an object was rejected or
-    /// a kind could not be read, because a partial cluster would enforce something else. `why`
-    /// finishes the sentence.
+    /// For commands that enforce: refuse before doing anything when an object was rejected, a
+    /// kind could not be read or only one namespace of a live cluster was read, because a
+    /// partial cluster would enforce something else. `why` finishes the sentence.
     pub fn require_complete(&self, why: &str) -> Result<()> {
+        if let Some(ns) = &self.namespace_read {
+            return Err(anyhow!(
+                "only namespace {ns} of the cluster was read, so peers in the others are \
+                 missing (-A reads every namespace): {why}"
+            ));
+        }
         if self.unread_kinds {
             return Err(anyhow!(
                 "some kinds could not be read from the cluster (see above): {why}"

@@ -609,3 +609,22 @@ fn without_kubeconfig_the_files_of_the_kubeconfig_variable_are_read_merged_as_ku
     let text = stdout(&out);
     assert!(text.contains("frontend") && !text.contains("api"), "{text}");
 }
+
+#[test]
+fn compile_needs_every_namespace_of_a_live_cluster_and_then_prints_the_files_ruleset() {
+    let fx = fixture();
+    let one = live(&fx, &["compile", "--node", "n1"]);
+    assert_eq!(common::code(&one), 2);
+    assert!(
+        stdout(&one).is_empty(),
+        "no partial ruleset: {}",
+        stdout(&one)
+    );
+    assert!(
+        stderr(&one).contains("-A reads every namespace"),
+        "{}",
+        stderr(&one)
+    );
+    let text = assert_same_answer(&fx, &["compile", "--node", "n1"]);
+    assert!(text.contains("table inet netpol"), "{text}");
+}
