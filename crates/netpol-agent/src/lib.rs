@@ -8,6 +8,10 @@
 //! The reconcile loop is written against three small traits ([`ManifestLoader`], [`Compiler`],
 //! [`Enforcer`]) so that it can be driven by the real loader, compiler and kernel (the default
 //! wiring in [`run`]) or, in tests, by the same real pieces inside a scratch network namespace.
+//!
+//! The API source also serves the CLI's reads of a live cluster: [`kube_source::connect`] (the
+//! kubeconfig and context kubectl would use) and [`kube_source::snapshot`] (one list per kind,
+//! the same pruning and loader as the watch).
 
 mod config;
 pub mod denied;

@@ -4,7 +4,7 @@
 //!
 //! The directory test is all real: a real agent process, real files, a real lab (network
 //! namespaces, veths, TCP probes through the enforced node). The API test fakes ONLY the
-//! Kubernetes API server (tests/fake_apiserver); the watchers, loader, compiler and kernel (a
+//! Kubernetes API server (netpol-test-support's fake_apiserver); the watchers, loader, compiler and kernel (a
 //! throwaway network namespace) are real. Both need root.
 
 // Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
@@ -12,19 +12,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod fake_apiserver;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{wait_until, Agent};
-use fake_apiserver::FakeApi;
 use netpol_agent::real::{K8sLoader, KernelEnforcer, NftCompiler};
 use netpol_agent::reconcile::StepError;
 use netpol_agent::{AgentConfig, Compiled, Compiler, KubeConfig};
 use netpol_core::{Cluster, WorkloadKind};
 use netpol_dataplane::{nft, Lab, LabHost, LabSpec, Listing, ProbeProtocol};
+use netpol_test_support::fake_apiserver::FakeApi;
 use serde_json::{json, Value};
 
 const NODE: &str = "virtlab-2";
@@ -257,7 +256,7 @@ impl ApiAgent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vm_its_instance_and_its_launcher_from_three_watches_are_enforced_as_one_workload() {
-    // THE API SERVER IS A FAKE (tests/fake_apiserver); both VM CRDs are installed.
+    // THE API SERVER IS A FAKE (netpol-test-support's fake_apiserver); both VM CRDs are installed.
     let fake = FakeApi::start().await;
     fake.serve_group(
         "virtualization.deckhouse.io/v1alpha2",

@@ -1,18 +1,17 @@
 //! The agent following the admin policy CRDs (ClusterNetworkPolicy v1alpha2, AdminNetworkPolicy
 //! and BaselineAdminNetworkPolicy v1alpha1) as they come and go, like the VM CRDs. THE API SERVER
-//! IS FAKED (tests/fake_apiserver); the loader, compiler and kernel are real. Needs root.
+//! IS FAKED (netpol-test-support's fake_apiserver); the loader, compiler and kernel are real. Needs root.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod fake_apiserver;
 mod kube_agent;
 
 use std::time::Duration;
 
-use fake_apiserver::FakeApi;
 use kube_agent::{eventually, start_agent};
 use netpol_core::{AdminTier, Cluster};
+use netpol_test_support::fake_apiserver::FakeApi;
 use serde_json::{json, Value};
 
 const GROUP_V2: &str = "policy.networking.k8s.io/v1alpha2";

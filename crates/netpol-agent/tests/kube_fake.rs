@@ -1,4 +1,4 @@
-//! The agent following the Kubernetes API. THE API SERVER IS FAKED (tests/fake_apiserver): an
+//! The agent following the Kubernetes API. THE API SERVER IS FAKED (netpol-test-support's fake_apiserver): an
 //! in-process axum server speaking list/watch with resourceVersions, pagination, bookmarks,
 //! ending watches and 410 Gone. Everything else is real: kube-rs watchers, the netpol-k8s
 //! loader, the netpol-nft compiler and the kernel (a scratch network namespace). Needs root.
@@ -8,17 +8,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod fake_apiserver;
 mod kube_agent;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fake_apiserver::FakeApi;
 use kube_agent::{eventually, last, start_agent, Recording};
 use netpol_agent::real::{K8sLoader, KernelEnforcer, NftCompiler};
 use netpol_agent::{AgentConfig, KubeConfig};
 use netpol_core::{Cluster, WorkloadKind};
+use netpol_test_support::fake_apiserver::FakeApi;
 use serde_json::{json, Value};
 
 fn pod(name: &str, ip: &str, labels: Value) -> Value {

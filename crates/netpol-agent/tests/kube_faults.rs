@@ -1,5 +1,5 @@
 //! The agent on the API server's bad days. THE API SERVER IS THE ONE FAKED PART
-//! (tests/fake_apiserver, told to fail on purpose: discovery answering 500, connections reset,
+//! (netpol-test-support's fake_apiserver, told to fail on purpose: discovery answering 500, connections reset,
 //! lists never answered, watches gone silent, a wrong token, RBAC refusals, certificates that
 //! must not be trusted). Everything else is real: the kube-rs client, the netpol-k8s loader, the
 //! netpol-nft compiler and the kernel (a scratch network namespace). Needs root.
@@ -9,19 +9,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod fake_apiserver;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fake_apiserver::{cert_path, FakeApi};
 use netpol_agent::real::{K8sLoader, KernelEnforcer, NftCompiler};
 use netpol_agent::reconcile::StepError;
 use netpol_agent::{AgentConfig, Compiled, Compiler, KubeConfig};
 use netpol_core::{Cluster, WorkloadKind};
 use netpol_dataplane::{Listing, Netns};
+use netpol_test_support::fake_apiserver::{cert_path, FakeApi};
 use serde_json::{json, Value};
 
 /// Delegates to the real compiler and keeps every cluster it was asked to compile.

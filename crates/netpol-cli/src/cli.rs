@@ -20,7 +20,7 @@ pub struct Cli {
 pub enum Command {
     /// Can A reach B on a port, and why.
     #[command(
-        after_help = "Examples:\n  netpol check examples/test-project --from test-project/vm-b --to test-project/vm-a --port 80\n  netpol check examples/test-project --from test-project/vm-a --to 8.8.8.8 --port 53 -o json\n\nREF is namespace/name of a Pod or VM (vm/ns/name or pod/ns/name when both exist), node/NAME, or an\nIP address (a workload's: that workload over exactly that address; a node's; or one outside the\ncluster). Dual-stack pairs are answered per family where the families differ. Exit 0 allowed, 1 denied, 2 error."
+        after_help = "Examples:\n  netpol check examples/test-project --from test-project/vm-b --to test-project/vm-a --port 80\n  netpol check examples/test-project --from test-project/vm-a --to 8.8.8.8 --port 53 -o json\n  netpol check -A --context prod --from deployment/shop/web --to shop/db --port 5432   # live\n\nREF is namespace/name of a Pod or VM (vm/ns/name or pod/ns/name when both exist), node/NAME, or an\nIP address (a workload's: that workload over exactly that address; a node's; or one outside the\ncluster). Dual-stack pairs are answered per family where the families differ. Exit 0 allowed, 1 denied, 2 error."
     )]
     Check(CheckArgs),
     /// The truth table for one port, or the whole connectivity map.
@@ -30,12 +30,12 @@ pub enum Command {
     Matrix(MatrixArgs),
     /// What changes in connectivity between two versions of the manifests, and why: a CI gate.
     #[command(
-        after_help = "Examples:\n  netpol diff old/ new/\n  netpol diff --git origin/main manifests/ -o md      # a pull-request comment\n  helm template chart | netpol diff manifests/ -\n\nPairs of endpoints on both sides are listed with the ports gained and lost (up to --limit);\nan endpoint on one side only is one line with its connection counts. Exit 0 no change in\nconnectivity, 1 changed, 2 error."
+        after_help = "Examples:\n  netpol diff old/ new/\n  netpol diff --git origin/main manifests/ -o md      # a pull-request comment\n  helm template chart | netpol diff manifests/ -\n  netpol diff --live -A manifests/                    # the cluster now, and once they are applied\n\nPairs of endpoints on both sides are listed with the ports gained and lost (up to --limit);\nan endpoint on one side only is one line with its connection counts. Exit 0 no change in\nconnectivity, 1 changed, 2 error."
     )]
     Diff(DiffArgs),
     /// List VMs, pods or both with their isolation, like `d8 k get vm`.
     #[command(
-        after_help = "Examples:\n  netpol get vms -A examples/test-project\n  netpol get workloads -n test-project examples/test-project"
+        after_help = "Examples:\n  netpol get vms -A examples/test-project\n  netpol get workloads -n test-project examples/test-project\n  netpol get policies -A                     # the live cluster of the current kubeconfig context"
     )]
     Get(GetArgs),
     /// One self-contained HTML page: the connectivity graph, isolation, lint findings, exposure.
@@ -90,11 +90,12 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
-/// Options shared by every command that reads manifests.
+/// Options shared by every command that reads manifests or a live cluster.
 #[derive(Args, Debug, Clone)]
 pub struct InputArgs {
-    /// Manifest files or directories (recursive: .yaml, .yml, .json), or `-` for stdin.
-    #[arg(required = true, value_name = "PATH")]
+    /// Manifest files or directories (recursive: .yaml, .yml, .json), or `-` for stdin. With
+    /// none, the live cluster is read, like kubectl (see --kubeconfig, --context, -n, -A).
+    #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// How to treat unknown or duplicate fields, like `kubectl --validate`.
     #[arg(long, value_enum, default_value_t = Validate::Strict)]
@@ -108,6 +109,55 @@ pub struct InputArgs {
     /// kernel does not enforce domainNames either way.
     #[arg(long, value_name = "NAME=IP", value_parser = parse_resolve)]
     pub resolve: Vec<(String, std::net::IpAddr)>,
+    #[command(flatten)]
+    pub live: LiveArgs,
+}
+
+/// Which live cluster to read, and how much of it: kubectl's flags.
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
+#[command(next_help_heading = "A live cluster (read with no PATH; diff: with --live)")]
+pub struct LiveArgs {
+    /// The kubeconfig file; default $KUBECONFIG (files merged as kubectl does), else
+    /// ~/.kube/config, else the pod's service account (in a cluster).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use instead of its current-context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Read namespaced objects (pods, VMs, NetworkPolicies, controllers) of this namespace only;
+    /// default: the context's namespace (else `default`), as kubectl. Namespaces, Nodes and the
+    /// admin policies are always read whole. With PATHs, only `get` takes it (it filters the
+    /// listing).
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NS",
+        conflicts_with = "all_namespaces"
+    )]
+    pub namespace: Option<String>,
+    /// Read every namespace. With PATHs, only `get` takes it (every namespace is listed anyway).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+}
+
+impl LiveArgs {
+    /// The flags that only make sense for a live cluster, as the user typed them.
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        if self.kubeconfig.is_some() {
+            given.push("--kubeconfig");
+        }
+        if self.context.is_some() {
+            given.push("--context");
+        }
+        if self.namespace.is_some() {
+            given.push("--namespace");
+        }
+        if self.all_namespaces {
+            given.push("--all-namespaces");
+        }
+        given
+    }
 }
 
 /// `NAME=IP` of `--resolve`.
@@ -204,8 +254,12 @@ pub struct DiffArgs {
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Compare PATHs as they are at this git revision (OLD) with the working tree (NEW).
-    #[arg(long, value_name = "REV")]
+    #[arg(long, value_name = "REV", conflicts_with = "live")]
     pub git: Option<String>,
+    /// Compare the live cluster (OLD) with the cluster once PATHs are applied to it (NEW: every
+    /// object of PATHs replaces the live one of the same kind, namespace and name, or is added).
+    #[arg(long)]
+    pub live: bool,
     #[arg(short, long, value_enum, default_value_t = DiffFormat::Text)]
     pub output: DiffFormat,
     /// List at most this many changed pairs and one-sided endpoints (0: all); counts are always
@@ -223,6 +277,9 @@ pub struct DiffArgs {
     /// kernel does not enforce domainNames either way.
     #[arg(long, value_name = "NAME=IP", value_parser = parse_resolve)]
     pub resolve: Vec<(String, std::net::IpAddr)>,
+    /// The live cluster of --live.
+    #[command(flatten)]
+    pub cluster: LiveArgs,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,12 +317,6 @@ pub struct GetArgs {
     /// vms, pods, workloads, nodes or policies.
     #[arg(value_enum)]
     pub what: GetWhat,
-    /// Only this namespace.
-    #[arg(short = 'n', long, conflicts_with = "all_namespaces")]
-    pub namespace: Option<String>,
-    /// Every namespace (the default when -n is not given).
-    #[arg(short = 'A', long)]
-    pub all_namespaces: bool,
     #[command(flatten)]
     pub input: InputArgs,
 }

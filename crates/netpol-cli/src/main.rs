@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod input;
+mod live;
 mod refs;
 mod render;
 

@@ -11,7 +11,9 @@
 //!   property test chooses with an [`arb::ClusterShape`];
 //! - [`require_root`]: the check privileged tests start with; they fail, never skip, without root;
 //! - [`ip_in`], [`sysctl_in`]: setting up a test's own network namespaces;
-//! - [`interesting_ports`]: the ports where a property test's answers can change.
+//! - [`interesting_ports`]: the ports where a property test's answers can change;
+//! - `fake_apiserver` (feature `fake-apiserver`): the FAKE Kubernetes API server the agent's and
+//!   the CLI's tests read from (no real one can run in tests).
 //!
 //! The builders panic on malformed literals (an address or CIDR that does not parse): they only
 //! ever take constants written in a test, where a panic is the clearest report.
@@ -19,6 +21,8 @@
 pub mod admin;
 pub mod arb;
 pub mod build;
+#[cfg(feature = "fake-apiserver")]
+pub mod fake_apiserver;
 mod ports;
 mod root;
 mod shell;

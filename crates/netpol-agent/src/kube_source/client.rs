@@ -1,5 +1,11 @@
 //! The API client: where the API is, how long a connection may take, who is asking.
+//!
+//! Two callers: the agent ([`client`], from its [`KubeConfig`]) and the CLI's one-shot reads
+//! ([`connect`], from a [`ClusterAccess`]: `--kubeconfig`, `--context`, found the way kubectl
+//! finds them). Both go through [`from_kubeconfig`] for a kubeconfig file and [`harden`] for the
+//! timeouts.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::http::{header, HeaderValue};
@@ -30,25 +36,15 @@ pub async fn client(config: &KubeConfig, node: &str) -> Result<Client, AgentErro
             kube::Config::new(uri)
         }
         (None, Some(path)) => {
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-                AgentError::Kube(format!(
-                    "cannot read the kubeconfig {}: {e}",
-                    path.display()
-                ))
-            })?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| AgentError::Kube(format!("the kubeconfig {}: {e}", path.display())))?
+            let file = KubeconfigFile::read(path)?;
+            from_kubeconfig(file, None).await?
         }
         (None, None) => kube::Config::infer()
             .await
             .map_err(|e| AgentError::Kube(e.to_string()))?,
     };
-    cfg.connect_timeout = Some(config.request_timeout);
-    cfg.read_timeout = Some(config.watch_idle_timeout + config.request_timeout);
-    cfg.reset_reader_on_write = true;
-    cfg.write_timeout = Some(config.request_timeout);
-    cfg.default_retry = false;
+    let read_timeout = config.watch_idle_timeout + config.request_timeout;
+    harden(&mut cfg, config.request_timeout, read_timeout);
     let agent = HeaderValue::from_str(&user_agent(node)).map_err(|e| {
         AgentError::Config(format!(
             "the node name {node:?} is not valid in a header: {e}"
@@ -56,6 +52,149 @@ pub async fn client(config: &KubeConfig, node: &str) -> Result<Client, AgentErro
     })?;
     cfg.headers.push((header::USER_AGENT, agent));
     Client::try_from(cfg).map_err(|e| AgentError::Kube(e.to_string()))
+}
+
+/// Connecting and writing take at most `request_timeout`, a read waits at most `read_timeout`
+/// for bytes; kube's own retry layer is off (the callers retry, or report, themselves).
+fn harden(cfg: &mut kube::Config, request_timeout: Duration, read_timeout: Duration) {
+    cfg.connect_timeout = Some(request_timeout);
+    cfg.read_timeout = Some(read_timeout);
+    cfg.reset_reader_on_write = true;
+    cfg.write_timeout = Some(request_timeout);
+    cfg.default_retry = false;
+}
+
+/// How a one-shot reader (the CLI) reaches a cluster, as kubectl does.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterAccess {
+    /// `--kubeconfig PATH`; else `$KUBECONFIG` (a list of files, merged), else
+    /// `~/.kube/config`, else the in-cluster service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context NAME`: a context of the kubeconfig instead of its current-context.
+    pub context: Option<String>,
+    /// The longest wait for one request (connecting, a page of a list).
+    pub request_timeout: Duration,
+    /// The User-Agent header (`netpol/VERSION`).
+    pub user_agent: String,
+}
+
+/// A client for one cluster, and what the kubeconfig says about it.
+#[derive(Clone)]
+pub struct Connection {
+    /// The client.
+    pub client: Client,
+    /// The context's namespace (`default` when it names none, and in-cluster the pod's).
+    pub default_namespace: String,
+    /// The API server's URL, for messages.
+    pub server: String,
+}
+
+/// A kubeconfig read from a file (or the files of `$KUBECONFIG`), and where it came from.
+struct KubeconfigFile {
+    kubeconfig: Kubeconfig,
+    from: String,
+}
+
+impl KubeconfigFile {
+    fn read(path: &Path) -> Result<KubeconfigFile, AgentError> {
+        let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
+            AgentError::Kube(format!(
+                "cannot read the kubeconfig {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(KubeconfigFile {
+            kubeconfig,
+            from: path.display().to_string(),
+        })
+    }
+
+    /// kubectl's search: `path`, else `$KUBECONFIG`, else `~/.kube/config` when it exists;
+    /// `None` when there is no kubeconfig at all (in-cluster is then the only way left).
+    fn find(path: Option<&Path>) -> Result<Option<KubeconfigFile>, AgentError> {
+        if let Some(path) = path {
+            return KubeconfigFile::read(path).map(Some);
+        }
+        let listed = Kubeconfig::from_env().map_err(|e| {
+            AgentError::Kube(format!("cannot read the kubeconfig of $KUBECONFIG: {e}"))
+        })?;
+        if let Some(kubeconfig) = listed {
+            return Ok(Some(KubeconfigFile {
+                kubeconfig,
+                from: "$KUBECONFIG".to_string(),
+            }));
+        }
+        match std::env::home_dir().map(|h| h.join(".kube").join("config")) {
+            Some(default) if default.exists() => KubeconfigFile::read(&default).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The client configuration of `context` (the current-context when `None`) of `file`; an
+/// unknown context is an error listing the contexts the file has.
+async fn from_kubeconfig(
+    file: KubeconfigFile,
+    context: Option<&str>,
+) -> Result<kube::Config, AgentError> {
+    let KubeconfigFile { kubeconfig, from } = file;
+    if let Some(name) = context {
+        if !kubeconfig.contexts.iter().any(|c| c.name == name) {
+            let known: Vec<&str> = kubeconfig
+                .contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            return Err(AgentError::Kube(format!(
+                "the kubeconfig {from} has no context {name:?}; its contexts: {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..KubeConfigOptions::default()
+    };
+    kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| AgentError::Kube(format!("the kubeconfig {from}: {e}")))
+}
+
+/// The client of a one-shot reader: the kubeconfig kubectl would use (see [`ClusterAccess`]),
+/// else the in-cluster service account; every request within `request_timeout`, no retries.
+pub async fn connect(access: &ClusterAccess) -> Result<Connection, AgentError> {
+    let mut cfg = match KubeconfigFile::find(access.kubeconfig.as_deref())? {
+        Some(file) => from_kubeconfig(file, access.context.as_deref()).await?,
+        None if access.context.is_some() => {
+            return Err(AgentError::Kube(
+                "--context needs a kubeconfig, and there is none (no --kubeconfig, no \
+                 $KUBECONFIG, no ~/.kube/config)"
+                    .to_string(),
+            ))
+        }
+        None => kube::Config::incluster().map_err(|e| {
+            AgentError::Kube(format!(
+                "no kubeconfig (no --kubeconfig, no $KUBECONFIG, no ~/.kube/config) and not \
+                 in a pod ({e}): say which cluster to read with --kubeconfig, or give PATHs"
+            ))
+        })?,
+    };
+    harden(&mut cfg, access.request_timeout, access.request_timeout);
+    let agent = HeaderValue::from_str(&access.user_agent)
+        .map_err(|e| AgentError::Config(format!("bad User-Agent: {e}")))?;
+    cfg.headers.push((header::USER_AGENT, agent));
+    let default_namespace = cfg.default_namespace.clone();
+    let server = cfg.cluster_url.to_string();
+    let client = Client::try_from(cfg).map_err(|e| AgentError::Kube(e.to_string()))?;
+    Ok(Connection {
+        client,
+        default_namespace,
+        server,
+    })
 }
 
 /// Delays between retries: doubling from `initial` up to `max`, each drawn at random between

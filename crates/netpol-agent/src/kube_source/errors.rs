@@ -44,10 +44,25 @@ fn rbac_resource(kind: Kind) -> String {
     }
 }
 
+/// Who asked the API: the words of a 403 differ (the agent's service account needs
+/// deploy/rbac.yaml; a user needs a role of their cluster).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asker {
+    /// The node agent.
+    Agent,
+    /// A person running `netpol` with their kubeconfig.
+    User,
+}
+
 /// One line saying what went wrong with `verb` of `kind` and, where known, what to fix.
 pub fn describe(error: &kube::Error, kind: Kind, verb: Verb) -> String {
+    describe_for(error, kind, verb, Asker::Agent)
+}
+
+/// [`describe`], in the words for `asker`.
+pub fn describe_for(error: &kube::Error, kind: Kind, verb: Verb, asker: Asker) -> String {
     if let kube::Error::Api(status) = error {
-        return describe_status(status, kind, verb);
+        return describe_status_for(status, kind, verb, asker);
     }
     match cause(error) {
         Some(cause) => format!("{cause} ({})", chain(error)),
@@ -57,6 +72,11 @@ pub fn describe(error: &kube::Error, kind: Kind, verb: Verb) -> String {
 
 /// An error answer of the API (an HTTP error status, or an ERROR event of a watch).
 pub fn describe_status(status: &Status, kind: Kind, verb: Verb) -> String {
+    describe_status_for(status, kind, verb, Asker::Agent)
+}
+
+/// [`describe_status`], in the words for `asker`.
+pub fn describe_status_for(status: &Status, kind: Kind, verb: Verb, asker: Asker) -> String {
     let said = if status.message.is_empty() {
         String::new()
     } else {
@@ -67,6 +87,15 @@ pub fn describe_status(status: &Status, kind: Kind, verb: Verb) -> String {
             "401 Unauthorized: the API server does not accept the agent's credentials (the \
              kubeconfig's or service account's token or client certificate is wrong or \
              expired){said}"
+        ),
+        403 if asker == Asker::User => format!(
+            "403 Forbidden: RBAC does not allow `{}` on `{}` for your identity (check with \
+             `kubectl auth can-i {} {}`; ask for a role granting it, or give manifests as \
+             PATHs){said}",
+            verb.rbac(),
+            rbac_resource(kind),
+            verb.rbac(),
+            rbac_resource(kind)
         ),
         403 => format!(
             "403 Forbidden: RBAC does not allow `{}` on `{}` for the agent's identity; the \
@@ -187,6 +216,18 @@ mod tests {
             text.contains("`list` on `networkpolicies.networking.k8s.io`"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_forbidden_answer_to_a_user_says_how_to_check_it_not_the_agents_rbac() {
+        let status = Status::failure("pods is forbidden", "Forbidden").with_code(403);
+        let text = describe_status_for(&status, &schema::POD, Verb::List, Asker::User);
+        assert!(
+            text.contains("`list` on `pods` for your identity"),
+            "{text}"
+        );
+        assert!(text.contains("kubectl auth can-i list pods"), "{text}");
+        assert!(!text.contains("rbac.yaml"), "{text}");
     }
 
     #[test]

@@ -22,9 +22,15 @@
 //! missing one is looked for again every `crd_recheck_interval` and watched once served (without
 //! blocking syncs, see `follow_crd_kinds`); a watched one whose CRD is removed stops being
 //! watched and its objects leave the store (see `crd_removed`).
+//!
+//! **One-shot reads** ([`snapshot`]): the CLI reads a live cluster with one paged list per kind
+//! (no watch), discovery deciding which CRD kinds are served, every object pruned and named by
+//! the same code as here ([`ObjectText`]) and loaded by the same netpol-k8s loader.
 
 mod client;
 pub mod errors;
+mod list;
+pub mod snapshot;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -33,13 +39,13 @@ use std::time::Duration;
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::Client;
-use netpol_core::Cluster;
+use netpol_core::{Cluster, WorkloadKind};
 use netpol_k8s::schema::{self, KindSchema, KnownKind};
 use tokio::sync::watch as signal;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 
-pub use client::{client, user_agent, Backoff};
+pub use client::{client, connect, user_agent, Backoff, ClusterAccess, Connection};
 use errors::Verb;
 
 use crate::metrics::Metrics;
@@ -92,8 +98,23 @@ enum Discovered {
 /// Discovery is open to every authenticated client (`system:discovery`), so asking again needs
 /// no RBAC beyond the agent's get/list/watch rules.
 async fn discover(ctx: &Ctx, kind: Kind) -> Discovered {
-    let after = ctx.config.request_timeout;
-    match timeout(after, ctx.client.list_api_group_resources(kind.api_version)).await {
+    discover_with(
+        &ctx.client,
+        ctx.config.request_timeout,
+        kind,
+        errors::Asker::Agent,
+    )
+    .await
+}
+
+/// [`discover`] with a client of its own (the CLI's snapshot), within `after`.
+async fn discover_with(
+    client: &Client,
+    after: Duration,
+    kind: Kind,
+    asker: errors::Asker,
+) -> Discovered {
+    match timeout(after, client.list_api_group_resources(kind.api_version)).await {
         Err(_) => Discovered::Unknown(format!(
             "discovery not answered within {} s (request timeout)",
             after.as_secs_f64()
@@ -103,7 +124,7 @@ async fn discover(ctx: &Ctx, kind: Kind) -> Discovered {
         Ok(Err(kube::Error::Api(status))) if status.code == 404 => Discovered::NotServed,
         Ok(Err(error)) => Discovered::Unknown(format!(
             "discovery failed: {}",
-            errors::describe(&error, kind, Verb::Discover)
+            errors::describe_for(&error, kind, Verb::Discover, asker)
         )),
     }
 }
@@ -412,6 +433,53 @@ fn object_key(obj: &DynamicObject) -> String {
     )
 }
 
+/// One API object as the loader reads it: pruned to the schema's fields (see [`prune`]) and
+/// named `Kind/namespace/name` (`Kind/name` when cluster-scoped) in diagnostics. The watch and
+/// the snapshot both turn objects into this, and nothing else, before loading.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectText {
+    /// `namespace/name` (`/name` when cluster-scoped): the object's key in a source.
+    pub key: String,
+    /// What diagnostics call it: `Pod/shop/api`.
+    pub name: String,
+    /// The pruned object as JSON.
+    pub text: String,
+}
+
+impl ObjectText {
+    /// `obj`, an object of `kind`, pruned and named.
+    pub fn of(kind: Kind, obj: &DynamicObject) -> ObjectText {
+        ObjectText::named(kind, obj, prune(kind, obj))
+    }
+
+    /// [`of`](Self::of), keeping the `metadata.ownerReferences` of a Pod, ReplicaSet or Job:
+    /// what folds Pods into their controllers (netpol-k8s's `fold::controllers`), which the
+    /// CLI's snapshot does and the agent does not (it does not list controllers), so the
+    /// watch drops them with the rest of the metadata.
+    pub fn with_owners(kind: Kind, obj: &DynamicObject) -> ObjectText {
+        let mut value = prune(kind, obj);
+        let owned = matches!(
+            kind.id,
+            KnownKind::Pod
+                | KnownKind::Controller(WorkloadKind::ReplicaSet)
+                | KnownKind::Controller(WorkloadKind::Job)
+        );
+        if let (true, Some(owners)) = (owned, &obj.metadata.owner_references) {
+            if let Ok(owners) = serde_json::to_value(owners) {
+                value["metadata"]["ownerReferences"] = owners;
+            }
+        }
+        ObjectText::named(kind, obj, value)
+    }
+
+    fn named(kind: Kind, obj: &DynamicObject, value: serde_json::Value) -> ObjectText {
+        let key = object_key(obj);
+        let name = format!("{}/{}", kind.kind, key.trim_start_matches('/'));
+        let text = value.to_string();
+        ObjectText { key, name, text }
+    }
+}
+
 struct Converter<'a> {
     kind: Kind,
     ctx: &'a Ctx,
@@ -421,10 +489,7 @@ impl Converter<'_> {
     /// Prunes and loads one object: its model objects and its pruned JSON text, or the loader's
     /// errors (counted as a source error).
     fn convert(&self, obj: DynamicObject) -> Result<(Cluster, String), String> {
-        let key = object_key(&obj);
-        let value = prune(self.kind, &obj);
-        let name = format!("{}/{}", self.kind.kind, key.trim_start_matches('/'));
-        let text = value.to_string();
+        let ObjectText { name, text, .. } = ObjectText::of(self.kind, &obj);
         let outcome = self.ctx.loader.load(&name, &text);
         if outcome.errors.is_empty() {
             for w in &outcome.warnings {

@@ -14,89 +14,24 @@
 //! store, or after a restart the one in the state file ([`crate::store::last_good`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject, ListParams, WatchEvent, WatchParams};
-use kube::core::Status;
+use kube::api::{Api, DynamicObject, WatchEvent, WatchParams};
 use netpol_core::Cluster;
 use tokio::sync::watch;
 use tokio::time::timeout;
 
 use super::client::Backoff;
-use super::errors::{describe, describe_status, Verb};
+use super::errors::Verb;
+use super::list::{self, Failure};
 use super::{confirmed_not_served, crd_removed, object_key, resource, Ctx, Ended, Kind, Mode};
 
-/// Objects asked for per list page.
-const PAGE_SIZE: u32 = 500;
 /// The server-side lifetime asked for a watch (kube-core refuses 295 s and more); the watch
 /// then ends normally and is started again from its last resourceVersion.
 const WATCH_TIMEOUT_SECS: u32 = 290;
 /// Consecutive 404 Not Found answers for a CRD kind before discovery is asked whether the CRD
 /// is gone; the backoff spaces them, so a removed CRD is noticed within about a second.
 const NOT_FOUND_BEFORE_RECHECK: u32 = 2;
-
-/// Why a list or watch did not go on.
-enum Failure {
-    /// The request failed (an HTTP error status, a transport or TLS error).
-    Request { verb: Verb, error: kube::Error },
-    /// An ERROR event on an established watch.
-    Event(Box<Status>),
-    /// The request was not answered within the request timeout.
-    Timeout { verb: Verb, after: Duration },
-    /// An established watch sent nothing for the idle timeout.
-    Silent { after: Duration },
-}
-
-impl Failure {
-    fn is_gone(&self) -> bool {
-        self.status().is_some_and(|s| s.code == 410)
-    }
-
-    fn is_not_found(&self) -> bool {
-        self.status().is_some_and(|s| s.code == 404)
-    }
-
-    fn status(&self) -> Option<&Status> {
-        match self {
-            Failure::Request {
-                error: kube::Error::Api(status),
-                ..
-            } => Some(status),
-            Failure::Event(status) => Some(status),
-            _ => None,
-        }
-    }
-
-    fn describe(&self, kind: Kind) -> String {
-        match self {
-            Failure::Request { verb, error } => {
-                format!("{} failed: {}", verb_word(*verb), describe(error, kind, *verb))
-            }
-            Failure::Event(status) => format!(
-                "watch failed: {}",
-                describe_status(status, kind, Verb::Watch)
-            ),
-            Failure::Timeout { verb, after } => format!(
-                "{} not answered within {} s (request timeout)",
-                verb_word(*verb),
-                after.as_secs_f64()
-            ),
-            Failure::Silent { after } => format!(
-                "watch sent nothing (no event, no bookmark) for {} s; restarted from its last resourceVersion",
-                after.as_secs_f64()
-            ),
-        }
-    }
-}
-
-fn verb_word(verb: Verb) -> &'static str {
-    match verb {
-        Verb::Discover => "discovery",
-        Verb::List => "list",
-        Verb::Watch => "watch",
-    }
-}
 
 /// Where the kind's loop is.
 enum Phase {
@@ -203,31 +138,11 @@ impl KindWatch {
     /// Lists every page; returns the list's resourceVersion to watch from.
     async fn list(&mut self, api: &Api<DynamicObject>) -> Result<String, Failure> {
         let after = self.ctx.config.request_timeout;
-        let mut params = ListParams::default().limit(PAGE_SIZE);
         let mut relist = Relist::default();
         tracing::debug!(source = %self.source, "list started");
-        loop {
-            let page = timeout(after, api.list(&params))
-                .await
-                .map_err(|_| Failure::Timeout {
-                    verb: Verb::List,
-                    after,
-                })?
-                .map_err(|error| Failure::Request {
-                    verb: Verb::List,
-                    error,
-                })?;
-            for obj in page.items {
-                self.relisted(obj, &mut relist);
-            }
-            match page.metadata.continue_ {
-                Some(token) if !token.is_empty() => params.continue_token = Some(token),
-                _ => {
-                    self.relist_done(relist);
-                    return Ok(page.metadata.resource_version.unwrap_or_default());
-                }
-            }
-        }
+        let rv = list::pages(api, after, |obj| self.relisted(obj, &mut relist)).await?;
+        self.relist_done(relist);
+        Ok(rv)
     }
 
     /// Watches from `rv` (kept up to date) until the watch ends normally or fails.

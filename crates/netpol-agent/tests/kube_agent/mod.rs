@@ -1,4 +1,4 @@
-//! The agent run in-process against the fake API server (tests/fake_apiserver), with a
+//! The agent run in-process against the fake API server (netpol-test-support's fake_apiserver), with a
 //! compiler that records every cluster it was asked to compile, and `/readyz` polling.
 
 // Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
@@ -16,7 +16,7 @@ use netpol_agent::{AgentConfig, Compiled, Compiler, KubeConfig};
 use netpol_core::Cluster;
 
 use crate::common;
-use crate::fake_apiserver::FakeApi;
+use netpol_test_support::fake_apiserver::FakeApi;
 
 /// Delegates to the real compiler and keeps every cluster it was asked to compile, so the test
 /// sees exactly what each sync would have enforced.

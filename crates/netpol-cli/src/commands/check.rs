@@ -13,7 +13,7 @@ use crate::{input, refs};
 
 pub fn run(args: &CheckArgs) -> Result<u8> {
     let protocol: Protocol = args.protocol.parse()?;
-    let input = input::load(&args.input);
+    let input = input::load(&args.input)?;
     let cluster = &input.cluster;
     let src = refs::resolve(cluster, &args.from).map_err(|e| anyhow!("--from: {e}"))?;
     let dst = refs::resolve(cluster, &args.to).map_err(|e| anyhow!("--to: {e}"))?;

@@ -6,7 +6,7 @@ use crate::cli::{CompileArgs, CompileFormat};
 use crate::input;
 
 pub fn run(args: &CompileArgs) -> Result<u8> {
-    let input = input::load(&args.input);
+    let input = input::load(&args.input)?;
     // Refuse rather than print a ruleset without the rejected objects: in
     // `netpol compile ... | nft -f -` the pipeline's status is nft's, so a partial ruleset
     // would be loaded silently.

@@ -1,6 +1,7 @@
-//! `netpol diff`: loads two versions of the manifests (two paths, or paths at a git revision and
-//! in the working tree), computes both connectivity maps (on two threads) and prints what changed
-//! and which objects explain it. Exit 0 no change in connectivity, 1 changed, 2 error.
+//! `netpol diff`: loads two versions of the manifests (two paths, paths at a git revision and
+//! in the working tree, or the live cluster and the cluster once the manifests are applied to it),
+//! computes both connectivity maps (on two threads) and prints what changed and which objects
+//! explain it. Exit 0 no change in connectivity, 1 changed, 2 error.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,14 +14,24 @@ use netpol_k8s::{LoadOptions, Loaded, ValidationMode};
 
 use crate::cli::{DiffArgs, DiffFormat, InputArgs, Validate};
 use crate::input;
+
+mod live;
 use crate::render::diff::{render_json, render_markdown, render_text, DiffView};
 
 pub fn run(args: &DiffArgs) -> Result<u8> {
     let opts = EvalOptions {
         ipblock_matches_workloads: args.ipblock_matches_workloads,
     };
+    let given = args.cluster.given();
+    if !args.live && !given.is_empty() {
+        bail!(
+            "{} read the live cluster of --live; without --live, diff compares manifests",
+            given.join(", ")
+        );
+    }
     let (old, new) = match &args.git {
         Some(rev) => git_sides(args, rev)?,
+        None if args.live => live::sides(args)?,
         None => path_sides(args)?,
     };
     let (old_map, new_map) = maps(&old.cluster, &new.cluster, opts);
@@ -37,9 +48,11 @@ pub fn run(args: &DiffArgs) -> Result<u8> {
         }
     }
     out.flush()?;
-    if old.had_errors || new.had_errors {
-        bail!("some objects were rejected (see above); the diff covers only what loaded");
-    }
+    input::partial_answer(
+        old.had_errors || new.had_errors,
+        old.unread_kinds || new.unread_kinds,
+        "diff",
+    )?;
     Ok(if diff.is_unchanged() { 0 } else { 1 })
 }
 
@@ -63,6 +76,7 @@ fn input_args(args: &DiffArgs, paths: Vec<PathBuf>) -> InputArgs {
         validate: args.validate,
         ipblock_matches_workloads: args.ipblock_matches_workloads,
         resolve: args.resolve.clone(),
+        live: crate::cli::LiveArgs::default(),
     }
 }
 
@@ -77,8 +91,8 @@ fn path_sides(args: &DiffArgs) -> Result<(input::Input, input::Input)> {
     if old == Path::new("-") && new == Path::new("-") {
         bail!("only one of OLD and NEW can be `-` (standard input)");
     }
-    let old = input::load(&input_args(args, vec![old.clone()]));
-    let new = input::load(&input_args(args, vec![new.clone()]));
+    let old = input::load(&input_args(args, vec![old.clone()]))?;
+    let new = input::load(&input_args(args, vec![new.clone()]))?;
     Ok((old, new))
 }
 
@@ -112,7 +126,7 @@ fn git_sides(args: &DiffArgs, rev: &str) -> Result<(input::Input, input::Input)>
         },
     );
     let old = from_loaded(loaded, args.ipblock_matches_workloads);
-    let new = input::load(&input_args(args, paths));
+    let new = input::load(&input_args(args, paths))?;
     Ok((old, new))
 }
 
@@ -135,6 +149,8 @@ fn from_loaded(loaded: Loaded, ipblock_matches_workloads: bool) -> input::Input 
         opts: EvalOptions {
             ipblock_matches_workloads,
         },
+        unread_kinds: false,
+        namespace_read: None,
     }
 }
 

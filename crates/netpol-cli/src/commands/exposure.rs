@@ -8,7 +8,7 @@ use crate::cli::{ExposureArgs, ExposureFormat};
 use crate::input;
 
 pub fn run(args: &ExposureArgs) -> Result<u8> {
-    let input = input::load(&args.input);
+    let input = input::load(&args.input)?;
     let mut report = exposure(&input.cluster, input.opts);
     if !args.all {
         report.workloads.retain(|w| !w.is_closed());

@@ -9,10 +9,15 @@ use crate::cli::{GetArgs, GetWhat};
 use crate::input;
 
 pub fn run(args: &GetArgs) -> Result<u8> {
-    let input = input::load(&args.input);
+    let input = input::load_with(&args.input, input::NamespaceFlags::Filter)?;
     let cluster = &input.cluster;
+    // -n filters manifests; a live cluster read in one namespace lists that one, like kubectl.
+    let namespace = match &args.input.live.namespace {
+        Some(ns) => Some(ns.clone()),
+        None => input.namespace_read.clone(),
+    };
+    let namespace = namespace.as_deref();
     if matches!(args.what, GetWhat::Nodes | GetWhat::Policies) {
-        let namespace = args.namespace.as_deref();
         let listing = match args.what {
             GetWhat::Nodes => crate::render::get::nodes(cluster, namespace),
             _ => crate::render::get::policies(cluster, namespace),
@@ -33,11 +38,11 @@ pub fn run(args: &GetArgs) -> Result<u8> {
             GetWhat::Pods => w.kind == WorkloadKind::Pod,
             GetWhat::Workloads | GetWhat::Nodes | GetWhat::Policies => true,
         })
-        .filter(|w| args.namespace.as_ref().is_none_or(|ns| &w.namespace == ns))
+        .filter(|w| namespace.is_none_or(|ns| w.namespace == ns))
         .collect();
     rows.sort_by(|a, b| (&a.namespace, &a.name, a.kind).cmp(&(&b.namespace, &b.name, b.kind)));
     let columns = crate::render::get::Columns {
-        namespace: args.namespace.is_none(),
+        namespace: namespace.is_none(),
         kind: args.what == GetWhat::Workloads,
         admin: !cluster.admin_policies.is_empty(),
         replicas: rows.iter().any(|w| w.kind.is_controller()),

@@ -13,7 +13,7 @@ use crate::render::lab::render_inventory;
 pub fn run(args: &LabArgs) -> Result<u8> {
     preflight()?;
     let listen = parse_listeners(&args.listen)?;
-    let input = input::load(&args.input);
+    let input = input::load(&args.input)?;
     input.require_complete("fix them first, a partial cluster would enforce something else")?;
     netpol_lab::install_interrupt_cleanup()?;
     let mut lab = ClusterLab::build(

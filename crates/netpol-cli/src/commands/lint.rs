@@ -1,7 +1,7 @@
 //! `netpol lint PATH...`: loads in warn mode, runs the pure checks of `netpol_core::lint`, turns
 //! the decoder's unknown and duplicate fields into findings (NP009, NP010) and prints them.
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use netpol_core::lint::{lint, Check, Finding, LintSeverity};
 use netpol_core::{EvalOptions, Origin};
 use netpol_k8s::{Diagnostic, DiagnosticKind, LoadOptions, ValidationMode};
@@ -13,7 +13,12 @@ pub fn run(args: &LintArgs) -> Result<u8> {
     let options = LoadOptions {
         validation: ValidationMode::Warn,
     };
-    let loaded = netpol_k8s::load_paths(&args.input.paths, &options);
+    let read = crate::input::read(
+        &args.input,
+        &options,
+        crate::input::NamespaceFlags::LiveOnly,
+    )?;
+    let loaded = read.loaded;
     let opts = EvalOptions {
         ipblock_matches_workloads: args.input.ipblock_matches_workloads,
     };
@@ -34,11 +39,7 @@ pub fn run(args: &LintArgs) -> Result<u8> {
         }
     };
     print!("{text}");
-    if loaded.has_errors() {
-        return Err(anyhow!(
-            "some objects were rejected (see above); the findings cover only what loaded"
-        ));
-    }
+    crate::input::partial_answer(loaded.has_errors(), read.unread_kinds, "list of findings")?;
     let threshold = match args.fail_on {
         None => return Ok(0),
         Some(FailOn::Warning) => LintSeverity::Warning,

@@ -13,7 +13,7 @@ use crate::render::matrix::{
 };
 
 pub fn run(args: &MatrixArgs) -> Result<u8> {
-    let input = input::load(&args.input);
+    let input = input::load(&args.input)?;
     let analyzer = Analyzer::new(&input.cluster, input.opts);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.port {

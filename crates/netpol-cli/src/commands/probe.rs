@@ -12,7 +12,7 @@ use crate::render::lab::{render_report, ProbeDocument};
 pub fn run(args: &ProbeArgs) -> Result<u8> {
     let protocol: Protocol = args.protocol.parse()?;
     preflight()?;
-    let input = input::load(&args.input);
+    let input = input::load(&args.input)?;
     input.require_complete(
         "fix them before probing, a partial cluster would enforce something else",
     )?;

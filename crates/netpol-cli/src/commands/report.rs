@@ -10,7 +10,7 @@ use crate::input;
 use crate::render::report::ReportData;
 
 pub fn run(args: &ReportArgs) -> Result<u8> {
-    let input = input::load(&args.input);
+    let input = input::load(&args.input)?;
     let map = Analyzer::new(&input.cluster, input.opts).connectivity_map();
     let data = ReportData::new(&input.cluster, input.opts, &map);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

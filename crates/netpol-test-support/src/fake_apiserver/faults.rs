@@ -38,7 +38,7 @@ pub struct Faults {
 /// The path of a test certificate file.
 pub fn cert_path(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fake_apiserver/certs")
+        .join("src/fake_apiserver/certs")
         .join(name)
 }
 

@@ -1,6 +1,7 @@
-//! A FAKE Kubernetes API server: the one faked part of the agent's tests. It speaks just enough of
-//! the real protocol for kube-rs watchers: paginated lists with resourceVersions and continue
-//! tokens, streaming watches from a resourceVersion with ADDED/MODIFIED/DELETED events and
+//! A FAKE Kubernetes API server: the one faked part of the agent's and the CLI's tests (no real
+//! one can run in tests). It speaks just enough of the real protocol for kube-rs clients:
+//! paginated lists with resourceVersions and continue tokens, cluster-wide or in one namespace
+//! (`/api/v1/namespaces/NS/pods`), streaming watches from a resourceVersion with ADDED/MODIFIED/DELETED events and
 //! BOOKMARKs, watches that end after a while (clients must re-watch), a one-shot
 //! `410 Gone` (expired resourceVersion) that forces a relist, and group discovery for CRDs.
 //!
@@ -13,7 +14,6 @@
 //! discovery answering 500, every connection reset, lists accepted and never answered, watches
 //! that go silent on a live connection, a required token (401), RBAC refusals (403); and https
 //! with a certificate of choice ([`FakeApi::start_tls`]: trusted, expired, for another host).
-#![allow(dead_code)]
 // Helpers outside #[test] functions may panic too: in a test a panic is a failure report, and
 // clippy's allow-unwrap-in-tests only covers #[test] functions and #[cfg(test)] modules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -36,7 +36,6 @@ use futures::channel::mpsc;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-#[allow(unused_imports)]
 pub use faults::{cert_path, Faults};
 
 #[derive(Default)]
@@ -70,7 +69,7 @@ struct Inner {
 }
 
 /// Group versions the fake serves without any CRD (besides the core `v1` under `/api`).
-const BUILT_IN: &[&str] = &["networking.k8s.io/v1"];
+const BUILT_IN: &[&str] = &["networking.k8s.io/v1", "apps/v1", "batch/v1"];
 
 impl Inner {
     /// Whether `plural` of `group_version` exists: always for built-in groups, for custom
@@ -113,12 +112,14 @@ fn not_found() -> Response {
         .into_response()
 }
 
+/// A running fake API server (cheap to clone: every clone is the same server).
 #[derive(Clone)]
 pub struct FakeApi {
     inner: Arc<Mutex<Inner>>,
     notify: Arc<Notify>,
     resetting: Arc<AtomicBool>,
     tls: bool,
+    /// Where it listens (on loopback).
     pub addr: SocketAddr,
 }
 
@@ -163,8 +164,13 @@ impl FakeApi {
         };
         let app = Router::new()
             .route("/api/v1/{plural}", get(core_list))
+            .route("/api/v1/namespaces/{namespace}/{plural}", get(core_list_in))
             .route("/apis/{group}/{version}", get(discovery))
             .route("/apis/{group}/{version}/{plural}", get(group_list))
+            .route(
+                "/apis/{group}/{version}/namespaces/{namespace}/{plural}",
+                get(group_list_in),
+            )
             .with_state(fake.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -172,6 +178,7 @@ impl FakeApi {
         fake
     }
 
+    /// `http://127.0.0.1:PORT` (or https).
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
@@ -247,6 +254,8 @@ impl FakeApi {
         self.inner.lock().unwrap().discovery_requests
     }
 
+    /// At most `page_size` objects per list page (whatever `limit` asks), each page answered
+    /// after `page_delay`.
     pub fn set_paging(&self, page_size: usize, page_delay: Duration) {
         let mut i = self.inner.lock().unwrap();
         i.page_size = page_size;
@@ -274,10 +283,12 @@ impl FakeApi {
         self.notify.notify_waiters();
     }
 
+    /// Creates or replaces one object.
     pub fn apply(&self, plural: &str, obj: Value) {
         self.apply_all(plural, vec![obj]);
     }
 
+    /// Deletes the object `key` (`ns/name`, `/name` when cluster-scoped), with a DELETED event.
     pub fn delete(&self, plural: &str, key: &str) {
         let mut i = self.inner.lock().unwrap();
         let Some(mut obj) = i.objects.get_mut(plural).and_then(|m| m.remove(key)) else {
@@ -318,6 +329,7 @@ impl FakeApi {
         self.notify.notify_waiters();
     }
 
+    /// (list pages answered, watch requests, 410 Gone answers sent) so far.
     pub fn stats(&self) -> (u64, u64, u64) {
         let i = self.inner.lock().unwrap();
         (i.list_requests, i.watch_requests, i.gone_sent)
@@ -363,6 +375,37 @@ async fn core_list(
     }
     list_or_watch(fake, "v1".into(), plural, q).await
 }
+
+/// `/api/v1/namespaces/NS/PLURAL`: a list (or watch) in one namespace.
+async fn core_list_in(
+    State(fake): State<FakeApi>,
+    Path((namespace, plural)): Path<(String, String)>,
+    Query(mut q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = admit(&fake, &headers) {
+        return refused;
+    }
+    q.insert(IN_NAMESPACE.into(), namespace);
+    list_or_watch(fake, "v1".into(), plural, q).await
+}
+
+/// `/apis/GROUP/VERSION/namespaces/NS/PLURAL`.
+async fn group_list_in(
+    State(fake): State<FakeApi>,
+    Path((group, version, namespace, plural)): Path<(String, String, String, String)>,
+    Query(mut q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = admit(&fake, &headers) {
+        return refused;
+    }
+    q.insert(IN_NAMESPACE.into(), namespace);
+    list_or_watch(fake, format!("{group}/{version}"), plural, q).await
+}
+
+/// The query key (not a real parameter: it has a space) carrying the namespace of the path.
+const IN_NAMESPACE: &str = "in namespace";
 
 async fn group_list(
     State(fake): State<FakeApi>,
@@ -413,10 +456,18 @@ async fn list_or_watch(
     tokio::time::sleep(delay).await;
     let mut i = fake.inner.lock().unwrap();
     i.list_requests += 1;
+    let in_namespace = q.get(IN_NAMESPACE);
     let all: Vec<Value> = i
         .objects
         .get(&plural)
-        .map(|m| m.values().cloned().collect())
+        .map(|m| {
+            m.values()
+                .filter(|o| {
+                    in_namespace.is_none_or(|ns| o["metadata"]["namespace"].as_str() == Some(ns))
+                })
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     let (offset, list_rv) = match q.get("continue") {
         Some(c) => {
