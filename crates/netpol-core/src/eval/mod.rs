@@ -2,6 +2,7 @@
 //! documentation describes NetworkPolicy, and records why (provenance). It is deliberately plain
 //! and slow; the bulk analyses in [`crate::analysis`] are checked against it.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -258,13 +259,14 @@ pub fn policy_selects(policy: &Policy, workload: &Workload) -> bool {
 
 /// The labels of a namespace; a namespace missing from the cluster (which the loader prevents)
 /// gets only its name label rather than a panic.
-pub(crate) fn namespace_labels(cluster: &Cluster, name: &str) -> Labels {
+pub(crate) fn namespace_labels<'a>(cluster: &'a Cluster, name: &str) -> Cow<'a, Labels> {
+    // Borrowed when the namespace is known: selectors ask this for every flow they match.
     match cluster.namespace(name) {
-        Some(ns) => ns.labels.clone(),
+        Some(ns) => Cow::Borrowed(&ns.labels),
         None => {
             let mut l = Labels::new();
             l.insert(NAMESPACE_NAME_LABEL.to_string(), name.to_string());
-            l
+            Cow::Owned(l)
         }
     }
 }

@@ -15,8 +15,8 @@
 //! is checked with the policies of its namespace that select everything (they surely apply too).
 
 use crate::model::{
-    Cluster, Direction, Labels, NamedPort, Namespace, Peer, Policy, PortSpec, Protocol, Rule,
-    Workload, WorkloadKind,
+    AdminPolicy, Cluster, Direction, Labels, NamedPort, Namespace, Peer, Policy, PortSpec,
+    Protocol, Rule, Workload, WorkloadKind,
 };
 
 use super::{Check, Finding};
@@ -257,25 +257,39 @@ impl AdminDns {
     /// `reach` plus the protocols an Admin-tier rule accepts from workload `src` (an index of
     /// the input's workloads, the same here: servers are added after them) to a DNS server on 53.
     fn or_accepted(&self, mut reach: DnsReach, src: usize) -> DnsReach {
+        let w = &self.cluster.workloads[src];
+        let admin = crate::eval::tier_policies(&self.cluster, w, Direction::Egress).admin;
+        if admin.is_empty() {
+            return reach;
+        }
         for &dst in &self.servers {
-            reach.udp |= self.accepts(src, dst, Protocol::Udp);
-            reach.tcp |= self.accepts(src, dst, Protocol::Tcp);
+            reach.udp |= self.accepts(&admin, src, dst, Protocol::Udp);
+            reach.tcp |= self.accepts(&admin, src, dst, Protocol::Tcp);
         }
         reach
     }
 
-    fn accepts(&self, src: usize, dst: usize, protocol: Protocol) -> bool {
-        let v = crate::eval::evaluate(
+    /// Whether the Admin tier (`admin`: `src`'s Admin-tier policies) accepts `src`'s egress to
+    /// server `dst` on 53: the walk's first step alone, as the full evaluation would report it
+    /// (a server reaching itself is own-address traffic, which no tier decides).
+    fn accepts(&self, admin: &[&AdminPolicy], src: usize, dst: usize, protocol: Protocol) -> bool {
+        if src == dst {
+            return false;
+        }
+        let flow = crate::eval::WorkloadFlow {
+            src: &self.cluster.workloads[src],
+            dst: &self.cluster.workloads[dst],
+            protocol,
+            port: 53,
+        };
+        crate::eval::admin_tier_first_match(
             &self.cluster,
             crate::model::EvalOptions::default(),
-            &crate::Endpoint::Workload(src),
-            &crate::Endpoint::Workload(dst),
-            protocol,
-            53,
-        );
-        v.egress
-            .admin_tier_match()
-            .is_some_and(|m| m.action == crate::model::AdminAction::Accept)
+            Direction::Egress,
+            admin,
+            flow,
+        )
+        .is_some_and(|m| m.action == crate::model::AdminAction::Accept)
     }
 }
 

@@ -119,7 +119,7 @@ impl Namespaces {
             .map(|w| w.namespace.as_str())
             .chain(cluster.policies.iter().map(|p| p.namespace.as_str()));
         for name in named {
-            ns.add(name, || namespace_labels(cluster, name));
+            ns.add(name, || namespace_labels(cluster, name).into_owned());
         }
         ns
     }
