@@ -20,6 +20,9 @@ pub struct LiveRead {
     pub snapshot: Snapshot,
     /// The one namespace namespaced objects were read from; `None` with `-A`.
     pub namespace: Option<String>,
+    /// Where `kubectl apply` would put a namespaced object without `metadata.namespace`: `-n`,
+    /// else the context's namespace (else `default`), also with `-A`.
+    pub apply_namespace: String,
 }
 
 impl LiveRead {
@@ -83,6 +86,10 @@ async fn read_async(args: &LiveArgs) -> Result<LiveRead> {
     for error in &snapshot.errors {
         eprintln!("netpol: error: {error}");
     }
+    let apply_namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| connection.default_namespace.clone());
     let namespace = match namespaces {
         Namespaces::All => None,
         Namespaces::One(ns) => {
@@ -101,5 +108,6 @@ async fn read_async(args: &LiveArgs) -> Result<LiveRead> {
     Ok(LiveRead {
         snapshot,
         namespace,
+        apply_namespace,
     })
 }

@@ -502,6 +502,31 @@ fn diff_live_exits_0_when_the_manifests_change_nothing_and_1_naming_the_pair_whe
 }
 
 #[test]
+fn diff_live_puts_a_manifest_without_a_namespace_in_the_namespace_of_dash_n_as_kubectl_apply() {
+    let fx = fixture();
+    let manifests = fx.dir.path().join("no-namespace");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let write = |port: u16| {
+        let mut db = ingress_policy("shop", "db-from-api", "db", "api", port);
+        db["metadata"].as_object_mut().unwrap().remove("namespace");
+        std::fs::write(manifests.join("db.json"), db.to_string()).unwrap();
+    };
+    let path = manifests.display().to_string();
+    // The live shop/db-from-api, unchanged: nothing to report.
+    write(5432);
+    let same = live(&fx, &["diff", "--live", "-n", "shop", &path]);
+    assert_eq!(common::code(&same), 0, "{}{}", stdout(&same), stderr(&same));
+    // The same manifest with another port changes shop's policy, not one in `default`.
+    write(5433);
+    let changed = live(&fx, &["diff", "--live", "-n", "shop", &path]);
+    assert_eq!(common::code(&changed), 1, "{}", stderr(&changed));
+    let text = stdout(&changed);
+    assert!(text.contains("shop/api -> shop/db"), "{text}");
+    assert!(text.contains("shop/db-from-api"), "{text}");
+    assert!(!text.contains("default/db-from-api"), "{text}");
+}
+
+#[test]
 fn paths_together_with_live_cluster_flags_are_an_error_naming_the_flags() {
     let fx = fixture();
     let kubeconfig = fx.kubeconfig.display().to_string();

@@ -267,11 +267,37 @@ pub fn load_texts<'a>(
     finish(loader)
 }
 
+/// [`load_texts`], with namespaced objects that have no `metadata.namespace` in `namespace`
+/// instead of `default`: what `kubectl apply -n NAMESPACE` (or with a context whose namespace it
+/// is) would create from the texts.
+pub fn load_texts_in_namespace<'a>(
+    texts: impl IntoIterator<Item = (&'a str, &'a str)>,
+    opts: &LoadOptions,
+    namespace: &str,
+) -> Loaded {
+    let mut loader = load::Loader::new(*opts).in_namespace(namespace);
+    for (name, text) in texts {
+        load_text(&mut loader, name, text);
+    }
+    finish(loader)
+}
+
 /// The objects of one text as they are, before the steps that need every object: no VM folding
 /// (see [`fold`]) and no implicit namespaces. For callers that assemble many texts and then fold
 /// once, like the agent's store (folding each text on its own first could fold differently).
 pub fn load_fragment(source_name: &str, text: &str, opts: &LoadOptions) -> Loaded {
-    let mut loader = load::Loader::new(*opts);
+    load_fragment_in_namespace(source_name, text, opts, "default")
+}
+
+/// [`load_fragment`], with namespaced objects that have no `metadata.namespace` in `namespace`
+/// (see [`load_texts_in_namespace`]).
+pub fn load_fragment_in_namespace(
+    source_name: &str,
+    text: &str,
+    opts: &LoadOptions,
+    namespace: &str,
+) -> Loaded {
+    let mut loader = load::Loader::new(*opts).in_namespace(namespace);
     load_text(&mut loader, source_name, text);
     let (cluster, diagnostics) = loader.objects();
     Loaded {

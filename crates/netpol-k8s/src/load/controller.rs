@@ -21,7 +21,7 @@ use netpol_core::{Instances, Workload, WorkloadKind};
 use serde::Deserialize;
 
 use super::workload::named_ports;
-use super::{namespace_of, Loader, Obj};
+use super::{Loader, Obj};
 use crate::de::decode;
 use crate::fold::Owner;
 use crate::validate::{self, FPath, NameRule};
@@ -64,7 +64,7 @@ impl Loader {
         }
         Some(Workload {
             kind,
-            namespace: namespace_of(&c.metadata),
+            namespace: self.namespace_of(&c.metadata),
             name: c.metadata.name.clone().unwrap_or_default(),
             labels,
             addresses: Vec::new(),
@@ -145,7 +145,7 @@ impl Loader {
         }
         Some(Workload {
             kind: WorkloadKind::VirtualMachine,
-            namespace: namespace_of(&vm.metadata),
+            namespace: self.namespace_of(&vm.metadata),
             name: vm.metadata.name.clone().unwrap_or_default(),
             labels,
             addresses: Vec::new(),

@@ -43,6 +43,9 @@ struct FirstDefinition {
 /// Accumulates objects and diagnostics across files.
 pub(crate) struct Loader {
     opts: LoadOptions,
+    /// The namespace of a namespaced object without `metadata.namespace`: `default`, or the
+    /// one `kubectl apply` would use (see [`Loader::in_namespace`]).
+    default_namespace: String,
     pub diagnostics: Vec<Diagnostic>,
     namespaces: Vec<Namespace>,
     workloads: Vec<Entry>,
@@ -75,14 +78,14 @@ impl ObjRef {
         }
     }
 
-    fn describe(&self, namespaced: bool) -> String {
+    fn describe(&self, namespaced: bool, default_namespace: &str) -> String {
         let name = self.name.as_deref().unwrap_or("<no name>");
         if namespaced {
             let ns = self
                 .namespace
                 .as_deref()
                 .filter(|n| !n.is_empty())
-                .unwrap_or("default");
+                .unwrap_or(default_namespace);
             format!("{} {ns}/{name}", self.kind)
         } else {
             match &self.namespace {
@@ -111,6 +114,7 @@ impl Loader {
     pub fn new(opts: LoadOptions) -> Loader {
         Loader {
             opts,
+            default_namespace: "default".to_string(),
             diagnostics: Vec::new(),
             namespaces: Vec::new(),
             workloads: Vec::new(),
@@ -233,7 +237,7 @@ impl Loader {
             let obj = Obj {
                 file,
                 node,
-                label: r.describe(k.namespaced),
+                label: r.describe(k.namespaced, &self.default_namespace),
             };
             self.known(&obj, k);
             return;
@@ -247,7 +251,7 @@ impl Loader {
                     pos,
                     format!("no matches for kind {kind:?} in version {api_version:?}"),
                 )
-                .object(r.describe(k.namespaced))
+                .object(r.describe(k.namespaced, &self.default_namespace))
                 .field("apiVersion")
                 .hint(format!("use apiVersion: {}", k.api_version))
             }
@@ -262,7 +266,7 @@ impl Loader {
                         "netpol does not read {kind} of version {api_version:?}: what it decides cannot be analysed or enforced"
                     ),
                 )
-                .object(r.describe(k.namespaced))
+                .object(r.describe(k.namespaced, &self.default_namespace))
                 .field("apiVersion")
                 .hint(format!("netpol reads {}", crd_kinds_of(kind)))
             }
@@ -272,7 +276,7 @@ impl Loader {
                 node.pos,
                 format!("skipped: netpol does not read {kind} of version {api_version:?}"),
             )
-            .object(r.describe(k.namespaced))
+            .object(r.describe(k.namespaced, &self.default_namespace))
             .field("apiVersion")
             .hint(format!("netpol reads {}", crd_kinds_of(kind))),
             _ => Diagnostic::at(
@@ -281,7 +285,7 @@ impl Loader {
                 node.pos,
                 format!(
                     "skipped {}: netpol does not use this kind",
-                    r.describe(false)
+                    r.describe(false, &self.default_namespace)
                 ),
             ),
         };
@@ -585,9 +589,19 @@ fn undefined_namespace_warnings(cluster: &Cluster, added: &[String]) -> Vec<Diag
         .collect()
 }
 
-fn namespace_of(meta: &ObjectMeta) -> String {
-    meta.namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".to_string())
+impl Loader {
+    /// Namespaced objects without `metadata.namespace` go to `namespace` instead of `default`,
+    /// as `kubectl apply -n NS` (or the context's namespace) puts them.
+    pub fn in_namespace(mut self, namespace: &str) -> Loader {
+        self.default_namespace = namespace.to_string();
+        self
+    }
+
+    /// The namespace of a namespaced object.
+    fn namespace_of(&self, meta: &ObjectMeta) -> String {
+        meta.namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| self.default_namespace.clone())
+    }
 }

@@ -11,7 +11,7 @@ use netpol_core::{
     RuleLine, RuleLines, SelectorOperator, SelectorRequirement,
 };
 
-use super::{namespace_of, Loader, Obj};
+use super::{Loader, Obj};
 use crate::de::{decode, FieldIssue, IssueKind};
 use crate::validate::{self, FPath, NameRule};
 use crate::yaml::{Kind, Node, Scalar};
@@ -67,7 +67,7 @@ impl Loader {
         if !self.valid(obj, validate::network_policy(&np)) {
             return None;
         }
-        let namespace = namespace_of(&np.metadata);
+        let namespace = self.namespace_of(&np.metadata);
         let name = np.metadata.name.clone().unwrap_or_default();
         let spec = np.spec.unwrap_or_default();
         let pod_selector = convert_selector(spec.pod_selector.as_ref());

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use netpol_core::{NamedPort, Protocol, Workload, WorkloadKind};
 use serde::Deserialize;
 
-use super::{namespace_of, Loader, Obj};
+use super::{Loader, Obj};
 use crate::de::decode;
 use crate::validate::{self, FPath, NameRule, Problem, Val};
 use crate::Severity;
@@ -38,7 +38,7 @@ impl Loader {
                 self.host_network.push(super::node::HostNetworkPod {
                     key: format!(
                         "{}/{}",
-                        namespace_of(&pod.metadata),
+                        self.namespace_of(&pod.metadata),
                         pod.metadata.name.clone().unwrap_or_default()
                     ),
                     node,
@@ -57,7 +57,7 @@ impl Loader {
         }
         Some(Workload {
             kind: WorkloadKind::Pod,
-            namespace: namespace_of(&pod.metadata),
+            namespace: self.namespace_of(&pod.metadata),
             name: pod.metadata.name.clone().unwrap_or_default(),
             labels: pod.metadata.labels.unwrap_or_default(),
             addresses,
@@ -89,7 +89,7 @@ impl Loader {
         }
         Some(Workload {
             kind: WorkloadKind::VirtualMachine,
-            namespace: namespace_of(&vm.metadata),
+            namespace: self.namespace_of(&vm.metadata),
             name: vm.metadata.name.clone().unwrap_or_default(),
             labels: vm.metadata.labels.unwrap_or_default(),
             addresses,
@@ -128,7 +128,7 @@ impl Loader {
         }
         Some(Workload {
             kind: WorkloadKind::VirtualMachineInstance,
-            namespace: namespace_of(&vmi.metadata),
+            namespace: self.namespace_of(&vmi.metadata),
             name: vmi.metadata.name.clone().unwrap_or_default(),
             labels: vmi.metadata.labels.unwrap_or_default(),
             addresses,

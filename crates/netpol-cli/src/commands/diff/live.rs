@@ -3,8 +3,8 @@
 //! kind, namespace and name, or is added; every other live object stays. So manifests of one app
 //! compare against the whole cluster without the rest of it showing up as removed.
 //!
-//! A namespaced object of PATHs without `metadata.namespace` is in `default`, as `netpol` reads
-//! every manifest (not in the context's namespace, as `kubectl apply` would put it). When only
+//! A namespaced object of PATHs without `metadata.namespace` is where `kubectl apply` would put
+//! it: in the namespace of `-n`, else the context's (else `default`), also with `-A`. When only
 //! one namespace was read (`-n NS`, or the context's), objects of PATHs in another namespace are
 //! an error (like `kubectl apply -n NS` with such objects): their namespace's live state is
 //! unknown, so the diff would be wrong; `-A` reads every namespace.
@@ -40,8 +40,8 @@ pub fn sides(args: &DiffArgs) -> Result<(Input, Input)> {
     }
     let options = input::load_options(args.validate);
     let manifests = manifest_texts(&args.paths)?;
-    let applied = identities(&manifests, &options);
     let live = live::read(&args.cluster)?;
+    let applied = identities(&manifests, &options, &live.apply_namespace);
     if let Some(ns) = &live.namespace {
         outside_namespace(&applied, ns)?;
     }
@@ -53,7 +53,8 @@ pub fn sides(args: &DiffArgs) -> Result<(Input, Input)> {
         .filter(|o| live_id(&o.name).is_none_or(|id| !applied.contains(&id)))
         .map(|o| (o.name.as_str(), o.text.as_str()));
     let given = manifests.iter().map(|(n, t)| (n.as_str(), t.as_str()));
-    let mut new_loaded = netpol_k8s::load_texts(kept.chain(given), &options);
+    let mut new_loaded =
+        netpol_k8s::load_texts_in_namespace(kept.chain(given), &options, &live.apply_namespace);
     // The live objects NEW keeps were reported with OLD already.
     new_loaded
         .diagnostics
@@ -76,10 +77,12 @@ pub fn sides(args: &DiffArgs) -> Result<(Input, Input)> {
 fn identities(
     manifests: &[(String, String)],
     options: &netpol_k8s::LoadOptions,
+    namespace: &str,
 ) -> BTreeSet<ObjectId> {
     let mut ids = BTreeSet::new();
     for (name, text) in manifests {
-        let fragment = netpol_k8s::load_fragment(name, text, options).cluster;
+        let fragment =
+            netpol_k8s::load_fragment_in_namespace(name, text, options, namespace).cluster;
         ids.extend(ids_of(&fragment));
     }
     ids
@@ -168,7 +171,7 @@ fn outside_namespace(applied: &BTreeSet<ObjectId>, read: &str) -> Result<()> {
     bail!(
         "only namespace {read} of the cluster was read, and PATHs have objects in other \
          namespaces ({}{}): their live state is unknown; read every namespace with -A, or the \
-         right one with -n (an object without metadata.namespace is in `default`)",
+         right one with -n (an object without metadata.namespace is in -n's namespace, else the context's)",
         shown.join(", "),
         if outside.len() > shown.len() {
             format!(" and {} more", outside.len() - shown.len())
