@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use netpol_core::eval::{evaluate, Endpoint};
-use netpol_core::lint::redundant::redundancies;
 use netpol_core::model::*;
 use netpol_test_support::arb::{self, ClusterShape};
 use netpol_test_support::ip;
+use netpol_test_support::lint::without_redundancies;
 use proptest::prelude::*;
 
 fn ports(c: &Cluster) -> Vec<u16> {
@@ -75,36 +75,6 @@ fn endpoints(c: &Cluster) -> Vec<Endpoint> {
     }
     addrs.retain(|a| !c.workloads.iter().any(|w| w.addresses.contains(a)));
     out.extend(addrs.into_iter().map(Endpoint::External));
-    out
-}
-
-fn without_redundancies(c: &Cluster, opts: EvalOptions) -> Cluster {
-    let found = redundancies(c, opts);
-    let mut out = c.clone();
-    // Rules from the back so that indices stay valid; whole policies last.
-    let mut rules: Vec<(usize, Direction, usize)> = found
-        .iter()
-        .filter_map(|r| r.rule.map(|(d, i)| (r.policy, d, i)))
-        .collect();
-    rules.sort_by_key(|r| std::cmp::Reverse(r.2));
-    for (p, d, i) in rules {
-        match d {
-            Direction::Ingress => out.policies[p].ingress.remove(i),
-            Direction::Egress => out.policies[p].egress.remove(i),
-        };
-    }
-    let gone: BTreeSet<usize> = found
-        .iter()
-        .filter(|r| r.rule.is_none())
-        .map(|r| r.policy)
-        .collect();
-    out.policies = out
-        .policies
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| !gone.contains(i))
-        .map(|(_, p)| p)
-        .collect();
     out
 }
 

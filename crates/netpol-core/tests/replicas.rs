@@ -4,16 +4,14 @@
 //! pair, per family too; a single instance keeps reaching its own address on every port. NP003
 //! (redundancy) stays sound for replica pairs: removing what it reports changes none of them.
 
-use std::collections::BTreeSet;
-
 use netpol_core::analysis::Analyzer;
 use netpol_core::eval::{
     evaluate, evaluate_ends, evaluate_hairpin, evaluate_replicas, evaluate_replicas_at, Endpoint,
     FlowEnd,
 };
-use netpol_core::lint::redundant::redundancies;
 use netpol_core::model::*;
 use netpol_test_support::arb::{self, ClusterShape};
+use netpol_test_support::lint::without_redundancies;
 use netpol_test_support::{ip, namespaces, pod, policy, rule, sel};
 use proptest::prelude::*;
 
@@ -183,37 +181,6 @@ fn a_dual_stack_deployments_replicas_differ_by_family_where_an_ipblock_admits_on
         text,
         "shop/api -> shop/api  IPv4: TCP 1-65535, UDP 1-65535, SCTP 1-65535; IPv6: none\n"
     );
-}
-
-/// The cluster without every rule and policy NP003 reports.
-fn without_redundancies(c: &Cluster, opts: EvalOptions) -> Cluster {
-    let found = redundancies(c, opts);
-    let mut out = c.clone();
-    let mut rules: Vec<(usize, Direction, usize)> = found
-        .iter()
-        .filter_map(|r| r.rule.map(|(d, i)| (r.policy, d, i)))
-        .collect();
-    // From the back, so that the indices stay valid.
-    rules.sort_by_key(|r| std::cmp::Reverse(r.2));
-    for (p, d, i) in rules {
-        match d {
-            Direction::Ingress => out.policies[p].ingress.remove(i),
-            Direction::Egress => out.policies[p].egress.remove(i),
-        };
-    }
-    let gone: BTreeSet<usize> = found
-        .iter()
-        .filter(|r| r.rule.is_none())
-        .map(|r| r.policy)
-        .collect();
-    out.policies = out
-        .policies
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| !gone.contains(i))
-        .map(|(_, p)| p)
-        .collect();
-    out
 }
 
 proptest! {

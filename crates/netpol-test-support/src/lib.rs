@@ -9,6 +9,7 @@
 //!   [`oracle_verdict`]/[`oracle_allows`] asking the oracle about a flow between named ends;
 //! - [`arb`]: the one proptest generator of random small clusters, whose size and shape each
 //!   property test chooses with an [`arb::ClusterShape`];
+//! - [`lint::without_redundancies`]: a cluster without what lint reports redundant;
 //! - [`require_root`]: the check privileged tests start with; they fail, never skip, without root;
 //! - [`ip_in`], [`sysctl_in`]: setting up a test's own network namespaces;
 //! - [`interesting_ports`]: the ports where a property test's answers can change;
@@ -23,6 +24,7 @@ pub mod arb;
 pub mod build;
 #[cfg(feature = "fake-apiserver")]
 pub mod fake_apiserver;
+pub mod lint;
 mod ports;
 mod root;
 mod shell;
