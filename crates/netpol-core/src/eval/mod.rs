@@ -24,7 +24,7 @@ use matching::{port_reason, protocol_reason, rule_peer_matches, rule_port_matche
 
 use crate::model::{
     address_of_family, Cluster, Direction, EvalOptions, IpFamily, Labels, Policy, Protocol, Rule,
-    Workload, NAMESPACE_NAME_LABEL,
+    RuleItem, Workload, NAMESPACE_NAME_LABEL,
 };
 
 /// One end of a flow.
@@ -201,7 +201,8 @@ impl DirectionVerdict {
 pub struct RuleMatch {
     /// `namespace/name` of the policy.
     pub policy: String,
-    /// `file:line` the policy came from, when known.
+    /// `file:line` the rule was written at (the policy's, for a policy without rule lines),
+    /// when known.
     pub origin: Option<String>,
     /// The direction of the rule.
     pub direction: Direction,
@@ -236,7 +237,8 @@ pub enum Mismatch {
 pub struct PolicyDenial {
     /// `namespace/name` of the denying policy.
     pub policy: String,
-    /// `file:line` the policy came from, when known.
+    /// `file:line` of the nearest rule (of the policy, when it has no rules or no rule lines),
+    /// when known.
     pub origin: Option<String>,
     /// The direction in which it isolates the workload.
     pub direction: Direction,
@@ -599,7 +601,6 @@ fn evaluate_policy(
     direction: Direction,
     peer: &PeerView<'_>,
 ) -> PolicyOutcome {
-    let origin = policy.origin.as_ref().map(|o| o.to_string());
     let mut out = PolicyOutcome {
         allowed_by: Vec::new(),
         nearest: None,
@@ -610,7 +611,7 @@ fn evaluate_policy(
         if let (Ok(peer_idx), PortOutcome::Match(port_idx)) = (&peer_result, &port_result) {
             out.allowed_by.push(RuleMatch {
                 policy: policy.key(),
-                origin: origin.clone(),
+                origin: rule_origin(policy, direction, Some(ri)),
                 direction,
                 rule: ri,
                 peer: *peer_idx,
@@ -661,9 +662,19 @@ fn rule_miss(
     })
 }
 
+/// `file:line` of rule `rule` of `policy` in `direction` (of the policy itself when `None` or
+/// when the rule's line is unknown).
+fn rule_origin(policy: &Policy, direction: Direction, rule: Option<usize>) -> Option<String> {
+    match rule {
+        Some(r) => policy.item_origin(direction, r, RuleItem::Rule),
+        None => policy.origin.clone(),
+    }
+    .map(|o| o.to_string())
+}
+
 /// The denial of a policy none of whose rules matched, with its nearest rule.
 fn denial(policy: &Policy, direction: Direction, nearest: Option<NearestRule>) -> PolicyDenial {
-    let origin = policy.origin.as_ref().map(|o| o.to_string());
+    let origin = rule_origin(policy, direction, nearest.as_ref().map(|n| n.rule));
     match nearest {
         None => PolicyDenial {
             policy: policy.key(),
