@@ -22,13 +22,17 @@ use std::time::{Duration, Instant};
 use netpol_core::synth::{add_admin_policies, generate, SynthParams};
 use netpol_core::{
     AdminAction, AdminApi, AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminSubject, AdminTier,
-    Cluster, Direction, EvalOptions, LabelSelector, Protocol,
+    Cluster, EvalOptions, LabelSelector, Protocol,
 };
 use netpol_dataplane::{nft, Netns};
 use netpol_nft::{compile, update_script, Ruleset};
 
 #[path = "../tests/common/admin.rs"]
 mod admin;
+#[path = "../tests/common/admin_edits.rs"]
+mod admin_edits;
+
+use admin_edits::{deciding_rule, flip_action, has_numeric_port, move_first_port};
 
 fn runs() -> usize {
     std::env::var("NETPOL_ADMIN_UPDATE_RUNS")
@@ -73,94 +77,32 @@ fn timed_compile(c: &Cluster, node: &str) -> (Ruleset, (f64, f64)) {
     (last.expect("ruleset"), stats(times))
 }
 
-/// The admin policy and rule of the first admin rule that `fits` and decides some element of the
-/// node's tier maps (so that changing it changes the table).
-fn reached_rule(
-    c: &Cluster,
-    r: &Ruleset,
-    fits: impl Fn(&AdminRule) -> bool,
-) -> (usize, Direction, usize) {
-    let ir = r.ir();
-    let decides = |i: usize| {
-        [&ir.ingress, &ir.egress]
-            .iter()
-            .flat_map(|d| d.tiers.iter())
-            .any(|t| {
-                t.segments
-                    .iter()
-                    .any(|s| s.rule == i && s.protocol.is_some())
-            })
-    };
-    r.admin_rule_counters()
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| decides(*i))
-        .find_map(|(_, a)| {
-            let p = c.admin_policies.iter().position(|p| p.key() == a.policy)?;
-            let rule = c.admin_policies[p].rules(a.direction).get(a.rule)?;
-            fits(rule).then_some((p, a.direction, a.rule))
-        })
-        .expect("a reached admin rule that fits")
-}
-
-fn rule_mut(c: &mut Cluster, at: (usize, Direction, usize)) -> &mut AdminRule {
-    let p = &mut c.admin_policies[at.0];
-    let rules = match at.1 {
-        Direction::Ingress => &mut p.ingress,
-        Direction::Egress => &mut p.egress,
-    };
-    &mut rules[at.2]
-}
-
-fn numeric_port(rule: &AdminRule) -> bool {
-    rule.ports
-        .iter()
-        .flatten()
-        .any(|p| matches!(p, AdminPort::Protocol { ports: Some(_), .. }))
-}
-
-/// (a): the first numeric port range of a reached rule moves up by one.
+/// (a): the first numeric port range of a deciding rule moves up by one.
 fn port_changed(c: &Cluster, r: &Ruleset) -> (String, Cluster) {
-    let at = reached_rule(c, r, numeric_port);
+    let at = deciding_rule(c, r, has_numeric_port);
     let mut out = c.clone();
-    let key = out.admin_policies[at.0].key();
-    let rule = rule_mut(&mut out, at);
-    for p in rule.ports.iter_mut().flatten() {
-        if let AdminPort::Protocol {
-            ports: Some((lo, hi)),
-            ..
-        } = p
-        {
-            *lo = lo.saturating_add(1);
-            *hi = (*hi).max(*lo);
-            break;
-        }
-    }
-    (format!("{key} {}[{}]", at.1, at.2), out)
+    move_first_port(at.get_mut(&mut out));
+    (at.label(c), out)
 }
 
-/// (b): a reached rule's action: Deny <-> Accept, Pass -> Deny.
+/// (b): a deciding rule's action: Deny <-> Accept, Pass -> Deny.
 fn action_changed(c: &Cluster, r: &Ruleset) -> (String, Cluster) {
-    let at = reached_rule(c, r, |_| true);
+    let at = deciding_rule(c, r, |_| true);
     let mut out = c.clone();
-    let key = out.admin_policies[at.0].key();
-    let rule = rule_mut(&mut out, at);
+    let rule = at.get_mut(&mut out);
     let from = rule.action;
-    rule.action = match rule.action {
-        AdminAction::Deny => AdminAction::Accept,
-        AdminAction::Accept | AdminAction::Pass => AdminAction::Deny,
-    };
+    flip_action(rule);
     (
-        format!("{key} {}[{}] {from:?} -> {:?}", at.1, at.2, rule.action),
+        format!("{} {from:?} -> {:?}", at.label(c), rule.action),
         out,
     )
 }
 
 /// (c): the admin policy of the first reached rule is deleted.
 fn policy_deleted(c: &Cluster, r: &Ruleset) -> (String, Cluster) {
-    let at = reached_rule(c, r, |_| true);
+    let at = deciding_rule(c, r, |_| true);
     let mut out = c.clone();
-    let gone = out.admin_policies.remove(at.0);
+    let gone = out.admin_policies.remove(at.policy);
     (gone.key(), out)
 }
 

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod admin_edits;
 pub mod lab;
 pub mod update;
 
