@@ -260,11 +260,7 @@ pub fn load_texts<'a>(
     texts: impl IntoIterator<Item = (&'a str, &'a str)>,
     opts: &LoadOptions,
 ) -> Loaded {
-    let mut loader = load::Loader::new(*opts);
-    for (name, text) in texts {
-        load_text(&mut loader, name, text);
-    }
-    finish(loader)
+    load_texts_in_namespace(texts, opts, "default")
 }
 
 /// [`load_texts`], with namespaced objects that have no `metadata.namespace` in `namespace`

@@ -285,7 +285,9 @@ impl Analyzer {
             });
     }
 
-    /// The atoms node `k` may send to workload `v` on (left in `e`).
+    /// The atoms node `k` may send to workload `v` on (left in `e`), for a node other than
+    /// `v`'s own (which may always reach it: the map's node cells give it everything without
+    /// asking).
     pub(super) fn node_to_workload_atoms(
         &self,
         k: usize,
@@ -296,10 +298,6 @@ impl Analyzer {
         fold: &mut Fold,
     ) {
         let d = self.identity_of[v];
-        if self.nodes.node_of[v] == Some(k) {
-            e.clone_from(all);
-            return;
-        }
         let isolated = self.ingress.isolated.get(d);
         let node = &self.nodes.list[k];
         let address = node.address(mode.pair(node.class, self.nodes.class_of[v]));

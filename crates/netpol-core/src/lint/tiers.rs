@@ -21,6 +21,8 @@ use crate::model::{
     Policy, PortSpec, Protocol, RuleItem,
 };
 
+use crate::policy_set::rules::direction_index;
+
 use super::selection::Index;
 use super::{Check, Finding};
 
@@ -173,13 +175,6 @@ impl<'a> DenyingPolicies<'a> {
         }
     }
 
-    fn slot(direction: Direction) -> usize {
-        match direction {
-            Direction::Ingress => 0,
-            Direction::Egress => 1,
-        }
-    }
-
     /// Whether some Admin-tier rule can deny `workload` in `direction`.
     fn can_deny(&self, workload: usize, direction: Direction) -> bool {
         self.with(workload, direction, |policies| !policies.is_empty())
@@ -193,7 +188,7 @@ impl<'a> DenyingPolicies<'a> {
         direction: Direction,
         f: impl FnOnce(&[&'a AdminPolicy]) -> T,
     ) -> T {
-        let mut cache = self.of[Self::slot(direction)].borrow_mut();
+        let mut cache = self.of[direction_index(direction)].borrow_mut();
         let policies = cache.entry(workload).or_insert_with(|| {
             let w = &self.cluster.workloads[workload];
             let admin = tier_policies(self.cluster, w, direction).admin;
