@@ -7,7 +7,8 @@
 //! while a file of 100 pods is rewritten 100 times a second for 10 seconds.
 //!
 //! `cargo bench -p netpol-agent --bench agent_scale` (needs root, `nft`, `ip`). Not run by
-//! `cargo test`. `AGENT_BENCH_WORKLOADS=2000` etc. scale it down.
+//! `cargo test`. `AGENT_BENCH_WORKLOADS=2000` etc. scale it down; `AGENT_BENCH_ADMIN_POLICIES=100`
+//! adds the per-packet bench's admin policies and ten edits of one admin rule's port.
 
 // A benchmark aborts on a setup failure by design: without the setup there is nothing to measure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -176,6 +177,67 @@ fn edit_policy(w: &Workload, port: u16) -> String {
     )
 }
 
+/// Ten edits of `edited_file`, the `i`th writing `edit(i)`: for each, the delay from the write
+/// to the agent's "ruleset applied" (from its log), then the median and max.
+fn measure_edits(what: &str, log: &Path, edited_file: &Path, edit: impl Fn(u16) -> String) {
+    let mut delays = Vec::new();
+    let mut enforced = Vec::new();
+    for i in 0..10u16 {
+        // Only the log's new bytes are read while waiting: re-reading the whole log every few
+        // milliseconds would compete with the agent for the two CPUs and slow what is measured.
+        let mut offset = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+        let text = edit(i);
+        let written_at = time_of_day_now();
+        let t0 = Instant::now();
+        write_atomic(edited_file, &text);
+        while !appended_line_contains(log, &mut offset, "ruleset applied") {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "edit {i} never applied"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let delay = t0.elapsed();
+        delays.push(delay);
+        // The rules are in force when the nft transaction returns, which the agent logs as
+        // "ruleset applied" before it reads the table back for its drift fingerprint.
+        let applied_line = last_line(log, "ruleset applied");
+        // The file source's part: debounce, rescan, parsing the edited file.
+        let loaded = time_of_day_of(&last_line(log, "file loaded"))
+            .map(|t| Duration::from_secs_f64((t - written_at).max(0.0)));
+        let in_force = time_of_day_of(&applied_line)
+            .map(|t| Duration::from_secs_f64((t - written_at).max(0.0)));
+        if let Some(d) = in_force {
+            enforced.push(d);
+        }
+        if std::env::var_os("AGENT_BENCH_TRACE").is_some() {
+            for l in std::fs::read_to_string(log).unwrap_or_default().lines() {
+                if time_of_day_of(l).is_some_and(|t| t >= written_at) {
+                    println!("    | {l}");
+                }
+            }
+        }
+        println!(
+            "{what} {i}: write -> in the kernel {in_force:.2?} (file loaded after {loaded:.2?}); -> seen in the log by the bench {delay:.2?}\n  {}\n  {}\n  {}",
+            last_line(log, "compile_took").trim_end(),
+            last_line(log, "nft transaction").trim_end(),
+            applied_line.trim_end(),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    delays.sort();
+    enforced.sort();
+    println!(
+        "{what} -> in the kernel: median {:.2?}, max {:.2?}; -> seen in the log by the bench: median {:.2?}, max {:.2?} \
+         over {} edits (target < 200 ms; includes the file debounce)",
+        enforced.get(enforced.len() / 2).copied().unwrap_or_default(),
+        enforced.last().copied().unwrap_or_default(),
+        delays[delays.len() / 2],
+        delays[delays.len() - 1],
+        delays.len()
+    );
+}
+
 struct Running {
     child: Child,
 }
@@ -264,6 +326,20 @@ fn main() {
         bytes += text.len();
         std::fs::write(root.join(format!("policies-{i:02}.yaml")), text).unwrap();
     }
+    // `AGENT_BENCH_ADMIN_POLICIES=100`: the per-packet bench's admin policies, in a file of
+    // their own, and ten edits of one of them after the NetworkPolicy edits.
+    let admin_count = env_usize("AGENT_BENCH_ADMIN_POLICIES", 0);
+    let admin_set = (admin_count > 0).then(|| {
+        let admin = netpol_test_support::admin_set::synthetic_admin_policies(admin_count);
+        let file = root.join("admin-policies.yaml");
+        let text = netpol_k8s::render_manifests(&Cluster {
+            admin_policies: admin.clone(),
+            ..Cluster::default()
+        });
+        bytes += text.len();
+        std::fs::write(&file, text).unwrap();
+        (file, admin)
+    });
     let churn_file = root.join("churn-pods.yaml");
     std::fs::write(
         &churn_file,
@@ -330,62 +406,26 @@ fn main() {
     // Like between edits: a change arriving within the coalescing window after a sync (here the
     // initial one) waits for the window's end by design, which is not what is measured here.
     std::thread::sleep(Duration::from_millis(300));
-    let mut delays = Vec::new();
-    let mut enforced = Vec::new();
-    for i in 0..10u16 {
-        // Only the log's new bytes are read while waiting: re-reading the whole log every few
-        // milliseconds would compete with the agent for the two CPUs and slow what is measured.
-        let mut offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-        let text = format!("{}{}", policy_chunks[0], edit_policy(&target, 20_000 + i));
-        let written_at = time_of_day_now();
-        let t0 = Instant::now();
-        write_atomic(&edited_file, &text);
-        while !appended_line_contains(&log, &mut offset, "ruleset applied") {
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "edit {i} never applied"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let delay = t0.elapsed();
-        delays.push(delay);
-        // The rules are in force when the nft transaction returns, which the agent logs as
-        // "ruleset applied" before it reads the table back for its drift fingerprint.
-        let applied_line = last_line(&log, "ruleset applied");
-        // The file source's part: debounce, rescan, parsing the edited file.
-        let loaded = time_of_day_of(&last_line(&log, "file loaded"))
-            .map(|t| Duration::from_secs_f64((t - written_at).max(0.0)));
-        let in_force = time_of_day_of(&applied_line)
-            .map(|t| Duration::from_secs_f64((t - written_at).max(0.0)));
-        if let Some(d) = in_force {
-            enforced.push(d);
-        }
-        if std::env::var_os("AGENT_BENCH_TRACE").is_some() {
-            for l in std::fs::read_to_string(&log).unwrap_or_default().lines() {
-                if time_of_day_of(l).is_some_and(|t| t >= written_at) {
-                    println!("    | {l}");
-                }
+    measure_edits("policy edit", &log, &edited_file, |i| {
+        format!("{}{}", policy_chunks[0], edit_policy(&target, 20_000 + i))
+    });
+    if let Some((admin_file, admin)) = &admin_set {
+        // One admin rule's port at a time (the Admin Deny of `adm-0`, whose subjects include
+        // local workloads of every node): the tiers' update path, end to end.
+        measure_edits("admin policy edit", &log, admin_file, |i| {
+            let mut edited = admin.clone();
+            if let Some(rule) = edited.first_mut().and_then(|p| p.ingress.first_mut()) {
+                rule.ports = Some(vec![netpol_core::AdminPort::Protocol {
+                    protocol: netpol_core::Protocol::Tcp,
+                    ports: Some((30_000 + i, 30_000 + i)),
+                }]);
             }
-        }
-        println!(
-            "edit {i}: write -> in the kernel {in_force:.2?} (file loaded after {loaded:.2?}); -> seen in the log by the bench {delay:.2?}\n  {}\n  {}\n  {}",
-            last_line(&log, "compile_took").trim_end(),
-            last_line(&log, "nft transaction").trim_end(),
-            applied_line.trim_end(),
-        );
-        std::thread::sleep(Duration::from_millis(300));
+            netpol_k8s::render_manifests(&Cluster {
+                admin_policies: edited,
+                ..Cluster::default()
+            })
+        });
     }
-    delays.sort();
-    enforced.sort();
-    println!(
-        "policy edit -> in the kernel: median {:.2?}, max {:.2?}; -> seen in the log by the bench: median {:.2?}, max {:.2?} \
-         over {} edits (target < 200 ms; includes the file debounce)",
-        enforced.get(enforced.len() / 2).copied().unwrap_or_default(),
-        enforced.last().copied().unwrap_or_default(),
-        delays[delays.len() / 2],
-        delays[delays.len() - 1],
-        delays.len()
-    );
 
     // Pod churn: 100 rewrites of the churn file per second, each moving one pod to a new address.
     let applied_before = count_lines(&log, "ruleset applied");

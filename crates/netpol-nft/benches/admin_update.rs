@@ -6,13 +6,14 @@
 //! apply it and its reverse (median and max) and the full compile of the new table.
 //!
 //! Two sets of admin policies, one after the other: the per-packet bench's
-//! (`tests/common/admin.rs`: single ports, namespace selectors and /32 networks) and
+//! (`netpol_test_support::admin_set`: single ports, namespace selectors and /32 networks) and
 //! `synth::add_admin_policies` (every feature: fail-closed peers, networks up to 0.0.0.0/0,
 //! nodes, named ports, rules without ports), whose tier maps are twenty times larger.
 //!
 //! Run as root: `cargo bench -p netpol-nft --bench admin_update`. Prints numbers; no criterion.
 //! `NETPOL_ADMIN_UPDATE_RUNS` sets the runs per measurement (default 7),
-//! `NETPOL_ADMIN_UPDATE_SET=packet` or `=synth` measures one set only.
+//! `NETPOL_ADMIN_UPDATE_SET=packet` or `=synth` measures one set only, `NETPOL_ADMIN_UPDATE_OUT=DIR`
+//! writes the table and the update scripts there.
 
 // A benchmark aborts on a setup failure by design: without the setup there is nothing to measure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -27,8 +28,6 @@ use netpol_core::{
 use netpol_dataplane::{nft, Netns};
 use netpol_nft::{compile, update_script, Ruleset};
 
-#[path = "../tests/common/admin.rs"]
-mod admin;
 #[path = "../tests/common/admin_edits.rs"]
 mod admin_edits;
 
@@ -39,6 +38,12 @@ fn runs() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(7)
+}
+
+/// `NETPOL_ADMIN_UPDATE_OUT=DIR`: the table (`table.nft`) and every change's update and its
+/// reverse (`a.nft`, `a-back.nft`, ...) are written there, to replay by hand.
+fn out_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("NETPOL_ADMIN_UPDATE_OUT").map(std::path::PathBuf::from)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -161,6 +166,15 @@ fn measure(ns: &str, what: &str, old: &Ruleset, changed: &Cluster, node: &str) -
     let script = update_script(old, &new).expect("incremental");
     builds.push(t.elapsed());
     let back = update_script(&new, old).expect("incremental");
+    if let Some(dir) = out_dir() {
+        let stem: String = what
+            .chars()
+            .take(3)
+            .filter(char::is_ascii_alphabetic)
+            .collect();
+        std::fs::write(dir.join(format!("{stem}.nft")), &script).expect("write the update");
+        std::fs::write(dir.join(format!("{stem}-back.nft")), &back).expect("write the reverse");
+    }
     println!("{what}");
     println!("  {}", script.lines().next().unwrap_or(""));
     println!(
@@ -215,13 +229,13 @@ fn main() {
     // `NETPOL_ADMIN_UPDATE_SET=synth` or `=packet` measures one of the two sets only.
     let only = std::env::var("NETPOL_ADMIN_UPDATE_SET").ok();
     let mut packet_set = base.clone();
-    packet_set.admin_policies = admin::synthetic_admin_policies(100);
+    packet_set.admin_policies = netpol_test_support::admin_set::synthetic_admin_policies(100);
     let mut synth_set = base;
     add_admin_policies(&mut synth_set, 100, 1);
     for (name, cluster) in [
         (
             "packet",
-            "the per-packet bench's 100 admin policies (tests/common/admin.rs)",
+            "the per-packet bench's 100 admin policies (netpol_test_support::admin_set)",
             packet_set,
         ),
         (
@@ -255,21 +269,23 @@ fn measure_set(cluster: &Cluster, node: &str) {
         r.admin_rule_counters().len(),
         runs()
     );
-    let tier_maps: Vec<usize> = r
-        .summary
-        .elements
-        .iter()
-        .filter(|(n, _)| n.starts_with("in_t_") || n.starts_with("eg_t_"))
-        .map(|(_, c)| *c)
-        .collect();
-    println!(
-        "tier verdict maps: {}, {} elements, the largest {}",
-        tier_maps.len(),
-        tier_maps.iter().sum::<usize>(),
-        tier_maps.iter().max().copied().unwrap_or(0)
-    );
-    if let Ok(path) = std::env::var("NETPOL_ADMIN_UPDATE_OUT") {
-        std::fs::write(&path, &r.text).expect("write the table");
+    for (kind, infix) in [("exact-port", "_tx_"), ("range", "_t_")] {
+        let tier_maps: Vec<usize> = r
+            .summary
+            .elements
+            .iter()
+            .filter(|(n, _)| n.get(2..).is_some_and(|rest| rest.starts_with(infix)))
+            .map(|(_, c)| *c)
+            .collect();
+        println!(
+            "tier {kind} maps: {}, {} elements, the largest {}",
+            tier_maps.len(),
+            tier_maps.iter().sum::<usize>(),
+            tier_maps.iter().max().copied().unwrap_or(0)
+        );
+    }
+    if let Some(dir) = out_dir() {
+        std::fs::write(dir.join("table.nft"), &r.text).expect("write the table");
     }
     let ns = Netns::create("nftadmupd").expect("netns (root needed)");
     let t = Instant::now();

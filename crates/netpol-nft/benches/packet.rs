@@ -17,7 +17,7 @@
 //! script in FILE (e.g. the same node's table as another version of `netpol compile` prints it
 //! for `netpol bench --write` output), to compare two versions of the table on one machine.
 //! The configuration `full + 100 admin policies` is the same node's table with 100 admin
-//! policies of every tier added to the cluster (`tests/common/admin.rs`): both workloads are
+//! policies of every tier added to the cluster (`netpol_test_support::admin_set`): both workloads are
 //! then subjects of the tiers, so the flow also meets the Admin tier's verdict map and the
 //! hairpin lookup; the compile time and a one-admin-policy update of that table are printed too.
 //! `NETPOL_PACKET_ATTRIBUTE=1` adds the full table without each part that issue 9 put on the path
@@ -25,9 +25,6 @@
 
 // A benchmark aborts on a setup failure by design: without the setup there is nothing to measure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "../tests/common/admin.rs"]
-mod admin;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -209,7 +206,7 @@ impl TableParts {
 fn tiered_table(cluster: &netpol_core::Cluster, node: &str, flow: (IpAddr, IpAddr, u16)) -> String {
     let (sa, da, port) = flow;
     let mut c = cluster.clone();
-    c.admin_policies = admin::synthetic_admin_policies(100);
+    c.admin_policies = netpol_test_support::admin_set::synthetic_admin_policies(100);
     let start = Instant::now();
     let r = compile(&c, EvalOptions::default(), node).expect("compile");
     let compiled = start.elapsed();

@@ -23,8 +23,9 @@
 //! address, and at most three grant lookups. Nothing is a rule per policy, per peer or per
 //! workload. See [`render`] for the exact chains.
 //!
-//! The admin tiers add at most one verdict map lookup per tier and direction, plus the hairpin
-//! set lookup, whatever the number of admin policies (see below).
+//! The admin tiers add at most one jump and two verdict map lookups (one hash, one interval) per
+//! tier and direction, plus the hairpin set lookup, whatever the number of admin policies (see
+//! below).
 //!
 //! * **Identity**: local workloads whose rules (after resolving named ports) are identical share
 //!   one identity and one chain `in_<h>` / `eg_<h>` (`h`: 8 hex digits hashed from the chain's and
@@ -56,12 +57,15 @@
 //!
 //! * **Who walks the tiers**: a local workload an admin policy selects (with rules for the
 //!   direction) is dispatched in that direction even when no NetworkPolicy isolates it. Its
-//!   identity chain classifies the peer, then looks `class . l4proto . dport` up in its Admin
-//!   tier's verdict map (`in_t_<h>` / `eg_t_<h>`, interval elements, each decided by the first
-//!   rule of the walk matching it; computed once per group of identities the same admin policies
-//!   of the tier select, named from its elements and shared by the groups with the same,
-//!   [`TierMap`]; identity chains are named without their tier maps, so editing an admin rule
-//!   brings new tier maps and renames no identity chain):
+//!   identity chain classifies the peer, then jumps to its Admin tier's lookup chain
+//!   (`in_tl_<g>` / `eg_tl_<g>`), which looks `class . l4proto . dport` up in two verdict maps of
+//!   disjoint elements, each decided by the first rule of the walk matching it: the single ports
+//!   in a hash map (`in_tx_<g>`), the rest in an interval map (`in_t_<h>`). They are computed
+//!   once per group of identities the same admin policies of the tier select and shared by the
+//!   groups with the same elements ([`TierMap`]); the chain and the hash map are named from the
+//!   group's identities, the interval map from its elements, and identity chains are named
+//!   without any of them, so editing an admin rule changes elements in place and renames no
+//!   identity chain.
 //!   Accept and Deny are final for the direction, Pass and no match go on.
 //!   Then the NetworkPolicy grants, final when a NetworkPolicy isolates the workload in the
 //!   direction; else the Baseline tier's map the same way, and the default,
@@ -107,11 +111,14 @@
 //! Because names and marks depend on content and not on position, [`update_script`] can turn the
 //! loaded table of one ruleset into another's in one transaction that adds and deletes only the
 //! identity chains/maps, tier maps, admin rule chains and counters that changed, and the changed
-//! elements of the shared maps. An identity chain an admin policy selects is named without its
-//! tier maps (from its NetworkPolicy rules and workloads), so a changed, added or deleted admin
-//! policy replaces the tier maps it reaches (fresh maps, fast to load), swaps the chains of
-//! rules whose action changed, and rewrites the identity chains looking those maps up in place,
-//! keeping their names, dispatch elements and grant maps.
+//! elements of the shared maps and of the tiers' exact-port maps. An identity chain an admin
+//! policy selects is named without its tier objects (from its NetworkPolicy rules and
+//! workloads), and a group's lookup chain and exact-port map from the identities it serves, so
+//! a changed admin rule changes the elements it decides in the exact-port maps, replaces the
+//! interval maps holding it (fresh maps, fast to load) and rewrites the lookup chains looking
+//! them up; an added or deleted policy does the same, and only for groups it splits or joins
+//! brings new lookup chains, rewriting the identity chains jumping to them. The chains of rules
+//! whose action changed are swapped.
 //!
 //! # ICMP and other protocols
 //!

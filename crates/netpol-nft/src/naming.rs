@@ -3,11 +3,12 @@
 //! content rather than position. That is what lets an update touch only what changed: a class or
 //! identity that does not change keeps its mark or name when others come and go.
 //!
-//! The tiers' verdict maps are named from their elements too, but an identity chain that looks
-//! tier maps up is hashed without them (a placeholder stands in the lookups) and with its whole
-//! list of workloads, so an edited, added or deleted admin policy brings new tier maps and leaves
-//! the identity chains' names alone: an update rewrites their rules in place (see
-//! [`crate::TierMap`]).
+//! The tiers' lookup chains and exact-port maps are named from their group (the admin policies
+//! selecting the identities), their range maps from their elements; an identity chain that
+//! jumps to a tier's lookup chain is hashed without it (a placeholder stands in) and with its
+//! whole list of workloads, so an edited, added or deleted admin policy leaves the identity
+//! chains' names alone: an update changes exact-port elements in place, replaces range maps and
+//! rewrites the rules of the chains jumping to renamed ones (see [`crate::TierMap`]).
 //!
 //! Marks hash a class's rendered peers and named ports; chain names hash the identity's chain and
 //! maps as the renderer writes them (under a placeholder name, see [`crate::render`]), so the
@@ -41,8 +42,6 @@ pub(crate) fn name(ir: &mut RulesetIr) -> Result<Prerendered, ClassOverflow> {
     let bits = ir.node_options.ct_mark_bits;
     assign_marks(&mut ir.ingress, bits)?;
     assign_marks(&mut ir.egress, bits)?;
-    tier_map_names(&mut ir.ingress, &ir.admin_rules);
-    tier_map_names(&mut ir.egress, &ir.admin_rules);
     let view: &RulesetIr = ir;
     let ((in_names, in_objects), (eg_names, eg_objects)) = std::thread::scope(|scope| {
         let egress = scope.spawn(|| identity_names(view, &view.egress, bits));
@@ -58,6 +57,10 @@ pub(crate) fn name(ir: &mut RulesetIr) -> Result<Prerendered, ClassOverflow> {
     for (ident, name) in ir.egress.identities.iter_mut().zip(eg_names) {
         ident.chain = name;
     }
+    // After the identities: tier groups are named from the identity chains they serve, whose
+    // names do not depend on them (the placeholder).
+    tier_map_names(&mut ir.ingress, &ir.admin_rules);
+    tier_map_names(&mut ir.egress, &ir.admin_rules);
     Ok(Prerendered {
         ingress: in_objects,
         egress: eg_objects,
@@ -220,11 +223,17 @@ fn assign_marks(d: &mut DirectionIr, bits: CtMarkBits) -> Result<(), ClassOverfl
     Ok(())
 }
 
-/// Names every tier verdict map of a direction `<p>_t_<16 hex digits>`, hashed from what its
-/// elements render from (the segments and, per segment, the deciding rule's label and chain).
-/// Groups with equal segments share a name (and so one map); a hash already taken by other
-/// content (not a practical concern at 64 bits) is probed onward, items being served in (hash,
-/// content) order so names stay deterministic.
+/// Names the tier objects of every group of a direction (see [`crate::TierMap`]):
+///
+/// * the lookup chain `<p>_tl_<h>` and the exact-port map `<p>_tx_<h>`, `h` hashed from the
+///   tier and the least name of the identity chains the group serves (groups with equal
+///   segments share them, and count as one), so that an edited rule, and mostly also a deleted
+///   or added policy, changes the exact map's elements in place and renames nothing (identity
+///   chain names follow NetworkPolicy rules and workloads only);
+/// * the range map `<p>_t_<h>`, `h` hashed from its elements, replaced whole when they change.
+///
+/// A hash already taken by other content (not a practical concern at 64 bits) is probed onward,
+/// items being served in (hash, content) order so names stay deterministic.
 fn tier_map_names(d: &mut DirectionIr, rules: &[crate::AdminRuleRef]) {
     let prefix = match d.direction {
         netpol_core::Direction::Ingress => "in",
@@ -232,13 +241,58 @@ fn tier_map_names(d: &mut DirectionIr, rules: &[crate::AdminRuleRef]) {
     };
     let contents: Vec<&[crate::TierSegment]> =
         d.tiers.iter().map(|t| t.segments.as_slice()).collect();
+    // The least identity chain (or, for a group no identity uses, the group's own key) per
+    // content.
+    let mut served: Vec<Option<&str>> = vec![None; d.tiers.len()];
+    for ident in &d.identities {
+        for i in [ident.rules.admin, ident.rules.baseline]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(least) = served.get_mut(i) {
+                let chain = ident.chain.as_str();
+                *least = Some(least.map_or(chain, |l| l.min(chain)));
+            }
+        }
+    }
+    let keys: Vec<String> = d
+        .tiers
+        .iter()
+        .zip(&served)
+        .map(|(t, least)| match least {
+            Some(chain) => format!("{}/{chain}", t.tier),
+            None => format!("{}/{}", t.tier, t.policies.join(",")),
+        })
+        .collect();
+    let mut least: std::collections::HashMap<&[crate::TierSegment], &str> = Default::default();
+    for (key, segments) in keys.iter().zip(&contents) {
+        least
+            .entry(segments)
+            .and_modify(|l| *l = (*l).min(key.as_str()))
+            .or_insert(key.as_str());
+    }
     let hashes: Vec<u64> = contents
+        .iter()
+        .map(|c| {
+            let mut h = Fnv64::new();
+            h.write(least[c].as_bytes());
+            h.0
+        })
+        .collect();
+    let group_names = probed(&hashes, &contents);
+    let ranges: Vec<Vec<crate::TierSegment>> = contents
+        .iter()
+        .map(|segments| segments.iter().filter(|s| !s.exact()).copied().collect())
+        .collect();
+    let range_hashes: Vec<u64> = ranges
         .iter()
         .map(|segments| tier_content_hash(segments, rules))
         .collect();
-    let names = probed(&hashes, &contents);
-    for (t, h) in d.tiers.iter_mut().zip(names) {
-        t.name = format!("{prefix}_t_{h:016x}");
+    let range_names = probed(&range_hashes, &ranges);
+    for ((t, h), r) in d.tiers.iter_mut().zip(group_names).zip(range_names) {
+        t.name = format!("{prefix}_tl_{h:016x}");
+        t.exact_map = format!("{prefix}_tx_{h:016x}");
+        t.range_map = format!("{prefix}_t_{r:016x}");
     }
 }
 

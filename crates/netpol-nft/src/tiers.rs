@@ -79,6 +79,13 @@ pub struct TierSegment {
     pub rule: usize,
 }
 
+impl TierSegment {
+    /// A single port of TCP, UDP or SCTP: an element of the tier's exact-port hash map.
+    pub fn exact(&self) -> bool {
+        self.protocol.is_some() && self.first == self.last
+    }
+}
+
 /// What a tier does to a packet.
 enum TierVerdict {
     Accept,

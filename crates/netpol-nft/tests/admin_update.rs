@@ -1,7 +1,7 @@
-//! One admin policy changed, as an incremental update: the identity chains are named with their
-//! tier maps' group names (the admin policies selecting them), not the maps' own (their
-//! elements'), so a changed rule replaces the tier maps holding it and rewrites the identity
-//! chains looking them up in place, and recreates no identity chain, grant map or unrelated map;
+//! One admin policy changed, as an incremental update: the tiers' exact-port maps and lookup
+//! chains are named from the identity chains they serve, not from their elements, so a changed
+//! rule changes the elements of the exact maps holding it in place (and replaces only the range
+//! maps holding it), and recreates or rewrites no identity chain, grant map or unrelated map;
 //! and old table + update = new table in the real kernel for (a) a port of one rule changed, (b)
 //! a rule's action changed, (c) a policy deleted, (d) a policy added, on a synthetic cluster with
 //! admin policies of every feature and on random ones.
@@ -103,21 +103,53 @@ fn identity_chains(r: &Ruleset) -> BTreeSet<String> {
         .collect()
 }
 
-/// The tier maps of `r` whose elements are decided by the rule labelled `label`.
+/// The tier maps (exact and range) of `r` whose elements are decided by the rule labelled
+/// `label`.
 fn tier_maps_holding(r: &Ruleset, label: &str) -> BTreeSet<String> {
     let ir = r.ir();
     [&ir.ingress, &ir.egress]
         .iter()
         .flat_map(|d| d.tiers.iter())
-        .filter(|t| {
-            t.segments.iter().any(|s| {
-                ir.admin_rules
-                    .get(s.rule)
-                    .is_some_and(|a| a.label() == label)
-            })
+        .flat_map(|t| {
+            t.segments
+                .iter()
+                .filter(|s| {
+                    ir.admin_rules
+                        .get(s.rule)
+                        .is_some_and(|a| a.label() == label)
+                })
+                .map(|s| {
+                    if s.exact() {
+                        t.exact_map.clone()
+                    } else {
+                        t.range_map.clone()
+                    }
+                })
         })
-        .map(|t| t.name.clone())
         .collect()
+}
+
+/// Whether `object` (`map X`, `chain X`) is a tier map or a tier lookup chain.
+fn is_tier_object(object: &str) -> bool {
+    let name = object.split_whitespace().nth(1).unwrap_or("");
+    ["_t_", "_tx_", "_tl_"]
+        .iter()
+        .any(|infix| name.get(2..).is_some_and(|rest| rest.starts_with(infix)))
+}
+
+/// No identity chain is declared, deleted or rewritten by `e`.
+fn identity_chains_untouched(e: &ScriptEffect, old: &Ruleset, new: &Ruleset, script: &str) {
+    assert_eq!(identity_chains(old), identity_chains(new));
+    let identities = identity_chains(new);
+    assert!(
+        e.rewritten.is_disjoint(&identities),
+        "rewritten: {:?}\n{script}",
+        e.rewritten
+    );
+    for object in e.declared.iter().chain(&e.deleted) {
+        let name = object.split_whitespace().nth(1).unwrap_or("");
+        assert!(!identities.contains(name), "{object}: {script}");
+    }
 }
 
 fn chain_of(r: &Ruleset, label: &str) -> String {
@@ -129,7 +161,7 @@ fn chain_of(r: &Ruleset, label: &str) -> String {
 }
 
 #[test]
-fn a_port_change_of_one_admin_rule_replaces_the_tier_maps_holding_it_and_rewrites_identity_chains_in_place(
+fn a_port_change_of_one_admin_rule_changes_the_elements_of_the_tier_maps_holding_it_and_no_identity_chain(
 ) {
     let c = tiered_synthetic();
     let opts = EvalOptions::default();
@@ -142,38 +174,38 @@ fn a_port_change_of_one_admin_rule_replaces_the_tier_maps_holding_it_and_rewrite
     assert_ne!(old.text, new.text, "{label}'s port decides some segment");
     let script = update_script(&old, &new).unwrap();
     let e = effect(&script);
-    // The tier maps holding the rule are replaced, nothing else is declared or deleted.
     let (before, after) = (
         tier_maps_holding(&old, &label),
         tier_maps_holding(&new, &label),
     );
-    assert!(!e.declared.is_empty(), "{script}");
-    assert!(e.declared.is_subset(&maps(&after)), "{:?}", e.declared);
-    assert!(e.deleted.is_subset(&maps(&before)), "{:?}", e.deleted);
+    // Only tier objects come and go, and only elements of maps holding the rule change.
     assert!(
-        e.elements_of.is_empty(),
-        "no element changes: {:?}",
+        !e.elements_of.is_empty() || !e.declared.is_empty(),
+        "{script}"
+    );
+    for object in e.declared.iter().chain(&e.deleted) {
+        assert!(is_tier_object(object), "{object}: {script}");
+    }
+    let holding: BTreeSet<String> = before.union(&after).cloned().collect();
+    assert!(
+        e.elements_of.is_subset(&holding),
+        "{:?} not in {holding:?}",
         e.elements_of
     );
-    // Every identity chain keeps its name; those looking the maps up are rewritten in place.
-    assert_eq!(identity_chains(&old), identity_chains(&new));
-    assert!(!e.rewritten.is_empty() && e.rewritten.is_subset(&identity_chains(&new)));
-    for chain in &e.rewritten {
-        let block = &script[script
-            .find(&format!("flush chain inet netpol {chain}\n"))
-            .unwrap()..];
-        assert!(
-            after.iter().any(|m| block.contains(&format!("add rule inet netpol {chain} ct mark and 0xffff0000 . meta l4proto . th dport vmap @{m}"))),
-            "{chain} looks a new map up: {script}"
-        );
-    }
+    assert!(e
+        .declared
+        .iter()
+        .filter(|o| o.starts_with("map "))
+        .all(|m| maps(&after).contains(m)));
+    identity_chains_untouched(&e, &old, &new, &script);
     require_kernel();
     check_update(&old, &new).unwrap();
     check_update(&new, &old).unwrap();
 }
 
 #[test]
-fn an_action_change_of_one_admin_rule_swaps_its_rule_chain_and_the_tier_maps_holding_it() {
+fn an_action_change_of_one_admin_rule_swaps_its_rule_chain_and_changes_the_elements_of_the_tier_maps_holding_it(
+) {
     let c = tiered_synthetic();
     let opts = EvalOptions::default();
     let old = compile(&c, opts, NODE).unwrap();
@@ -189,11 +221,8 @@ fn an_action_change_of_one_admin_rule_swaps_its_rule_chain_and_the_tier_maps_hol
     );
     let script = update_script(&old, &new).unwrap();
     let e = effect(&script);
-    // The rule's chain is swapped and the tier maps holding it replaced; nothing else.
-    let mut declared = maps(&tier_maps_holding(&new, &label));
-    declared.insert(format!("chain {new_chain}"));
-    let mut deleted = maps(&tier_maps_holding(&old, &label));
-    deleted.insert(format!("chain {old_chain}"));
+    // The rule's chain is swapped and the elements of the tier maps holding it changed (range
+    // maps replaced); nothing else comes or goes.
     assert!(
         e.declared.contains(&format!("chain {new_chain}")),
         "{script}"
@@ -202,21 +231,34 @@ fn an_action_change_of_one_admin_rule_swaps_its_rule_chain_and_the_tier_maps_hol
         e.deleted.contains(&format!("chain {old_chain}")),
         "{script}"
     );
-    assert!(e.declared.is_subset(&declared), "{:?}", e.declared);
-    assert!(e.deleted.is_subset(&deleted), "{:?}", e.deleted);
-    assert!(e.elements_of.is_empty(), "{:?}", e.elements_of);
-    assert_eq!(identity_chains(&old), identity_chains(&new));
-    assert!(e.rewritten.is_subset(&identity_chains(&new)));
-    // The new rule chain is declared before the maps jumping to it, the old one deleted after
-    // the maps that jumped to it.
+    for object in e.declared.iter().chain(&e.deleted) {
+        assert!(
+            is_tier_object(object)
+                || *object == format!("chain {new_chain}")
+                || *object == format!("chain {old_chain}"),
+            "{object}: {script}"
+        );
+    }
+    let holding: BTreeSet<String> = tier_maps_holding(&old, &label)
+        .union(&tier_maps_holding(&new, &label))
+        .cloned()
+        .collect();
+    assert!(e.elements_of.is_subset(&holding), "{:?}", e.elements_of);
+    identity_chains_untouched(&e, &old, &new, &script);
+    // The new rule chain is declared (in the block) before any element jumps to it, and the old
+    // one deleted after the elements and maps that jumped to it.
     let declared_at = script.find(&format!("chain {new_chain} {{")).unwrap();
-    let first_map = script.find("\tmap ").unwrap();
-    assert!(declared_at < first_map, "{script}");
-    let last_map_deleted = script.rfind("delete map inet netpol ").unwrap();
+    if let Some(first_add) = script.find("add element inet netpol ") {
+        assert!(declared_at < first_add, "{script}");
+    }
     let chain_deleted = script
         .find(&format!("delete chain inet netpol {old_chain}\n"))
         .unwrap();
-    assert!(last_map_deleted < chain_deleted, "{script}");
+    for last in ["delete element inet netpol ", "delete map inet netpol "] {
+        if let Some(at) = script.rfind(last) {
+            assert!(at < chain_deleted, "{script}");
+        }
+    }
     require_kernel();
     check_update(&old, &new).unwrap();
     check_update(&new, &old).unwrap();

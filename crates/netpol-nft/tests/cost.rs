@@ -45,7 +45,7 @@ fn rules_per_chain_stay_fixed_as_the_cluster_grows_tenfold() {
 fn rules_per_chain_stay_fixed_with_ten_times_the_admin_policies() {
     let with = |workloads, policies, admin| {
         let mut c = synthetic(workloads, policies, 4);
-        c.admin_policies = common::admin::synthetic_admin_policies(admin);
+        c.admin_policies = netpol_test_support::admin_set::synthetic_admin_policies(admin);
         compile(&c, EvalOptions::default(), "node0").unwrap()
     };
     let small = with(100, 40, 10);
@@ -55,9 +55,10 @@ fn rules_per_chain_stay_fixed_with_ten_times_the_admin_policies() {
         let chains = chain_rules(&r.text);
         assert_eq!(chains["forward"], 8);
         assert_eq!(chains["in_classify"], 5);
-        // An identity chain: classify, the Admin map, the two hairpin lookups, then the
-        // NetworkPolicy grants (open, any, all, port), log and drop; or the Admin map, the
-        // Baseline map and the default. An admin rule's chain: at most counter, log, drop.
+        // An identity chain: classify, the jump to the Admin tier's lookup chain, the two
+        // hairpin lookups, then the NetworkPolicy grants (open, any, all, port), log and drop;
+        // or the Admin and Baseline jumps and the default. A lookup chain: its two maps. An
+        // admin rule's chain: at most counter, log, drop.
         for (name, n) in &chains {
             assert!(*n <= 10, "chain {name} has {n} rules");
         }

@@ -7,6 +7,8 @@
 //! * a Baseline Deny holds for a workload no NetworkPolicy isolates, and a NetworkPolicy opens
 //!   what it denies for the workloads it isolates;
 //! * hairpin traffic through a Service is denied by an Admin Deny;
+//! * an Admin egress Accept overrides the source's NetworkPolicy and still leaves the
+//!   destination's ingress to decide;
 //! * an incremental update (one admin policy changed) loads and takes effect.
 
 // Helpers outside #[test] functions panic too: in a test a panic is the failure report.
@@ -278,6 +280,39 @@ fn hairpin_through_a_service_is_denied_by_an_admin_deny() {
     let r2 = compile(&open, EvalOptions::default(), NODE).unwrap();
     nft_in(lab.node(), &r2.text);
     assert_eq!(connect(&vms[0], SERVICE_IP, 80), Outcome::Reached);
+}
+
+/// `tiered_cluster` with vm-a's egress isolated by a NetworkPolicy allowing nothing, and an
+/// Admin policy accepting vm-a's egress to vm-b and vm-d on TCP 5000.
+fn egress_accept_cluster() -> Cluster {
+    let mut c = tiered_cluster();
+    c.policies
+        .push(policy("p", "a-no-egress", sel(&[("vm", "a")]), false, true));
+    let mut accept = cnp("accept-a-out", AdminTier::Admin, 1, &[("vm", "a")]);
+    accept.egress = vec![admin_rule(
+        AdminAction::Accept,
+        vec![pods(&[("vm", "b")]), pods(&[("vm", "d")])],
+        &[5000],
+    )];
+    c.admin_policies.push(accept);
+    c
+}
+
+#[test]
+fn an_admin_egress_accept_overrides_network_policy_and_leaves_the_destinations_ingress_to_decide() {
+    let c = egress_accept_cluster();
+    let r = compile(&c, EvalOptions::default(), NODE).unwrap();
+    let (lab, vms) = lab(&r);
+    let accept = admin_counter(&r, "cnp/accept-a-out");
+    let before = counter(&lab, &accept);
+    // vm-d isolates nothing: the egress Accept is the whole answer.
+    assert_eq!(check(&c, &vms, 0, 3, 5000), Outcome::Reached);
+    assert!(counter(&lab, &accept) > before);
+    // Another port: vm-a's NetworkPolicy denies its egress.
+    assert_eq!(check(&c, &vms, 0, 3, 5001), Outcome::Dropped);
+    // vm-b's ingress NetworkPolicy allows vm-a on 9000 and 7000 only: the egress Accept does
+    // not open vm-b's ingress.
+    assert_eq!(check(&c, &vms, 0, 1, 5000), Outcome::Dropped);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //!   parts), re-exported at the crate root so `use netpol_test_support::*;` brings them in;
 //! - [`admin`]: the admin tiers' policies, rules, peers and ports, Nodes for `nodes` peers, and
 //!   [`oracle_verdict`]/[`oracle_allows`] asking the oracle about a flow between named ends;
+//! - [`admin_set::synthetic_admin_policies`]: the benchmarks' set of admin policies;
 //! - [`arb`]: the one proptest generator of random small clusters, whose size and shape each
 //!   property test chooses with an [`arb::ClusterShape`];
 //! - [`lint::without_redundancies`]: a cluster without what lint reports redundant;
@@ -20,6 +21,7 @@
 //! ever take constants written in a test, where a panic is the clearest report.
 
 pub mod admin;
+pub mod admin_set;
 pub mod arb;
 pub mod build;
 #[cfg(feature = "fake-apiserver")]

@@ -168,6 +168,8 @@ impl Ctx<'_> {
         let i = maps.maps.len();
         maps.maps.push(TierMap {
             name: String::new(),
+            exact_map: String::new(),
+            range_map: String::new(),
             tier,
             policies: group
                 .policies

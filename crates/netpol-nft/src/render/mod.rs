@@ -39,7 +39,7 @@
 //! default). nft 1.0.6 cannot `or` a map lookup's result into a register, so a class is set by a
 //! `goto` to its chain, which sets it with constants: still one lookup per classified address.
 //!
-//! Identities an admin policy selects add the tiers' verdict maps around these rules, and every
+//! Identities an admin policy selects add jumps to the tiers' lookup chains around these rules, and every
 //! admin rule a counter and a chain: see the `tiers` module.
 //!
 //! Egress identity chains are the same with `return` instead of `accept` (the destination's
@@ -82,6 +82,13 @@ pub const TABLE_PACKETS: &str = "table_packets";
 
 /// The named counter crediting packets dropped by the source-address check.
 pub const DENIED_SPOOFED: &str = "denied_spoofed";
+
+/// The ingress check of a local destination, the last rules of `forward` (and of `eg_accepted`,
+/// see the `tiers` module).
+const INGRESS_DISPATCH_RULES: [&str; 2] = [
+    "ip daddr vmap @in_dispatch4",
+    "ip6 daddr vmap @in_dispatch6",
+];
 
 /// The named `limit` object every identity chain's log rule shares.
 pub const DENIED_LOG_LIMIT: &str = "denied_log";

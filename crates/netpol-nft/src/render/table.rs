@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use netpol_core::Direction;
 
-use super::tiers::TIER_MAP_HEADER;
 use super::{
     element, keyed, mark, node, prefix, proto, push_addr, push_mark, push_ports, push_quoted,
     quoted, Object, Prerendered, DENIED_EGRESS, DENIED_INGRESS, DENIED_LOG_LIMIT, DENIED_SPOOFED,
@@ -96,6 +95,7 @@ impl Renderer<'_> {
             ),
         });
         self.hairpin_sets();
+        self.egress_accepted_chain();
         for d in [&ir.egress, &ir.ingress] {
             self.direction(d);
         }
@@ -109,9 +109,8 @@ impl Renderer<'_> {
         forward.extend([
             "ip saddr vmap @eg_dispatch4",
             "ip6 saddr vmap @eg_dispatch6",
-            "ip daddr vmap @in_dispatch4",
-            "ip6 daddr vmap @in_dispatch6",
         ]);
+        forward.extend(super::INGRESS_DISPATCH_RULES);
         self.chain(
             "forward",
             None,
@@ -157,11 +156,7 @@ impl Renderer<'_> {
         self.admin_rule_chains(d.direction);
         let mut declared = std::collections::HashSet::new();
         for m in &d.tiers {
-            // Groups with the same elements share one map.
-            if declared.insert(m.name.as_str()) {
-                let elements = super::tiers::tier_elements(self.ir, &m.segments);
-                self.map(&m.name, &TIER_MAP_HEADER, elements);
-            }
+            self.tier_group(m, &mut declared);
         }
         for (i, ident) in d.identities.iter().enumerate() {
             let pre = match d.direction {

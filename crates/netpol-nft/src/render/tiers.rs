@@ -1,6 +1,6 @@
-//! The admin tiers as table objects: one named counter and one small chain per admin rule, the
-//! verdict maps of the Admin and Baseline tiers (one per group of identities, see
-//! [`crate::TierMap`]), and the hairpin sets.
+//! The admin tiers as table objects: one named counter and one small chain per admin rule, per
+//! group of identities (see [`crate::TierMap`]) a lookup chain and the two verdict maps it looks
+//! up, the `eg_accepted` chain, and the hairpin sets.
 //!
 //! ```text
 //! counter adm_cnp_deny-db_in0 { comment "cnp/deny-db ingress[0]"; }
@@ -9,36 +9,58 @@
 //!     limit name "denied_log" log prefix "netpol:ingress:cnp/deny-db[0]" group 28272
 //!     counter name "denied_ingress" drop
 //! }
-//! chain in_r_<h> { counter name "adm_..." accept }     # an Accept rule (egress: return)
+//! chain in_r_<h> { counter name "adm_..." accept }     # an ingress Accept rule
+//! chain eg_r_<h> { counter name "adm_..." goto eg_accepted }     # an egress Accept rule
 //! chain in_r_<h> { counter name "adm_..." }            # a Pass rule: counts, then returns
-//! map in_t_<h> {                          # first matching rule per segment, at compile time;
-//!                                          # h: 16 hex digits of its elements
-//!                                          # (crate::TierMap), one per group of identities the
-//!                                          # same admin policies of the tier select
+//! map in_tx_<g> {                          # the group's single ports; g: 16 hex digits
+//!                                          # hashed from the tier and the least identity
+//!                                          # chain the group serves
+//!     type mark . inet_proto . inet_service : verdict
+//!     elements = { 0x00010000 . tcp . 5432 comment "cnp/deny-db ingress[0]" : goto in_r_<h> }
+//! }
+//! map in_t_<h> {                           # the group's other segments; h: 16 hex digits of
+//!                                          # its elements
 //!     type mark . inet_proto . inet_service : verdict
 //!     flags interval
-//!     elements = { 0x00010000 . tcp . 5432 comment "cnp/deny-db ingress[0]" : goto in_r_<h>,
-//!                  0x00020000 . 0-5 . 0-65535 ... : jump in_r_<h> }   # Pass: jump
+//!     elements = { 0x00020000 . 0-5 . 0-65535 ... : jump in_r_<h> }   # Pass: jump
+//! }
+//! chain in_tl_<g> {                        # the group's lookup chain (first matching rule
+//!                                          # per segment, resolved at compile time; the two
+//!                                          # maps' segments are disjoint)
+//!     ct mark and MASK . meta l4proto . th dport vmap @in_tx_<g>
+//!     ct mark and MASK . meta l4proto . th dport vmap @in_t_<h>
+//! }
+//! chain eg_accepted {                      # what forward does after the egress check
+//!     ip daddr vmap @in_dispatch4
+//!     ip6 daddr vmap @in_dispatch6
+//!     accept
 //! }
 //! chain in_<h> {                           # an identity an admin policy selects
 //!     jump in_classify
-//!     ct mark and MASK . meta l4proto . th dport vmap @in_t_<h>
+//!     jump in_tl_<g>                       # Admin
 //!     ip saddr . ip daddr @hairpin4 accept # NetworkPolicy allows hairpin of what it isolates
 //!     ...                                  # the NetworkPolicy grants, log and drop as before
 //! }
 //! chain in_<h> {                           # one no NetworkPolicy isolates in the direction
 //!     jump in_classify
-//!     ct mark and MASK . meta l4proto . th dport vmap @in_t_<h>     # Admin
-//!     ct mark and MASK . meta l4proto . th dport vmap @in_t_<h>     # Baseline
+//!     jump in_tl_<g>                       # Admin
+//!     jump in_tl_<g>                       # Baseline
 //!     accept                               # the default (egress: return)
 //! }
 //! ```
 //!
-//! Accept and Deny `goto` their rule's chain, so its verdict (or its `return`, which goes back
-//! to the base chain, to the ingress check) is final for the direction; Pass `jump`s to it, so
-//! after counting the identity chain goes on to the next tier. Protocols without ports (ICMP,
-//! ...) are the protocol ranges around TCP, UDP and SCTP with every "port", so a rule without
-//! `protocols` matches them too.
+//! Accept and Deny `goto` their rule's chain, so its verdict is final for the direction: drop,
+//! accept, or for an egress Accept the ingress check of a local destination (`eg_accepted`; a
+//! `return` would only go back to the identity chain, one jump below the lookup chain). Pass
+//! `jump`s to it, so after counting, the lookup chain and then the identity chain go on to the
+//! next tier. Protocols without ports (ICMP, ...) are the protocol ranges around TCP, UDP and
+//! SCTP with every "port", so a rule without `protocols` matches them too.
+//!
+//! Why lookup chains: on every transaction that adds a rule or a verdict element, the kernel
+//! validates the whole table, walking every verdict map once per rule that looks it up, while a
+//! chain reached again at no greater depth is not walked again (kernel 6.18: a 20,000-element
+//! map looked up by 100 chains made a one-rule transaction take 80 ms, behind one shared chain
+//! 10 ms). So each tier map is looked up by one rule.
 
 use netpol_core::{AdminAction, Direction};
 
@@ -58,9 +80,11 @@ pub(crate) fn admin_rule_chain_rules(r: &AdminRuleRef) -> Vec<String> {
     let counter = format!("counter name {}", quoted(&r.counter));
     match r.action {
         AdminAction::Accept => {
+            // Reached from the tier's lookup chain, a `return` would go back to the identity
+            // chain and its NetworkPolicy grants: egress goes on to the ingress check instead.
             let allow = match r.direction {
-                Direction::Ingress => "accept",
-                Direction::Egress => "return",
+                Direction::Ingress => "accept".to_string(),
+                Direction::Egress => format!("goto {EGRESS_ACCEPTED}"),
             };
             vec![format!("{counter} {allow}")]
         }
@@ -139,6 +163,62 @@ impl Renderer<'_> {
         }
     }
 
+    /// The maps and the lookup chain of tier group `t`, each declared once however many groups
+    /// share it (`declared` holds the names already declared).
+    pub(super) fn tier_group(
+        &mut self,
+        t: &crate::TierMap,
+        declared: &mut std::collections::HashSet<String>,
+    ) {
+        if !declared.insert(t.name.clone()) {
+            return;
+        }
+        let class = format!("ct mark and 0x{:08x}", self.bits.mask());
+        let mut lookups = Vec::new();
+        let exact: Vec<TierSegment> = t.segments.iter().filter(|s| s.exact()).copied().collect();
+        if !exact.is_empty() {
+            let elements = tier_elements(self.ir, &exact, true);
+            self.map(&t.exact_map, &EXACT_TIER_MAP_HEADER, elements);
+            lookups.push(format!(
+                "{class} . meta l4proto . th dport vmap @{}",
+                t.exact_map
+            ));
+        }
+        let ranges: Vec<TierSegment> = t.segments.iter().filter(|s| !s.exact()).copied().collect();
+        if !ranges.is_empty() {
+            if declared.insert(t.range_map.clone()) {
+                let elements = tier_elements(self.ir, &ranges, false);
+                self.map(&t.range_map, &TIER_MAP_HEADER, elements);
+            }
+            lookups.push(format!(
+                "{class} . meta l4proto . th dport vmap @{}",
+                t.range_map
+            ));
+        }
+        self.chain(&t.name, None, lookups);
+    }
+
+    /// `eg_accepted`, where an egress Accept goes (only when some egress Accept rule exists, so a
+    /// table without one is unchanged): what `forward` does after the egress check, the ingress
+    /// check of a local destination, then accept. On `input` (the node's own addresses) the
+    /// ingress dispatch matches nothing and the packet is accepted, as `input` itself would.
+    pub(super) fn egress_accepted_chain(&mut self) {
+        let needed = self
+            .ir
+            .admin_rules
+            .iter()
+            .any(|r| r.direction == Direction::Egress && r.action == AdminAction::Accept);
+        if !needed {
+            return;
+        }
+        let mut rules: Vec<String> = super::INGRESS_DISPATCH_RULES
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        rules.push("accept".to_string());
+        self.chain(EGRESS_ACCEPTED, None, rules);
+    }
+
     /// The tier rules of an identity chain before the NetworkPolicy grants (`classified`: the
     /// classify chain has run) and, for identities NetworkPolicy leaves open, all of its rules.
     pub(super) fn tier_rules(
@@ -148,11 +228,8 @@ impl Renderer<'_> {
         tier_maps: &[Option<String>; 2],
     ) -> TierRules {
         let p = prefix(d.direction);
-        let class = format!("ct mark and 0x{:08x}", self.bits.mask());
-        let lookup = |map: &Option<String>| {
-            let map = map.as_deref().unwrap_or("invalid");
-            format!("{class} . meta l4proto . th dport vmap @{map}")
-        };
+        let lookup =
+            |chain: &Option<String>| format!("jump {}", chain.as_deref().unwrap_or("invalid"));
         let allow = match d.direction {
             Direction::Ingress => "accept",
             Direction::Egress => "return",
@@ -195,12 +272,14 @@ pub(super) struct TierRules {
     pub(super) open_rest: Vec<String>,
 }
 
-/// The elements of one tier's verdict map, as (key, element) pairs.
+/// The elements of one of a tier's verdict maps, as (key, element) pairs; `exact`: the
+/// exact-port hash map (the segments are single ports).
 ///
-/// A key names a single port as the range `P-P`: nft 1.0.6 cannot `delete element` a key of
-/// single values from this map (the kernel answers "No such file or directory", apparently for
-/// the host-order `mark` at its head), while `P-P` deletes the element `P` was added as.
-pub(super) fn tier_elements(ir: &RulesetIr, segments: &[TierSegment]) -> Vec<(String, String)> {
+/// In the range map a key names a single port as the range `P-P`: nft 1.0.6 cannot `delete
+/// element` a key of single values from an interval map of this type (the kernel answers "No
+/// such file or directory", apparently for the host-order `mark` at its head), while `P-P`
+/// deletes the element `P` was added as.
+fn tier_elements(ir: &RulesetIr, segments: &[TierSegment], exact: bool) -> Vec<(String, String)> {
     let mut out = Vec::with_capacity(segments.len());
     // Few rules serve many elements: render each tail once.
     let mut tails: HashMap<usize, String> = HashMap::new();
@@ -226,7 +305,7 @@ pub(super) fn tier_elements(ir: &RulesetIr, segments: &[TierSegment]) -> Vec<(St
                 let key_start = text.len();
                 push_ports(&mut text, s.first, s.last);
                 let mut key = text.clone();
-                if s.first == s.last {
+                if s.first == s.last && !exact {
                     key.truncate(key_start);
                     push_ports(&mut key, s.first, s.first);
                     key.push('-');
@@ -249,8 +328,14 @@ pub(super) fn tier_elements(ir: &RulesetIr, segments: &[TierSegment]) -> Vec<(St
     out
 }
 
-/// The verdict map header of a tier.
-pub(super) const TIER_MAP_HEADER: [&str; 2] = [
+/// The chain an egress Accept of an admin rule goes to (see [`Renderer::egress_accepted_chain`]).
+pub(super) const EGRESS_ACCEPTED: &str = "eg_accepted";
+
+/// The header of a tier's exact-port map.
+const EXACT_TIER_MAP_HEADER: [&str; 1] = ["type mark . inet_proto . inet_service : verdict"];
+
+/// The header of a tier's range map.
+const TIER_MAP_HEADER: [&str; 2] = [
     "type mark . inet_proto . inet_service : verdict",
     "flags interval",
 ];

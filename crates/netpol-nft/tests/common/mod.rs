@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
-pub mod admin;
 pub mod admin_edits;
 pub mod lab;
 pub mod update;

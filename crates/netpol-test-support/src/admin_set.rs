@@ -1,13 +1,13 @@
 //! Admin policies for the synthetic clusters: `n` policies of every API and tier, with rules of
 //! every action over namespace selectors and networks, on ports the synthetic NetworkPolicies do
-//! not use (so the flows those allow stay allowed, after walking the tiers). Shared by the cost
-//! test and the per-packet benchmark (`#[path]`-included there).
+//! not use (so the flows those allow stay allowed, after walking the tiers). Shared by
+//! netpol-nft's cost test, its per-packet and update benchmarks and the agent's benchmark.
 
+use crate::build::sel;
 use netpol_core::{
     AdminAction, AdminApi, AdminPeer, AdminPolicy, AdminPort, AdminRule, AdminSubject, AdminTier,
     LabelSelector, Protocol,
 };
-use netpol_test_support::sel;
 
 const TEAMS: [&str; 5] = ["alpha", "beta", "gamma", "delta", "platform"];
 const ENVS: [&str; 3] = ["prod", "staging", "dev"];
@@ -30,7 +30,10 @@ fn rule(action: AdminAction, peer: AdminPeer, ports: Option<Vec<AdminPort>>) -> 
 }
 
 fn network(prefix: &str, i: usize) -> AdminPeer {
-    AdminPeer::Networks(vec![format!("{prefix}.{}/32", i % 256).parse().unwrap()])
+    let cidr = format!("{prefix}.{}/32", i % 256);
+    AdminPeer::Networks(vec![cidr
+        .parse()
+        .unwrap_or_else(|e| panic!("test CIDR {cidr:?}: {e}"))])
 }
 
 /// `n` admin policies named `adm-<i>`, a quarter of each kind: Admin Deny, Admin Pass/Accept,
