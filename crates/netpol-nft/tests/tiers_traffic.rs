@@ -316,6 +316,43 @@ fn an_admin_egress_accept_overrides_network_policy_and_leaves_the_destinations_i
 }
 
 #[test]
+fn admin_denies_of_every_protocol_and_of_every_tcp_port_drop_what_the_evaluator_says() {
+    let mut c = tiered_cluster();
+    let mut all = cnp("deny-c-to-d-all", AdminTier::Admin, 40, &[("vm", "d")]);
+    let mut rule = admin_rule(AdminAction::Deny, vec![pods(&[("vm", "c")])], &[]);
+    rule.ports = None;
+    all.ingress = vec![rule];
+    let mut tcp_only = cnp("deny-b-to-d-tcp", AdminTier::Admin, 41, &[("vm", "d")]);
+    let mut rule = admin_rule(AdminAction::Deny, vec![pods(&[("vm", "b")])], &[]);
+    rule.ports = Some(vec![AdminPort::Protocol {
+        protocol: Protocol::Tcp,
+        ports: None,
+    }]);
+    tcp_only.ingress = vec![rule];
+    c.admin_policies.extend([all, tcp_only]);
+    let r = compile(&c, EvalOptions::default(), NODE).unwrap();
+    // Every protocol of vm-c's class is one element; every TCP port of vm-b's another.
+    assert!(
+        r.text
+            .contains(". 0-255 . 0-65535 comment \"cnp/deny-c-to-d-all ingress[0]\""),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains(". tcp . 0-65535 comment \"cnp/deny-b-to-d-tcp ingress[0]\""),
+        "{}",
+        r.text
+    );
+    let (_lab, vms) = lab(&r);
+    for port in [1234, 8080] {
+        assert_eq!(check(&c, &vms, 2, 3, port), Outcome::Dropped);
+        assert_eq!(check(&c, &vms, 1, 3, port), Outcome::Dropped);
+        assert_eq!(check(&c, &vms, 0, 3, port), Outcome::Reached);
+    }
+}
+
+#[test]
 fn an_incremental_update_changing_one_admin_policy_loads_and_takes_effect() {
     let c = tiered_cluster();
     let old = compile(&c, EvalOptions::default(), NODE).unwrap();

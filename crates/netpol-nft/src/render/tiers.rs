@@ -72,9 +72,6 @@ use std::collections::HashMap;
 
 use crate::{AdminRuleRef, DirectionIr, RulesetIr, TierSegment};
 
-/// The protocol numbers other than TCP (6), UDP (17) and SCTP (132), as `inet_proto` ranges.
-const OTHER_PROTOCOLS: [&str; 4] = ["0-5", "7-16", "18-131", "133-255"];
-
 /// The rules of an admin rule's chain (also what its name is hashed from).
 pub(crate) fn admin_rule_chain_rules(r: &AdminRuleRef) -> Vec<String> {
     let counter = format!("counter name {}", quoted(&r.counter));
@@ -278,54 +275,116 @@ pub(super) struct TierRules {
 /// In the range map a key names a single port as the range `P-P`: nft 1.0.6 cannot `delete
 /// element` a key of single values from an interval map of this type (the kernel answers "No
 /// such file or directory", apparently for the host-order `mark` at its head), while `P-P`
-/// deletes the element `P` was added as.
+/// deletes the element `P` was added as. A class whose neighbouring protocols (in protocol
+/// number order: 0-5, TCP, 7-16, UDP, ...) are decided for every port by the same rule gets one
+/// element for the run (`0x00010000 . 0-255 . 0-65535` for a rule without ports), not one per
+/// protocol.
 fn tier_elements(ir: &RulesetIr, segments: &[TierSegment], exact: bool) -> Vec<(String, String)> {
     let mut out = Vec::with_capacity(segments.len());
     // Few rules serve many elements: render each tail once.
     let mut tails: HashMap<usize, String> = HashMap::new();
-    for s in segments {
-        let Some(r) = ir.admin_rules.get(s.rule) else {
-            continue;
-        };
-        let tail = tails.entry(s.rule).or_insert_with(|| {
+    let mut tail_of = |rule: usize| -> Option<String> {
+        let r = ir.admin_rules.get(rule)?;
+        let tail = tails.entry(rule).or_insert_with(|| {
             let verb = match r.action {
                 AdminAction::Pass => "jump",
                 AdminAction::Accept | AdminAction::Deny => "goto",
             };
             format!(" comment {} : {verb} {}", quoted(&r.label()), r.chain)
         });
+        Some(tail.clone())
+    };
+    for class in segments.chunk_by(|a, b| a.class == b.class) {
         let mut head = String::with_capacity(24);
-        push_mark(&mut head, s.class);
+        push_mark(&mut head, class[0].class);
         head.push_str(" . ");
-        match s.protocol {
-            Some(p) => {
-                let mut text = head;
-                text.push_str(proto(p));
-                text.push_str(" . ");
-                let key_start = text.len();
-                push_ports(&mut text, s.first, s.last);
-                let mut key = text.clone();
-                if s.first == s.last && !exact {
-                    key.truncate(key_start);
-                    push_ports(&mut key, s.first, s.first);
-                    key.push('-');
-                    push_ports(&mut key, s.last, s.last);
+        let mut slots: [Option<usize>; PROTOCOL_SLOTS.len()] = [None; PROTOCOL_SLOTS.len()];
+        for s in class {
+            let whole = s.first == 0 && s.last == u16::MAX;
+            match s.protocol {
+                None => {
+                    for (slot, (_, protocol)) in slots.iter_mut().zip(PROTOCOL_SLOTS) {
+                        if protocol.is_none() {
+                            *slot = Some(s.rule);
+                        }
+                    }
                 }
-                text.push_str(tail);
-                out.push((key, text));
-            }
-            None => {
-                for range in OTHER_PROTOCOLS {
-                    let mut key = head.clone();
-                    key.push_str(range);
-                    key.push_str(" . 0-65535");
-                    let text = format!("{key}{tail}");
+                Some(p) if whole && !exact => {
+                    if let Some(i) = PROTOCOL_SLOTS.iter().position(|(_, q)| *q == Some(p)) {
+                        slots[i] = Some(s.rule);
+                    }
+                }
+                Some(p) => {
+                    let Some(tail) = tail_of(s.rule) else {
+                        continue;
+                    };
+                    let mut text = head.clone();
+                    text.push_str(proto(p));
+                    text.push_str(" . ");
+                    let key_start = text.len();
+                    push_ports(&mut text, s.first, s.last);
+                    let mut key = text.clone();
+                    if s.first == s.last && !exact {
+                        key.truncate(key_start);
+                        push_ports(&mut key, s.first, s.first);
+                        key.push('-');
+                        push_ports(&mut key, s.last, s.last);
+                    }
+                    text.push_str(&tail);
                     out.push((key, text));
                 }
             }
         }
+        push_whole_protocol_runs(&mut out, &head, &slots, &mut tail_of);
     }
     out
+}
+
+/// The protocol numbers in order, as they are written in a range map key: the ranges of
+/// protocols without ports (`None`) between TCP, UDP and SCTP.
+const PROTOCOL_SLOTS: [((u8, u8), Option<netpol_core::Protocol>); 7] = [
+    ((0, 5), None),
+    ((6, 6), Some(netpol_core::Protocol::Tcp)),
+    ((7, 16), None),
+    ((17, 17), Some(netpol_core::Protocol::Udp)),
+    ((18, 131), None),
+    ((132, 132), Some(netpol_core::Protocol::Sctp)),
+    ((133, 255), None),
+];
+
+/// One element per run of neighbouring protocol slots decided for every port by the same rule
+/// (`slots`: the deciding rule per slot of [`PROTOCOL_SLOTS`]).
+fn push_whole_protocol_runs(
+    out: &mut Vec<(String, String)>,
+    head: &str,
+    slots: &[Option<usize>; PROTOCOL_SLOTS.len()],
+    tail_of: &mut dyn FnMut(usize) -> Option<String>,
+) {
+    let mut i = 0;
+    while i < slots.len() {
+        let Some(rule) = slots[i] else {
+            i += 1;
+            continue;
+        };
+        let mut j = i;
+        while j + 1 < slots.len() && slots[j + 1] == Some(rule) {
+            j += 1;
+        }
+        if let Some(tail) = tail_of(rule) {
+            let mut key = head.to_string();
+            match (i == j, PROTOCOL_SLOTS[i]) {
+                (true, (_, Some(p))) => key.push_str(proto(p)),
+                _ => {
+                    let (first, last) = (PROTOCOL_SLOTS[i].0 .0, PROTOCOL_SLOTS[j].0 .1);
+                    key.push_str(&format!("{first}-{last}"));
+                }
+            }
+            key.push_str(" . 0-65535");
+            let text = format!("{key}{tail}");
+            out.push((key, text));
+        }
+        i = j + 1;
+    }
 }
 
 /// The chain an egress Accept of an admin rule goes to (see [`Renderer::egress_accepted_chain`]).
@@ -357,19 +416,20 @@ mod tests {
     use netpol_core::Protocol;
 
     #[test]
-    fn the_other_protocol_ranges_cover_every_protocol_but_tcp_udp_and_sctp() {
-        let mut covered = [false; 256];
-        for r in OTHER_PROTOCOLS {
-            let (a, b) = r.split_once('-').unwrap();
-            let (a, b) = (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap());
-            for (p, c) in covered.iter_mut().enumerate().take(b + 1).skip(a) {
-                assert!(!*c, "{p} twice");
-                *c = true;
+    fn the_protocol_slots_cover_every_protocol_once_in_order_with_tcp_udp_and_sctp_at_their_numbers(
+    ) {
+        let mut next = 0u16;
+        for ((first, last), protocol) in PROTOCOL_SLOTS {
+            assert_eq!(u16::from(first), next, "slots are contiguous");
+            assert!(first <= last);
+            if let Some(p) = protocol {
+                assert_eq!((first, last), (number(p), number(p)), "{p}");
             }
+            next = u16::from(last) + 1;
         }
+        assert_eq!(next, 256);
         for p in Protocol::ALL {
-            assert!(!covered[usize::from(number(p))], "{p}");
+            assert!(PROTOCOL_SLOTS.iter().any(|(_, q)| *q == Some(p)), "{p}");
         }
-        assert_eq!(covered.iter().filter(|c| !**c).count(), 3);
     }
 }
