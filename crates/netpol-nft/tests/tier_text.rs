@@ -167,7 +167,10 @@ fn holds(r: &Ruleset) -> Result<(), String> {
         let rules = chains.get(&t.name).ok_or(format!("no chain {}", t.name))?;
         let mut lookups: Vec<&[Element]> = Vec::new();
         for rule in rules {
-            let map = rule.rsplit_once(" vmap @").ok_or(format!("{rule}"))?.1;
+            let map = rule
+                .rsplit_once(" vmap @")
+                .ok_or(format!("not a lookup: {rule}"))?
+                .1;
             lookups.push(maps.get(map).ok_or(format!("no map {map}"))?);
         }
         let mut classes: Vec<u32> = t.segments.iter().map(|s| s.class).collect();
