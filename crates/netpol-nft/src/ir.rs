@@ -69,16 +69,17 @@ pub struct DirectionIr {
 /// two: the kernel changes elements of a loaded hash map in about 0.2 ms each but those of a
 /// loaded interval map of concatenations in about 3.4 ms each (kernel 6.18, a 3,000-element
 /// map), while nft 1.0.6 spends about 12 us of parsing per element a transaction carries. So
-/// the exact map and the chain are named from the group and an edited rule changes the exact
-/// map's elements in place; the range map is named from its elements and replaced whole (a
+/// the exact map and the chain are named from the tier and the least workload the group serves
+/// (stable across rule and NetworkPolicy edits), and an edited rule changes the exact map's
+/// elements in place; the range map is named from its elements and replaced whole (a
 /// fresh map loads at parsing speed), the lookup chain then rewritten. The identity chains are
 /// named without any of it (from their NetworkPolicy rules and workloads), so they keep their
 /// names, grant maps and rules. Groups whose segments are equal share one chain and its maps.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TierMap {
     /// `in_tl_<h>` / `eg_tl_<h>`: the lookup chain identity chains jump to; `h`, 16 hex digits,
-    /// hashed from the group (the least hash of the groups with the same segments, which share
-    /// the chain and its maps).
+    /// hashed from the tier and the least workload key the group serves (of all the groups with
+    /// the same segments, which share the chain and its maps).
     pub name: String,
     /// `in_tx_<h>` / `eg_tx_<h>` (the chain's `h`): the hash map of the single-port segments,
     /// changed element by element by an update.

@@ -63,7 +63,7 @@
 //!   in a hash map (`in_tx_<g>`), the rest in an interval map (`in_t_<h>`). They are computed
 //!   once per group of identities the same admin policies of the tier select and shared by the
 //!   groups with the same elements ([`TierMap`]); the chain and the hash map are named from the
-//!   group's identities, the interval map from its elements, and identity chains are named
+//!   group's least workload, the interval map from its elements, and identity chains are named
 //!   without any of them, so editing an admin rule changes elements in place and renames no
 //!   identity chain.
 //!   Accept and Deny are final for the direction, Pass and no match go on.
@@ -113,7 +113,7 @@
 //! identity chains/maps, tier maps, admin rule chains and counters that changed, and the changed
 //! elements of the shared maps and of the tiers' exact-port maps. An identity chain an admin
 //! policy selects is named without its tier objects (from its NetworkPolicy rules and
-//! workloads), and a group's lookup chain and exact-port map from the identities it serves, so
+//! workloads), and a group's lookup chain and exact-port map from the least workload it serves, so
 //! a changed admin rule changes the elements it decides in the exact-port maps, replaces the
 //! interval maps holding it (fresh maps, fast to load) and rewrites the lookup chains looking
 //! them up; an added or deleted policy does the same, and only for groups it splits or joins

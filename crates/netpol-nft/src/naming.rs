@@ -57,8 +57,6 @@ pub(crate) fn name(ir: &mut RulesetIr) -> Result<Prerendered, ClassOverflow> {
     for (ident, name) in ir.egress.identities.iter_mut().zip(eg_names) {
         ident.chain = name;
     }
-    // After the identities: tier groups are named from the identity chains they serve, whose
-    // names do not depend on them (the placeholder).
     tier_map_names(&mut ir.ingress, &ir.admin_rules);
     tier_map_names(&mut ir.egress, &ir.admin_rules);
     Ok(Prerendered {
@@ -226,10 +224,10 @@ fn assign_marks(d: &mut DirectionIr, bits: CtMarkBits) -> Result<(), ClassOverfl
 /// Names the tier objects of every group of a direction (see [`crate::TierMap`]):
 ///
 /// * the lookup chain `<p>_tl_<h>` and the exact-port map `<p>_tx_<h>`, `h` hashed from the
-///   tier and the least name of the identity chains the group serves (groups with equal
-///   segments share them, and count as one), so that an edited rule, and mostly also a deleted
-///   or added policy, changes the exact map's elements in place and renames nothing (identity
-///   chain names follow NetworkPolicy rules and workloads only);
+///   tier and the least key (`namespace/name`) of the workloads the group serves (groups with
+///   equal segments share them, and count as one), so that an edited admin rule, mostly also a
+///   deleted or added admin policy, and a NetworkPolicy edit (which renames identity chains but
+///   moves no workload) change the exact map's elements in place and rename nothing;
 /// * the range map `<p>_t_<h>`, `h` hashed from its elements, replaced whole when they change.
 ///
 /// A hash already taken by other content (not a practical concern at 64 bits) is probed onward,
@@ -241,7 +239,7 @@ fn tier_map_names(d: &mut DirectionIr, rules: &[crate::AdminRuleRef]) {
     };
     let contents: Vec<&[crate::TierSegment]> =
         d.tiers.iter().map(|t| t.segments.as_slice()).collect();
-    // The least identity chain (or, for a group no identity uses, the group's own key) per
+    // The least workload served (or, for a group no identity uses, the group's own key) per
     // content.
     let mut served: Vec<Option<&str>> = vec![None; d.tiers.len()];
     for ident in &d.identities {
@@ -249,9 +247,11 @@ fn tier_map_names(d: &mut DirectionIr, rules: &[crate::AdminRuleRef]) {
             .into_iter()
             .flatten()
         {
-            if let Some(least) = served.get_mut(i) {
-                let chain = ident.chain.as_str();
-                *least = Some(least.map_or(chain, |l| l.min(chain)));
+            let Some(least) = served.get_mut(i) else {
+                continue;
+            };
+            for w in &ident.workloads {
+                *least = Some(least.map_or(w.as_str(), |l| l.min(w.as_str())));
             }
         }
     }

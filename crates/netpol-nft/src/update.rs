@@ -11,7 +11,7 @@
 //!
 //! The admin tiers' objects are named so that an admin policy change touches elements rather
 //! than names (see [`crate::TierMap`]): a group's lookup chain and exact-port hash map are named
-//! from the identity chains the group serves, so a changed rule becomes element changes of the
+//! from the least workload the group serves, so a changed rule becomes element changes of the
 //! exact maps (the kernel changes a loaded hash map's elements in about 0.2 ms each); the
 //! interval maps of port ranges are named from their elements and replaced whole (changing a
 //! loaded interval map of concatenations costs about 3.4 ms per element with kernel 6.18, and

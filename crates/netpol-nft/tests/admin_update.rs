@@ -1,5 +1,5 @@
 //! One admin policy changed, as an incremental update: the tiers' exact-port maps and lookup
-//! chains are named from the identity chains they serve, not from their elements, so a changed
+//! chains are named from the least workload they serve, not from their elements, so a changed
 //! rule changes the elements of the exact maps holding it in place (and replaces only the range
 //! maps holding it), and recreates or rewrites no identity chain, grant map or unrelated map;
 //! and old table + update = new table in the real kernel for (a) a port of one rule changed, (b)
@@ -262,6 +262,63 @@ fn an_action_change_of_one_admin_rule_swaps_its_rule_chain_and_changes_the_eleme
     require_kernel();
     check_update(&old, &new).unwrap();
     check_update(&new, &old).unwrap();
+}
+
+/// `c` with the first numeric port of policy `i`'s rules moved up by one; `None` when it has
+/// none.
+fn network_policy_port_moved(c: &Cluster, i: usize) -> Option<Cluster> {
+    let mut t = c.clone();
+    let p = t.policies.get_mut(i)?;
+    let port = p
+        .ingress
+        .iter_mut()
+        .chain(p.egress.iter_mut())
+        .flat_map(|r| r.ports.iter_mut())
+        .find_map(|port| match &mut port.port {
+            Some(PortSpec::Number(n)) if *n < u16::MAX => Some(n),
+            _ => None,
+        })?;
+    *port += 1;
+    Some(t)
+}
+
+#[test]
+fn a_network_policy_edit_renames_no_tier_object_even_where_it_renames_tiered_identity_chains() {
+    let c = tiered_synthetic();
+    let opts = EvalOptions::default();
+    let old = compile(&c, opts, NODE).unwrap();
+    let mut tiered_renamed = 0;
+    for i in 0..c.policies.len() {
+        let Some(changed) = network_policy_port_moved(&c, i) else {
+            continue;
+        };
+        let new = compile(&changed, opts, NODE).unwrap();
+        let script = update_script(&old, &new).unwrap();
+        let e = effect(&script);
+        for object in e.declared.iter().chain(&e.deleted) {
+            assert!(!is_tier_object(object), "{object}: {script}");
+        }
+        assert!(
+            e.elements_of
+                .iter()
+                .all(|m| !is_tier_object(&format!("map {m}"))),
+            "{script}"
+        );
+        let ir = new.ir();
+        tiered_renamed += [&ir.ingress, &ir.egress]
+            .iter()
+            .flat_map(|d| d.identities.iter())
+            .filter(|id| id.rules.admin.is_some() || id.rules.baseline.is_some())
+            .filter(|id| e.declared.contains(&format!("chain {}", id.chain)))
+            .count();
+        if tiered_renamed >= 3 {
+            break;
+        }
+    }
+    assert!(
+        tiered_renamed >= 3,
+        "some edits rename identity chains walking the tiers"
+    );
 }
 
 #[test]

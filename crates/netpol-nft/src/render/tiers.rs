@@ -13,8 +13,8 @@
 //! chain eg_r_<h> { counter name "adm_..." goto eg_accepted }     # an egress Accept rule
 //! chain in_r_<h> { counter name "adm_..." }            # a Pass rule: counts, then returns
 //! map in_tx_<g> {                          # the group's single ports; g: 16 hex digits
-//!                                          # hashed from the tier and the least identity
-//!                                          # chain the group serves
+//!                                          # hashed from the tier and the least workload
+//!                                          # the group serves
 //!     type mark . inet_proto . inet_service : verdict
 //!     elements = { 0x00010000 . tcp . 5432 comment "cnp/deny-db ingress[0]" : goto in_r_<h> }
 //! }
