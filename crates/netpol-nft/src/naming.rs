@@ -3,8 +3,8 @@
 //! content rather than position. That is what lets an update touch only what changed: a class or
 //! identity that does not change keeps its mark or name when others come and go.
 //!
-//! The tiers' lookup chains and exact-port maps are named from their group (the admin policies
-//! selecting the identities), their range maps from their elements; an identity chain that
+//! The tiers' lookup chains and exact-port maps are named from the tier and the least workload
+//! their group serves, their range maps from their elements; an identity chain that
 //! jumps to a tier's lookup chain is hashed without it (a placeholder stands in) and with its
 //! whole list of workloads, so an edited, added or deleted admin policy leaves the identity
 //! chains' names alone: an update changes exact-port elements in place, replaces range maps and
@@ -260,7 +260,7 @@ fn tier_map_names(d: &mut DirectionIr, rules: &[crate::AdminRuleRef]) {
         .iter()
         .zip(&served)
         .map(|(t, least)| match least {
-            Some(chain) => format!("{}/{chain}", t.tier),
+            Some(workload) => format!("{}/{workload}", t.tier),
             None => format!("{}/{}", t.tier, t.policies.join(",")),
         })
         .collect();
